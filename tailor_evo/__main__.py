@@ -1,0 +1,3 @@
+from tailor_evo.cli import main
+
+main()

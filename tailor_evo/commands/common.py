@@ -1,0 +1,55 @@
+"""Options and helpers shared by commands: config file, overrides, seed, run directory."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+
+from tailor_evo.config import load_config
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def config_options(func: F) -> F:
+    """Add ``--config FILE`` and repeatable ``--set key=value`` to a command."""
+    func = click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+                        help="Override a config value (dotted key), e.g. --set rl.steps=20.")(func)
+    func = click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
+                        help="YAML config file; values not given keep their defaults.")(func)
+    return func
+
+
+def resolve_config(cls: type, config_path: str | None, overrides: tuple[str, ...], ctx: click.Context | None = None,
+                   **direct: Any) -> Any:
+    """Defaults <- file <- --set <- explicit command-line options (``direct``, None = not given) <- global --seed."""
+    extra = [f"{k}={_yaml_scalar(v)}" for k, v in direct.items() if v is not None]
+    cfg = load_config(cls, config_path, list(overrides) + extra)
+    seed = (ctx.find_root().obj or {}).get("seed") if ctx is not None else None
+    if seed is not None and hasattr(cfg, "seed"):
+        cfg.seed = seed
+    return cfg
+
+
+def _yaml_scalar(v: Any) -> str:
+    import json
+
+    return json.dumps(v) if not isinstance(v, str) else v
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    try:
+        import numpy as np
+
+        np.random.seed(seed % (2**32))
+    except ImportError:
+        pass
+    try:
+        import torch
+
+        torch.manual_seed(seed)
+    except ImportError:
+        pass

@@ -1,0 +1,142 @@
+"""Dataset I/O: JSONL and Parquet with located errors, and atomic writes.
+
+Every writer goes through a temporary file in the same directory followed by a
+rename, so that a crash never leaves a half-written file where a finished one is
+expected (resume logic relies on that).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from tailor_evo.errors import InputError
+
+
+@contextmanager
+def atomic_open(path: str | os.PathLike, mode: str = "w", encoding: str | None = "utf-8"):
+    """Open a temporary sibling of ``path`` for writing; rename it over ``path`` on success."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        kwargs = {} if "b" in mode else {"encoding": encoding}
+        with open(tmp, mode, **kwargs) as fh:
+            yield fh
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_text_atomic(path: str | os.PathLike, text: str) -> None:
+    with atomic_open(path) as fh:
+        fh.write(text)
+
+
+def write_json_atomic(path: str | os.PathLike, obj: Any) -> None:
+    with atomic_open(path) as fh:
+        json.dump(obj, fh, indent=2, ensure_ascii=False, default=_json_default)
+        fh.write("\n")
+
+
+def write_jsonl_atomic(path: str | os.PathLike, records: Iterable[dict]) -> int:
+    n = 0
+    with atomic_open(path) as fh:
+        for rec in records:
+            fh.write(json.dumps(rec, ensure_ascii=False, default=_json_default) + "\n")
+            n += 1
+    return n
+
+
+def append_jsonl(path: str | os.PathLike, record: dict) -> None:
+    """Append one record and flush: used for logs (metrics) where a torn last line is tolerable."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a", encoding="utf-8") as fh:
+        fh.write(json.dumps(record, ensure_ascii=False, default=_json_default) + "\n")
+        fh.flush()
+
+
+def read_json(path: str | os.PathLike) -> Any:
+    path = Path(path)
+    if not path.exists():
+        raise InputError("file not found", file=str(path))
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise InputError(f"invalid JSON: {exc.msg}", file=str(path), line=exc.lineno) from None
+
+
+def iter_jsonl(path: str | os.PathLike, required: Sequence[str] = ()) -> Iterator[tuple[int, dict]]:
+    """Yield ``(line_number, record)``; blank lines are skipped, anything else malformed raises.
+
+    ``required`` names fields that every record must have; a missing one raises an
+    :class:`InputError` naming the file, the line and the field.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise InputError("file not found", file=str(path))
+    if path.is_dir():
+        raise InputError("is a directory, expected a JSONL file", file=str(path))
+    with open(path, encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise InputError(f"invalid JSON: {exc.msg}", file=str(path), line=lineno) from None
+            if not isinstance(rec, dict):
+                raise InputError("expected a JSON object", file=str(path), line=lineno)
+            for field in required:
+                if field not in rec:
+                    raise InputError("missing field", file=str(path), line=lineno, field=field)
+            yield lineno, rec
+
+
+def read_records(path: str | os.PathLike, required: Sequence[str] = ()) -> list[dict]:
+    """Read JSONL or Parquet (by extension) into a list of dicts, checking required fields."""
+    path = Path(path)
+    if path.suffix == ".parquet":
+        if not path.exists():
+            raise InputError("file not found", file=str(path))
+        import polars as pl
+
+        rows = pl.read_parquet(path).to_dicts()
+        for i, rec in enumerate(rows, start=1):
+            for field in required:
+                if field not in rec:
+                    raise InputError("missing field", file=str(path), line=i, field=field)
+        return rows
+    return [rec for _, rec in iter_jsonl(path, required)]
+
+
+def write_records(path: str | os.PathLike, records: list[dict]) -> int:
+    """Write JSONL or Parquet by extension, atomically."""
+    path = Path(path)
+    if path.suffix == ".parquet":
+        import polars as pl
+
+        with atomic_open(path, "wb") as fh:
+            pl.DataFrame(records).write_parquet(fh)
+        return len(records)
+    return write_jsonl_atomic(path, records)
+
+
+def _json_default(obj: Any) -> Any:
+    if hasattr(obj, "tolist"):
+        return obj.tolist()
+    if isinstance(obj, (set, frozenset)):
+        return sorted(obj)
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")

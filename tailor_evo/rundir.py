@@ -1,0 +1,87 @@
+"""The run directory: one folder per command invocation holding config, metrics, checkpoints and report.
+
+Layout (every command uses the parts it needs)::
+
+    RUN_DIR/
+      config.yaml        resolved configuration (what --resume reads back)
+      metrics.jsonl      one JSON object per step / generation
+      checkpoints/       resumable state, written atomically
+      plots/             PNG figures
+      report.md          short human-readable summary
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tailor_evo.config import dump_yaml
+from tailor_evo.errors import InputError
+from tailor_evo.io import append_jsonl, write_text_atomic
+
+
+@dataclass
+class RunDir:
+    path: Path
+
+    def __post_init__(self) -> None:
+        self.path = Path(self.path)
+
+    @classmethod
+    def create(cls, path: str | Path, *, resume: bool = False, overwrite: bool = False) -> "RunDir":
+        """Make the directory. Refuse to mix a fresh run into a non-empty directory unless asked."""
+        path = Path(path)
+        if path.exists() and any(path.iterdir()) and not (resume or overwrite):
+            raise InputError("run directory exists and is not empty; pass --resume to continue it "
+                             "or --overwrite to start again", file=str(path))
+        if resume and not (path / "config.yaml").exists():
+            raise InputError("nothing to resume: no config.yaml in the run directory", file=str(path))
+        path.mkdir(parents=True, exist_ok=True)
+        (path / "checkpoints").mkdir(exist_ok=True)
+        (path / "plots").mkdir(exist_ok=True)
+        return cls(path)
+
+    @property
+    def config_path(self) -> Path:
+        return self.path / "config.yaml"
+
+    @property
+    def metrics_path(self) -> Path:
+        return self.path / "metrics.jsonl"
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.path / "checkpoints"
+
+    @property
+    def plots(self) -> Path:
+        return self.path / "plots"
+
+    @property
+    def report_path(self) -> Path:
+        return self.path / "report.md"
+
+    def save_config(self, cfg: Any) -> None:
+        write_text_atomic(self.config_path, dump_yaml(cfg))
+
+    def log(self, record: dict) -> None:
+        append_jsonl(self.metrics_path, record)
+
+    def read_metrics(self) -> list[dict]:
+        """Metrics so far; a torn last line (crash mid-write) is dropped, not fatal."""
+        if not self.metrics_path.exists():
+            return []
+        out = []
+        for line in self.metrics_path.read_text(encoding="utf-8").splitlines():
+            try:
+                out.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue
+        return out
+
+    def truncate_metrics(self, keep: "callable") -> None:
+        """On resume, drop metric rows written after the last checkpoint so none is duplicated."""
+        rows = [r for r in self.read_metrics() if keep(r)]
+        write_text_atomic(self.metrics_path, "".join(json.dumps(r) + "\n" for r in rows))
