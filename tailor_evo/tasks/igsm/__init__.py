@@ -1,0 +1,131 @@
+"""iGSM: synthetic grade-school math over a hierarchy of categories, arithmetic mod 23.
+
+Difficulty is the operation count (op) of the detailed solution; the number of
+stated (instance) parameters, ip, is a second knob bounded by ``max_edge``.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+from tailor_evo.errors import InputError
+from tailor_evo.tasks.base import Grammar, Problem, Task, Trajectory, Verdict, register
+from tailor_evo.tasks.igsm.generator import GenerationError, GenOptions, generate_graph
+from tailor_evo.tasks.igsm.graph import MOD, Graph
+from tailor_evo.tasks.igsm.text import problem_text, reference_solution
+from tailor_evo.tasks.igsm.verifier import verify_answer
+
+__all__ = ["IGSMTask", "graph_of"]
+
+INSTRUCTION = (
+    "Solve the math problem. Every quantity is an integer modulo 23: reduce the result of every "
+    "addition, subtraction and multiplication modulo 23 (for example 15 + 12 = 4 and 3 - 5 = 21), "
+    "so the answer is an integer from 0 to 22. A quantity that is never stated and cannot be "
+    "derived from the structure is 0. Reason step by step inside <think> </think>, then give only "
+    "the final integer inside <answer> </answer>, for example: "
+    "<think> ... </think> <answer> 19 </answer>"
+)
+
+_GEN_OPTIONS = {"max_op", "max_edge", "ip", "max_tries", "abstract_share"}
+
+
+def graph_of(problem: Problem) -> Graph:
+    """The problem's graph (cached on the problem object; ``meta`` is not modified)."""
+    g = getattr(problem, "_igsm_graph", None)
+    if g is None:
+        g = Graph.from_meta(problem.meta, source=problem.id)
+        object.__setattr__(problem, "_igsm_graph", g)
+    return g
+
+
+@register
+class IGSMTask(Task):
+    name = "igsm"
+    difficulty_name = "op"
+    default_levels = (2, 3, 4, 5, 6)
+
+    # ---- problems -----------------------------------------------------------------
+    def generate(self, n: int, seed: int, levels: list[int] | None = None, **options: Any) -> list[Problem]:
+        """``n`` problems cycling through ``levels`` (target op values).
+
+        Options: ``max_op`` (levels default to 2..max_op; an explicit level above it is an
+        error), ``max_edge`` (ip upper bound, default 10), ``ip`` (exact ip),
+        ``max_tries`` (attempts per problem), ``abstract_share`` (share of questions about
+        abstract parameters).
+        """
+        unknown = set(options) - _GEN_OPTIONS
+        if unknown:
+            raise InputError(f"unknown iGSM option(s) {sorted(unknown)}; known: {sorted(_GEN_OPTIONS)}",
+                             field="options")
+        max_op = options.get("max_op")
+        levels = list(levels) if levels else (list(range(2, int(max_op) + 1)) if max_op else
+                                              list(self.default_levels))
+        for lv in levels:
+            if not isinstance(lv, int) or lv < 1:
+                raise InputError(f"op levels must be positive integers, got {lv!r}", field="levels")
+            if max_op is not None and lv > int(max_op):
+                raise InputError(f"level {lv} exceeds max_op={max_op}", field="levels")
+        opts = GenOptions(**{k: options[k] for k in ("max_edge", "ip", "max_tries", "abstract_share")
+                             if k in options})
+        if opts.ip is not None and opts.ip > opts.max_edge:
+            raise InputError(f"ip={opts.ip} exceeds max_edge={opts.max_edge}", field="ip")
+        problems = []
+        for i in range(n):
+            level = levels[i % len(levels)]
+            rng = random.Random(f"igsm:{seed}:{i}")
+            try:
+                g = generate_graph(rng, level, opts)
+            except GenerationError as exc:
+                raise InputError(str(exc), field="levels") from None
+            problems.append(self.problem_from_graph(g, f"igsm-{seed}-{i}"))
+        return problems
+
+    def problem_from_graph(self, g: Graph, pid: str) -> Problem:
+        answer = g.answer()
+        p = Problem(id=pid, task=self.name, difficulty=g.op, question=problem_text(g), answer=answer,
+                    answer_text=str(answer), meta=g.to_meta())
+        object.__setattr__(p, "_igsm_graph", g)
+        return p
+
+    def solve(self, problem: Problem) -> int:
+        return graph_of(problem).answer()
+
+    # ---- prompts and answers ------------------------------------------------------
+    def instruction(self) -> str:
+        return INSTRUCTION
+
+    def verify(self, problem: Problem, completion: str, shaped: bool = False) -> Verdict:
+        """Binary reward by default; ``shaped=True`` gives 0.1 for format, 0.2 for a parsable answer."""
+        return verify_answer(problem.answer, completion, shaped=shaped)
+
+    def reference_solution(self, problem: Problem) -> str:
+        return reference_solution(graph_of(problem))
+
+    # ---- records ------------------------------------------------------------------
+    def from_record(self, record: dict, *, source: str = "<record>", line: int | None = None) -> Problem:
+        problem = super().from_record(record, source=source, line=line)
+        g = Graph.from_meta(record.get("meta"), source=source, line=line)
+        ans = record["answer"]
+        if isinstance(ans, bool) or not isinstance(ans, int) or not 0 <= ans < MOD:
+            raise InputError(f"expected an integer in 0..{MOD - 1}", file=source, line=line, field="answer")
+        if str(ans) != str(record["answer_text"]).strip():
+            raise InputError("does not match 'answer'", file=source, line=line, field="answer_text")
+        object.__setattr__(problem, "_igsm_graph", g)
+        return problem
+
+    # ---- offline engine -------------------------------------------------------------
+    def grammar(self) -> Grammar:
+        from tailor_evo.tasks.igsm.moves import GRAMMAR
+
+        return GRAMMAR
+
+    def execute(self, program: dict, problem: Problem, rng: random.Random, max_steps: int = 400) -> Trajectory:
+        from tailor_evo.tasks.igsm.executor import execute
+
+        return execute(self, program, problem, rng, max_steps=max_steps)
+
+    def behaviour_kinds(self) -> tuple[str, ...]:
+        from tailor_evo.tasks.igsm.moves import BEHAVIOUR_KINDS
+
+        return BEHAVIOUR_KINDS

@@ -1,0 +1,176 @@
+"""Problem and solution text for iGSM graphs.
+
+Problem: one sentence per instance parameter, in the graph's (shuffled) sentence
+order, then the question. Solution: one "Define <name> as x; ...; so x = ... = v."
+sentence per necessary parameter, in the backward-from-the-question order
+(:func:`reference_order`), every computation binary, symbols random single letters.
+"""
+
+from __future__ import annotations
+
+import random
+import string
+
+from tailor_evo.tasks.igsm.graph import ABSTRACT, Graph, Param, Ref, Unit, apply, plan
+
+
+def item_name(g: Graph, p: Param) -> str:
+    return g.items[p.layer][p.upper]
+
+
+def target_name(g: Graph, p: Param) -> str:
+    """What is counted: the lower item (instance) or the category (abstract)."""
+    return g.categories[p.lower] if p.kind == ABSTRACT else g.items[p.layer + 1][p.lower]
+
+
+def phrase(g: Graph, pid: int) -> str:
+    return f"each {g.params[pid].name}"
+
+
+def _join(parts: list[str]) -> str:
+    return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
+
+
+def sentence(g: Graph, p: Param) -> str:
+    """The problem sentence that states an instance parameter."""
+    f = p.form
+    assert f is not None
+    if f.inner is None:
+        rhs = str(f.const)
+    else:
+        ps = [phrase(g, q) for q in f.args]
+        if f.inner == "single":
+            rhs = ps[0]
+        elif f.inner == "diff":
+            rhs = f"the difference of {ps[0]} and {ps[1]}"
+        else:
+            rhs = f"the sum of {_join(ps)}"
+        if f.cop == "+":
+            rhs = f"{f.const} more than {rhs}"
+        elif f.cop == "*":
+            rhs = f"{f.const} times as much as {rhs}"
+    return f"The number of {phrase(g, p.id)} equals {rhs}."
+
+
+def question_sentence(g: Graph) -> str:
+    p = g.params[g.question]
+    return f"How many {target_name(g, p)} does {item_name(g, p)} have?"
+
+
+def problem_text(g: Graph) -> str:
+    return " ".join([sentence(g, g.params[pid]) for pid in g.order] + [question_sentence(g)])
+
+
+def reference_order(g: Graph) -> list[int]:
+    """Necessary parameters, each computed right before the parameter that first uses it.
+
+    Depth-first from the question, inputs in the order the definition uses them, each
+    parameter emitted after its inputs: a topological order of exactly the ancestors.
+    """
+    out: list[int] = []
+    seen: set[int] = set()
+    stack: list[tuple[int, int]] = [(g.question, 0)]
+    seen.add(g.question)
+    while stack:
+        pid, k = stack.pop()
+        preds = g.params[pid].preds
+        while k < len(preds) and preds[k] in seen:
+            k += 1
+        if k < len(preds):
+            stack.append((pid, k + 1))
+            seen.add(preds[k])
+            stack.append((preds[k], 0))
+        else:
+            out.append(pid)
+    return out
+
+
+class Symbols:
+    """Single-letter symbols a-z, A-Z drawn without repetition (then letter+number if exhausted)."""
+
+    def __init__(self, seed: int) -> None:
+        self._letters = list(string.ascii_lowercase + string.ascii_uppercase)
+        random.Random(seed).shuffle(self._letters)
+        self._next = 0
+
+    def fresh(self) -> str:
+        i = self._next
+        self._next += 1
+        if i < len(self._letters):
+            return self._letters[i]
+        return f"{self._letters[i % len(self._letters)]}{i // len(self._letters)}"
+
+
+def unit_value(u: Unit, val: dict[Ref, int]) -> int:
+    """Value of one unit, given the values of its operand references."""
+    if u.op == "zero":
+        return 0
+    if u.op in ("const", "copy"):
+        return val[u.operands[0]]
+    return apply(u.op, val[u.operands[0]], val[u.operands[1]])
+
+
+def render_units(g: Graph, pid: int, values: dict[int, int], symbols: Symbols, names: dict[int, str],
+                 ) -> tuple[list[str], list[tuple[Unit, int, tuple[int, ...]]]]:
+    """Render the plan of ``pid`` as solution fragments; also return (unit, value, operand numbers).
+
+    ``names`` maps already defined parameters to their symbols and receives ``pid``'s.
+    Fragments joined by spaces give "Define N as x; y = ...; so x = ... = v.".
+    """
+    units = plan(g, g.params[pid])
+    names[pid] = symbols.fresh()
+    tmp_names: dict[int, str] = {}
+    val: dict[Ref, int] = {}
+
+    def sym(r: Ref) -> str:
+        if r.kind == "param":
+            return names[r.value]
+        if r.kind == "tmp":
+            return tmp_names[r.value]
+        return str(r.value)
+
+    def num(r: Ref) -> int:
+        if r.kind == "param":
+            return values[r.value]
+        if r.kind == "tmp":
+            return val[r]
+        return r.value
+
+    texts: list[str] = []
+    info: list[tuple[Unit, int, tuple[int, ...]]] = []
+    for k, u in enumerate(units):
+        last = k == len(units) - 1
+        if u.result.kind == "tmp":
+            tmp_names[u.result.value] = symbols.fresh()
+        nums = tuple(num(r) for r in u.operands)
+        for r, n in zip(u.operands, nums):
+            val[r] = n
+        v = unit_value(u, val)
+        val[u.result] = v
+        lhs = sym(u.result)
+        if u.op == "zero":
+            body = f"{lhs} = 0"
+        elif u.op == "const":
+            body = f"{lhs} = {v}"
+        elif u.op == "copy":
+            body = f"{lhs} = {sym(u.operands[0])} = {v}"
+        else:
+            a, b = u.operands
+            body = f"{lhs} = {sym(a)} {u.op} {sym(b)} = {nums[0]} {u.op} {nums[1]} = {v}"
+        text = f"so {body}." if last else f"{body};"
+        if k == 0:
+            text = f"Define {g.params[pid].name} as {names[pid]}; {text}"
+        texts.append(text)
+        info.append((u, v, nums))
+    return texts, info
+
+
+def reference_solution(g: Graph) -> str:
+    values = g.values()
+    symbols = Symbols(g.symbol_seed)
+    names: dict[int, str] = {}
+    parts: list[str] = []
+    for pid in reference_order(g):
+        texts, _ = render_units(g, pid, values, symbols, names)
+        parts.append(" ".join(texts))
+    return " ".join(parts)
