@@ -1,0 +1,149 @@
+"""SFT: completion-only labels, located input errors, a few-step run, and exact resume."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from tailor_evo.errors import InputError
+from tailor_evo.rundir import RunDir
+from trainers import sft as sft_module
+from trainers.checkpoint import load_backbone
+from trainers.data import IGNORE_INDEX, collate, encode_example, load_sft_data
+from trainers.sft import SFTConfig, train_sft
+
+CORPUS = ["Question: add two and three. Assistant: <think> two plus three is five </think> <answer> 5 </answer>",
+          "Question: add one and one. Assistant: <think> one plus one is two </think> <answer> 2 </answer>"] * 20
+
+
+@pytest.fixture(scope="module")
+def tiny_dir(tmp_path_factory) -> Path:
+    from tailor_evo.models.tiny import build_tiny
+
+    return build_tiny(tmp_path_factory.mktemp("tiny"), seed=0, hidden_size=32, layers=2, heads=2,
+                      vocab_size=400, max_positions=512, corpus=CORPUS)
+
+
+def write_data(path: Path, n: int = 12) -> Path:
+    words = ["one", "two", "three", "four"]
+    with open(path, "w") as fh:
+        for i in range(n):
+            a, b = words[i % 4], words[(i * 3) % 4]
+            fh.write(json.dumps({"id": f"r{i}", "prompt": f"Question: add {a} and {b}.\nAssistant:",
+                                 "completion": f" <think> {a} plus {b} </think> <answer> {i} </answer>",
+                                 "correct": True}) + "\n")
+    return path
+
+
+def test_completion_only_labels(tiny_dir):
+    _, tok = load_backbone(str(tiny_dir))
+    ex = encode_example("Question: add one and two.\nAssistant:", " <think> three </think>", tok,
+                        prompt_has_specials=False)
+    n_prompt = len(tok("Question: add one and two.\nAssistant:")["input_ids"])
+    completion = tok(" <think> three </think>", add_special_tokens=False)["input_ids"]
+    assert ex.labels[:n_prompt] == [IGNORE_INDEX] * n_prompt
+    assert ex.labels[n_prompt:] == completion + [tok.eos_token_id]
+    assert ex.input_ids == ex.input_ids[:n_prompt] + completion + [tok.eos_token_id]
+    # padding in a batch is neither attended nor supervised
+    short = encode_example("Question: x\nAssistant:", " y", tok, prompt_has_specials=False)
+    batch = collate([ex, short], pad_id=tok.pad_token_id)
+    pad_cols = batch["attention_mask"][1] == 0
+    assert pad_cols.any()
+    assert torch.all(batch["labels"][1][pad_cols] == IGNORE_INDEX)
+    assert int((batch["labels"][0] != IGNORE_INDEX).sum()) == len(completion) + 1
+
+
+def test_chat_messages_rendered_with_template(tiny_dir, tmp_path):
+    _, tok = load_backbone(str(tiny_dir))
+    path = tmp_path / "d.jsonl"
+    rec = {"prompt": "unused plain prompt", "completion": " <answer> 1 </answer>",
+           "messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "one?"}]}
+    path.write_text(json.dumps(rec) + "\n")
+    ex = load_sft_data(path, tok, 256).examples[0]
+    prompt_ids = [t for t, lab in zip(ex.input_ids, ex.labels) if lab == IGNORE_INDEX]
+    text = tok.decode(prompt_ids)
+    assert "User: one?" in text and "unused" not in text
+
+
+def test_bad_records_are_located(tiny_dir, tmp_path):
+    _, tok = load_backbone(str(tiny_dir))
+    path = tmp_path / "bad.jsonl"
+    path.write_text(json.dumps({"prompt": "a", "completion": "b"}) + "\n" + json.dumps({"prompt": "a"}) + "\n")
+    with pytest.raises(InputError) as err:
+        load_sft_data(path, tok, 64)
+    assert err.value.line == 2 and err.value.field == "completion"
+    path.write_text(json.dumps({"prompt": 3, "completion": "b"}) + "\n")
+    with pytest.raises(InputError) as err:
+        load_sft_data(path, tok, 64)
+    assert err.value.field == "prompt"
+
+
+def test_too_long_and_incorrect_records_are_counted(tiny_dir, tmp_path):
+    _, tok = load_backbone(str(tiny_dir))
+    path = tmp_path / "d.jsonl"
+    recs = [{"prompt": "Question:", "completion": " two"}, {"prompt": "Question:", "completion": " two " * 50},
+            {"prompt": "Question:", "completion": " one", "correct": False}]
+    path.write_text("".join(json.dumps(r) + "\n" for r in recs))
+    data = load_sft_data(path, tok, 32)
+    assert len(data.examples) == 1 and data.total == 3 and sum(data.skipped.values()) == 2
+
+
+def _cfg(tiny_dir: Path, data: Path, **kw) -> SFTConfig:
+    base = dict(model=str(tiny_dir), data=str(data), seed=3, max_steps=4, batch_size=2, grad_accum=2, lr=5e-3,
+                warmup_ratio=0.25, save_every=2, threads=1)
+    base.update(kw)
+    return SFTConfig(**base)
+
+
+def _params(model_dir: Path) -> dict[str, torch.Tensor]:
+    model, _ = load_backbone(str(model_dir))
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def test_sft_run_writes_model_metrics_and_report(tiny_dir, tmp_path):
+    data = write_data(tmp_path / "d.jsonl")
+    run = RunDir.create(tmp_path / "run")
+    out = train_sft(_cfg(tiny_dir, data, max_steps=0, epochs=2), run)
+    assert (out / "config.json").exists() and list(out.glob("*.safetensors"))
+    assert (out / "tokenizer.json").exists() or (out / "tokenizer_config.json").exists()
+    rows = run.read_metrics()
+    # 12 records, 2 x 2 per step -> 3 steps per epoch, 2 epochs
+    assert [r["step"] for r in rows] == [1, 2, 3, 4, 5, 6]
+    assert all(r["loss"] > 0 and r["tokens"] > 0 for r in rows)
+    assert rows[-1]["loss"] < rows[0]["loss"]
+    assert (run.path / "report.md").exists() and (run.plots / "sft_loss.png").exists()
+    assert (run.path / "config.yaml").exists()
+    before, after = _params(tiny_dir), _params(out)
+    assert any(not torch.equal(before[k], after[k]) for k in before)
+
+
+def test_sft_resume_matches_uninterrupted_run(tiny_dir, tmp_path, monkeypatch):
+    data = write_data(tmp_path / "d.jsonl")
+    full = train_sft(_cfg(tiny_dir, data), RunDir.create(tmp_path / "full"))
+
+    original = sft_module.save_checkpoint
+
+    def crash_after_first(root, state, *args, **kwargs):
+        path = original(root, state, *args, **kwargs)
+        if state.step == 2:
+            raise KeyboardInterrupt
+        return path
+
+    monkeypatch.setattr(sft_module, "save_checkpoint", crash_after_first)
+    run = RunDir.create(tmp_path / "resumed")
+    with pytest.raises(KeyboardInterrupt):
+        train_sft(_cfg(tiny_dir, data), run)
+    monkeypatch.setattr(sft_module, "save_checkpoint", original)
+    torch.manual_seed(12345)   # a resumed process starts from a different global RNG state
+    resumed = train_sft(_cfg(tiny_dir, data), RunDir.create(tmp_path / "resumed", resume=True), resume=True)
+
+    a, b = _params(full), _params(resumed)
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.allclose(a[k], b[k], atol=1e-6), k
+    assert [r["step"] for r in run.read_metrics()] == [1, 2, 3, 4]
+    # and the run really trained past the checkpoint (the comparison is not vacuous)
+    assert any(not torch.equal(_params(tiny_dir)[k], b[k]) for k in b)

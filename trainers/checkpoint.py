@@ -1,0 +1,194 @@
+"""Resumable training state: model directory + optimizer, scheduler, RNG and loop counters.
+
+A checkpoint is a directory ``checkpoints/step-000120/`` holding
+
+* ``model/``      the model written by ``save_pretrained`` (a LoRA adapter for peft models),
+* ``state.pt``    optimizer and scheduler state, the Python/NumPy/torch RNG states and the
+                  loop counters (step, epoch, position in the data order, ...).
+
+It is written into a hidden temporary directory and renamed into place, so a crash
+never leaves a half-written checkpoint where :func:`latest_checkpoint` would find it.
+Restoring all of the above makes a resumed run follow the same trajectory as an
+uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import re
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from tailor_evo.errors import InputError
+
+_STEP_DIR = re.compile(r"^step-(\d+)$")
+
+
+@dataclass
+class TrainState:
+    """Loop counters that must survive a restart (``extra`` is for trainer-specific fields)."""
+
+    step: int = 0
+    epoch: int = 0
+    position: int = 0           # index into the current epoch's data order
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def rng_state() -> dict:
+    return {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+
+
+def set_rng_state(state: dict) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+
+
+def unwrap(model: torch.nn.Module) -> torch.nn.Module:
+    """The bare model behind DDP/accelerate wrappers."""
+    while hasattr(model, "module"):
+        model = model.module
+    return model
+
+
+def _is_peft(model: torch.nn.Module) -> bool:
+    return hasattr(model, "peft_config") and hasattr(model, "get_base_model")
+
+
+def save_model(model: torch.nn.Module, tokenizer: Any, out: Path) -> None:
+    """``save_pretrained`` of model and tokenizer into ``out`` (safetensors)."""
+    model = unwrap(model)
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out, safe_serialization=True)
+    if tokenizer is not None:
+        tokenizer.save_pretrained(out)
+
+
+def load_model_weights(model: torch.nn.Module, model_dir: Path) -> None:
+    """Load the weights written by :func:`save_model` into an existing model, in place.
+
+    Loading into the live model (rather than building a new one) keeps the optimizer's
+    references to the parameters valid. Tied weights (e.g. ``lm_head`` tied to the
+    embeddings) are not stored twice, so they are the only keys allowed to be missing.
+    """
+    from safetensors.torch import load_file
+
+    model = unwrap(model)
+    files = sorted(model_dir.glob("*.safetensors"))
+    if not files:
+        raise InputError("no *.safetensors weights in checkpoint", file=str(model_dir))
+    state: dict[str, torch.Tensor] = {}
+    for f in files:
+        state.update(load_file(str(f)))
+    if _is_peft(model):
+        from peft import set_peft_model_state_dict
+
+        result = set_peft_model_state_dict(model, state)
+        unexpected = list(getattr(result, "unexpected_keys", []) or [])
+        if unexpected:
+            raise InputError(f"adapter weights do not match the model: {unexpected[:3]}", file=str(model_dir))
+        return
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    tied = _tied_keys(model)
+    really_missing = [k for k in missing if k not in tied]
+    if really_missing or unexpected:
+        raise InputError(f"checkpoint weights do not match the model (missing {really_missing[:3]}, "
+                         f"unexpected {list(unexpected)[:3]})", file=str(model_dir))
+
+
+def _tied_keys(model: torch.nn.Module) -> set[str]:
+    """Parameter names that share storage with another parameter (kept once in safetensors)."""
+    seen: dict[int, str] = {}
+    tied: set[str] = set()
+    for name, tensor in model.state_dict(keep_vars=True).items():
+        ptr = tensor.data_ptr()
+        if ptr in seen:
+            tied.add(name)
+            tied.add(seen[ptr])
+        else:
+            seen[ptr] = name
+    return tied
+
+
+def save_checkpoint(root: Path, state: TrainState, model: torch.nn.Module, tokenizer: Any,
+                    optimizer: torch.optim.Optimizer, scheduler: Any | None, keep: int = 2) -> Path:
+    """Write ``root/step-NNNNNN`` atomically and delete all but the newest ``keep`` checkpoints."""
+    root.mkdir(parents=True, exist_ok=True)
+    final = root / f"step-{state.step:06d}"
+    tmp = root / f".step-{state.step:06d}.tmp-{os.getpid()}"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    save_model(model, tokenizer, tmp / "model")
+    torch.save({
+        "train_state": {"step": state.step, "epoch": state.epoch, "position": state.position,
+                        "extra": state.extra},
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict() if scheduler is not None else None,
+        "rng": rng_state(),
+    }, tmp / "state.pt")
+    if final.exists():
+        shutil.rmtree(final)
+    os.replace(tmp, final)
+    if keep > 0:
+        for old in list_checkpoints(root)[:-keep]:
+            shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def list_checkpoints(root: Path) -> list[Path]:
+    """Finished checkpoints, oldest first (temporary directories are ignored)."""
+    if not root.exists():
+        return []
+    found = [(int(m.group(1)), p) for p in root.iterdir() if p.is_dir() and (m := _STEP_DIR.match(p.name))
+             and (p / "state.pt").exists()]
+    return [p for _, p in sorted(found)]
+
+
+def latest_checkpoint(root: Path) -> Path | None:
+    found = list_checkpoints(root)
+    return found[-1] if found else None
+
+
+def load_checkpoint(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+                    scheduler: Any | None) -> TrainState:
+    """Restore model weights, optimizer, scheduler and RNG states; return the loop counters."""
+    load_model_weights(model, path / "model")
+    blob = torch.load(path / "state.pt", map_location="cpu", weights_only=False)
+    optimizer.load_state_dict(blob["optimizer"])
+    if scheduler is not None and blob.get("scheduler") is not None:
+        scheduler.load_state_dict(blob["scheduler"])
+    set_rng_state(blob["rng"])
+    ts = blob["train_state"]
+    return TrainState(step=ts["step"], epoch=ts["epoch"], position=ts["position"], extra=ts.get("extra", {}))
+
+
+def load_backbone(name_or_path: str) -> tuple[torch.nn.Module, Any]:
+    """(model, tokenizer) for a registry name (``tiny``, ``smollm2-135m``, ...) or a model directory.
+
+    The registry is preferred; a plain directory written by ``save_pretrained`` is loaded
+    directly so that trainer outputs work as ``--model`` even without the registry.
+    """
+    try:
+        from tailor_evo.models.registry import load
+    except ImportError:
+        load = None
+    if load is not None:
+        model, tokenizer = load(name_or_path)
+    else:
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        path = Path(name_or_path)
+        if not (path / "config.json").exists():
+            raise InputError("not a model directory (no config.json) and no model registry available",
+                             field="model", file=str(path))
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
+        tokenizer = AutoTokenizer.from_pretrained(path)
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return model, tokenizer

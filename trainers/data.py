@@ -1,0 +1,165 @@
+"""What the trainers feed on: SFT examples (tokenised, completion-only labels), batches,
+a deterministic data order, and held-out problems for the periodic evaluation.
+
+Prompt and completion are tokenised *separately* and concatenated, because that is
+what the model sees at generation time (prompt tokens, then sampled tokens); joint
+tokenisation could merge tokens across the boundary and teach a split the model
+never produces. The completion gets the end-of-sequence token appended so that the
+model learns to stop.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from tailor_evo.errors import InputError
+from tailor_evo.io import read_records
+
+IGNORE_INDEX = -100
+
+
+@dataclass
+class SFTExample:
+    input_ids: list[int]
+    labels: list[int]           # IGNORE_INDEX on prompt positions
+    record_id: str
+
+
+@dataclass
+class SFTData:
+    examples: list[SFTExample]
+    skipped: Counter = field(default_factory=Counter)   # reason -> count
+    total: int = 0
+
+    def summary(self) -> str:
+        skipped = ", ".join(f"{v} {k}" for k, v in sorted(self.skipped.items())) or "none"
+        return f"{len(self.examples)} of {self.total} records used (skipped: {skipped})"
+
+
+def has_chat_template(tokenizer: Any) -> bool:
+    return bool(getattr(tokenizer, "chat_template", None))
+
+
+def render_prompt(record: dict, tokenizer: Any, *, source: str, line: int) -> tuple[str, bool]:
+    """The prompt text and whether it already contains the tokenizer's special tokens.
+
+    A tokenizer with a chat template renders ``messages`` (the chat form of the prompt);
+    otherwise the plain ``prompt`` string is used as written.
+    """
+    messages = record.get("messages")
+    if messages is not None and has_chat_template(tokenizer):
+        if not isinstance(messages, list) or not all(isinstance(m, dict) and "role" in m and "content" in m
+                                                     for m in messages):
+            raise InputError("expected a list of {role, content} objects", file=source, line=line, field="messages")
+        text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        return text, True
+    prompt = record["prompt"]
+    if isinstance(prompt, list) and has_chat_template(tokenizer):
+        return tokenizer.apply_chat_template(prompt, tokenize=False, add_generation_prompt=True), True
+    if not isinstance(prompt, str) or not prompt.strip():
+        raise InputError("expected a non-empty string", file=source, line=line, field="prompt")
+    return prompt, False
+
+
+def encode_example(prompt: str, completion: str, tokenizer: Any, *, prompt_has_specials: bool,
+                   record_id: str = "") -> SFTExample:
+    """Token ids of prompt + completion + eos, with labels only on completion and eos."""
+    prompt_ids = tokenizer(prompt, add_special_tokens=not prompt_has_specials)["input_ids"]
+    completion_ids = tokenizer(completion, add_special_tokens=False)["input_ids"]
+    if tokenizer.eos_token_id is not None:
+        completion_ids = completion_ids + [tokenizer.eos_token_id]
+    return SFTExample(input_ids=list(prompt_ids) + list(completion_ids),
+                      labels=[IGNORE_INDEX] * len(prompt_ids) + list(completion_ids), record_id=record_id)
+
+
+def load_sft_data(path: str | Path, tokenizer: Any, max_length: int) -> SFTData:
+    """Read JSONL/Parquet records with ``prompt`` and ``completion`` and tokenise them.
+
+    Records that do not fit in ``max_length`` tokens, or that are marked ``correct: false``,
+    are skipped and counted (never truncated: a cut-off completion would teach the model
+    to stop mid-answer, or never to answer).
+    """
+    source = str(path)
+    records = read_records(path, required=("prompt", "completion"))
+    if not records:
+        raise InputError("no records", file=source)
+    data = SFTData(examples=[], total=len(records))
+    for line, rec in enumerate(records, start=1):
+        completion = rec["completion"]
+        if not isinstance(completion, str) or not completion.strip():
+            raise InputError("expected a non-empty string", file=source, line=line, field="completion")
+        if rec.get("correct") is False:
+            data.skipped["marked incorrect"] += 1
+            continue
+        prompt, specials = render_prompt(rec, tokenizer, source=source, line=line)
+        ex = encode_example(prompt, completion, tokenizer, prompt_has_specials=specials,
+                            record_id=str(rec.get("id", line)))
+        if len(ex.input_ids) > max_length:
+            data.skipped[f"longer than max_length={max_length}"] += 1
+            continue
+        data.examples.append(ex)
+    if not data.examples:
+        raise InputError(f"no usable records: {data.summary()}", file=source)
+    return data
+
+
+def collate(examples: list[SFTExample], pad_id: int) -> dict[str, torch.Tensor]:
+    """Right-pad a batch; padding is masked out of attention and labels."""
+    width = max(len(e.input_ids) for e in examples)
+    ids = torch.full((len(examples), width), pad_id, dtype=torch.long)
+    labels = torch.full((len(examples), width), IGNORE_INDEX, dtype=torch.long)
+    attn = torch.zeros((len(examples), width), dtype=torch.long)
+    for i, e in enumerate(examples):
+        n = len(e.input_ids)
+        ids[i, :n] = torch.tensor(e.input_ids)
+        labels[i, :n] = torch.tensor(e.labels)
+        attn[i, :n] = 1
+    return {"input_ids": ids, "labels": labels, "attention_mask": attn}
+
+
+def epoch_order(n: int, seed: int, epoch: int) -> list[int]:
+    """A permutation of ``range(n)`` that depends only on (seed, epoch): resumable without saving it."""
+    g = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    return torch.randperm(n, generator=g).tolist()
+
+
+def heldout_problems(task: Any, n: int, seed: int, levels: list[int] | None,
+                     exclude: list | None = None) -> list:
+    """``n`` evaluation problems from the task's eval stream, minus any that appear in ``exclude``."""
+    from tailor_evo.tasks.base import question_key, split_seed
+
+    problems = task.generate(n, split_seed(seed, "eval"), levels or None)
+    if exclude:
+        seen = {question_key(p) for p in exclude}
+        problems = [p for p in problems if question_key(p) not in seen]
+    return problems
+
+
+def greedy_accuracy(engine: Any, task: Any, problems: list, max_new_tokens: int,
+                    chat: bool = False) -> dict[str, float]:
+    """Greedy accuracy (overall and per difficulty level) and format rate through the engine + verifier."""
+    from tailor_evo.generation.base import SamplingParams
+    from trainers.rollout import rollout
+
+    if not problems:
+        return {}
+    groups = rollout(engine, task, problems, SamplingParams(n=1, temperature=0.0, max_new_tokens=max_new_tokens),
+                     chat=chat)
+    per_level: dict[int, list[bool]] = {}
+    correct = fmt = length = 0
+    for group in groups:
+        r = group[0]
+        correct += int(r.verdict.correct)
+        fmt += int(r.verdict.format_ok)
+        length += len(r.completion.token_ids)
+        per_level.setdefault(r.problem.difficulty, []).append(r.verdict.correct)
+    out = {"eval_accuracy": correct / len(groups), "eval_format_ok": fmt / len(groups),
+           "eval_response_length": length / len(groups), "eval_n": float(len(groups))}
+    for level, vals in sorted(per_level.items()):
+        out[f"eval_accuracy_{level}"] = sum(vals) / len(vals)
+    return out

@@ -1,0 +1,295 @@
+"""Supervised fine-tuning on warm-start data: completion-only loss, AdamW, warm-up + cosine.
+
+The loop is written against ``accelerate.Accelerator`` so that the same code runs on
+one CPU, on a GPU, or under ``accelerate launch`` (DDP/FSDP/DeepSpeed). Each process
+takes an interleaved share of every batch; the data order depends only on
+(seed, epoch), so ``--resume`` continues exactly where the last checkpoint stopped.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from tailor_evo.errors import InputError
+from tailor_evo.rundir import RunDir
+from trainers.checkpoint import (TrainState, latest_checkpoint, load_backbone, load_checkpoint, save_checkpoint,
+                                 save_model, unwrap)
+from trainers.data import collate, epoch_order, load_sft_data
+from trainers.losses import sft_loss
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class LoraSettings:
+    """Optional LoRA adapters through ``peft`` (for backbones too large to fine-tune fully)."""
+
+    enabled: bool = False
+    r: int = 8
+    alpha: int = 16
+    dropout: float = 0.0
+    target_modules: list[str] = field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"])
+
+
+@dataclass
+class EvalSettings:
+    """Greedy accuracy on held-out problems of the task every ``every`` steps (0 = off)."""
+
+    every: int = 0
+    n: int = 32
+    levels: list[int] = field(default_factory=lambda: [3])
+    max_new_tokens: int = 192
+    batch_size: int = 16
+
+
+@dataclass
+class SFTConfig:
+    model: str = "tiny"
+    data: str = ""
+    task: str = "kk"                 # used only by the periodic evaluation
+    chat: bool = False               # evaluation prompts in chat form (tokenizer's chat template)
+    seed: int = 0
+    epochs: int = 3
+    max_steps: int = 0               # > 0 overrides epochs
+    batch_size: int = 8              # sequences per forward pass (per process)
+    grad_accum: int = 1              # forward passes per optimizer step
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.95])
+    warmup_ratio: float = 0.05
+    min_lr_ratio: float = 0.0        # cosine floor as a fraction of lr
+    grad_clip: float = 1.0
+    max_length: int = 1024
+    save_every: int = 50             # optimizer steps between checkpoints (0 = only at the end)
+    keep_checkpoints: int = 2
+    log_every: int = 1
+    threads: int = 2                 # torch intra-op threads
+    lora: LoraSettings = field(default_factory=LoraSettings)
+    eval: EvalSettings = field(default_factory=EvalSettings)
+
+
+def apply_lora(model: torch.nn.Module, settings: LoraSettings) -> torch.nn.Module:
+    """Wrap ``model`` with LoRA adapters when enabled; ``peft`` is imported only then."""
+    if not settings.enabled:
+        return model
+    try:
+        from peft import LoraConfig, get_peft_model
+    except ImportError:
+        raise InputError("LoRA needs the 'peft' package: pip install 'tailor-evo[lora]'", field="lora.enabled") from None
+    cfg = LoraConfig(r=settings.r, lora_alpha=settings.alpha, lora_dropout=settings.dropout,
+                     target_modules=list(settings.target_modules), task_type="CAUSAL_LM")
+    return get_peft_model(model, cfg)
+
+
+def export_model(model: torch.nn.Module, tokenizer: Any, out: Path) -> Path:
+    """The final model directory (config + safetensors + tokenizer); LoRA adapters are merged in
+    so that later commands can load it like any backbone."""
+    import shutil
+
+    model = unwrap(model)
+    if hasattr(model, "merge_and_unload"):
+        import copy
+
+        model = copy.deepcopy(model).merge_and_unload()
+    tmp = out.with_name(f".{out.name}.tmp")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    save_model(model, tokenizer, tmp)
+    if out.exists():
+        shutil.rmtree(out)
+    tmp.rename(out)
+    return out
+
+
+def make_optimizer(model: torch.nn.Module, lr: float, weight_decay: float, betas: list[float]) -> torch.optim.AdamW:
+    params = [p for p in model.parameters() if p.requires_grad]
+    return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, betas=(betas[0], betas[1]))
+
+
+def cosine_schedule(optimizer: torch.optim.Optimizer, warmup: int, total: int,
+                    min_ratio: float = 0.0) -> torch.optim.lr_scheduler.LambdaLR:
+    """Linear warm-up to the peak, then cosine decay to ``min_ratio`` of it."""
+    def factor(step: int) -> float:
+        if warmup > 0 and step < warmup:
+            return (step + 1) / warmup
+        progress = min(1.0, (step - warmup) / max(1, total - warmup))
+        return min_ratio + (1.0 - min_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def _validate(cfg: SFTConfig) -> None:
+    checks = [("batch_size", cfg.batch_size >= 1), ("grad_accum", cfg.grad_accum >= 1), ("lr", cfg.lr > 0),
+              ("epochs", cfg.epochs >= 1 or cfg.max_steps > 0), ("max_length", cfg.max_length >= 2),
+              ("threads", cfg.threads >= 1), ("betas", len(cfg.betas) == 2)]
+    for name, ok in checks:
+        if not ok:
+            raise InputError(f"invalid value {getattr(cfg, name)!r}", file="config", field=name)
+    if not cfg.data:
+        raise InputError("no training data given (--data FILE)", field="data")
+
+
+def train_sft(cfg: SFTConfig, run_dir: RunDir, resume: bool = False) -> Path:
+    """Fine-tune ``cfg.model`` on ``cfg.data``; return the final model directory ``RUN_DIR/model``."""
+    from accelerate import Accelerator
+    from tqdm.auto import tqdm
+
+    from tailor_evo.commands.common import seed_everything
+
+    _validate(cfg)
+    torch.set_num_threads(cfg.threads)
+    accelerator = Accelerator(cpu=not torch.cuda.is_available())
+    seed_everything(cfg.seed)
+    model, tokenizer = load_backbone(cfg.model)
+    model = apply_lora(model, cfg.lora)
+    data = load_sft_data(cfg.data, tokenizer, cfg.max_length)
+    log.info("SFT data: %s", data.summary())
+    if accelerator.is_main_process:
+        run_dir.save_config(cfg)
+
+    n = len(data.examples)
+    per_step = cfg.batch_size * cfg.grad_accum * accelerator.num_processes
+    steps_per_epoch = math.ceil(n / per_step)
+    total = cfg.max_steps if cfg.max_steps > 0 else cfg.epochs * steps_per_epoch
+    optimizer = make_optimizer(model, cfg.lr, cfg.weight_decay, cfg.betas)
+    scheduler = cosine_schedule(optimizer, round(cfg.warmup_ratio * total), total, cfg.min_lr_ratio)
+    model, optimizer = accelerator.prepare(model, optimizer)
+
+    state = TrainState()
+    if resume:
+        ckpt = latest_checkpoint(run_dir.checkpoints)
+        if ckpt is not None:
+            state = load_checkpoint(ckpt, model, optimizer, scheduler)
+            log.info("resumed from %s (step %d)", ckpt, state.step)
+        run_dir.truncate_metrics(lambda r: r.get("step", 0) <= state.step)
+
+    evaluator = _make_evaluator(cfg, model, tokenizer) if cfg.eval.every > 0 else None
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    order = epoch_order(n, cfg.seed, state.epoch)
+    rank, world = accelerator.process_index, accelerator.num_processes
+    model.train()
+    bar = tqdm(total=total, initial=state.step, desc="sft", disable=not accelerator.is_main_process)
+    t0 = time.perf_counter()
+    while state.step < total:
+        if state.position >= n:
+            state.epoch, state.position = state.epoch + 1, 0
+            order = epoch_order(n, cfg.seed, state.epoch)
+        idx = order[state.position: state.position + per_step]
+        state.position += len(idx)
+        mine = [data.examples[i] for i in idx[rank::world]]
+        micro = [mine[i: i + cfg.batch_size] for i in range(0, len(mine), cfg.batch_size)] or [[]]
+        batches = [collate(m, pad_id) for m in micro if m]
+        supervised = sum(int((b["labels"][:, 1:] != -100).sum()) for b in batches)
+        loss_sum = 0.0
+        for j, batch in enumerate(batches):
+            batch = {k: v.to(accelerator.device) for k, v in batch.items()}
+            sync = j == len(batches) - 1
+            ctx = accelerator.no_sync(model) if not sync else _nullcontext()
+            with ctx:
+                logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+                loss = sft_loss(logits, batch["labels"], normaliser=max(supervised, 1))
+                accelerator.backward(loss)
+            loss_sum += float(loss.detach())
+        grad_norm = accelerator.clip_grad_norm_(model.parameters(), cfg.grad_clip) if cfg.grad_clip > 0 else None
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        state.step += 1
+        bar.update(1)
+        bar.set_postfix(loss=f"{loss_sum:.3f}")
+        record: dict[str, Any] = {}
+        if state.step % cfg.log_every == 0 or state.step == total:
+            record = {"step": state.step, "epoch": state.epoch, "loss": loss_sum,
+                      "lr": scheduler.get_last_lr()[0], "tokens": supervised,
+                      "grad_norm": float(grad_norm) if grad_norm is not None else None,
+                      "seconds": time.perf_counter() - t0}
+        if evaluator is not None and (state.step % cfg.eval.every == 0 or state.step == total):
+            record = {"step": state.step, **record, **evaluator()}
+        if record and accelerator.is_main_process:
+            run_dir.log(record)
+        if accelerator.is_main_process and (
+                (cfg.save_every > 0 and state.step % cfg.save_every == 0) or state.step == total):
+            save_checkpoint(run_dir.checkpoints, state, model, tokenizer, optimizer, scheduler,
+                            keep=cfg.keep_checkpoints)
+    bar.close()
+    accelerator.wait_for_everyone()
+    out = run_dir.path / "model"
+    if accelerator.is_main_process:
+        export_model(model, tokenizer, out)
+        write_sft_report(run_dir, cfg, data.summary())
+    return out
+
+
+class _nullcontext:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: Any) -> None:
+        return None
+
+
+def _make_evaluator(cfg: SFTConfig, model: torch.nn.Module, tokenizer: Any):
+    """A closure measuring greedy held-out accuracy of the live model (eval mode, then back to train)."""
+    from tailor_evo.tasks.base import get_task
+    from trainers.data import greedy_accuracy, heldout_problems
+    from trainers.rl import make_engine
+
+    task = get_task(cfg.task)
+    problems = heldout_problems(task, cfg.eval.n, cfg.seed, cfg.eval.levels)
+    engine = make_engine(unwrap(model), tokenizer, batch_size=cfg.eval.batch_size, threads=cfg.threads)
+
+    def evaluate() -> dict[str, float]:
+        m = unwrap(model)
+        m.eval()
+        try:
+            with torch.no_grad():
+                return greedy_accuracy(engine, task, problems, cfg.eval.max_new_tokens, chat=cfg.chat)
+        finally:
+            m.train()
+
+    return evaluate
+
+
+def write_sft_report(run_dir: RunDir, cfg: SFTConfig, data_summary: str) -> None:
+    """``report.md`` and ``plots/sft_loss.png`` from the metrics log."""
+    from tailor_evo.io import write_text_atomic
+
+    rows = [r for r in run_dir.read_metrics() if "loss" in r]
+    evals = [r for r in run_dir.read_metrics() if "eval_accuracy" in r]
+    if rows:
+        _plot(run_dir.plots / "sft_loss.png", [("loss", [r["step"] for r in rows], [r["loss"] for r in rows])],
+              "SFT training loss", "step")
+    lines = ["# SFT run", "", f"- model: `{cfg.model}`", f"- data: `{cfg.data}` ({data_summary})",
+             f"- steps: {rows[-1]['step'] if rows else 0}", f"- final loss: {rows[-1]['loss']:.4f}" if rows else "",
+             f"- output: `{run_dir.path / 'model'}`"]
+    if evals:
+        lines.append(f"- held-out greedy accuracy ({cfg.task}): {evals[-1]['eval_accuracy']:.3f}")
+    if rows:
+        lines += ["", "![loss](plots/sft_loss.png)"]
+    write_text_atomic(run_dir.report_path, "\n".join(x for x in lines if x is not None) + "\n")
+
+
+def _plot(path: Path, series: list[tuple[str, list, list]], title: str, xlabel: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    for label, xs, ys in series:
+        ax.plot(xs, ys, label=label)
+    ax.set(title=title, xlabel=xlabel)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.tmp.png")
+    fig.savefig(tmp, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    tmp.replace(path)
