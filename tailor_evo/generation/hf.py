@@ -1,0 +1,280 @@
+"""The ``hf`` backend: our own batched sampling loop over a transformers causal LM.
+
+Why not ``model.generate``: RL needs the log-prob of every sampled token, the search
+needs stop strings and many samples per prompt, and on a CPU the padding and the
+finished-but-still-computed rows of a plain ``generate`` call dominate the cost.
+This loop
+
+- tokenises every prompt once, sorts prompts by length and batches neighbours, so
+  left padding stays small;
+- runs the prompt (prefill) once per prompt and repeats its KV cache for the ``n``
+  samples, instead of recomputing it ``n`` times;
+- drops finished sequences from the batch (and from the ``DynamicCache``) at once;
+- computes logits only for the last position during prefill;
+- runs under ``torch.inference_mode`` with a ``torch.Generator`` seeded per call.
+
+Log-probs: ``Completion.logprobs[i]`` is the model's raw ``log_softmax`` of the
+logits at step ``i`` (temperature 1, no top-p) evaluated at the sampled token,
+whatever temperature and top-p were used for sampling. That is exactly what a
+teacher-forced forward pass of the same model over prompt + completion gives
+(see :func:`teacher_forced_logprobs`), which is what the RL objective's ratios
+and KL terms need.
+
+Token ids exclude the prompt and padding and include the eos token when one was
+generated. A stop string ends generation at the token that completes it: the text
+is cut just before the stop string, the token ids (and log-probs) keep every token
+up to and including that one, so they stay the exact sampled sequence.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import torch
+
+from tailor_evo.generation.base import Completion, PromptLike, SamplingParams
+
+ChatMode = Literal["auto"] | bool
+
+
+@dataclass
+class _Row:
+    """One sequence being sampled: which prompt and sample it belongs to, and what it has so far."""
+
+    prompt_index: int
+    sample_index: int
+    token_ids: list[int] = field(default_factory=list)
+    logprobs: list[float] = field(default_factory=list)
+
+
+class HFEngine:
+    """Batched, KV-cached sampling from a transformers causal LM (see the module docstring)."""
+
+    def __init__(self, model: Any, tokenizer: Any, *, batch_size: int = 32, num_threads: int | None = None,
+                 use_chat_template: ChatMode = "auto", show_progress: bool = True) -> None:
+        from tailor_evo.models.registry import prepare_tokenizer
+
+        if batch_size < 1:
+            raise ValueError("batch_size must be >= 1")
+        self.model = model.eval()
+        self.tokenizer = prepare_tokenizer(tokenizer)
+        self.batch_size = batch_size
+        self.use_chat_template = use_chat_template
+        self.show_progress = show_progress
+        if num_threads:
+            torch.set_num_threads(num_threads)
+        self.eos_ids = _eos_ids(model, tokenizer)
+        self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else min(self.eos_ids, default=0)
+        params = inspect.signature(model.forward).parameters
+        self._cache_kw = "cache" if "cache" in params else "past_key_values"
+        self._has_logits_to_keep = "logits_to_keep" in params
+
+    @classmethod
+    def from_pretrained(cls, name_or_path: str, *, dtype: torch.dtype | None = None, **kw: Any) -> "HFEngine":
+        """Load a backbone name or model directory (see :func:`tailor_evo.models.registry.load`)."""
+        from tailor_evo.models.registry import load
+
+        model, tokenizer = load(name_or_path, dtype=dtype)
+        return cls(model, tokenizer, **kw)
+
+    # --- prompts ---------------------------------------------------------------------
+
+    def render(self, prompt: PromptLike) -> tuple[str, bool]:
+        """The prompt text and whether it came from the chat template (then it carries its own bos)."""
+        has_template = bool(getattr(self.tokenizer, "chat_template", None))
+        if isinstance(prompt, str):
+            if self.use_chat_template is True and has_template:
+                prompt = [{"role": "user", "content": prompt}]
+            else:
+                return prompt, False
+        messages = _check_messages(prompt)
+        if self.use_chat_template is False or not has_template:
+            return "\n\n".join(m["content"] for m in messages), False
+        text = self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        return text, True
+
+    def encode(self, prompt: PromptLike) -> list[int]:
+        text, templated = self.render(prompt)
+        return list(self.tokenizer(text, add_special_tokens=not templated)["input_ids"])
+
+    # --- generation ------------------------------------------------------------------
+
+    def generate(self, prompts: Sequence[PromptLike], params: SamplingParams) -> list[list[Completion]]:
+        """``params.n`` completions for each prompt; ``result[i]`` belongs to ``prompts[i]``."""
+        _check_params(params)
+        results: list[list[Completion | None]] = [[None] * params.n for _ in prompts]
+        if not prompts:
+            return []
+        encoded = [self.encode(p) for p in prompts]
+        for i, ids in enumerate(encoded):
+            if not ids:
+                raise ValueError(f"prompt {i} encodes to no tokens")
+        seed = params.seed if params.seed is not None else int(torch.randint(0, 2**62, (1,)).item())
+        gen = torch.Generator().manual_seed(seed)
+        # Longest first: neighbours have similar lengths (little padding), and a batch that
+        # does not fit in memory shows up at once rather than at the end.
+        order = sorted(range(len(prompts)), key=lambda i: -len(encoded[i]))
+        per_batch = max(1, self.batch_size // params.n)
+        batches = [order[i:i + per_batch] for i in range(0, len(order), per_batch)]
+        progress = _progress(len(batches), self.show_progress)
+        with torch.inference_mode():
+            for batch in batches:
+                for row in self._sample_batch([encoded[i] for i in batch], batch, params, gen):
+                    results[row.prompt_index][row.sample_index] = self._finish(row, encoded[row.prompt_index], params)
+                progress.update(1)
+        progress.close()
+        return results  # type: ignore[return-value]
+
+    def _forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, position_ids: torch.Tensor,
+                 cache: Any, last_only: bool) -> torch.Tensor:
+        kw: dict[str, Any] = {self._cache_kw: cache}
+        if last_only and self._has_logits_to_keep:
+            kw["logits_to_keep"] = 1
+        out = self.model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
+                         use_cache=True, **kw)
+        return out.logits[:, -1, :].float()
+
+    def _sample_batch(self, prompt_ids: list[list[int]], prompt_indices: list[int], params: SamplingParams,
+                      gen: torch.Generator) -> list[_Row]:
+        from transformers import DynamicCache
+
+        n = params.n
+        width = max(len(p) for p in prompt_ids)
+        input_ids = torch.full((len(prompt_ids), width), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(prompt_ids), width), dtype=torch.long)
+        for r, ids in enumerate(prompt_ids):
+            input_ids[r, width - len(ids):] = torch.tensor(ids, dtype=torch.long)
+            mask[r, width - len(ids):] = 1
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        cache = DynamicCache(config=self.model.config)
+        logits = self._forward(input_ids, mask, positions, cache, last_only=True)
+        # One prefill per prompt, then n copies of its cache for the n samples.
+        if n > 1:
+            cache.batch_repeat_interleave(n)
+            logits = logits.repeat_interleave(n, dim=0)
+            mask = mask.repeat_interleave(n, dim=0)
+            positions = positions.repeat_interleave(n, dim=0)
+        rows = [_Row(pi, s) for pi in prompt_indices for s in range(n)]
+        active = list(range(len(rows)))
+        next_pos = positions[:, -1] + 1
+        stop_check = _StopChecker(self.tokenizer, params.stop) if params.stop else None
+        done: list[_Row] = []
+        for step in range(params.max_new_tokens):
+            logp = torch.log_softmax(logits, dim=-1)
+            tokens = _sample(logits, logp, params, gen)
+            chosen = logp.gather(1, tokens[:, None])[:, 0]
+            keep: list[int] = []
+            for j, (tok, lp) in enumerate(zip(tokens.tolist(), chosen.tolist())):
+                row = rows[active[j]]
+                row.token_ids.append(tok)
+                row.logprobs.append(lp)
+                if tok in self.eos_ids or (stop_check is not None and stop_check.hit(row.token_ids)):
+                    done.append(row)
+                else:
+                    keep.append(j)
+            if not keep or step == params.max_new_tokens - 1:
+                done.extend(rows[active[j]] for j in keep)
+                break
+            if len(keep) < len(active):
+                idx = torch.tensor(keep, dtype=torch.long)
+                cache.batch_select_indices(idx)
+                mask, next_pos, tokens = mask[idx], next_pos[idx], tokens[idx]
+                active = [active[j] for j in keep]
+            mask = torch.cat([mask, mask.new_ones((len(active), 1))], dim=1)
+            logits = self._forward(tokens[:, None], mask, next_pos[:, None], cache, last_only=False)
+            next_pos = next_pos + 1
+        return done
+
+    def _finish(self, row: _Row, prompt_ids: list[int], params: SamplingParams) -> Completion:
+        ids = row.token_ids
+        reason = "length"
+        body = ids
+        if ids and ids[-1] in self.eos_ids:
+            reason, body = "stop", ids[:-1]
+        text = self.tokenizer.decode(body, skip_special_tokens=False)
+        if params.stop:
+            cut = min((k for k in (text.find(s) for s in params.stop) if k >= 0), default=-1)
+            if cut >= 0:
+                text, reason = text[:cut], "stop"
+        return Completion(text=text, token_ids=list(ids), logprobs=list(row.logprobs), finish_reason=reason,
+                          prompt_token_ids=list(prompt_ids))
+
+
+class _StopChecker:
+    """Detects a stop string at the end of a growing token sequence by decoding only its tail.
+
+    The tail is long enough for the longest stop string even if every character took
+    four byte-level tokens, so checking each step costs a short decode, not a full one.
+    """
+
+    def __init__(self, tokenizer: Any, stop: Sequence[str]) -> None:
+        self.tokenizer = tokenizer
+        self.stop = [s for s in stop if s]
+        self.tail = 4 * max((len(s) for s in self.stop), default=1) + 4
+
+    def hit(self, token_ids: list[int]) -> bool:
+        text = self.tokenizer.decode(token_ids[-self.tail:], skip_special_tokens=False)
+        return any(s in text for s in self.stop)
+
+
+def _sample(logits: torch.Tensor, logp: torch.Tensor, params: SamplingParams, gen: torch.Generator) -> torch.Tensor:
+    if params.temperature == 0:
+        return logits.argmax(dim=-1)
+    probs = logp.exp() if params.temperature == 1.0 else torch.softmax(logits / params.temperature, dim=-1)
+    if params.top_p < 1.0:
+        sorted_p, sorted_idx = probs.sort(dim=-1, descending=True)
+        # drop a token when the mass before it already reaches top_p (the first token always stays)
+        drop = (sorted_p.cumsum(dim=-1) - sorted_p) >= params.top_p
+        sorted_p = sorted_p.masked_fill(drop, 0.0)
+        probs = torch.zeros_like(probs).scatter_(1, sorted_idx, sorted_p)
+    return torch.multinomial(probs, 1, generator=gen)[:, 0]
+
+
+def _eos_ids(model: Any, tokenizer: Any) -> set[int]:
+    ids: set[int] = set()
+    for source in (getattr(model, "generation_config", None), getattr(model, "config", None), tokenizer):
+        value = getattr(source, "eos_token_id", None) if source is not None else None
+        if isinstance(value, int):
+            ids.add(value)
+        elif isinstance(value, (list, tuple)):
+            ids.update(int(v) for v in value)
+    return ids
+
+
+def _check_messages(prompt: Any) -> list[dict]:
+    if not isinstance(prompt, list) or not all(isinstance(m, dict) and "content" in m and "role" in m
+                                                for m in prompt):
+        raise ValueError("a prompt must be a string or a list of {'role', 'content'} messages")
+    return prompt
+
+
+def _check_params(params: SamplingParams) -> None:
+    if params.n < 1:
+        raise ValueError("n must be >= 1")
+    if params.temperature < 0:
+        raise ValueError("temperature must be >= 0")
+    if not 0 < params.top_p <= 1:
+        raise ValueError("top_p must be in (0, 1]")
+    if params.max_new_tokens < 1:
+        raise ValueError("max_new_tokens must be >= 1")
+
+
+def _progress(total: int, enabled: bool) -> Any:
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc="generate", unit="batch", leave=False, disable=not enabled or total < 2)
+
+
+def teacher_forced_logprobs(model: Any, prompt_ids: Sequence[int], token_ids: Sequence[int]) -> list[float]:
+    """Log-prob of each of ``token_ids`` given the prompt and the tokens before it, in one forward pass.
+
+    The reference the sampler's log-probs must match (no padding, no cache).
+    """
+    ids = torch.tensor([list(prompt_ids) + list(token_ids)], dtype=torch.long)
+    with torch.inference_mode():
+        logits = model(input_ids=ids).logits[0].float()
+    logp = torch.log_softmax(logits[len(prompt_ids) - 1:-1], dim=-1)
+    return logp.gather(1, torch.tensor(list(token_ids))[:, None])[:, 0].tolist()
