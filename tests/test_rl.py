@@ -1,0 +1,159 @@
+"""RL trainer: batch layout, problem streams, a few-step run writing files and metrics, exact resume."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pytest
+import torch
+
+from tailor_evo.generation.base import SamplingParams
+from tailor_evo.rundir import RunDir
+from tailor_evo.tasks.base import Problem, Task, Verdict, question_key, register
+from trainers import rl as rl_module
+from trainers.checkpoint import load_backbone
+from trainers.rl import RLConfig, build_batch, completion_logits, rl_problem_pool, train_rl
+from trainers.losses import token_logprobs
+from trainers.sft import EvalSettings
+
+CORPUS = ["Question: say something with the letter e. Assistant: <think> yes </think> <answer> here </answer>",
+          "Question: say something short. Assistant: <think> ok </think> <answer> no </answer>"] * 20
+
+
+@register
+class LetterTask(Task):
+    """A toy task with a reward a random model sometimes earns: the completion contains the letter 'e'."""
+
+    name = "toy-letter"
+    default_levels = (1, 2)
+
+    def generate(self, n, seed, levels=None, **options):
+        rng = random.Random(seed)
+        levels = levels or list(self.default_levels)
+        return [Problem(id=f"{seed}-{i}", task=self.name, difficulty=levels[i % len(levels)],
+                        question=f"say something with the letter e, number {rng.randrange(10 ** 4)}",
+                        answer="e", answer_text="e") for i in range(n)]
+
+    def solve(self, problem):
+        return "e"
+
+    def instruction(self):
+        return "Answer briefly."
+
+    def verify(self, problem, completion, shaped=False):
+        ok = "e" in completion
+        reward = float(ok) if not shaped else 0.5 * float(ok) + 0.5 * float("<" in completion)
+        return Verdict(reward=reward, correct=ok, format_ok=True, reason="ok")
+
+    def reference_solution(self, problem):
+        return "e"
+
+
+@pytest.fixture(scope="module")
+def tiny_dir(tmp_path_factory) -> Path:
+    from tailor_evo.models.tiny import build_tiny
+
+    return build_tiny(tmp_path_factory.mktemp("tiny"), seed=0, hidden_size=32, layers=2, heads=2,
+                      vocab_size=400, max_positions=512, corpus=CORPUS)
+
+
+def _cfg(tiny_dir: Path, **kw) -> RLConfig:
+    base = dict(model=str(tiny_dir), task="toy-letter", levels=[1, 2], seed=5, steps=4, prompts_per_step=2,
+                group_size=4, max_new_tokens=8, lr=1e-3, beta=0.04, micro_batch=3, pool_size=16, save_every=2,
+                threads=1, eval=EvalSettings(every=2, n=4, levels=[1, 2], max_new_tokens=6, batch_size=8))
+    base.update(kw)
+    return RLConfig(**base)
+
+
+def _params(model_dir: Path) -> dict[str, torch.Tensor]:
+    model, _ = load_backbone(str(model_dir))
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def test_training_batch_logprobs_match_the_engine(tiny_dir):
+    """Left-padded prompts + right-padded completions give the same log-probs the sampler saw."""
+    from tailor_evo.generation.hf import HFEngine
+
+    model, tok = load_backbone(str(tiny_dir))
+    engine = HFEngine(model, tok, batch_size=8, show_progress=False)
+    prompts = ["Question: say something.\nAssistant:", "Question: a much longer prompt about the letter e.\nAssistant:"]
+    groups = engine.generate(prompts, SamplingParams(n=3, max_new_tokens=7, seed=1))
+    flat = [c for g in groups for c in g]
+    assert len({len(c.prompt_token_ids) for c in flat}) == 2          # prompts really differ in length
+    batch = build_batch([(c.prompt_token_ids, c.token_ids, c.logprobs) for c in flat], [0.0] * 6, [False] * 6,
+                        [True] * 6, tok.pad_token_id)
+    with torch.no_grad():
+        lp = token_logprobs(completion_logits(model, batch), batch.completion_ids)
+    mask = batch.completion_mask.bool()
+    assert torch.allclose(lp[mask], batch.engine_logp[mask], atol=1e-4)
+    assert int(mask.sum()) == sum(len(c.token_ids) for c in flat)
+
+
+def test_rl_pool_is_disjoint_from_eval(tiny_dir):
+    task = LetterTask()
+    cfg = _cfg(tiny_dir, pool_size=30)
+    from tailor_evo.tasks.base import split_seed
+
+    overlapping = task.generate(30, split_seed(cfg.seed, "rl"), cfg.levels)[:5]
+    pool, dropped = rl_problem_pool(task, cfg, overlapping)
+    assert dropped == 5 and len(pool) == 25
+    assert not {question_key(p) for p in pool} & {question_key(p) for p in overlapping}
+
+
+def test_rl_run_writes_model_metrics_and_report(tiny_dir, tmp_path, monkeypatch):
+    calls = []
+    original = rl_module.sequence_logprobs
+    monkeypatch.setattr(rl_module, "sequence_logprobs", lambda *a, **k: calls.append(1) or original(*a, **k))
+    run = RunDir.create(tmp_path / "rl")
+
+    def coverage(task, problems, texts):
+        return len(set(texts)) / len(texts)
+
+    out = train_rl(_cfg(tiny_dir, steps=3, beta=0.0, coverage=True), run, coverage_fn=coverage)
+    assert calls == []        # beta = 0 and mu = 1: no reference and no extra forward pass
+    assert (out / "config.json").exists() and list(out.glob("*.safetensors"))
+    rows = run.read_metrics()
+    assert rows[0]["step"] == 0 and "eval_accuracy" in rows[0]
+    steps = [r for r in rows if "reward" in r]
+    assert [r["step"] for r in steps] == [1, 2, 3]
+    for r in steps:
+        for key in ("reward", "accuracy", "kl", "entropy", "response_length", "clip_fraction", "coverage"):
+            assert key in r, key
+        assert 0 <= r["accuracy"] <= 1 and 0 < r["response_length"] <= 8 and r["entropy"] > 0
+        assert r["kl"] == 0.0 and 0 < r["coverage"] <= 1
+    assert "eval_accuracy" in steps[1] and "eval_accuracy" in steps[2]
+    assert (run.path / "report.md").exists() and (run.plots / "rl_reward.png").exists()
+    assert any(not torch.equal(a, b) for a, b in zip(_params(tiny_dir).values(), _params(out).values()))
+
+
+def test_rl_resume_matches_uninterrupted_run(tiny_dir, tmp_path, monkeypatch):
+    cfg = dict(mu=2, beta=0.1, eps_low=0.1, eps_high=0.1, normalisation="sequence")
+    full_run = RunDir.create(tmp_path / "full")
+    full = train_rl(_cfg(tiny_dir, **cfg), full_run)
+
+    original = rl_module.save_checkpoint
+
+    def crash_after_first(root, state, *args, **kwargs):
+        path = original(root, state, *args, **kwargs)
+        if state.step == 2:
+            raise KeyboardInterrupt
+        return path
+
+    monkeypatch.setattr(rl_module, "save_checkpoint", crash_after_first)
+    with pytest.raises(KeyboardInterrupt):
+        train_rl(_cfg(tiny_dir, **cfg), RunDir.create(tmp_path / "resumed"))
+    monkeypatch.setattr(rl_module, "save_checkpoint", original)
+    torch.manual_seed(999)
+    run = RunDir.create(tmp_path / "resumed", resume=True)
+    resumed = train_rl(_cfg(tiny_dir, **cfg), run, resume=True)
+
+    a, b = _params(full), _params(resumed)
+    for k in a:
+        assert torch.allclose(a[k], b[k], atol=1e-5), k
+    rows = [r for r in run.read_metrics() if "reward" in r]
+    full_rows = [r for r in full_run.read_metrics() if "reward" in r]
+    assert [r["step"] for r in rows] == [1, 2, 3, 4]
+    assert [r["reward"] for r in rows] == [r["reward"] for r in full_rows]
+    assert any(r["kl"] > 0 for r in rows[1:])                 # the KL term was active
+    assert any(r["clip_fraction"] > 0 for r in full_rows)     # and so was clipping (mu = 2)

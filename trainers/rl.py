@@ -1,0 +1,458 @@
+"""RL against the task verifier: a group-relative, clipped, KL-regularised policy update.
+
+One step:
+
+1. take the next ``prompts_per_step`` problems of the RL stream (disjoint from the
+   held-out evaluation problems, checked by question text);
+2. sample ``group_size`` completions per prompt from the *current* policy through the
+   generation engine (same weights, eval mode), score them with the verifier;
+3. advantages = reward - group mean (divided by group std unless disabled);
+4. log-probs of the reference model (only when ``beta > 0``; with ``beta = 0`` no
+   reference model is loaded at all) and of the rollout policy;
+5. ``mu`` optimisation passes over the batch, each one AdamW step, on the loss of
+   :func:`trainers.losses.policy_loss`.
+
+Speed on a CPU comes from three choices: the forward pass computes the LM head only
+on completion positions (prompts are left-padded and completions right-padded so that
+completions share one column range), the rollout log-probs are taken from the engine
+(or are the detached current log-probs when ``mu = 1``, where they are identical)
+instead of an extra forward pass, and the reference forward runs in inference mode.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from tailor_evo.errors import InputError
+from tailor_evo.rundir import RunDir
+from trainers.checkpoint import (TrainState, latest_checkpoint, load_backbone, load_checkpoint, save_checkpoint,
+                                 unwrap)
+from trainers.data import epoch_order, greedy_accuracy, heldout_problems
+from trainers.losses import (NORMALISATIONS, entropy_from_logits, group_advantages, policy_loss,
+                             token_logprobs)
+from trainers.sft import EvalSettings, LoraSettings, _plot, apply_lora, export_model, make_optimizer
+
+log = logging.getLogger(__name__)
+
+CoverageFn = Callable[[Any, list, list[str]], float]   # (task, problems, completion texts) -> coverage
+
+
+@dataclass
+class RLConfig:
+    model: str = "tiny"
+    task: str = "kk"
+    levels: list[int] = field(default_factory=lambda: [3])
+    chat: bool = False               # prompts as chat messages (tokenizer's chat template)
+    seed: int = 0
+    steps: int = 40
+    prompts_per_step: int = 8
+    group_size: int = 8              # G completions per prompt
+    max_new_tokens: int = 160
+    temperature: float = 1.0
+    top_p: float = 1.0
+    lr: float = 5e-5
+    weight_decay: float = 0.0
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.99])
+    warmup_steps: int = 0
+    grad_clip: float = 1.0
+    beta: float = 0.04               # KL coefficient; 0 = no reference model
+    eps_low: float = 0.2
+    eps_high: float = 0.2
+    scale_advantages: bool = True    # divide by the group std
+    normalisation: str = "token"     # "token" or "sequence"
+    mu: int = 1                      # optimisation passes per rollout batch
+    micro_batch: int = 16            # sequences per forward/backward pass
+    reward: str = "binary"           # "binary" or "shaped" (format + answer)
+    old_logprobs: str = "auto"       # "auto", "engine" or "recompute"
+    pool_size: int = 512             # RL problems generated up front (cycled through)
+    gen_batch_size: int = 64         # sequences per generation batch
+    coverage: bool = False           # log step-level coverage of the rollouts
+    save_every: int = 10
+    keep_checkpoints: int = 2
+    threads: int = 2
+    lora: LoraSettings = field(default_factory=LoraSettings)
+    eval: EvalSettings = field(default_factory=lambda: EvalSettings(every=10, n=32))
+
+
+def make_engine(model: torch.nn.Module, tokenizer: Any, batch_size: int, threads: int) -> Any:
+    """The HF generation engine on the live model (shares its weights, so no copy per step)."""
+    from tailor_evo.generation.hf import HFEngine
+
+    return HFEngine(model, tokenizer, batch_size=batch_size, num_threads=threads, show_progress=False)
+
+
+def _validate(cfg: RLConfig) -> None:
+    checks = [("steps", cfg.steps >= 1), ("prompts_per_step", cfg.prompts_per_step >= 1),
+              ("group_size", cfg.group_size >= 2), ("max_new_tokens", cfg.max_new_tokens >= 1),
+              ("lr", cfg.lr > 0), ("beta", cfg.beta >= 0), ("eps_low", 0 <= cfg.eps_low < 1),
+              ("eps_high", cfg.eps_high >= 0), ("normalisation", cfg.normalisation in NORMALISATIONS),
+              ("mu", cfg.mu >= 1), ("micro_batch", cfg.micro_batch >= 1),
+              ("reward", cfg.reward in ("binary", "shaped")),
+              ("old_logprobs", cfg.old_logprobs in ("auto", "engine", "recompute")),
+              ("pool_size", cfg.pool_size >= cfg.prompts_per_step), ("threads", cfg.threads >= 1),
+              ("temperature", cfg.temperature > 0)]
+    for name, ok in checks:
+        if not ok:
+            raise InputError(f"invalid value {getattr(cfg, name)!r}", file="config", field=name)
+
+
+# --------------------------------------------------------------------------------------------
+# batches
+
+
+@dataclass
+class RolloutBatch:
+    """Token tensors of one step's rollouts: prompts left-padded to width P, completions
+    right-padded to width C, so completion tokens sit in columns ``P .. P+C-1`` of every row."""
+
+    input_ids: torch.Tensor          # [N, P + C]
+    attention_mask: torch.Tensor     # [N, P + C]
+    position_ids: torch.Tensor       # [N, P + C]
+    completion_ids: torch.Tensor     # [N, C]
+    completion_mask: torch.Tensor    # [N, C] float
+    engine_logp: torch.Tensor | None  # [N, C] log-probs reported by the engine
+    rewards: torch.Tensor            # [N]
+    correct: torch.Tensor            # [N]
+    format_ok: torch.Tensor          # [N]
+
+    @property
+    def size(self) -> int:
+        return self.input_ids.shape[0]
+
+    @property
+    def width(self) -> int:
+        return self.completion_ids.shape[1]
+
+    def rows(self, start: int, stop: int) -> "RolloutBatch":
+        def cut(t: torch.Tensor | None) -> torch.Tensor | None:
+            return None if t is None else t[start:stop]
+
+        return RolloutBatch(*(cut(getattr(self, f)) for f in self.__dataclass_fields__))
+
+
+def build_batch(samples: list[tuple[list[int], list[int], list[float] | None]], rewards: list[float],
+                correct: list[bool], format_ok: list[bool], pad_id: int) -> RolloutBatch:
+    """``samples`` are (prompt ids, completion ids, engine log-probs or None)."""
+    P = max(len(p) for p, _, _ in samples)
+    C = max(1, max(len(c) for _, c, _ in samples))
+    N = len(samples)
+    ids = torch.full((N, P + C), pad_id, dtype=torch.long)
+    attn = torch.zeros((N, P + C), dtype=torch.long)
+    comp = torch.full((N, C), pad_id, dtype=torch.long)
+    cmask = torch.zeros((N, C))
+    have_lp = all(lp is not None and len(lp) == len(c) for _, c, lp in samples)
+    elp = torch.zeros((N, C)) if have_lp else None
+    for i, (p, c, lp) in enumerate(samples):
+        ids[i, P - len(p): P] = torch.tensor(p, dtype=torch.long)
+        attn[i, P - len(p): P] = 1
+        if c:
+            ids[i, P: P + len(c)] = torch.tensor(c, dtype=torch.long)
+            attn[i, P: P + len(c)] = 1
+            comp[i, : len(c)] = torch.tensor(c, dtype=torch.long)
+            cmask[i, : len(c)] = 1.0
+            if elp is not None:
+                elp[i, : len(c)] = torch.tensor(lp, dtype=torch.float32)
+    pos = (attn.cumsum(dim=1) - 1).clamp(min=0)
+    return RolloutBatch(ids, attn, pos, comp, cmask, elp, torch.tensor(rewards, dtype=torch.float32),
+                        torch.tensor(correct, dtype=torch.float32), torch.tensor(format_ok, dtype=torch.float32))
+
+
+def completion_logits(model: torch.nn.Module, batch: RolloutBatch) -> torch.Tensor:
+    """Logits predicting each completion token, ``[n, C, V]``, computing the LM head only there."""
+    C = batch.width
+    out = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
+                position_ids=batch.position_ids, logits_to_keep=C + 1, use_cache=False)
+    return out.logits[:, :C]
+
+
+def sequence_logprobs(model: torch.nn.Module, batch: RolloutBatch, micro_batch: int) -> torch.Tensor:
+    """Sampled-token log-probs under ``model`` without gradients, ``[N, C]``."""
+    parts = []
+    with torch.inference_mode():
+        for s in range(0, batch.size, micro_batch):
+            mb = batch.rows(s, s + micro_batch)
+            parts.append(token_logprobs(completion_logits(model, mb), mb.completion_ids))
+    return torch.cat(parts).clone()
+
+
+# --------------------------------------------------------------------------------------------
+# the loop
+
+
+@dataclass
+class StepResult:
+    loss: float
+    kl: float
+    clip_fraction: float
+    entropy: float
+    grad_norm: float
+
+
+def optimise(model: torch.nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any, batch: RolloutBatch,
+             advantages: torch.Tensor, ref_logp: torch.Tensor | None, old_logp: torch.Tensor | None,
+             cfg: RLConfig, accelerator: Any = None) -> StepResult:
+    """``cfg.mu`` AdamW steps on one rollout batch, each accumulating over micro-batches so that the
+    summed micro-batch losses equal the loss of the whole batch."""
+    total_tokens = float(batch.completion_mask.sum().clamp(min=1.0))
+    normaliser = total_tokens if cfg.normalisation == "token" else float(batch.size)
+    loss_sum = kl_sum = clip_sum = ent_sum = 0.0
+    grad_norm = 0.0
+    for _pass in range(cfg.mu):
+        for s in range(0, batch.size, cfg.micro_batch):
+            mb = batch.rows(s, s + cfg.micro_batch)
+            logits = completion_logits(model, mb)
+            logp = token_logprobs(logits, mb.completion_ids)
+            if _pass == 0:
+                with torch.no_grad():
+                    ent_sum += float((entropy_from_logits(logits.detach()) * mb.completion_mask).sum())
+            old = old_logp[s: s + cfg.micro_batch] if old_logp is not None else logp.detach()
+            ref = ref_logp[s: s + cfg.micro_batch] if ref_logp is not None else None
+            loss, stats = policy_loss(logp, old, advantages[s: s + cfg.micro_batch], mb.completion_mask,
+                                      ref_logp=ref, beta=cfg.beta, eps_low=cfg.eps_low, eps_high=cfg.eps_high,
+                                      normalisation=cfg.normalisation, normaliser=normaliser)
+            if accelerator is not None:
+                accelerator.backward(loss)
+            else:
+                loss.backward()
+            if _pass == cfg.mu - 1:
+                loss_sum += float(loss.detach())
+                kl_sum += stats.kl_sum
+            clip_sum += stats.clipped
+        params = [p for p in model.parameters() if p.requires_grad]
+        if cfg.grad_clip > 0:
+            clip = accelerator.clip_grad_norm_ if accelerator is not None else torch.nn.utils.clip_grad_norm_
+            grad_norm = float(clip(params, cfg.grad_clip))
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+    return StepResult(loss=loss_sum, kl=kl_sum / total_tokens, clip_fraction=clip_sum / (total_tokens * cfg.mu),
+                      entropy=ent_sum / total_tokens, grad_norm=grad_norm)
+
+
+def rl_problem_pool(task: Any, cfg: RLConfig, eval_problems: list) -> tuple[list, int]:
+    """The RL problem stream and how many candidates were dropped for overlapping the eval set."""
+    from tailor_evo.tasks.base import question_key, split_seed
+
+    pool = task.generate(cfg.pool_size, split_seed(cfg.seed, "rl"), list(cfg.levels) or None)
+    held = {question_key(p) for p in eval_problems}
+    kept = [p for p in pool if question_key(p) not in held]
+    if len(kept) < cfg.prompts_per_step:
+        raise InputError(f"only {len(kept)} RL problems left after removing eval overlaps", field="pool_size")
+    return kept, len(pool) - len(kept)
+
+
+def resolve_coverage(cfg: RLConfig, coverage_fn: CoverageFn | None) -> CoverageFn | None:
+    """The coverage measure when enabled: the caller's, else the search package's rollout coverage."""
+    if not cfg.coverage:
+        return None
+    if coverage_fn is not None:
+        return coverage_fn
+    try:
+        from search.novelty import rollout_coverage  # type: ignore[attr-defined]
+    except ImportError:
+        raise InputError("coverage logging needs search.novelty.rollout_coverage, which is not available",
+                         field="coverage") from None
+    return rollout_coverage
+
+
+def train_rl(cfg: RLConfig, run_dir: RunDir, resume: bool = False, *,
+             engine_factory: Callable[[torch.nn.Module, Any], Any] | None = None,
+             coverage_fn: CoverageFn | None = None) -> Path:
+    """Run RL from ``cfg.model`` on ``cfg.task``; return the final model directory ``RUN_DIR/model``.
+
+    ``engine_factory(model, tokenizer)`` builds the rollout engine on the live model
+    (default: the HF engine); ``coverage_fn`` measures rollout coverage when ``cfg.coverage``.
+    """
+    from accelerate import Accelerator
+    from tqdm.auto import tqdm
+
+    from tailor_evo.commands.common import seed_everything
+    from tailor_evo.generation.base import SamplingParams
+    from tailor_evo.tasks.base import get_task
+    from trainers.rollout import rollout
+
+    _validate(cfg)
+    torch.set_num_threads(cfg.threads)
+    accelerator = Accelerator(cpu=not torch.cuda.is_available())
+    seed_everything(cfg.seed)
+    task = get_task(cfg.task)
+    cover = resolve_coverage(cfg, coverage_fn)
+    model, tokenizer = load_backbone(cfg.model)
+    ref_model = None
+    if cfg.beta > 0 and not cfg.lora.enabled:
+        ref_model = copy.deepcopy(model).eval()
+        for p in ref_model.parameters():
+            p.requires_grad_(False)
+    model = apply_lora(model, cfg.lora)
+    if accelerator.is_main_process:
+        run_dir.save_config(cfg)
+
+    eval_problems = heldout_problems(task, cfg.eval.n, cfg.seed, cfg.eval.levels or cfg.levels) if cfg.eval.n > 0 else []
+    pool, overlaps = rl_problem_pool(task, cfg, eval_problems)
+    if overlaps:
+        log.warning("dropped %d RL problems that also appear in the eval set", overlaps)
+
+    optimizer = make_optimizer(model, cfg.lr, cfg.weight_decay, cfg.betas)
+    warm = cfg.warmup_steps * cfg.mu
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / warm) if warm else 1.0)
+    model, optimizer = accelerator.prepare(model, optimizer)
+    policy = unwrap(model)
+    make = engine_factory or (lambda m, t: make_engine(m, t, cfg.gen_batch_size, cfg.threads))
+    engine = make(policy, tokenizer)
+    eval_engine = engine
+
+    state = TrainState()
+    if resume:
+        ckpt = latest_checkpoint(run_dir.checkpoints)
+        if ckpt is not None:
+            state = load_checkpoint(ckpt, model, optimizer, scheduler)
+            log.info("resumed from %s (step %d)", ckpt, state.step)
+        run_dir.truncate_metrics(lambda r: r.get("step", 0) <= state.step)
+
+    def evaluate() -> dict[str, float]:
+        policy.eval()
+        try:
+            with torch.no_grad():
+                return greedy_accuracy(eval_engine, task, eval_problems, cfg.eval.max_new_tokens, chat=cfg.chat)
+        finally:
+            policy.train()
+
+    if eval_problems and state.step == 0 and accelerator.is_main_process:
+        run_dir.log({"step": 0, **evaluate()})
+
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    order = epoch_order(len(pool), cfg.seed, state.epoch)
+    use_engine_lp = cfg.old_logprobs == "engine" or (cfg.old_logprobs == "auto" and cfg.mu > 1)
+    bar = tqdm(total=cfg.steps, initial=state.step, desc="rl", disable=not accelerator.is_main_process)
+    policy.train()
+    while state.step < cfg.steps:
+        t0 = time.perf_counter()
+        if state.position + cfg.prompts_per_step > len(pool):
+            state.epoch, state.position = state.epoch + 1, 0
+            order = epoch_order(len(pool), cfg.seed, state.epoch)
+        problems = [pool[i] for i in order[state.position: state.position + cfg.prompts_per_step]]
+        state.position += cfg.prompts_per_step
+
+        # 1. rollouts on the current policy
+        params = SamplingParams(n=cfg.group_size, temperature=cfg.temperature, top_p=cfg.top_p,
+                                max_new_tokens=cfg.max_new_tokens, seed=cfg.seed * 1_000_003 + state.step)
+        policy.eval()
+        with torch.no_grad():
+            groups = rollout(engine, task, problems, params, chat=cfg.chat)
+        policy.train()
+        t_gen = time.perf_counter() - t0
+
+        flat = [r for g in groups for r in g]
+        verdicts = [task.verify(r.problem, r.completion.text, shaped=True) for r in flat] \
+            if cfg.reward == "shaped" else [r.verdict for r in flat]
+        samples = []
+        for r in flat:
+            if r.completion.prompt_token_ids is None:
+                raise InputError("the generation engine returned no prompt token ids", field="engine")
+            samples.append((list(r.completion.prompt_token_ids), list(r.completion.token_ids), r.completion.logprobs))
+        batch = build_batch(samples, [v.reward for v in verdicts], [v.correct for v in verdicts],
+                            [v.format_ok for v in verdicts], pad_id)
+        batch = RolloutBatch(*(t.to(accelerator.device) if isinstance(t, torch.Tensor) else t
+                               for t in (getattr(batch, f) for f in batch.__dataclass_fields__)))
+        advantages = group_advantages(batch.rewards, cfg.group_size, scale=cfg.scale_advantages)
+
+        # 2. reference and rollout-policy log-probs
+        t1 = time.perf_counter()
+        ref_logp = None
+        if cfg.beta > 0:
+            if ref_model is not None:
+                ref_logp = sequence_logprobs(ref_model, batch, cfg.micro_batch)
+            else:
+                with policy.disable_adapter():
+                    ref_logp = sequence_logprobs(policy, batch, cfg.micro_batch)
+        old_logp = None
+        if use_engine_lp and batch.engine_logp is not None:
+            old_logp = batch.engine_logp
+        elif cfg.mu > 1 or cfg.old_logprobs == "recompute":
+            old_logp = sequence_logprobs(policy, batch, cfg.micro_batch)
+        t_ref = time.perf_counter() - t1
+
+        # 3. policy update
+        t2 = time.perf_counter()
+        res = optimise(model, optimizer, scheduler, batch, advantages, ref_logp, old_logp, cfg, accelerator)
+        t_train = time.perf_counter() - t2
+        state.step += 1
+
+        lengths = batch.completion_mask.sum(dim=1)
+        record: dict[str, Any] = {
+            "step": state.step, "reward": float(batch.rewards.mean()), "accuracy": float(batch.correct.mean()),
+            "format_ok": float(batch.format_ok.mean()), "kl": res.kl, "entropy": res.entropy,
+            "response_length": float(lengths.mean()), "clip_fraction": res.clip_fraction, "loss": res.loss,
+            "grad_norm": res.grad_norm, "lr": scheduler.get_last_lr()[0],
+            "zero_signal_groups": int((batch.rewards.view(-1, cfg.group_size).std(dim=1) == 0).sum()),
+            "rollout_tokens": int(lengths.sum()), "seconds": time.perf_counter() - t0,
+            "seconds_generate": t_gen, "seconds_logprobs": t_ref, "seconds_train": t_train,
+        }
+        if cover is not None:
+            record["coverage"] = float(cover(task, [r.problem for r in flat], [r.completion.text for r in flat]))
+        if eval_problems and cfg.eval.every > 0 and (state.step % cfg.eval.every == 0 or state.step == cfg.steps):
+            record.update(evaluate())
+        elif eval_problems and state.step == cfg.steps:
+            record.update(evaluate())
+        if accelerator.is_main_process:
+            run_dir.log(record)
+        bar.update(1)
+        bar.set_postfix(reward=f"{record['reward']:.2f}", kl=f"{res.kl:.3f}")
+        if accelerator.is_main_process and (
+                (cfg.save_every > 0 and state.step % cfg.save_every == 0) or state.step == cfg.steps):
+            save_checkpoint(run_dir.checkpoints, state, model, tokenizer, optimizer, scheduler,
+                            keep=cfg.keep_checkpoints)
+    bar.close()
+    accelerator.wait_for_everyone()
+    out = run_dir.path / "model"
+    if accelerator.is_main_process:
+        export_model(model, tokenizer, out)
+        write_rl_report(run_dir, cfg, overlaps)
+    return out
+
+
+def write_rl_report(run_dir: RunDir, cfg: RLConfig, overlaps: int) -> None:
+    """``report.md`` plus reward/accuracy/KL curves in ``plots/``."""
+    from tailor_evo.io import write_text_atomic
+
+    metrics = run_dir.read_metrics()
+    steps = [r for r in metrics if "reward" in r]
+    evals = [r for r in metrics if "eval_accuracy" in r]
+    if steps:
+        xs = [r["step"] for r in steps]
+        _plot(run_dir.plots / "rl_reward.png", [("reward", xs, [r["reward"] for r in steps]),
+                                                ("accuracy", xs, [r["accuracy"] for r in steps])],
+              "RL rollouts", "step")
+        _plot(run_dir.plots / "rl_kl_entropy.png", [("KL", xs, [r["kl"] for r in steps]),
+                                                    ("entropy", xs, [r["entropy"] for r in steps])],
+              "KL to reference and entropy", "step")
+    if evals:
+        _plot(run_dir.plots / "rl_eval.png", [("held-out greedy accuracy", [r["step"] for r in evals],
+                                               [r["eval_accuracy"] for r in evals])], "Evaluation", "step")
+    lines = ["# RL run", "", f"- model: `{cfg.model}`, task: {cfg.task}, levels: {cfg.levels}",
+             f"- steps: {len(steps)}, {cfg.prompts_per_step} prompts x {cfg.group_size} samples, "
+             f"beta {cfg.beta}, clip [{1 - cfg.eps_low:.2f}, {1 + cfg.eps_high:.2f}], {cfg.normalisation}-level loss",
+             f"- RL problems overlapping the eval set (dropped): {overlaps}"]
+    if steps:
+        k = max(1, len(steps) // 5)
+        first = sum(r["reward"] for r in steps[:k]) / k
+        last = sum(r["reward"] for r in steps[-k:]) / k
+        lines.append(f"- mean rollout reward: first {k} steps {first:.3f}, last {k} steps {last:.3f}")
+        lines.append(f"- mean seconds per step: {sum(r['seconds'] for r in steps) / len(steps):.2f}")
+    if evals:
+        lines.append(f"- held-out greedy accuracy: start {evals[0]['eval_accuracy']:.3f}, "
+                     f"end {evals[-1]['eval_accuracy']:.3f} (n={int(evals[-1]['eval_n'])})")
+    lines.append(f"- output: `{run_dir.path / 'model'}`")
+    if steps:
+        lines += ["", "![reward](plots/rl_reward.png)", "", "![kl](plots/rl_kl_entropy.png)"]
+    if evals:
+        lines += ["", "![eval](plots/rl_eval.png)"]
+    write_text_atomic(run_dir.report_path, "\n".join(lines) + "\n")
