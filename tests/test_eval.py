@@ -1,0 +1,192 @@
+"""Evaluation: pass@k estimator, metrics against a scripted engine, problem-set disjointness, CLI."""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from itertools import combinations
+
+import pytest
+from test_eval_toy import ScriptedEngine, ToySumTask, correct_completion, wrong_completion
+
+from tailor_evo.errors import InputError
+from trainers.evaluate import OverlapError, assert_disjoint, eval_problems, evaluate, pass_at_k
+from trainers.warmstart import training_problems
+
+
+def _brute_pass_at_k(n: int, c: int, k: int) -> float:
+    """Enumerate every k-subset of n samples (c correct) and count those with a correct one."""
+    samples = [True] * c + [False] * (n - c)
+    subsets = list(combinations(range(n), k))
+    return sum(any(samples[i] for i in s) for s in subsets) / len(subsets)
+
+
+@pytest.mark.parametrize("n,c,k", [(5, 2, 2), (4, 1, 1), (6, 0, 3), (3, 3, 2), (8, 3, 4), (10, 1, 10)])
+def test_pass_at_k_matches_enumeration(n, c, k):
+    assert pass_at_k(n, c, k) == pytest.approx(_brute_pass_at_k(n, c, k))
+
+
+def test_pass_at_k_hand_values():
+    # 1 - C(3,2)/C(5,2) = 1 - 3/10
+    assert pass_at_k(5, 2, 2) == pytest.approx(0.7)
+    assert pass_at_k(4, 1, 1) == pytest.approx(0.25)
+    with pytest.raises(ValueError):
+        pass_at_k(3, 1, 4)
+
+
+def _scripted(problems, greedy_ok, greedy_bad_format, sample_correct, n_samples=4):
+    """Greedy text per problem (correct / wrong / unformatted) and samples with a given number correct."""
+    task = ToySumTask()
+    greedy, samples = {}, {}
+    for p in problems:
+        prompt = task.prompt(p)
+        if p.id in greedy_bad_format:
+            greedy[prompt] = "the answer is probably " + str(p.answer)
+        else:
+            greedy[prompt] = correct_completion(p) if p.id in greedy_ok else wrong_completion(p)
+        c = sample_correct[p.id]
+        samples[prompt] = [correct_completion(p)] * c + [wrong_completion(p)] * (n_samples - c)
+    return ScriptedEngine(greedy, samples)
+
+
+def test_evaluate_metrics_against_known_answers():
+    task = ToySumTask()
+    problems = eval_problems(task, seed=3, levels=[2, 3], n_per_level=4)
+    by_level = {2: [p for p in problems if p.difficulty == 2], 3: [p for p in problems if p.difficulty == 3]}
+    greedy_ok = {by_level[2][0].id, by_level[2][1].id, by_level[2][2].id, by_level[3][0].id}
+    bad_format = {by_level[3][3].id}
+    correct_counts = dict(zip([p.id for p in problems], [4, 2, 0, 1, 3, 0, 0, 1]))
+    engine = _scripted(problems, greedy_ok, bad_format, correct_counts)
+
+    res = evaluate(engine, task, problems, k=[1, 2, 4], n_samples=4, batch_size=3, progress=False)
+
+    assert res.level(2).accuracy == pytest.approx(3 / 4)
+    assert res.level(3).accuracy == pytest.approx(1 / 4)
+    assert res.overall.accuracy == pytest.approx(4 / 8)
+    assert res.macro_accuracy == pytest.approx((0.75 + 0.25) / 2)
+    assert res.level(3).format_error_rate == pytest.approx(1 / 4)
+    assert res.overall.format_error_rate == pytest.approx(1 / 8)
+    for level in (2, 3):
+        counts = [correct_counts[p.id] for p in by_level[level]]
+        for k in (1, 2, 4):
+            want = sum(_brute_pass_at_k(4, c, k) for c in counts) / 4
+            assert res.level(level).pass_at_k[k] == pytest.approx(want)
+    assert res.overall.sample_accuracy == pytest.approx(sum(correct_counts.values()) / 32)
+    # token length = number of fake token ids = whitespace words of the greedy text
+    want_len = sum(len(engine.greedy[task.prompt(p)].split()) for p in problems) / 8
+    assert res.overall.mean_response_tokens == pytest.approx(want_len)
+    # greedy calls at temperature 0, sampling calls with n=4, batched by 3
+    assert [c[0] for c in engine.calls] == [3, 3, 2, 3, 3, 2]
+    assert all(c[1].temperature == 0 for c in engine.calls[:3]) and all(c[1].n == 4 for c in engine.calls[3:])
+    assert json.loads(json.dumps(res.to_dict()))["overall"]["pass_at_k"]["4"] == pytest.approx(
+        res.overall.pass_at_k[4])
+
+
+def test_evaluate_greedy_only_skips_sampling():
+    task = ToySumTask()
+    problems = eval_problems(task, seed=0, levels=[2], n_per_level=3)
+    engine = _scripted(problems, {problems[0].id}, set(), {p.id: 0 for p in problems})
+    res = evaluate(engine, task, problems, k=[1], progress=False)
+    assert res.n_samples == 0 and res.overall.pass_at_k == {}
+    assert len(engine.calls) == 1
+    assert res.overall.accuracy == pytest.approx(1 / 3)
+
+
+def test_eval_and_training_problems_are_disjoint_and_stable():
+    task = ToySumTask()
+    ev = eval_problems(task, seed=7, levels=[2, 3, 4], n_per_level=30)
+    tr = training_problems(task, seed=7, n=90, levels=[2, 3, 4])
+    assert_disjoint(tr, ev)
+    assert {p.question for p in ev}.isdisjoint({p.question for p in tr})
+    # more levels do not change the problems of an existing level
+    ev2 = eval_problems(task, seed=7, levels=[3], n_per_level=30)
+    assert [p.question for p in ev2] == [p.question for p in ev if p.difficulty == 3]
+
+
+def test_assert_disjoint_raises_on_constructed_overlap():
+    task = ToySumTask()
+    ev = eval_problems(task, seed=1, levels=[2], n_per_level=5)
+    tr = training_problems(task, seed=1, n=5, levels=[2]) + [ev[2]]
+    with pytest.raises(OverlapError, match="1 problem"):
+        assert_disjoint(tr, ev)
+    # whitespace differences do not hide an overlap
+    with pytest.raises(OverlapError):
+        assert_disjoint(["  " + ev[0].question.replace(" ", "  ")], ev)
+
+
+@pytest.mark.parametrize("task_name", ["kk", "igsm"])
+def test_real_tasks_eval_and_training_disjoint(task_name):
+    from tailor_evo.tasks import get_task
+
+    try:
+        task = get_task(task_name)
+    except InputError:
+        pytest.skip(f"task {task_name} not registered")
+    levels = list(task.default_levels)[:2]
+    ev = eval_problems(task, seed=0, levels=levels, n_per_level=10)
+    tr = training_problems(task, seed=0, n=20, levels=levels)
+    assert len(ev) == 20 and len(tr) == 20
+    assert_disjoint(tr, ev)
+
+
+# --------------------------------------------------------------------------------------------------
+# CLI
+
+
+def _main(monkeypatch, capsys, argv):
+    from tailor_evo.cli import main
+
+    monkeypatch.setattr(sys, "argv", ["tailor-evo", *argv])
+    try:
+        main()
+        code = 0
+    except SystemExit as exc:
+        code = exc.code
+    return code, capsys.readouterr()
+
+
+def test_cli_eval_writes_results_plots_and_report(tmp_path, monkeypatch, capsys):
+    import trainers.eval_cli as eval_cli
+
+    task = ToySumTask()
+    problems = eval_problems(task, seed=0, levels=[2, 3], n_per_level=3)
+    engine = _scripted(problems, {p.id for p in problems[:4]}, set(), {p.id: 1 for p in problems})
+    monkeypatch.setattr(eval_cli, "make_engine", lambda spec, **kw: engine)
+    out = tmp_path / "run"
+    code, cap = _main(monkeypatch, capsys, ["eval", "--model", "fake", "--task", "toysum", "--levels", "2,3",
+                                            "--n-per-level", "3", "--k", "4", "--out", str(out)])
+    assert code == 0, cap.err
+    res = json.loads((out / "results.json").read_text())
+    assert res["overall"]["accuracy"] == pytest.approx(4 / 6)
+    assert res["overall"]["pass_at_k"]["4"] == pytest.approx(1.0)
+    assert res["overall"]["pass_at_k"]["1"] == pytest.approx(0.25)
+    assert (out / "plots" / "accuracy_per_level.png").stat().st_size > 0
+    assert "accuracy" in (out / "report.md").read_text()
+    assert (out / "config.yaml").exists() and len((out / "samples.jsonl").read_text().splitlines()) == 6
+
+
+@pytest.mark.parametrize("argv,needle", [
+    (["--task", "toysum", "--model", "x", "--n-per-level", "0"], "n_per_level"),
+    (["--task", "nosuchtask", "--model", "x"], "nosuchtask"),
+    (["--task", "toysum", "--model", "x", "--levels", "2,x"], "--levels"),
+    (["--task", "toysum", "--model", "x", "--k", "4", "--samples", "2"], "n_samples"),
+    (["--task", "toysum"], "--model"),
+])
+def test_cli_eval_bad_input_exits_2_with_one_line(tmp_path, monkeypatch, capsys, argv, needle):
+    code, cap = _main(monkeypatch, capsys, ["eval", *argv, "--out", str(tmp_path / "r")])
+    assert code == 2
+    lines = cap.err.strip().splitlines()
+    assert len(lines) == 1 and needle in lines[0], cap.err
+
+
+def test_cli_eval_train_data_overlap_exits_2(tmp_path, monkeypatch, capsys):
+    task = ToySumTask()
+    ev = eval_problems(task, seed=0, levels=[2], n_per_level=3)
+    data = tmp_path / "train.jsonl"
+    data.write_text(json.dumps({"question": ev[1].question}) + "\n")
+    code, cap = _main(monkeypatch, capsys, ["eval", "--task", "toysum", "--model", "x", "--levels", "2",
+                                            "--n-per-level", "3", "--train-data", str(data),
+                                            "--out", str(tmp_path / "r")])
+    assert code == 2 and "both" in cap.err and len(cap.err.strip().splitlines()) == 1
+    assert not (tmp_path / "r").exists()

@@ -1,0 +1,220 @@
+"""Command line: ``tailor-evo eval`` (model evaluation) and ``tailor-evo data warmstart`` (warm-start data).
+
+Both commands validate their input up front and raise :class:`InputError`, which the
+CLI turns into one line on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import click
+
+from tailor_evo.commands.common import config_options, resolve_config, seed_everything
+from tailor_evo.errors import InputError
+
+log = logging.getLogger(__name__)
+
+
+def parse_levels(text: str | None) -> list[int] | None:
+    """'3,4,5' or '3-7' -> list of ints (None when not given)."""
+    from tailor_evo.commands.data import parse_levels as _parse
+
+    return _parse(text)
+
+
+def make_engine(spec: str, *, batch_size: int = 16, num_threads: int | None = None):
+    """An Engine from ``BACKEND:MODEL`` (``hf:tiny``, ``openai:URL#MODEL``, ``vllm:MODEL``) or a bare model name/dir."""
+    try:
+        from tailor_evo.generation import make_engine as _make
+    except ImportError:
+        _make = None
+    if _make is not None:
+        target = spec if ":" in spec.split("/")[0] and not Path(spec).exists() else f"hf:{spec}"
+        try:
+            return _make(target, batch_size=batch_size, num_threads=num_threads)
+        except TypeError:
+            return _make(target)
+    from tailor_evo.generation.hf import HFEngine
+    from tailor_evo.models.registry import load
+
+    name = spec[3:] if spec.startswith("hf:") else spec
+    model, tokenizer = load(name)
+    return HFEngine(model, tokenizer, batch_size=batch_size, num_threads=num_threads)
+
+
+# --------------------------------------------------------------------------------------------------
+# eval
+
+
+@dataclass
+class EvalConfig:
+    model: str = ""
+    task: str = "kk"
+    levels: list[int] = field(default_factory=list)     # empty = the task's default levels
+    n_per_level: int = 50
+    k: int = 4                                          # pass@1 and pass@k; 1 = greedy only
+    n_samples: int = 0                                  # 0 = k samples per problem
+    temperature: float = 1.0
+    top_p: float = 1.0
+    max_new_tokens: int = 256
+    chat: bool = False
+    batch_size: int = 16
+    seed: int = 0
+
+
+def run_eval(cfg: EvalConfig, out: str | Path, *, engine=None, overwrite: bool = False,
+             train_data: str | None = None, progress: bool = True) -> dict:
+    """Evaluate per config into run directory ``out``; returns the results dict written to ``results.json``."""
+    from tailor_evo.io import read_records, write_json_atomic, write_jsonl_atomic, write_text_atomic
+    from tailor_evo.rundir import RunDir
+    from tailor_evo.tasks import get_task
+    from trainers.evaluate import assert_disjoint, eval_problems, evaluate, plot_results, render_report
+
+    task = get_task(cfg.task)
+    if cfg.n_per_level <= 0:
+        raise InputError("must be positive", field="n_per_level")
+    if cfg.k < 1:
+        raise InputError("must be >= 1", field="k")
+    if cfg.n_samples and cfg.n_samples < cfg.k:
+        raise InputError(f"must be at least k={cfg.k}", field="n_samples")
+    if not cfg.model and engine is None:
+        raise InputError("no model given", field="--model")
+    problems = eval_problems(task, cfg.seed, cfg.levels or None, cfg.n_per_level)
+    if train_data:
+        rows = read_records(train_data, required=("question",))
+        assert_disjoint([r["question"] for r in rows], problems, train_name=f"training ({train_data})")
+    run = RunDir.create(out, overwrite=overwrite)   # refuse a non-empty directory before loading a model
+    seed_everything(cfg.seed)
+    if engine is None:
+        engine = make_engine(cfg.model, batch_size=cfg.batch_size)
+    run.save_config(cfg)
+    result = evaluate(engine, task, problems, k=sorted({1, cfg.k}), n_samples=cfg.n_samples or None,
+                      temperature=cfg.temperature, top_p=cfg.top_p, max_new_tokens=cfg.max_new_tokens,
+                      chat=cfg.chat, batch_size=cfg.batch_size, seed=cfg.seed, progress=progress)
+    results = result.to_dict()
+    results["model"] = cfg.model
+    results["seed"] = cfg.seed
+    write_json_atomic(run.path / "results.json", results)
+    write_jsonl_atomic(run.path / "samples.jsonl", [
+        {**o.__dict__, "question": p.question} for o, p in zip(result.outcomes, problems)])
+    for m in result.per_level:
+        run.log({"level": m.level, **m.to_dict()})
+    plots = plot_results(result, str(run.plots))
+    write_text_atomic(run.report_path, render_report(result, model=cfg.model, seed=cfg.seed, plots=plots))
+    return results
+
+
+@click.command("eval")
+@click.option("--model", default=None, help="Model directory, registry name (tiny, smollm2-135m) or BACKEND:MODEL.")
+@click.option("--task", "task_name", default=None, help="Task: kk or igsm.")
+@click.option("--levels", default=None, help="Difficulty levels, e.g. 3,4,5 or 2-8 (default: the task's).")
+@click.option("--n-per-level", type=int, default=None, help="Problems per level (default 50).")
+@click.option("--k", "k", type=int, default=None, help="pass@k with k samples per problem (1 = greedy only).")
+@click.option("--samples", "n_samples", type=int, default=None, help="Samples per problem for pass@k (>= k).")
+@click.option("--temperature", type=float, default=None)
+@click.option("--max-new-tokens", type=int, default=None)
+@click.option("--chat/--no-chat", default=None, help="Use the model's chat template.")
+@click.option("--batch-size", type=int, default=None)
+@click.option("--seed", type=int, default=None, help="Seed of the evaluation problem stream.")
+@click.option("--train-data", default=None, type=click.Path(dir_okay=False),
+              help="Warm-start/SFT data file to check the evaluation problems against (must be disjoint).")
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Run directory.")
+@click.option("--overwrite", is_flag=True, help="Reuse a non-empty run directory.")
+@config_options
+@click.pass_context
+def evaluate(ctx: click.Context, model: str | None, task_name: str | None, levels: str | None,
+             n_per_level: int | None, k: int | None, n_samples: int | None, temperature: float | None,
+             max_new_tokens: int | None, chat: bool | None, batch_size: int | None, seed: int | None,
+             train_data: str | None, out: str, overwrite: bool, config_path: str | None,
+             overrides: tuple[str, ...]) -> None:
+    """Evaluate a model: greedy accuracy per level, pass@k, response length, format errors."""
+    cfg = resolve_config(EvalConfig, config_path, overrides, ctx, model=model, task=task_name,
+                         levels=parse_levels(levels), n_per_level=n_per_level, k=k, n_samples=n_samples,
+                         temperature=temperature, max_new_tokens=max_new_tokens, chat=chat,
+                         batch_size=batch_size, seed=seed)
+    results = run_eval(cfg, out, overwrite=overwrite, train_data=train_data)
+    o = results["overall"]
+    click.echo(f"{results['task']}: accuracy {o['accuracy']:.3f}  "
+               + "  ".join(f"pass@{kk}={v:.3f}" for kk, v in o["pass_at_k"].items())
+               + f"  format errors {o['format_error_rate']:.3f}")
+    for m in results["per_level"]:
+        click.echo(f"  {results['difficulty_name']}={m['level']}: {m['accuracy']:.3f} (n={m['n_problems']})")
+    click.echo(f"report: {Path(out) / 'report.md'}")
+
+
+# --------------------------------------------------------------------------------------------------
+# data warmstart
+
+
+def _output_for(output: str, method: str, several: bool) -> Path:
+    if several:
+        if "{method}" not in output:
+            raise InputError("with several methods the output path must contain {method}", field="-o")
+        return Path(output.replace("{method}", method))
+    return Path(output.replace("{method}", method))
+
+
+@click.command("warmstart")
+@click.option("--task", "task_name", required=True, help="Task: kk or igsm.")
+@click.option("--method", "method", required=True,
+              help="rule-based, four-behaviour, redistill or tailor; several comma-separated build them all "
+                   "on the same problems (then -o must contain {method}).")
+@click.option("--archive", "archive_dir", default=None, type=click.Path(),
+              help="Search run directory (for the tailor method).")
+@click.option("--teacher", default=None, help="Teacher engine BACKEND:MODEL (for the redistill method).")
+@click.option("--size", type=int, required=True, help="Number of records per method.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--levels", default=None, help="Difficulty levels (default: the task's).")
+@click.option("--problems", "n_problems", type=int, default=None,
+              help="Training problems (default size + size/4; identical for every method).")
+@click.option("--max-primitives", type=int, default=None, help="Use at most this many archive elites.")
+@click.option("--embedder", default="hash", show_default=True, help="State embedder: hash or minilm.")
+@click.option("--chat/--no-chat", default=False, help="Chat prompts for the teacher.")
+@click.option("-o", "--output", required=True, help="Output .jsonl or .parquet ({method} is replaced).")
+@click.option("--card", "card_path", default=None, type=click.Path(dir_okay=False),
+              help="Data card path (default: card.md next to the output).")
+def warmstart(task_name: str, method: str, archive_dir: str | None, teacher: str | None, size: int, seed: int,
+              levels: str | None, n_problems: int | None, max_primitives: int | None, embedder: str, chat: bool,
+              output: str, card_path: str | None) -> None:
+    """Build warm-start data from verified trajectories chosen for reasoning-state coverage."""
+    from tailor_evo.io import write_records, write_text_atomic
+    from tailor_evo.tasks import get_task
+    from trainers.warmstart import METHODS, build_warmstart, render_card
+
+    methods = [m.strip() for m in method.split(",") if m.strip()]
+    for m in methods:
+        if m not in METHODS:
+            raise InputError(f"unknown method {m!r} (known: {', '.join(METHODS)})", field="--method")
+    if size <= 0:
+        raise InputError("must be positive", field="--size")
+    if n_problems is not None and n_problems <= 0:
+        raise InputError("must be positive", field="--problems")
+    if Path(output).suffix not in (".jsonl", ".parquet"):
+        raise InputError("output must end in .jsonl or .parquet", file=output, field="-o")
+    if "tailor" in methods and not archive_dir:
+        raise InputError("the tailor method needs --archive SEARCH_RUN_DIR", field="--archive")
+    if "redistill" in methods and not teacher:
+        raise InputError("the redistill method needs --teacher BACKEND:MODEL", field="--teacher")
+    outputs = {m: _output_for(output, m, len(methods) > 1) for m in methods}
+    task = get_task(task_name)
+    lv = parse_levels(levels)
+    teacher_engine = make_engine(teacher) if teacher else None
+    results = []
+    for m in methods:
+        res = build_warmstart(task, m, size, seed, archive_dir=archive_dir, teacher=teacher_engine, levels=lv,
+                              n_problems=n_problems, max_primitives=max_primitives, chat=chat, embedder=embedder,
+                              teacher_name=f"teacher:{teacher}" if teacher else "teacher")
+        write_records(outputs[m], res.records)
+        s = res.stats
+        click.echo(f"{m}: {s.n_selected}/{size} records -> {outputs[m]}  (verified {s.n_verified} of "
+                   f"{s.n_rendered}, dropped {sum(s.dropped.values())}; coverage {s.coverage_selected:.3f} "
+                   f"vs random {s.coverage_random:.3f})")
+        if s.shortfall:
+            click.echo(f"  warning: {s.shortfall} records short of the budget", err=True)
+        results.append(res)
+    card = Path(card_path) if card_path else Path(outputs[methods[0]]).parent / "card.md"
+    write_text_atomic(card, render_card(results))
+    click.echo(f"data card: {card}")

@@ -1,0 +1,139 @@
+"""Small matplotlib helpers shared by evaluation, training and experiment reports.
+
+Every figure is written as a PNG through an atomic rename, so a report never links
+to a half-written image. The Agg backend is forced because these run headless on
+servers and inside tests.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from tailor_evo.io import atomic_open  # noqa: E402
+
+
+@dataclass
+class Series:
+    """One line of a curve plot; ``band`` is an optional (low, high) pair drawn as a shaded area."""
+
+    label: str
+    x: Sequence[float]
+    y: Sequence[float]
+    band: tuple[Sequence[float], Sequence[float]] | None = None
+    style: dict = field(default_factory=dict)
+
+
+def _save(fig: "plt.Figure", path: str | os.PathLike) -> Path:
+    path = Path(path)
+    with atomic_open(path, "wb") as fh:
+        fig.savefig(fh, format="png", dpi=120, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+def plot_curves(series: Sequence[Series], path: str | os.PathLike, *, title: str, xlabel: str, ylabel: str,
+                ylim: tuple[float, float] | None = None, smooth: int = 1) -> Path:
+    """Lines (optionally with shaded bands) on one axis; ``smooth`` > 1 applies a trailing moving average."""
+    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    for s in series:
+        y = _moving_average(list(s.y), smooth)
+        (line,) = ax.plot(list(s.x), y, label=s.label, **s.style)
+        if s.band is not None:
+            lo, hi = (_moving_average(list(b), smooth) for b in s.band)
+            ax.fill_between(list(s.x), lo, hi, alpha=0.2, color=line.get_color())
+    ax.set_title(title)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if ylim is not None:
+        ax.set_ylim(*ylim)
+    ax.grid(alpha=0.3)
+    if any(s.label for s in series):
+        ax.legend(fontsize="small")
+    return _save(fig, path)
+
+
+def plot_bars(values: Mapping[str, float], path: str | os.PathLike, *, title: str, ylabel: str,
+              errors: Mapping[str, float] | None = None, ylim: tuple[float, float] | None = None,
+              annotate: bool = True) -> Path:
+    """One bar per label (with optional error bars), values written above the bars."""
+    return plot_grouped_bars({"": dict(values)}, path, title=title, ylabel=ylabel,
+                             errors=None if errors is None else {"": dict(errors)}, ylim=ylim,
+                             annotate=annotate, xlabel="")
+
+
+def plot_grouped_bars(groups: Mapping[str, Mapping[str, float]], path: str | os.PathLike, *, title: str,
+                      ylabel: str, xlabel: str = "", errors: Mapping[str, Mapping[str, float]] | None = None,
+                      ylim: tuple[float, float] | None = None, annotate: bool = True) -> Path:
+    """Bars grouped along x (``groups``: x label -> {series label -> value}).
+
+    Used for accuracy per difficulty level with one bar per method or per metric.
+    A series missing from a group is simply not drawn there (no fake zero bar).
+    """
+    xs = list(groups)
+    labels: list[str] = []
+    for g in groups.values():
+        labels.extend(k for k in g if k not in labels)
+    width = 0.8 / max(1, len(labels))
+    fig, ax = plt.subplots(figsize=(max(4.0, 1.2 + 0.9 * len(xs) * max(1, len(labels)) * 0.6), 4.0))
+    for j, label in enumerate(labels):
+        pos, vals, errs = [], [], []
+        for i, x in enumerate(xs):
+            if label in groups[x]:
+                pos.append(i + (j - (len(labels) - 1) / 2) * width)
+                vals.append(groups[x][label])
+                errs.append((errors or {}).get(x, {}).get(label, 0.0))
+        bars = ax.bar(pos, vals, width=width, label=label or None,
+                      yerr=errs if errors is not None else None, capsize=3)
+        if annotate:
+            for b, v in zip(bars, vals):
+                if v is not None and not math.isnan(v):
+                    ax.annotate(f"{v:.2f}", (b.get_x() + b.get_width() / 2, b.get_height()),
+                                ha="center", va="bottom", fontsize="x-small")
+    ax.set_xticks(range(len(xs)))
+    ax.set_xticklabels(xs)
+    ax.set_title(title)
+    ax.set_ylabel(ylabel)
+    if xlabel:
+        ax.set_xlabel(xlabel)
+    if ylim is not None:
+        ax.set_ylim(*ylim)
+    ax.grid(axis="y", alpha=0.3)
+    if any(labels):
+        ax.legend(fontsize="small")
+    return _save(fig, path)
+
+
+def plot_scatter(points: Mapping[str, tuple[Sequence[float], Sequence[float]]], path: str | os.PathLike, *,
+                 title: str, xlabel: str, ylabel: str) -> Path:
+    """Scatter of labelled point sets (label -> (xs, ys))."""
+    fig, ax = plt.subplots(figsize=(5.6, 4.2))
+    for label, (x, y) in points.items():
+        ax.scatter(list(x), list(y), label=label, alpha=0.8)
+    ax.set_title(title)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3)
+    if len(points) > 1 or any(points):
+        ax.legend(fontsize="small")
+    return _save(fig, path)
+
+
+def _moving_average(values: list[float], window: int) -> list[float]:
+    if window <= 1:
+        return values
+    out, total = [], 0.0
+    for i, v in enumerate(values):
+        total += v
+        if i >= window:
+            total -= values[i - window]
+        out.append(total / min(i + 1, window))
+    return out
