@@ -1,3 +1,40 @@
 """Text generation engines. See :mod:`tailor_evo.generation.base` for the protocol."""
 
+from __future__ import annotations
+
+from typing import Any
+
+from tailor_evo.errors import InputError
 from tailor_evo.generation.base import Completion, Engine, SamplingParams  # noqa: F401
+
+ENGINE_KINDS = ("hf", "openai", "vllm")
+
+
+def make_engine(spec: str, **kw: Any) -> Engine:
+    """Build an engine from a one-string spec, as used in configs and on the command line.
+
+    - ``hf:NAME_OR_PATH`` (``hf:tiny``, ``hf:/path/to/model``); a bare name means ``hf``.
+    - ``openai:BASE_URL#MODEL`` (``openai:http://127.0.0.1:8000/v1#tiny``).
+    - ``vllm:NAME_OR_PATH``.
+
+    Keyword arguments go to the engine's constructor.
+    """
+    kind, sep, rest = spec.partition(":")
+    if not sep or kind not in ENGINE_KINDS:
+        kind, rest = "hf", spec
+    if not rest:
+        raise InputError(f"engine spec {spec!r} names no model", field="engine")
+    if kind == "hf":
+        from tailor_evo.generation.hf import HFEngine
+
+        return HFEngine.from_pretrained(rest, **kw)
+    if kind == "openai":
+        url, hash_, model = rest.rpartition("#")
+        if not hash_ or not url or not model:
+            raise InputError(f"openai engine spec must look like openai:URL#MODEL, got {spec!r}", field="engine")
+        from tailor_evo.generation.openai_backend import OpenAIEngine
+
+        return OpenAIEngine(url, model, **kw)
+    from tailor_evo.generation.vllm_backend import VLLMEngine
+
+    return VLLMEngine(rest, **kw)

@@ -1,0 +1,74 @@
+"""The ``vllm`` backend: an in-process vLLM engine (GPU), when the optional extra is installed.
+
+vLLM is a large, GPU-only dependency, so it is imported lazily; without it the
+constructor raises a one-line error that names the extra to install.
+Log-probs are vLLM's ``processed_logprobs=False`` default, i.e. the model's raw
+log-softmax of the sampled tokens, the same convention as the ``hf`` backend.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from tailor_evo.errors import TailorError
+from tailor_evo.generation.base import Completion, PromptLike, SamplingParams
+
+
+class MissingExtraError(TailorError):
+    """An optional dependency is not installed."""
+
+
+def _import_vllm() -> Any:
+    try:
+        import vllm
+    except ImportError:
+        raise MissingExtraError("the vllm backend needs vLLM: pip install 'tailor-evo[vllm]'") from None
+    return vllm
+
+
+class VLLMEngine:
+    """Generate with ``vllm.LLM``; ``model`` is a backbone name, a model directory or a hub id.
+
+    Backbone names are resolved through the registry first, so ``vllm:smollm2-135m``
+    works offline once the backbone is prepared.
+    """
+
+    def __init__(self, model: str, *, dtype: str = "auto", gpu_memory_utilization: float = 0.85,
+                 tensor_parallel_size: int = 1, use_chat_template: bool | str = "auto", **llm_kwargs: Any) -> None:
+        vllm = _import_vllm()
+        from tailor_evo.models.registry import BACKBONES, resolve
+
+        path = str(resolve(model)) if model in BACKBONES else model
+        self._vllm = vllm
+        self.llm = vllm.LLM(model=path, dtype=dtype, gpu_memory_utilization=gpu_memory_utilization,
+                            tensor_parallel_size=tensor_parallel_size, **llm_kwargs)
+        self.tokenizer = self.llm.get_tokenizer()
+        self.use_chat_template = use_chat_template
+
+    def _render(self, prompt: PromptLike) -> str:
+        if isinstance(prompt, str) and self.use_chat_template is not True:
+            return prompt
+        messages = [{"role": "user", "content": prompt}] if isinstance(prompt, str) else prompt
+        if self.use_chat_template is False or not getattr(self.tokenizer, "chat_template", None):
+            return "\n\n".join(m["content"] for m in messages)
+        return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+
+    def generate(self, prompts: Sequence[PromptLike], params: SamplingParams) -> list[list[Completion]]:
+        sp = self._vllm.SamplingParams(n=params.n, temperature=params.temperature, top_p=params.top_p,
+                                       max_tokens=params.max_new_tokens, stop=list(params.stop) or None,
+                                       seed=params.seed, logprobs=0)
+        outputs = self.llm.generate([self._render(p) for p in prompts], sp, use_tqdm=len(prompts) > 1)
+        results = []
+        for out in outputs:
+            comps = []
+            for o in out.outputs:
+                ids = list(o.token_ids)
+                lps = None
+                if o.logprobs is not None:
+                    lps = [float(step[t].logprob) for step, t in zip(o.logprobs, ids)]
+                comps.append(Completion(text=o.text, token_ids=ids, logprobs=lps,
+                                        finish_reason="stop" if o.finish_reason == "stop" else "length",
+                                        prompt_token_ids=list(out.prompt_token_ids or [])))
+            results.append(comps)
+        return results
