@@ -1,0 +1,215 @@
+"""Warm-start builder: verification filter, size budget, balance, coverage selection, redistill, CLI."""
+
+from __future__ import annotations
+
+import json
+import random
+import sys
+from collections import Counter
+
+import pytest
+from test_eval_toy import ScriptedEngine, ToySumTask, correct_completion, wrong_completion
+
+from tailor_evo.errors import InputError
+from trainers.evaluate import OverlapError
+from trainers.warmstart import (PrimitiveRef, build_warmstart, greedy_select, render_card, state_cells,
+                                training_problems)
+
+TOY_PRIMS = [PrimitiveRef(op, f"{op} strategy", {"op": op, "args": []})
+             for op in ("forward", "backward", "pairs", "sloppy", "stall")]
+
+
+def _build(size=24, prims=TOY_PRIMS, **kw):
+    return build_warmstart(ToySumTask(), "four-behaviour", size, seed=0, primitives=prims, progress=False, **kw)
+
+
+def test_only_verified_trajectories_are_kept_and_drops_are_counted():
+    task = ToySumTask()
+    res = _build(size=24, n_problems=30)
+    problems = {p.id: p for p in training_problems(task, 0, 30)}
+    assert len(res.records) == 24
+    for rec in res.records:
+        assert rec["correct"] is True
+        assert task.verify(problems[rec["problem_id"]], rec["completion"]).correct
+        assert rec["primitive_id"] in {"forward", "backward", "pairs"}
+    s = res.stats
+    # every render of 'sloppy' is wrong and every render of 'stall' unfinished: all counted, none kept
+    per_prim = min(30, -(-4 * 24 // 5))
+    assert s.n_rendered == 5 * per_prim
+    assert s.dropped == {"verifier: wrong answer": per_prim, "unfinished: step budget": per_prim}
+    assert s.n_verified == s.n_rendered - 2 * per_prim
+
+
+def test_records_have_the_documented_fields():
+    task = ToySumTask()
+    res = _build(size=6, n_problems=9)
+    problems = {p.id: p for p in training_problems(task, 0, 9)}
+    for rec in res.records:
+        for key in ("id", "task", "method", "primitive_id", "difficulty", "prompt", "messages", "completion",
+                    "answer", "correct"):
+            assert key in rec
+        p = problems[rec["problem_id"]]
+        assert rec["prompt"] == task.prompt(p) and rec["messages"] == task.prompt(p, chat=True)
+        assert rec["answer"] == p.answer_text and rec["difficulty"] == p.difficulty
+    assert len({r["id"] for r in res.records}) == len(res.records)
+
+
+def test_size_is_respected_and_a_shortfall_is_reported():
+    res = _build(size=10, n_problems=30)
+    assert len(res.records) == 10 and res.stats.shortfall == 0
+    small = _build(size=50, prims=TOY_PRIMS[:1], n_problems=12)   # one primitive, 12 problems
+    assert len(small.records) == 12 and small.stats.shortfall == 38
+    assert "Short by 38" in render_card([small])
+
+
+def test_selection_balances_primitives_and_levels():
+    res = _build(size=27, n_problems=60)
+    per_prim = Counter(r["primitive_id"] for r in res.records)
+    per_level = Counter(r["difficulty"] for r in res.records)
+    assert set(per_prim) == {"forward", "backward", "pairs"} and max(per_prim.values()) - min(per_prim.values()) <= 1
+    assert set(per_level) == {2, 3, 4} and max(per_level.values()) - min(per_level.values()) <= 1
+    strata = Counter((r["primitive_id"], r["difficulty"]) for r in res.records)
+    assert len(strata) == 9 and set(strata.values()) == {3}
+
+
+@pytest.mark.parametrize("codebook", ["simhash", "kmeans"])
+def test_greedy_coverage_beats_random_subsets(codebook):
+    task = ToySumTask()
+    res = _build(size=18, n_problems=90, codebook=codebook)
+    states = [c.states for c in res.candidates]
+    cells = state_cells(states, codebook=codebook, seed=0)
+    strata = [(c.primitive_id, c.problem.difficulty) for c in res.candidates]
+    chosen = greedy_select(cells, strata, 18, seed=0)
+
+    def covered(idx):
+        return len(set().union(*(cells[i] for i in idx)))
+
+    rng = random.Random(1)
+    random_cov = [covered(rng.sample(range(len(cells)), 18)) for _ in range(20)]
+    assert covered(chosen) > max(random_cov)
+    if codebook == "simhash":   # the selection objective is the reported measure
+        assert res.stats.coverage_selected > res.stats.coverage_random
+    assert 0 < res.stats.coverage_selected <= res.stats.coverage_all_verified
+    assert task.name == res.stats.task
+
+
+def test_greedy_select_is_exact_on_a_small_set_cover():
+    cells = [frozenset({1, 2, 3}), frozenset({1, 2}), frozenset({4, 5}), frozenset({3, 4}), frozenset({6})]
+    chosen = greedy_select(cells, ["a"] * 5, 3)
+    assert chosen[:2] == [0, 2] and chosen[2] == 4
+    # balance: one stratum per candidate pair, each stratum gets a turn before any gets a second
+    chosen = greedy_select(cells, ["a", "a", "b", "b", "b"], 2)
+    assert {0, 2} == set(chosen)
+
+
+def test_redistill_keeps_verified_teacher_answers_and_counts_the_rest():
+    task = ToySumTask()
+    problems = training_problems(task, 0, 10)
+    samples = {}
+    wrong = set()
+    for i, p in enumerate(problems):
+        first = wrong_completion(p) if i % 3 == 0 else correct_completion(p).replace("sum", f"add them up {i}.")
+        if i % 3 == 0:
+            wrong.add(p.id)
+        samples[task.prompt(p)] = [first, "no tags at all"]
+    teacher = ScriptedEngine({}, samples)
+    res = build_warmstart(task, "redistill", 8, seed=0, teacher=teacher, n_problems=10, teacher_samples=2,
+                          progress=False)
+    s = res.stats
+    assert s.dropped == {"verifier: wrong answer": len(wrong), "verifier: format": 10}
+    assert s.n_verified == 10 - len(wrong) and len(res.records) == min(8, s.n_verified)
+    assert all(r["problem_id"] not in wrong for r in res.records)
+    assert all(r["method"] == "redistill" and r["primitive_id"] == "teacher" for r in res.records)
+    with pytest.raises(InputError, match="teacher"):
+        build_warmstart(task, "redistill", 8, seed=0, progress=False)
+
+
+def test_training_problems_checked_against_eval(monkeypatch):
+    import trainers.warmstart as ws
+
+    task = ToySumTask()
+    leaked = training_problems(task, 0, 15)
+    monkeypatch.setattr(ws, "eval_problems", lambda *a, **k: leaked[:2])
+    with pytest.raises(OverlapError):
+        _build(size=6, n_problems=15)
+
+
+def test_methods_share_the_same_problems():
+    a = _build(size=12, n_problems=15)
+    b = build_warmstart(ToySumTask(), "rule-based", 12, seed=0, primitives=TOY_PRIMS[:1], n_problems=15,
+                        progress=False)
+    problems_a = {c.problem.id for c in a.candidates}
+    problems_b = {c.problem.id for c in b.candidates}
+    assert problems_b <= {p.id for p in training_problems(ToySumTask(), 0, 15)}
+    assert problems_a == problems_b
+
+
+def test_tailor_reads_archive_and_orders_by_quality(tmp_path):
+    run = tmp_path / "search"
+    run.mkdir()
+    rows = [{"id": "p-low", "task": "toysum", "description": "d", "program": {"op": "backward", "args": []},
+             "quality": 0.5},
+            {"id": "p-high", "task": "toysum", "description": "d", "program": {"op": "pairs", "args": []},
+             "quality": 0.99}]
+    (run / "archive.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    res = build_warmstart(ToySumTask(), "tailor", 6, seed=0, archive_dir=run, n_problems=9, progress=False,
+                          max_primitives=1)
+    assert {r["primitive_id"] for r in res.records} == {"p-high"}
+    (run / "archive.jsonl").write_text(json.dumps(rows[0]) + "\n{not json\n")
+    with pytest.raises(InputError) as exc:
+        build_warmstart(ToySumTask(), "tailor", 6, seed=0, archive_dir=run, progress=False)
+    assert exc.value.line == 2
+
+
+# --------------------------------------------------------------------------------------------------
+# CLI
+
+
+def _main(monkeypatch, capsys, argv):
+    from tailor_evo.cli import main
+
+    monkeypatch.setattr(sys, "argv", ["tailor-evo", *argv])
+    try:
+        main()
+        code = 0
+    except SystemExit as exc:
+        code = exc.code
+    return code, capsys.readouterr()
+
+
+def test_cli_warmstart_writes_data_and_card(tmp_path, monkeypatch, capsys):
+    import trainers.warmstart as ws
+
+    monkeypatch.setattr(ws, "_seed_or_none", lambda task, lib: TOY_PRIMS[:1] if lib == "rule-based" else TOY_PRIMS)
+    out = tmp_path / "ws-{method}.jsonl"
+    code, cap = _main(monkeypatch, capsys, ["data", "warmstart", "--task", "toysum",
+                                            "--method", "rule-based,four-behaviour", "--size", "9",
+                                            "--problems", "12", "-o", str(out)])
+    assert code == 0, cap.err
+    for method in ("rule-based", "four-behaviour"):
+        rows = [json.loads(line) for line in (tmp_path / f"ws-{method}.jsonl").read_text().splitlines()]
+        assert len(rows) == 9 and {r["method"] for r in rows} == {method}
+    card = (tmp_path / "card.md").read_text()
+    assert "| rule-based |" in card and "| four-behaviour |" in card and "coverage" in card
+
+
+@pytest.mark.parametrize("argv,needle", [
+    (["--method", "magic", "--size", "4"], "magic"),
+    (["--method", "rule-based", "--size", "0"], "--size"),
+    (["--method", "tailor", "--size", "4"], "--archive"),
+    (["--method", "redistill", "--size", "4"], "--teacher"),
+    (["--method", "rule-based,tailor", "--size", "4", "--archive", "x"], "{method}"),
+])
+def test_cli_warmstart_bad_input_exits_2_with_one_line(tmp_path, monkeypatch, capsys, argv, needle):
+    code, cap = _main(monkeypatch, capsys, ["data", "warmstart", "--task", "toysum", *argv,
+                                            "-o", str(tmp_path / "o.jsonl")])
+    assert code == 2
+    lines = cap.err.strip().splitlines()
+    assert len(lines) == 1 and needle in lines[0], cap.err
+
+
+def test_cli_warmstart_missing_archive_dir_exits_2(tmp_path, monkeypatch, capsys):
+    code, cap = _main(monkeypatch, capsys, ["data", "warmstart", "--task", "toysum", "--method", "tailor",
+                                            "--archive", str(tmp_path / "nope"), "--size", "4",
+                                            "-o", str(tmp_path / "o.jsonl")])
+    assert code == 2 and "nope" in cap.err and len(cap.err.strip().splitlines()) == 1

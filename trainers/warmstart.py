@@ -1,0 +1,587 @@
+"""Warm-start (SFT) data: verified reasoning trajectories chosen for coverage of reasoning states.
+
+All four methods are built on the *same* training problems with the *same* size
+budget, so that a downstream difference is due to the method and nothing else:
+
+* ``rule-based``     the task's rule-based seed primitive (its canonical solution procedure);
+* ``four-behaviour`` the seed library of verification, backtracking, subgoal setting and
+                     backward chaining primitives;
+* ``redistill``      a teacher engine answers the plain prompt (no primitive) and only
+                     verified answers are kept;
+* ``tailor``         the elite primitives of a search archive.
+
+Pipeline: training problems (``warmstart`` stream, checked disjoint from the
+evaluation problems of the same seed) -> render candidates -> verify (every drop is
+counted with its reason) -> greedy selection of ``size`` candidates that maximises
+the number of reasoning-state cells covered, round-robin over (primitive, level)
+strata so that no primitive or difficulty dominates -> records + data card.
+
+Reasoning-state cells: every distinct step state is embedded (the search's embedders)
+and assigned to a cell of a codebook. By default the codebook is the search's own
+fixed SimHash coverage codebook, so the selection maximises exactly the coverage the
+data card, the search report and the experiment report; ``codebook="kmeans"`` uses a
+FAISS k-means codebook fitted on the states instead (coarser cells). Coverage of a
+set is a set union, so the greedy gain is exact and submodular, which makes lazy
+evaluation valid.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import heapq
+import json
+import logging
+import math
+import random
+import re
+import statistics
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from tailor_evo.errors import InputError
+from tailor_evo.generation.base import Engine, SamplingParams
+from tailor_evo.tasks.base import THINK_CLOSE, THINK_OPEN, Problem, Step, Task, split_seed
+from trainers.evaluate import assert_disjoint, eval_problems
+
+log = logging.getLogger(__name__)
+
+METHODS = ("rule-based", "four-behaviour", "redistill", "tailor")
+SEED_LIBRARIES = {"rule-based": "rule-based", "four-behaviour": "four-behaviour"}
+EVAL_RESERVE_PER_LEVEL = 100     # evaluation problems per level that training problems are checked against
+
+
+@dataclass
+class PrimitiveRef:
+    """The part of a primitive the builder needs: a stable id, its description and its program."""
+
+    id: str
+    description: str
+    program: dict | None
+
+
+@dataclass
+class Candidate:
+    """One rendered trajectory of one primitive on one problem."""
+
+    problem: Problem
+    primitive_id: str
+    completion: str
+    states: list[str]
+    keys: list[str]
+
+
+@dataclass
+class WarmstartStats:
+    """Everything the data card reports; also returned to callers (pipeline, experiment grid)."""
+
+    task: str
+    method: str
+    seed: int
+    size: int
+    levels: list[int]
+    n_problems: int
+    n_primitives: int
+    n_rendered: int = 0
+    n_verified: int = 0
+    n_selected: int = 0
+    dropped: dict[str, int] = field(default_factory=dict)
+    per_primitive: dict[str, int] = field(default_factory=dict)
+    per_level: dict[int, int] = field(default_factory=dict)
+    verified_per_primitive: dict[str, int] = field(default_factory=dict)
+    mean_chars: float = 0.0
+    median_chars: float = 0.0
+    max_chars: int = 0
+    mean_words: float = 0.0
+    mean_steps: float = 0.0
+    coverage_selected: float = 0.0
+    coverage_random: float = 0.0
+    coverage_all_verified: float = 0.0
+    coverage_measure: str = ""
+    shortfall: int = 0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class WarmstartResult:
+    records: list[dict]
+    stats: WarmstartStats
+    candidates: list[Candidate] = field(default_factory=list, repr=False)
+    selected: list[int] = field(default_factory=list, repr=False)
+
+
+# --------------------------------------------------------------------------------------------------
+# problems
+
+
+def training_problems(task: Task, seed: int, n: int, levels: Sequence[int] | None = None) -> list[Problem]:
+    """``n`` problems from the ``warmstart`` stream of ``seed``, spread evenly over ``levels``."""
+    levels = list(levels) if levels else list(task.default_levels)
+    if not levels:
+        raise InputError(f"task {task.name!r} has no default levels; pass --levels", field="levels")
+    base = split_seed(seed, "warmstart")
+    out: list[Problem] = []
+    for i, level in enumerate(levels):
+        count = n // len(levels) + (1 if i < n % len(levels) else 0)
+        if count:
+            out.extend(task.generate(count, split_seed(base, f"level-{level}"), [level]))
+    return out
+
+
+def check_against_eval(task: Task, train: Sequence[Problem], seed: int, levels: Sequence[int]) -> None:
+    """Raise if a training problem is also among the evaluation problems of the same seed.
+
+    The evaluation set checked is the one ``tailor-evo eval`` uses for this seed, on the
+    requested levels plus the task's default levels, with a generous per-level count.
+    """
+    check_levels = sorted(set(levels) | set(task.default_levels))
+    assert_disjoint(train, eval_problems(task, seed, check_levels, EVAL_RESERVE_PER_LEVEL),
+                    train_name="warm-start", held_out_name="evaluation")
+
+
+# --------------------------------------------------------------------------------------------------
+# primitives
+
+
+def _as_primitive(obj: Any, fallback_id: str) -> PrimitiveRef:
+    get = obj.get if isinstance(obj, dict) else (lambda k, d=None: getattr(obj, k, d))
+    pid = get("id") or get("name") or fallback_id
+    program = get("program")
+    if program is not None and not isinstance(program, dict):
+        program = json.loads(program) if isinstance(program, str) else program
+    return PrimitiveRef(id=str(pid), description=str(get("description") or ""), program=program)
+
+
+def seed_primitives(task: Task, library: str) -> list[PrimitiveRef]:
+    """The primitives of a seed library (``rule-based`` or ``four-behaviour``) for ``task``."""
+    try:
+        from populations.library import load_library
+    except ImportError:
+        load_library = None
+    if load_library is not None:
+        lib = load_library(library, task.name)
+        prims = lib.primitives if hasattr(lib, "primitives") else lib["primitives"]
+        return [_as_primitive(p, f"{library}-{i}") for i, p in enumerate(prims)]
+    path = Path(__file__).resolve().parent.parent / "populations" / "seeds" / task.name / f"{library}.json"
+    if not path.exists():
+        raise InputError("seed library not found", file=str(path))
+    data = json.loads(path.read_text(encoding="utf-8"))
+    return [_as_primitive(p, f"{library}-{i}") for i, p in enumerate(data.get("primitives", []))]
+
+
+def archive_primitives(task: Task, archive_dir: str | Path, max_primitives: int | None = None) -> list[PrimitiveRef]:
+    """The elite primitives of a search run directory (or its ``archive.jsonl``), best quality first."""
+    archive_dir = Path(archive_dir)
+    if not archive_dir.exists():
+        raise InputError("search run directory not found", file=str(archive_dir), field="--archive")
+    records = _load_archive_records(archive_dir)
+    prims = []
+    for i, rec in enumerate(records):
+        if rec.get("task", task.name) != task.name:
+            raise InputError(f"archive is for task {rec.get('task')!r}, not {task.name!r}",
+                             file=str(archive_dir), field="task")
+        p = _as_primitive(rec, f"archive-{i}")
+        if p.program is None:
+            raise InputError("archive primitive has no program", file=str(archive_dir), line=i + 1, field="program")
+        prims.append((_quality(rec), p))
+    prims.sort(key=lambda qp: -qp[0])
+    out = [p for _, p in prims]
+    if not out:
+        raise InputError("archive holds no primitives", file=str(archive_dir))
+    return out[:max_primitives] if max_primitives else out
+
+
+def _quality(rec: Any) -> float:
+    get = rec.get if isinstance(rec, dict) else (lambda k, d=None: getattr(rec, k, d))
+    scores = get("scores") or {}
+    if not isinstance(scores, dict):
+        scores = asdict(scores) if hasattr(scores, "__dataclass_fields__") else {}
+    q = scores.get("quality", get("quality"))
+    return float(q) if q is not None else 0.0
+
+
+def _load_archive_records(archive_dir: Path) -> list[dict]:
+    """The archive rows through the search package's loader (it validates and locates errors)."""
+    from search.archive import load_archive
+
+    return [p.to_dict() for p in load_archive(archive_dir)]
+
+
+# --------------------------------------------------------------------------------------------------
+# rendering
+
+
+_SENTENCE = re.compile(r"(?<=[.!?;])\s+|\n+")
+
+
+def text_steps(completion: str) -> list[str]:
+    """Sentences of the reasoning part of a completion: the steps of free-text trajectories."""
+    body = completion
+    if THINK_OPEN in body:
+        body = body.split(THINK_OPEN, 1)[1]
+    body = body.split(THINK_CLOSE, 1)[0]
+    return [s.strip() for s in _SENTENCE.split(body) if s.strip()]
+
+
+def _rng_for(seed: int, *parts: str) -> random.Random:
+    digest = hashlib.sha256(":".join([str(seed), *parts]).encode()).digest()
+    return random.Random(int.from_bytes(digest[:8], "little"))
+
+
+def _assign_problems(problems: list[Problem], n_prims: int, per_prim: int, seed: int) -> list[list[Problem]]:
+    """Give each primitive ``per_prim`` problems, rotating through a level-interleaved order so every
+    primitive sees every level and the problems are spread across primitives."""
+    by_level: dict[int, list[Problem]] = defaultdict(list)
+    for p in problems:
+        by_level[p.difficulty].append(p)
+    interleaved: list[Problem] = []
+    queues = [list(v) for _, v in sorted(by_level.items())]
+    while any(queues):
+        for q in queues:
+            if q:
+                interleaved.append(q.pop(0))
+    if per_prim >= len(interleaved):
+        return [list(interleaved) for _ in range(n_prims)]
+    out = []
+    for j in range(n_prims):
+        start = (j * len(interleaved)) // max(1, n_prims)
+        out.append([interleaved[(start + t) % len(interleaved)] for t in range(per_prim)])
+    return out
+
+
+def render_primitives(task: Task, primitives: list[PrimitiveRef], problems: list[Problem], *, seed: int,
+                      per_primitive: int, max_steps: int = 400,
+                      dropped: Counter | None = None, progress: bool = True) -> list[Candidate]:
+    """Run each primitive's program on its share of problems; verify; keep the correct trajectories.
+
+    Programs without an executor (or without a program) fall back to the task's
+    reference completion for the rule-based procedure only; anything else is an error.
+    """
+    dropped = dropped if dropped is not None else Counter()
+    assignment = _assign_problems(problems, len(primitives), per_primitive, seed)
+    total = sum(len(a) for a in assignment)
+    out: list[Candidate] = []
+    with tqdm(total=total, desc="render", unit="traj", disable=not progress, leave=False) as bar:
+        for prim, share in zip(primitives, assignment):
+            for problem in share:
+                bar.update(1)
+                traj = task.execute(prim.program, problem, _rng_for(seed, prim.id, problem.id), max_steps)
+                if not traj.finished:
+                    dropped[f"unfinished: {traj.reason}"] += 1
+                    continue
+                verdict = task.verify(problem, traj.completion)
+                if not verdict.correct:
+                    dropped[f"verifier: {verdict.reason}"] += 1
+                    continue
+                out.append(Candidate(problem, prim.id, traj.completion,
+                                     [s.state for s in traj.steps], [s.key for s in traj.steps]))
+    return out
+
+
+def reference_candidates(task: Task, problems: list[Problem], dropped: Counter) -> list[Candidate]:
+    """The task's canonical solution text, used as the rule-based method when the task has no executor."""
+    out = []
+    for p in problems:
+        completion = task.reference_completion(p)
+        verdict = task.verify(p, completion)
+        if not verdict.correct:
+            dropped[f"verifier: {verdict.reason}"] += 1
+            continue
+        steps = text_steps(completion)
+        out.append(Candidate(p, "rule-based", completion, steps, [" ".join(s.lower().split()) for s in steps]))
+    return out
+
+
+def teacher_candidates(task: Task, teacher: Engine, problems: list[Problem], *, samples: int, seed: int,
+                       temperature: float, max_new_tokens: int, chat: bool, batch_size: int,
+                       dropped: Counter, teacher_name: str = "teacher", progress: bool = True) -> list[Candidate]:
+    """Re-distillation: the teacher answers the plain task prompt; only verified answers survive."""
+    from trainers.rollout import rollout
+
+    out: list[Candidate] = []
+    params = SamplingParams(n=samples, temperature=temperature, max_new_tokens=max_new_tokens, seed=seed)
+    with tqdm(total=len(problems), desc="teacher", unit="problem", disable=not progress, leave=False) as bar:
+        for start in range(0, len(problems), batch_size):
+            chunk = problems[start:start + batch_size]
+            for group in rollout(teacher, task, chunk, params, chat=chat):
+                seen: set[str] = set()
+                for r in group:
+                    text = r.completion.text
+                    if not r.verdict.correct:
+                        dropped[f"verifier: {r.verdict.reason}"] += 1
+                        continue
+                    if text in seen:
+                        dropped["duplicate teacher answer"] += 1
+                        continue
+                    seen.add(text)
+                    steps = text_steps(text)
+                    out.append(Candidate(r.problem, teacher_name, text.strip(), steps,
+                                         [" ".join(s.lower().split()) for s in steps]))
+            bar.update(len(chunk))
+    return out
+
+
+# --------------------------------------------------------------------------------------------------
+# coverage and selection
+
+
+_EMBEDDERS: dict[str, Any] = {}
+
+
+def get_embedder(name: str = "hash"):
+    """One shared instance per embedder name, so its per-text cache and the coverage codebook are reused."""
+    if name not in _EMBEDDERS:
+        from search.embed import make_embedder
+
+        _EMBEDDERS[name] = make_embedder(name)
+    return _EMBEDDERS[name]
+
+
+def coverage_score(state_lists: Sequence[Sequence[str]], embedder: str = "hash") -> float:
+    """Step-level coverage of a set of trajectories: the search's measure (distinct SimHash cells occupied).
+
+    The codebook does not depend on the data, so values of different methods built on
+    the same problems are directly comparable, and match the search report.
+    """
+    from search.novelty import coverage
+
+    return coverage([s for states in state_lists for s in states], get_embedder(embedder))
+
+
+def state_cells(state_lists: Sequence[Sequence[str]], *, codebook: str = "simhash", embedder: str = "hash",
+                n_cells: int | None = None, seed: int = 0) -> list[frozenset[int]]:
+    """Map every trajectory (its list of step states) to the set of codebook cells its states fall into.
+
+    ``simhash`` is the search's fixed coverage codebook, so the greedy selection
+    maximises exactly the coverage the data card reports. ``kmeans`` fits a FAISS
+    k-means codebook on the distinct states instead (``n_cells`` defaults to
+    4 * sqrt(#states), capped at 1024): coarser cells that merge near-synonymous states.
+    """
+    uniq: dict[str, int] = {}
+    for states in state_lists:
+        for st in states:
+            uniq.setdefault(st, len(uniq))
+    if not uniq:
+        return [frozenset() for _ in state_lists]
+    texts = list(uniq)
+    x = np.ascontiguousarray(get_embedder(embedder).encode(texts), dtype=np.float32)
+    if codebook == "simhash":
+        from search.novelty import Coverage
+
+        cov = Coverage(get_embedder(embedder))
+        cell_of = [next(iter(cov.cells_of(x[i:i + 1]))) for i in range(len(texts))]
+    elif codebook == "kmeans":
+        import faiss
+
+        k = min(len(texts), n_cells or min(1024, max(2, int(4 * math.sqrt(len(texts))))))
+        if k < len(texts):
+            km = faiss.Kmeans(x.shape[1], k, niter=20, seed=seed, verbose=False, min_points_per_centroid=1)
+            km.train(x)
+            cell_of = km.index.search(x, 1)[1][:, 0].tolist()
+        else:
+            cell_of = list(range(len(texts)))
+    else:
+        raise InputError(f"unknown codebook {codebook!r} (known: simhash, kmeans)", field="codebook")
+    return [frozenset(cell_of[uniq[st]] for st in states) for states in state_lists]
+
+
+def greedy_select(cells: Sequence[frozenset[int]], strata: Sequence[Any], size: int, *, seed: int = 0,
+                  keys: Sequence[frozenset[str]] | None = None) -> list[int]:
+    """Pick ``size`` candidates maximising the union of covered cells, balanced over strata.
+
+    Strata (e.g. (primitive, level)) take turns: the stratum with the fewest picks that
+    still has candidates picks next, choosing its candidate with the largest marginal
+    gain (new cells, then new exact state keys, then a seeded random tie-break). Gains
+    only shrink as the selection grows (set coverage is submodular), so a lazy
+    priority queue per stratum gives the same result as recomputing every gain.
+    """
+    rng = random.Random(seed)
+    keys = keys or [frozenset() for _ in cells]
+    heaps: dict[Any, list] = defaultdict(list)
+    for i, s in enumerate(strata):
+        heaps[s].append((-len(cells[i]), -len(keys[i]), rng.random(), i))
+    for h in heaps.values():
+        heapq.heapify(h)
+    count: Counter = Counter()
+    covered: set[int] = set()
+    covered_keys: set[str] = set()
+    chosen: list[int] = []
+    while len(chosen) < size:
+        live = [s for s, h in heaps.items() if h]
+        if not live:
+            break
+        stratum = min(live, key=lambda s: (count[s], heaps[s][0][:2], str(s)))
+        h = heaps[stratum]
+        while True:
+            _, _, tie, i = heapq.heappop(h)
+            gain = (-len(cells[i] - covered), -len(keys[i] - covered_keys), tie, i)
+            if not h or gain[:2] <= h[0][:2]:
+                break
+            heapq.heappush(h, gain)
+        chosen.append(i)
+        count[stratum] += 1
+        covered |= cells[i]
+        covered_keys |= keys[i]
+    return chosen
+
+
+# --------------------------------------------------------------------------------------------------
+# records and the whole builder
+
+
+def _record(task: Task, method: str, c: Candidate) -> dict:
+    p = c.problem
+    rid = hashlib.sha256(f"{task.name}:{method}:{p.id}:{c.primitive_id}:{c.completion}".encode()).hexdigest()[:16]
+    return {
+        "id": rid, "task": task.name, "method": method, "primitive_id": c.primitive_id,
+        "difficulty": p.difficulty, "prompt": task.prompt(p), "messages": task.prompt(p, chat=True),
+        "completion": c.completion, "answer": p.answer_text, "correct": True,
+        "problem_id": p.id, "question": p.question, "n_steps": len(c.states),
+    }
+
+
+def build_warmstart(task: Task, method: str, size: int, seed: int, *, archive_dir: str | Path | None = None,
+                    teacher: Engine | None = None, levels: Sequence[int] | None = None,
+                    n_problems: int | None = None, oversample: float = 4.0, max_primitives: int | None = None,
+                    teacher_samples: int = 2, teacher_temperature: float = 0.7, max_new_tokens: int = 512,
+                    chat: bool = False, embedder: str = "hash", codebook: str = "simhash",
+                    teacher_name: str = "teacher",
+                    primitives: Sequence[PrimitiveRef] | None = None, check_eval: bool = True,
+                    progress: bool = True) -> WarmstartResult:
+    """Build ``size`` warm-start records for ``method`` on the training problems of ``seed``.
+
+    ``n_problems`` defaults to ``size + size // 4`` so that even a one-primitive method
+    can fill the budget with room to choose. Each primitive is rendered on at most
+    ``ceil(oversample * size / #primitives)`` problems to bound the cost for large archives.
+    ``primitives`` replaces the method's own source (seed library or archive) when given.
+    """
+    if method not in METHODS:
+        raise InputError(f"unknown method {method!r} (known: {', '.join(METHODS)})", field="method")
+    if size <= 0:
+        raise InputError("must be positive", field="size")
+    levels = list(levels) if levels else list(task.default_levels)
+    problems = training_problems(task, seed, n_problems or size + size // 4, levels)
+    if check_eval:
+        check_against_eval(task, problems, seed, levels)
+    dropped: Counter = Counter()
+
+    if method == "redistill":
+        if teacher is None:
+            raise InputError("the redistill method needs a teacher engine", field="--teacher")
+        n_prims = 1
+        candidates = teacher_candidates(task, teacher, problems, samples=teacher_samples, seed=seed,
+                                        temperature=teacher_temperature, max_new_tokens=max_new_tokens, chat=chat,
+                                        batch_size=16, dropped=dropped, teacher_name=teacher_name, progress=progress)
+        n_rendered = len(problems) * teacher_samples
+    else:
+        if primitives is not None:
+            prims = list(primitives)
+        elif method == "tailor":
+            if archive_dir is None:
+                raise InputError("the tailor method needs a search run directory", field="--archive")
+            prims = archive_primitives(task, archive_dir, max_primitives)
+        else:
+            prims = _seed_or_none(task, SEED_LIBRARIES[method])
+        if prims is None:   # no executor/seed library for this task: canonical solution text
+            n_prims = 1
+            candidates = reference_candidates(task, problems, dropped)
+            n_rendered = len(problems)
+        else:
+            n_prims = len(prims)
+            per_prim = min(len(problems), math.ceil(oversample * size / max(1, n_prims)))
+            candidates = render_primitives(task, prims, problems, seed=seed, per_primitive=per_prim,
+                                           dropped=dropped, progress=progress)
+            n_rendered = per_prim * n_prims
+
+    stats = WarmstartStats(task=task.name, method=method, seed=seed, size=size, levels=levels,
+                           n_problems=len(problems), n_primitives=n_prims, n_rendered=n_rendered,
+                           n_verified=len(candidates), dropped=dict(dropped))
+    stats.verified_per_primitive = dict(Counter(c.primitive_id for c in candidates))
+    cells = state_cells([c.states for c in candidates], codebook=codebook, embedder=embedder, seed=seed)
+    chosen = greedy_select(cells, [(c.primitive_id, c.problem.difficulty) for c in candidates], size, seed=seed,
+                           keys=[frozenset(c.keys) for c in candidates])
+    selected = [candidates[i] for i in chosen]
+    _fill_stats(stats, candidates, selected, seed, embedder)
+    if stats.shortfall:
+        log.warning("%s: only %d of %d requested records (not enough verified trajectories)",
+                    method, stats.n_selected, size)
+    records = [_record(task, method, c) for c in selected]
+    return WarmstartResult(records=records, stats=stats, candidates=candidates, selected=chosen)
+
+
+def _seed_or_none(task: Task, library: str) -> list[PrimitiveRef] | None:
+    """Seed primitives, or None when the task has no executor (then the reference solution is used)."""
+    try:
+        task.grammar()
+    except NotImplementedError:
+        if library == "rule-based":
+            return None
+        raise InputError(f"task {task.name!r} has no move executor, so the {library} library cannot be rendered",
+                         field="method") from None
+    return seed_primitives(task, library)
+
+
+def _fill_stats(stats: WarmstartStats, candidates: list[Candidate], selected: list[Candidate], seed: int,
+                embedder: str) -> None:
+    stats.n_selected = len(selected)
+    stats.shortfall = max(0, stats.size - len(selected))
+    stats.per_primitive = dict(Counter(c.primitive_id for c in selected))
+    stats.per_level = dict(sorted(Counter(c.problem.difficulty for c in selected).items()))
+    if selected:
+        chars = [len(c.completion) for c in selected]
+        stats.mean_chars = statistics.fmean(chars)
+        stats.median_chars = float(statistics.median(chars))
+        stats.max_chars = max(chars)
+        stats.mean_words = statistics.fmean(len(c.completion.split()) for c in selected)
+        stats.mean_steps = statistics.fmean(len(c.states) for c in selected)
+    stats.coverage_measure = f"distinct SimHash cells of step states (search.novelty.coverage, {embedder} embedder)"
+    stats.coverage_selected = coverage_score([c.states for c in selected], embedder)
+    random_subset = random.Random(seed).sample(candidates, len(selected)) if selected else []
+    stats.coverage_random = coverage_score([c.states for c in random_subset], embedder)
+    stats.coverage_all_verified = coverage_score([c.states for c in candidates], embedder)
+
+
+# --------------------------------------------------------------------------------------------------
+# data card
+
+
+def render_card(results: Sequence[WarmstartResult], *, title: str = "Warm-start data card") -> str:
+    """Markdown data card: one row per method with counts, lengths and coverage, then the details."""
+    lines = [f"# {title}", ""]
+    if results:
+        s0 = results[0].stats
+        lines += [f"- task: `{s0.task}`, seed {s0.seed}, levels {s0.levels}, size budget {s0.size}",
+                  f"- training problems: {s0.n_problems} from the warm-start stream, checked disjoint from the "
+                  f"evaluation problems of the same seed",
+                  f"- coverage: {s0.coverage_measure}; 'random' is a random subset of the verified "
+                  "trajectories of the same size, 'all verified' the whole pool the selection chose from", ""]
+    head = ["method", "primitives", "rendered", "verified", "dropped", "selected", "mean chars", "median chars",
+            "mean steps", "coverage", "coverage (random)", "coverage (all verified)"]
+    lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in results:
+        s = r.stats
+        lines.append("| " + " | ".join([
+            s.method, str(s.n_primitives), str(s.n_rendered), str(s.n_verified), str(sum(s.dropped.values())),
+            f"{s.n_selected}/{s.size}", f"{s.mean_chars:.0f}", f"{s.median_chars:.0f}", f"{s.mean_steps:.1f}",
+            f"{s.coverage_selected:.0f}", f"{s.coverage_random:.0f}", f"{s.coverage_all_verified:.0f}",
+        ]) + " |")
+    for r in results:
+        s = r.stats
+        lines += ["", f"## {s.method}", ""]
+        if s.shortfall:
+            lines.append(f"**Short by {s.shortfall} records**: not enough verified trajectories.\n")
+        lines.append("Dropped trajectories by reason: " + (", ".join(
+            f"{k}: {v}" for k, v in sorted(s.dropped.items(), key=lambda kv: -kv[1])) or "none"))
+        lines.append("")
+        lines.append("Selected per level: " + ", ".join(f"{k}: {v}" for k, v in s.per_level.items()))
+        lines += ["", "| primitive | verified | selected |", "|---|---|---|"]
+        for pid, n in sorted(s.verified_per_primitive.items(), key=lambda kv: -kv[1]):
+            lines.append(f"| `{pid}` | {n} | {s.per_primitive.get(pid, 0)} |")
+    return "\n".join(lines) + "\n"
