@@ -1,0 +1,163 @@
+"""Rendering Knights-and-Knaves puzzles as text, in the public dataset's exact wording.
+
+The question paragraph, the statement clauses, the 18 speech templates and the
+answer formats follow the public data word for word (irregular punctuation
+included), so that a model trained on our puzzles sees the same surface form as
+on the official benchmark, and so that public records can be re-rendered and
+checked. Deeper statements (an option beyond the public grammar) put compound
+sub-clauses in parentheses, which the public renderer never needs.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+from tailor_evo.tasks.kk.logic import LEAF_OPS, Tree
+
+# Common English first names: single alphabetic words, none a substring of another
+# (checked at import time below), so word-boundary and substring matchers agree.
+COMMON_NAMES: tuple[str, ...] = (
+    "Amelia", "Olivia", "Emma", "Sophia", "Mia", "Charlotte", "Harper", "Evelyn", "Abigail", "Emily",
+    "Ella", "Scarlett", "Grace", "Chloe", "Victoria", "Riley", "Aria", "Lily", "Aubrey", "Zoey",
+    "Penelope", "Hannah", "Layla", "Nora", "Violet", "Noah", "William", "James",
+    "Logan", "Benjamin", "Mason", "Elijah", "Oliver", "Jacob", "Lucas", "Michael", "Alexander", "Ethan",
+    "Daniel", "Matthew", "Aiden", "Henry", "Joseph", "Samuel", "Sebastian", "David", "Carter", "Wyatt",
+    "Jack", "Owen", "Gabriel", "Avery", "Rosa", "Tariq", "Mei",
+)
+# Less common names, for out-of-distribution puzzles (``names="rare"``).
+RARE_NAMES: tuple[str, ...] = (
+    "Quillon", "Marisol", "Thaddeus", "Ysolde", "Caspian", "Odalys", "Bartholomew", "Zephyrine", "Lucan",
+    "Persephone", "Ignatius", "Seraphina", "Evander", "Clementine", "Ambrose", "Leopold",
+    "Henrietta", "Cyprian", "Philippa", "Benedikt", "Wilhelmina", "Osric", "Ottilie", "Fergus",
+    "Imogen", "Lysander", "Perpetua", "Barnaby", "Cordelia",
+)
+
+
+def _no_substrings(names: Sequence[str]) -> None:
+    low = [x.lower() for x in names]
+    for a in low:
+        if not a.isalpha():
+            raise AssertionError(f"name {a!r} is not a single alphabetic word")
+        for b in low:
+            if a != b and a in b:
+                raise AssertionError(f"name {a!r} is a substring of {b!r}")
+    if len(set(low)) != len(low):
+        raise AssertionError("duplicate names")
+
+
+_no_substrings(COMMON_NAMES + RARE_NAMES)
+NAME_LISTS = {"common": COMMON_NAMES, "rare": RARE_NAMES}
+
+# The public data's 18 speech templates; {N} = speaker's name, {C} = statement clause.
+SPEECH_TEMPLATES: tuple[str, ...] = (
+    "{N} said that {C}.",
+    "{N} told you that {C}.",
+    '{N} said, "{C}."',
+    '{N} stated, "{C}".',
+    'According to {N}, "{C}".',
+    'In {N}\'s words: "{C}".',
+    '{N} remarked, "{C}".',
+    '"{C}," {N} declared.',
+    '{N} was heard saying, "{C}".',
+    "{N} expressed that {C}.",
+    '"{C}" - {N}.',
+    'As {N} put it, "{C}".',
+    '{N} asserted: "{C}".',
+    '"{C}," {N} mentioned.',
+    '{N} commented, "{C}".',
+    'In a statement by {N}: "{C}".',
+    '{N} noted, "{C}".',
+    '"{C}," {N} claimed.',
+)
+
+INTRO = ("A very special island is inhabited only by knights and knaves. "
+         "Knights always tell the truth, and knaves always lie.")
+OUTRO = "So who is a knight and who is a knave?"
+
+COT_HEAD = ("Let's think step by step, by considering whether each person is lying and "
+            "if that leads to contradiction.")
+COT_FOOT_OK = "This leads to a feasible solution."
+COT_FOOT_FAIL = "All the configurations lead to contradictions."
+
+
+def role_word(knight: bool) -> str:
+    return "knight" if knight else "knave"
+
+
+def clause(tree: Tree, names: Sequence[str]) -> str:
+    """The statement as a third-person clause ("Rosa is a knight or Mei is a knave")."""
+    op = tree[0]
+    if op in LEAF_OPS:
+        return f"{names[tree[1]]} is a {op}"
+    if op == "not":
+        child = tree[1]
+        if child[0] in LEAF_OPS:
+            return f"{names[child[1]]} is not a {child[0]}"
+        return f"it is not the case that {_wrap(child, names)}"
+    if op in ("and", "or"):
+        return f" {op} ".join(_wrap(c, names) for c in tree[1:])
+    if op == "implies":
+        return f"If {_wrap(tree[1], names)} then {_wrap(tree[2], names)}"
+    if op == "iff":
+        return f"{_wrap(tree[1], names)} if and only if {_wrap(tree[2], names)}"
+    raise ValueError(f"unknown operator {op!r}")
+
+
+def _wrap(tree: Tree, names: Sequence[str]) -> str:
+    simple = tree[0] in LEAF_OPS or (tree[0] == "not" and tree[1][0] in LEAF_OPS)
+    text = clause(tree, names)
+    return text if simple else f"({text})"
+
+
+def speech(template: int, name: str, content: str) -> str:
+    return SPEECH_TEMPLATES[template].format(N=name, C=content)
+
+
+def list_names(names: Sequence[str]) -> str:
+    """"A, B, and C" (the public data writes "A, and B" for two)."""
+    if len(names) == 1:
+        return names[0]
+    return ", ".join(names[:-1]) + ", and " + names[-1]
+
+
+def quiz_text(statements: Sequence[Tree], names: Sequence[str], templates: Sequence[int]) -> str:
+    parts = [INTRO, f"You meet {len(names)} inhabitants: {list_names(names)}."]
+    for i, st in enumerate(statements):
+        parts.append(speech(templates[i], names[i], clause(st, names)))
+    parts.append(OUTRO)
+    return " ".join(parts)
+
+
+def solution_text(names: Sequence[str], roles: Sequence[bool]) -> str:
+    items = [f"{nm} is a {role_word(r)}" for nm, r in zip(names, roles)]
+    if len(items) == 1:
+        return items[0] + "."
+    return ", ".join(items[:-1]) + ", and " + items[-1] + "."
+
+
+def solution_text_format(names: Sequence[str], roles: Sequence[bool]) -> str:
+    return "\n".join(f"({i + 1}) {nm} is a {role_word(r)}" for i, (nm, r) in enumerate(zip(names, roles)))
+
+
+# ---- the rule-based chain of thought's sentences -------------------------------------------
+def cot_ok(name: str, knight: bool, claim: str) -> str:
+    false = "" if knight else "false "
+    return f"Assume {name} is a {role_word(knight)}. No contradiction is found in their {false}claim that {claim}."
+
+
+def cot_conflict(name: str, knight: bool, claimant: str, claimant_knight: bool, claim: str) -> str:
+    false = "" if claimant_knight else "false "
+    return (f"{name} cannot be a {role_word(knight)}, because this would contradict the "
+            f"{false}claim of {claimant} that {claim}.")
+
+
+def join_and(items: Sequence[str]) -> str:
+    """"A", "A and B", "A, B, and C"."""
+    if len(items) <= 2:
+        return " and ".join(items)
+    return ", ".join(items[:-1]) + ", and " + items[-1]
+
+
+def cot_backtrack(exhausted: Sequence[str], back_to: str) -> str:
+    return (f"We have exhausted all possibilities for {join_and(exhausted)}, "
+            f"so let us go back and reconsider {back_to}.")
