@@ -81,6 +81,16 @@ def _attempt(rng: random.Random, target_op: int, opts: GenOptions) -> Graph | No
     for k in range(1, d):
         for j in range(widths[k]):
             edges.add((k - 1, rng.randrange(widths[k - 1]), j))
+    # most containers get a child too: childless items make abstract counts 0, and too many
+    # zeros would make "0" a good blind guess
+    cap = opts.ip if opts.ip is not None else opts.max_edge
+    for k in range(d - 1):
+        for i in range(widths[k]):
+            if not any((k, i, j) in edges for j in range(widths[k + 1])) and rng.random() < 0.8:
+                edges.add((k, i, rng.randrange(widths[k + 1])))
+    if len(edges) > cap:
+        return None
+    e = max(e, len(edges))
     spare = [(k, i, j) for k in range(d - 1) for i in range(widths[k]) for j in range(widths[k + 1])
              if (k, i, j) not in edges]
     edges.update(rng.sample(spare, e - len(edges)))
@@ -103,6 +113,8 @@ def _attempt(rng: random.Random, target_op: int, opts: GenOptions) -> Graph | No
             need |= abs_need[q] if q in abs_need else {q}
         abs_need[absi[key]] = need
 
+    # abstract parameters of childless items are always 0; used sparingly so answers are not mostly 0
+    empty_abs = {absi[key] for key in abs_keys if not abs_preds[key]}
     forms: dict[int, Form] = {}
     defined: list[int] = []
     defined_set: set[int] = set()
@@ -110,7 +122,7 @@ def _attempt(rng: random.Random, target_op: int, opts: GenOptions) -> Graph | No
     rng.shuffle(perm)
     for pid in perm:
         ready_abs = [a for a, need in abs_need.items() if need <= defined_set]
-        forms[pid] = _form(rng, defined, ready_abs)
+        forms[pid] = _form(rng, defined, ready_abs, empty_abs)
         defined.append(pid)
         defined_set.add(pid)
 
@@ -149,7 +161,7 @@ def _attempt(rng: random.Random, target_op: int, opts: GenOptions) -> Graph | No
     return g
 
 
-def _form(rng: random.Random, defined: list[int], ready_abs: list[int]) -> Form:
+def _form(rng: random.Random, defined: list[int], ready_abs: list[int], empty_abs: set[int]) -> Form:
     """A sentence form for the next instance parameter, over already available parameters."""
     n_args, with_const, _ = rng.choices(FORM_MIX, [w for *_, w in FORM_MIX])[0]
     pool = list(defined) + [a for a in ready_abs if a not in defined]
@@ -159,7 +171,8 @@ def _form(rng: random.Random, defined: list[int], ready_abs: list[int]) -> Form:
     if with_const:
         n_args = min(n_args, 3)
     # prefer recently defined parameters so that chains (and larger op) arise often
-    weights = [1.0 + i for i in range(len(defined))] + [0.6 * (1 + len(defined))] * (len(pool) - len(defined))
+    weights = [1.0 + i for i in range(len(defined))]
+    weights += [(0.05 if a in empty_abs else 0.6) * (1 + len(defined)) for a in pool[len(defined):]]
     args: list[int] = []
     while len(args) < n_args:
         pick = rng.choices(range(len(pool)), weights)[0]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import random
 import string
+from dataclasses import dataclass
 
 from tailor_evo.tasks.igsm.graph import ABSTRACT, Graph, Param, Ref, Unit, apply, plan
 
@@ -110,12 +111,24 @@ def unit_value(u: Unit, val: dict[Ref, int]) -> int:
     return apply(u.op, val[u.operands[0]], val[u.operands[1]])
 
 
+@dataclass(frozen=True)
+class RenderedUnit:
+    """One computed unit with everything a wording needs: symbols, names and numbers."""
+
+    unit: Unit
+    value: int                      # result, reduced mod 23
+    nums: tuple[int, ...]           # operand values
+    lhs: str                        # symbol of the result
+    operand_symbols: tuple[str, ...]
+    operand_names: tuple[str, ...]  # parameter names for parameters, symbols for intermediates
+    final: bool                     # the unit that defines the parameter itself
+
+
 def render_units(g: Graph, pid: int, values: dict[int, int], symbols: Symbols, names: dict[int, str],
-                 ) -> tuple[list[str], list[tuple[Unit, int, tuple[int, ...]]]]:
-    """Render the plan of ``pid`` as solution fragments; also return (unit, value, operand numbers).
+                 ) -> list[RenderedUnit]:
+    """Evaluate the plan of ``pid`` unit by unit, allocating symbols for it and its intermediates.
 
     ``names`` maps already defined parameters to their symbols and receives ``pid``'s.
-    Fragments joined by spaces give "Define N as x; y = ...; so x = ... = v.".
     """
     units = plan(g, g.params[pid])
     names[pid] = symbols.fresh()
@@ -129,6 +142,9 @@ def render_units(g: Graph, pid: int, values: dict[int, int], symbols: Symbols, n
             return tmp_names[r.value]
         return str(r.value)
 
+    def label(r: Ref) -> str:
+        return g.params[r.value].name if r.kind == "param" else sym(r)
+
     def num(r: Ref) -> int:
         if r.kind == "param":
             return values[r.value]
@@ -136,10 +152,8 @@ def render_units(g: Graph, pid: int, values: dict[int, int], symbols: Symbols, n
             return val[r]
         return r.value
 
-    texts: list[str] = []
-    info: list[tuple[Unit, int, tuple[int, ...]]] = []
+    out: list[RenderedUnit] = []
     for k, u in enumerate(units):
-        last = k == len(units) - 1
         if u.result.kind == "tmp":
             tmp_names[u.result.value] = symbols.fresh()
         nums = tuple(num(r) for r in u.operands)
@@ -147,22 +161,33 @@ def render_units(g: Graph, pid: int, values: dict[int, int], symbols: Symbols, n
             val[r] = n
         v = unit_value(u, val)
         val[u.result] = v
-        lhs = sym(u.result)
-        if u.op == "zero":
-            body = f"{lhs} = 0"
-        elif u.op == "const":
-            body = f"{lhs} = {v}"
-        elif u.op == "copy":
-            body = f"{lhs} = {sym(u.operands[0])} = {v}"
-        else:
-            a, b = u.operands
-            body = f"{lhs} = {sym(a)} {u.op} {sym(b)} = {nums[0]} {u.op} {nums[1]} = {v}"
-        text = f"so {body}." if last else f"{body};"
+        out.append(RenderedUnit(u, v, nums, sym(u.result), tuple(sym(r) for r in u.operands),
+                                tuple(label(r) for r in u.operands), k == len(units) - 1))
+    return out
+
+
+def unit_body(ru: RenderedUnit, lhs: str, operands: tuple[str, ...], value: int | None = None) -> str:
+    """"lhs = hint = numbers = value" with the parts that apply to the unit's kind."""
+    u, v = ru.unit, ru.value if value is None else value
+    if u.op == "zero":
+        return f"{lhs} = 0"
+    if u.op == "const":
+        return f"{lhs} = {v}"
+    if u.op == "copy":
+        return f"{lhs} = {operands[0]} = {v}"
+    return f"{lhs} = {operands[0]} {u.op} {operands[1]} = {ru.nums[0]} {u.op} {ru.nums[1]} = {v}"
+
+
+def reference_fragments(g: Graph, pid: int, rendered: list[RenderedUnit], names: dict[int, str]) -> list[str]:
+    """Solution fragments; joined by spaces they read "Define N as x; y = ...; so x = ... = v."."""
+    texts = []
+    for k, ru in enumerate(rendered):
+        body = unit_body(ru, ru.lhs, ru.operand_symbols)
+        text = f"so {body}." if ru.final else f"{body};"
         if k == 0:
             text = f"Define {g.params[pid].name} as {names[pid]}; {text}"
         texts.append(text)
-        info.append((u, v, nums))
-    return texts, info
+    return texts
 
 
 def reference_solution(g: Graph) -> str:
@@ -171,6 +196,6 @@ def reference_solution(g: Graph) -> str:
     names: dict[int, str] = {}
     parts: list[str] = []
     for pid in reference_order(g):
-        texts, _ = render_units(g, pid, values, symbols, names)
-        parts.append(" ".join(texts))
+        rendered = render_units(g, pid, values, symbols, names)
+        parts.append(" ".join(reference_fragments(g, pid, rendered, names)))
     return " ".join(parts)
