@@ -62,6 +62,12 @@ def test_size_is_respected_and_a_shortfall_is_reported():
     assert "Short by 38" in render_card([small])
 
 
+def test_marginals_stay_balanced_when_budget_is_not_a_multiple_of_the_strata():
+    res = _build(size=12, n_problems=60)     # 9 strata, 12 picks
+    assert sorted(Counter(r["primitive_id"] for r in res.records).values()) == [4, 4, 4]
+    assert sorted(Counter(r["difficulty"] for r in res.records).values()) == [4, 4, 4]
+
+
 def test_selection_balances_primitives_and_levels():
     res = _build(size=27, n_problems=60)
     per_prim = Counter(r["primitive_id"] for r in res.records)

@@ -25,24 +25,14 @@ def parse_levels(text: str | None) -> list[int] | None:
     return _parse(text)
 
 
-def make_engine(spec: str, *, batch_size: int = 16, num_threads: int | None = None):
+def make_engine(spec: str, *, batch_size: int = 16):
     """An Engine from ``BACKEND:MODEL`` (``hf:tiny``, ``openai:URL#MODEL``, ``vllm:MODEL``) or a bare model name/dir."""
-    try:
-        from tailor_evo.generation import make_engine as _make
-    except ImportError:
-        _make = None
-    if _make is not None:
-        target = spec if ":" in spec.split("/")[0] and not Path(spec).exists() else f"hf:{spec}"
-        try:
-            return _make(target, batch_size=batch_size, num_threads=num_threads)
-        except TypeError:
-            return _make(target)
-    from tailor_evo.generation.hf import HFEngine
-    from tailor_evo.models.registry import load
+    from tailor_evo.generation import make_engine as _make
 
-    name = spec[3:] if spec.startswith("hf:") else spec
-    model, tokenizer = load(name)
-    return HFEngine(model, tokenizer, batch_size=batch_size, num_threads=num_threads)
+    kind = spec.partition(":")[0]
+    # only the in-process transformers engine batches by a fixed size; servers batch themselves
+    kw = {} if kind in ("openai", "vllm") else {"batch_size": batch_size, "show_progress": False}
+    return _make(spec, **kw)
 
 
 # --------------------------------------------------------------------------------------------------

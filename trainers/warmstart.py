@@ -397,7 +397,10 @@ def greedy_select(cells: Sequence[frozenset[int]], strata: Sequence[Any], size: 
     """Pick ``size`` candidates maximising the union of covered cells, balanced over strata.
 
     Strata (e.g. (primitive, level)) take turns: the stratum with the fewest picks that
-    still has candidates picks next, choosing its candidate with the largest marginal
+    still has candidates picks next (ties go to the stratum whose components, e.g. its
+    primitive and its level, have the fewest picks so far, so both marginals stay
+    balanced when the budget is not a multiple of the strata), choosing its candidate
+    with the largest marginal
     gain (new cells, then new exact state keys, then a seeded random tie-break). Gains
     only shrink as the selection grows (set coverage is submodular), so a lazy
     priority queue per stratum gives the same result as recomputing every gain.
@@ -410,6 +413,11 @@ def greedy_select(cells: Sequence[frozenset[int]], strata: Sequence[Any], size: 
     for h in heaps.values():
         heapq.heapify(h)
     count: Counter = Counter()
+    parts: Counter = Counter()      # picks per stratum component (position, value)
+
+    def components(s: Any) -> tuple:
+        return tuple(enumerate(s)) if isinstance(s, tuple) else ((0, s),)
+
     covered: set[int] = set()
     covered_keys: set[str] = set()
     chosen: list[int] = []
@@ -417,7 +425,8 @@ def greedy_select(cells: Sequence[frozenset[int]], strata: Sequence[Any], size: 
         live = [s for s, h in heaps.items() if h]
         if not live:
             break
-        stratum = min(live, key=lambda s: (count[s], heaps[s][0][:2], str(s)))
+        stratum = min(live, key=lambda s: (count[s], sum(parts[c] for c in components(s)), heaps[s][0][:2],
+                                           str(s)))
         h = heaps[stratum]
         while True:
             _, _, tie, i = heapq.heappop(h)
@@ -427,6 +436,7 @@ def greedy_select(cells: Sequence[frozenset[int]], strata: Sequence[Any], size: 
             heapq.heappush(h, gain)
         chosen.append(i)
         count[stratum] += 1
+        parts.update(components(stratum))
         covered |= cells[i]
         covered_keys |= keys[i]
     return chosen
