@@ -1,0 +1,458 @@
+"""The generational loop of the primitive search, with checkpoints and exact resume.
+
+One generation: make children from the population (``gp`` tree operators or the
+``llm`` operator), render and verify them on this generation's problem batch plus the
+shared probe problems (a process-pool ``map``, replaceable through the DEAP toolbox),
+score novelty of parents and children against the archive, keep survivors (NSGA-II
+or MAP-Elites), offer the children to the archive, log metrics, write a checkpoint.
+
+Exact resume: all randomness flows from one ``random.Random`` whose state is saved
+in the checkpoint together with the population, the archive (with its probe states,
+so the FAISS indexes are rebuilt identically) and the counters. Evaluation uses
+seeds derived from the run seed, the candidate id and the problem id, so it does not
+depend on which worker ran it. A resumed run therefore ends with the same archive as
+an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import multiprocessing
+import pickle
+import random
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from deap import base
+from tqdm.auto import tqdm
+
+from search.archive import Archive, ArchiveConfig
+from search.embed import make_embedder
+from search.genome import Primitive, program_id
+from search.gp import TreeOperators
+from search.llm_operator import LLMOperator, load_prompt
+from search.novelty import Coverage
+from search.quality import QualityConfig
+from search.render import EvalJob, EvalResult, ExecutorRenderer, LLMRenderer
+from search.seeds import load_seed_library
+from search.selection import METHODS, MapElitesGrid, nsga2
+from tailor_evo.errors import InputError
+from tailor_evo.io import atomic_open
+from tailor_evo.rundir import RunDir
+from tailor_evo.tasks.base import Problem, Task, get_task, split_seed
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT = "search.pkl"
+OPERATORS = ("gp", "llm")
+RENDERERS = ("executor", "llm")
+
+
+# --- configuration -----------------------------------------------------------------------
+@dataclass
+class EvolutionConfig:
+    generations: int = 12
+    population: int = 24            # survivors per generation (mu)
+    offspring: int = 24             # children per generation (lambda)
+    init_random: int = 16           # random programs added to the seed libraries at generation 0
+    seed_libraries: list[str] = field(default_factory=lambda: ["rule-based", "four-behaviour"])
+    crossover_prob: float = 0.3
+    max_depth: int = 10             # program tree depth limit
+    max_nodes: int = 40             # program size limit (bloat control)
+    subtree_depth: int = 3          # depth of subtrees grown by mutation
+    random_depth: int = 5           # depth of random initial programs
+
+
+@dataclass
+class ProblemsConfig:
+    per_eval: int = 24              # fresh training problems per generation (shared by that generation)
+    probe: int = 8                  # fixed probe problems every candidate also runs (novelty, coverage)
+    pool: int = 1024                # training pool the per-generation batches are drawn from
+    report: int = 32                # held-out problems for the final coverage comparison
+    levels: list[int] | None = None # difficulty levels (None = the task's defaults)
+    max_steps: int = 400
+
+
+@dataclass
+class NoveltyConfig:
+    embedder: str = "hash"          # hash | minilm
+    k: int = 1
+    step_weight: float = 0.5        # novelty = w * step-level + (1 - w) * trajectory-level
+    coverage_bits: int = 16
+    coverage_seed: int = 0
+
+
+@dataclass
+class LLMConfig:
+    spec: str | None = None         # BACKEND:MODEL, e.g. openai:http://127.0.0.1:8000/v1 or hf:tiny
+    temperature: float = 0.9
+    max_new_tokens: int = 384
+    render_max_new_tokens: int = 512
+
+
+@dataclass
+class SearchConfig:
+    task: str = "kk"
+    seed: int = 0
+    operator: str = "gp"            # gp | llm
+    renderer: str = "executor"      # executor | llm
+    workers: int = 2
+    samples: int = 2                # sample trajectories stored per primitive
+    selection: str = "nsga2"        # nsga2 | map-elites
+    evolution: EvolutionConfig = field(default_factory=EvolutionConfig)
+    problems: ProblemsConfig = field(default_factory=ProblemsConfig)
+    quality: QualityConfig = field(default_factory=QualityConfig)
+    novelty: NoveltyConfig = field(default_factory=NoveltyConfig)
+    archive: ArchiveConfig = field(default_factory=ArchiveConfig)
+    llm: LLMConfig = field(default_factory=LLMConfig)
+
+    def check(self) -> None:
+        for name, value, allowed in (("operator", self.operator, OPERATORS), ("renderer", self.renderer, RENDERERS),
+                                     ("selection", self.selection, METHODS)):
+            if value not in allowed:
+                raise InputError(f"must be one of {', '.join(allowed)}, got {value!r}", field=name)
+        if self.workers < 1:
+            raise InputError("must be at least 1", field="workers")
+        if self.evolution.population < 1 or self.evolution.generations < 0:
+            raise InputError("population must be >= 1 and generations >= 0", field="evolution")
+        if (self.operator == "llm" or self.renderer == "llm") and not self.llm.spec:
+            raise InputError("the llm operator/renderer needs a backend (--llm BACKEND:MODEL)", field="llm.spec")
+
+
+# --- state --------------------------------------------------------------------------------
+@dataclass
+class SearchState:
+    """Everything a checkpoint holds."""
+
+    generation: int = -1                                   # last finished generation
+    rng_state: Any = None
+    population: list[Primitive] = field(default_factory=list)
+    archive: list[Primitive] = field(default_factory=list)  # admission order
+    states: dict[str, list[list[str]]] = field(default_factory=dict)  # probe states of population + archive
+    seen: list[str] = field(default_factory=list)           # every evaluated program id (no re-evaluation)
+    op_ok: Counter = field(default_factory=Counter)
+    op_rejected: Counter = field(default_factory=Counter)
+    llm_invalid: Counter = field(default_factory=Counter)
+    seed_errors: list[str] = field(default_factory=list)
+
+
+@dataclass
+class SearchResult:
+    run_dir: Path
+    archive: list[Primitive]
+    generations: int
+    metrics: list[dict]
+
+
+def save_checkpoint(run_dir: RunDir, state: SearchState) -> None:
+    with atomic_open(run_dir.checkpoints / CHECKPOINT, "wb") as fh:
+        pickle.dump(dataclasses.asdict(state) | {"population": [p.to_dict() for p in state.population],
+                                                 "archive": [p.to_dict() for p in state.archive]}, fh)
+
+
+def load_checkpoint(run_dir: RunDir) -> SearchState | None:
+    path = run_dir.checkpoints / CHECKPOINT
+    if not path.exists():
+        return None
+    with open(path, "rb") as fh:
+        d = pickle.load(fh)
+    d["population"] = [Primitive.from_dict(p) for p in d["population"]]
+    d["archive"] = [Primitive.from_dict(p) for p in d["archive"]]
+    for key in ("op_ok", "op_rejected", "llm_invalid"):
+        d[key] = Counter(d[key])
+    return SearchState(**d)
+
+
+# --- the search ---------------------------------------------------------------------------
+MapFn = Callable[[Callable, Iterable], Iterable]
+
+
+class Search:
+    """One search run; :func:`run_search` is the usual entry point."""
+
+    def __init__(self, cfg: SearchConfig, run_dir: RunDir, *, map_fn: MapFn | None = None, engine: Any = None,
+                 teacher: Any = None, progress: bool = True) -> None:
+        cfg.check()
+        self.cfg, self.run_dir, self.progress = cfg, run_dir, progress
+        self.task: Task = get_task(cfg.task)
+        self.grammar = self.task.grammar()
+        levels = cfg.problems.levels or None
+        self.pool = self.task.generate(cfg.problems.pool, split_seed(cfg.seed, "search"), levels)
+        self.probe = self.task.generate(cfg.problems.probe, split_seed(cfg.seed, "search-probe"), levels)
+        if len(self.pool) < cfg.problems.per_eval:
+            raise InputError(f"problem pool ({len(self.pool)}) smaller than the batch", field="problems.pool")
+        self.embedder = make_embedder(cfg.novelty.embedder)
+        self.cover = Coverage(self.embedder, bits=cfg.novelty.coverage_bits, seed=cfg.novelty.coverage_seed)
+        self.ops = TreeOperators(self.grammar, max_depth=cfg.evolution.max_depth, max_nodes=cfg.evolution.max_nodes,
+                                 subtree_depth=cfg.evolution.subtree_depth)
+        self.renderer = ExecutorRenderer(self.task, cfg.problems.max_steps, cfg.samples, cfg.quality)
+        self.engine = engine
+        self.teacher = teacher
+        self.llm_op: LLMOperator | None = None
+        self.llm_renderer: LLMRenderer | None = None
+        self._pool = None
+        self.toolbox = base.Toolbox()
+        self.toolbox.register("map", map_fn or map)
+        self._own_pool = map_fn is None and cfg.workers > 1
+        self.grid = MapElitesGrid()
+        self.kinds = tuple(self.task.behaviour_kinds())
+
+    # --- set-up ---------------------------------------------------------------------------
+    def _start(self) -> None:
+        cfg = self.cfg
+        if self._own_pool:
+            self._pool = multiprocessing.get_context("fork").Pool(cfg.workers)
+            self.toolbox.register("map", self._pool.imap)
+        if cfg.operator == "llm" or cfg.renderer == "llm":
+            engine = self.engine or make_llm_engine(cfg.llm.spec)
+            if cfg.operator == "llm":
+                self.llm_op = LLMOperator(engine, self.grammar, self.ops.check, cfg.llm.temperature,
+                                          cfg.llm.max_new_tokens, cfg.evolution.crossover_prob)
+            if cfg.renderer == "llm":
+                self.llm_renderer = LLMRenderer(self.teacher or engine, self.task, load_prompt("render"),
+                                                max_new_tokens=cfg.llm.render_max_new_tokens,
+                                                n_samples=cfg.samples, max_steps=cfg.problems.max_steps,
+                                                quality=cfg.quality)
+        self.toolbox.register("evaluate", self.evaluate)
+        self.toolbox.register("vary", self.vary_llm if cfg.operator == "llm" else self.vary_gp)
+        self.toolbox.register("select", self.select)
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.terminate()
+            self._pool.join()
+            self._pool = None
+
+    # --- problems ---------------------------------------------------------------------------
+    def batch(self, generation: int) -> list[Problem]:
+        """This generation's training problems: a seeded sample of the pool, shared by all its candidates."""
+        return random.Random(f"{self.cfg.seed}:batch:{generation}").sample(self.pool, self.cfg.problems.per_eval)
+
+    # --- evaluation ---------------------------------------------------------------------------
+    def evaluate(self, prims: list[Primitive], generation: int) -> list[list[list[str]]]:
+        """Render and verify; fill scores in place; return each primitive's verified probe states."""
+        problems = self.batch(generation) + self.probe
+        mask = [False] * self.cfg.problems.per_eval + [True] * len(self.probe)
+        jobs = [EvalJob(p.id, p.program, p.description, problems, mask, self.cfg.seed) for p in prims]
+        if self.llm_renderer is not None:
+            results = self.llm_renderer.render_batch(jobs, seed=split_seed(self.cfg.seed, f"render:{generation}"))
+        else:
+            results = list(tqdm(self.toolbox.map(self.renderer, jobs), total=len(jobs), leave=False,
+                                desc=f"gen {generation} evaluate", disable=not self.progress))
+        out = []
+        for prim, res in zip(prims, results):
+            self._apply(prim, res)
+            out.append(res.probe_states)
+        return out
+
+    def _apply(self, prim: Primitive, res: EvalResult) -> None:
+        prim.quality, prim.length = res.quality, res.mean_steps
+        prim.n_problems, prim.n_correct = res.n_problems, res.n_correct
+        prim.descriptors = {"length": res.mean_steps, **{k: res.kind_counts.get(k, 0.0) for k in self.kinds}}
+        prim.samples = res.samples
+
+    # --- variation ------------------------------------------------------------------------------
+    def _new(self, program: dict, description: str, parents: list[str], operator: str, generation: int) -> Primitive:
+        return Primitive.create(self.task.name, program, description or self.grammar.describe(program),
+                                parents=parents, operator=operator, generation=generation)
+
+    def vary_gp(self, population: list[Primitive], n: int, rng: random.Random, seen: set[str],
+                generation: int) -> list[Primitive]:
+        children: list[Primitive] = []
+        for _ in range(n * 4):
+            if len(children) >= n:
+                break
+            if len(population) >= 2 and rng.random() < self.cfg.evolution.crossover_prob:
+                a, b = rng.sample(population, 2)
+                program, kind = self.ops.crossover(a.program, b.program, rng)
+                parents = [a.id, b.id]
+            else:
+                a = rng.choice(population)
+                program, kind = self.ops.mutate(a.program, rng)
+                parents = [a.id]
+            if program is None:
+                continue
+            if program_id(program) in seen:
+                self.ops.stats.rejected[f"{kind}: already evaluated"] += 1
+                continue
+            seen.add(program_id(program))
+            children.append(self._new(program, "", parents, f"gp:{kind}", generation))
+        return children
+
+    def vary_llm(self, population: list[Primitive], n: int, rng: random.Random, seen: set[str],
+                 generation: int) -> list[Primitive]:
+        assert self.llm_op is not None
+        pool = [(p.id, p.description, p.program) for p in population]
+        children = []
+        for prop in self.llm_op.propose(pool, n, rng):
+            pid = program_id(prop.program)
+            if pid in seen:
+                self.llm_op.invalid["already evaluated"] += 1
+                continue
+            seen.add(pid)
+            children.append(self._new(prop.program, prop.description, prop.parents, f"llm:{prop.kind}", generation))
+        return children
+
+    # --- selection ------------------------------------------------------------------------------
+    def select(self, candidates: list[Primitive], novelty: list[float], k: int) -> list[int]:
+        objectives = [(p.quality, n) for p, n in zip(candidates, novelty)]
+        if self.cfg.selection == "map-elites":
+            names = ("length",) + self.kinds
+            return self.grid.select([p.descriptors for p in candidates], objectives, names, k)
+        return nsga2(objectives, k)
+
+    # --- the loop ---------------------------------------------------------------------------------
+    def initial_population(self, rng: random.Random, state: SearchState) -> list[Primitive]:
+        prims: list[Primitive] = []
+        seen: set[str] = set()
+        for lib in self.cfg.evolution.seed_libraries:
+            try:
+                seeds = load_seed_library(lib, self.task.name)
+            except InputError as exc:
+                state.seed_errors.append(str(exc))
+                log.warning("seed library skipped: %s", exc)
+                continue
+            for s in seeds:
+                reason = self.ops.check(s.program)
+                if reason:
+                    state.seed_errors.append(f"{lib}/{s.name}: {reason}")
+                    continue
+                p = Primitive.create(self.task.name, s.program, s.description or self.grammar.describe(s.program),
+                                     name=s.name, operator=f"seed:{s.library}", generation=0)
+                if p.id not in seen:
+                    seen.add(p.id)
+                    prims.append(p)
+        tries = 0
+        n_random = 0
+        while n_random < self.cfg.evolution.init_random and tries < 50 * max(1, self.cfg.evolution.init_random):
+            tries += 1
+            program = self.ops.gps.grow(self.grammar.root, rng, self.cfg.evolution.random_depth)
+            if self.ops.check(program) or program_id(program) in seen:
+                continue
+            seen.add(program_id(program))
+            prims.append(self._new(program, "", [], "random", 0))
+            n_random += 1
+        if not prims:
+            raise InputError("no valid seed primitive and no random program could be made", field="evolution")
+        return prims
+
+    def _generation(self, g: int, rng: random.Random, state: SearchState, archive: Archive) -> dict:
+        t0 = time.perf_counter()
+        ok0, rej0, inv0 = Counter(state.op_ok), Counter(state.op_rejected), Counter(state.llm_invalid)
+        seen = set(state.seen)
+        if g == 0:
+            children = self.initial_population(rng, state)
+            seen.update(p.id for p in children)
+        else:
+            self.ops.stats.ok, self.ops.stats.rejected = state.op_ok, state.op_rejected
+            if self.llm_op is not None:
+                self.llm_op.invalid = state.llm_invalid
+            children = self.toolbox.vary(state.population, self.cfg.evolution.offspring, rng, seen, g)
+        child_states = self.toolbox.evaluate(children, g) if children else []
+        for c, s in zip(children, child_states):
+            state.states[c.id] = s
+        # novelty of parents and children against the archive as it stands, then survivors
+        candidates = state.population + children
+        novelty = [archive.score(state.states.get(p.id, [])) for p in candidates]
+        for p, n in zip(candidates, novelty):
+            if p.id not in archive:
+                p.novelty = n
+        keep = self.toolbox.select(candidates, novelty, self.cfg.evolution.population)
+        # children compete for the archive best first; novelty is re-measured as the archive grows
+        order = sorted(range(len(children)), key=lambda i: (-children[i].quality, -novelty[len(state.population) + i], i))
+        reasons: Counter = Counter()
+        for i in order:
+            reasons[archive.consider(children[i], state.states[children[i].id])] += 1
+        state.population = [candidates[i] for i in keep]
+        state.archive = list(archive.items)
+        live = {p.id for p in state.population} | {p.id for p in state.archive}
+        state.states = {k: v for k, v in state.states.items() if k in live}
+        state.seen = sorted(seen)
+        state.generation = g
+        qualities = [c.quality for c in children] or [0.0]
+        child_nov = novelty[len(candidates) - len(children):] or [0.0]
+        return {
+            "generation": g,
+            "evaluated": len(children),
+            "best_quality": max(qualities),
+            "mean_quality": sum(qualities) / len(qualities),
+            "mean_novelty": sum(child_nov) / len(child_nov),
+            "max_novelty": max(child_nov),
+            "archive_size": len(archive),
+            "admitted": reasons.get("admitted", 0),
+            "admission": dict(reasons),
+            "coverage": archive.coverage(self.cover),
+            "population": len(state.population),
+            "operator_ok": dict(state.op_ok - ok0) if g else {"seed/random": len(children)},
+            "operator_rejected": dict(state.op_rejected - rej0),
+            "llm_invalid": dict(state.llm_invalid - inv0),
+            "llm_valid": self.llm_op.valid if self.llm_op else 0,
+            "renderer_wrong": self.llm_renderer.wrong if self.llm_renderer else 0,
+            "seconds": round(time.perf_counter() - t0, 3),
+        }
+
+    def run(self, resume: bool = False) -> SearchResult:
+        cfg, rd = self.cfg, self.run_dir
+        state = load_checkpoint(rd) if resume else None
+        if state is None:
+            state = SearchState()
+            rng = random.Random(cfg.seed)
+            if rd.metrics_path.exists():
+                rd.metrics_path.unlink()
+        else:
+            rng = random.Random()
+            rng.setstate(state.rng_state)
+            done = state.generation
+            rd.truncate_metrics(lambda r: r.get("generation", -1) <= done)
+        archive = Archive(self.embedder, cfg.archive, k=cfg.novelty.k, step_weight=cfg.novelty.step_weight)
+        for p in state.archive:
+            archive.add(p, state.states[p.id])
+        self._start()
+        try:
+            gens = range(state.generation + 1, cfg.evolution.generations + 1)
+            bar = tqdm(gens, desc="search", disable=not self.progress)
+            for g in bar:
+                row = self._generation(g, rng, state, archive)
+                state.rng_state = rng.getstate()
+                archive.save(rd.path)
+                save_checkpoint(rd, state)
+                rd.log(row)
+                bar.set_postfix(archive=row["archive_size"], q=f"{row['best_quality']:.2f}", cov=int(row["coverage"]))
+        finally:
+            self.close()
+        archive.save(rd.path)
+        return SearchResult(rd.path, list(archive.items), state.generation, rd.read_metrics())
+
+
+def make_llm_engine(spec: str | None):
+    """An Engine for ``BACKEND:MODEL`` through ``tailor_evo.generation.make_engine``."""
+    try:
+        from tailor_evo.generation import make_engine  # type: ignore[attr-defined]
+    except ImportError:
+        raise InputError("LLM backends are not available in this installation", field="llm.spec") from None
+    return make_engine(spec)
+
+
+def run_search(cfg: SearchConfig, run_dir: str | Path | RunDir, *, resume: bool = False, map_fn: MapFn | None = None,
+               engine: Any = None, teacher: Any = None, progress: bool = True, report: bool = True) -> SearchResult:
+    """Run (or resume) a search into ``run_dir``; write archive, metrics, checkpoint, plots and report.
+
+    ``map_fn`` replaces the evaluation map (default: a process pool of ``cfg.workers``,
+    or the builtin ``map`` for one worker); ``engine``/``teacher`` replace the LLMs that
+    ``cfg.llm.spec`` would build.
+    """
+    rd = run_dir if isinstance(run_dir, RunDir) else RunDir.create(run_dir, resume=resume, overwrite=not resume)
+    if not resume:
+        rd.save_config(cfg)
+    search = Search(cfg, rd, map_fn=map_fn, engine=engine, teacher=teacher, progress=progress)
+    result = search.run(resume=resume)
+    if report:
+        from search.report import write_outputs
+
+        write_outputs(search, result)
+    return result
