@@ -75,16 +75,11 @@ def models_dir() -> Path:
 
 
 def _tiny_dir_name() -> str:
-    from tailor_evo.models.tiny import RECIPE_VERSION
+    from tailor_evo.models.tiny import DEFAULT_TASKS, RECIPE_VERSION, available_tasks
 
-    # The tokenizer is trained on task text when the task packages import; a build made
-    # from the built-in corpus gets its own directory so it is never mistaken for it.
-    try:
-        import tailor_evo.tasks  # noqa: F401
-
-        corpus = "tasks"
-    except Exception:
-        corpus = "builtin"
+    # The tokenizer is trained on the text of whichever tasks are installed; each set
+    # of tasks gets its own directory so that a build is never mistaken for another.
+    corpus = "+".join(available_tasks(DEFAULT_TASKS)) or "builtin"
     return f"tiny-r{RECIPE_VERSION}-{corpus}"
 
 

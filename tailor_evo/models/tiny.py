@@ -60,29 +60,36 @@ _BUILTIN_CORPUS = [
 ]
 
 
-def tiny_corpus(tasks: Sequence[str] = ("kk", "igsm"), *, seed: int = 0, n_per_task: int = 200) -> tuple[list[str], str]:
-    """Training text for the tokenizer and a label saying where it came from.
+DEFAULT_TASKS = ("kk", "igsm")
 
-    Uses the registered tasks' prompts and reference completions when the task
-    packages import; otherwise falls back to a small built-in corpus (the label
-    is then ``"builtin"``) so that the backbone can still be built.
+
+def available_tasks(tasks: Sequence[str]) -> list[str]:
+    """Those of ``tasks`` that are registered (the task packages import), in the given order."""
+    try:
+        from tailor_evo.tasks import task_names
+    except Exception as exc:  # the task packages are optional for building a tokenizer
+        log.info("tasks unavailable (%s); using the built-in tokenizer corpus", exc)
+        return []
+    known = set(task_names())
+    return [t for t in tasks if t in known]
+
+
+def tiny_corpus(tasks: Sequence[str] = DEFAULT_TASKS, *, seed: int = 0, n_per_task: int = 200) -> tuple[list[str], str]:
+    """Training text for the tokenizer and a label saying which tasks it came from.
+
+    Uses the registered tasks' prompts and reference completions; a task that is
+    not installed is skipped and the label says so (``"builtin"`` when none is).
+    A small built-in corpus covering both domains is always added.
     """
     texts: list[str] = []
     used: list[str] = []
-    try:
+    names = available_tasks(tasks)
+    if names:
         from tailor_evo.tasks import get_task
-    except Exception as exc:  # the task packages are optional for building a tokenizer
-        log.info("tasks unavailable (%s); using the built-in tokenizer corpus", exc)
-        get_task = None  # type: ignore[assignment]
-    if get_task is not None:
-        for name in tasks:
-            try:
-                task = get_task(name)
-                problems = task.generate(n_per_task, seed)
-            except Exception as exc:
-                log.warning("task %s could not generate tokenizer text (%s); skipped", name, exc)
-                continue
-            for p in problems:
+
+        for name in names:
+            task = get_task(name)
+            for p in task.generate(n_per_task, seed):
                 prompt = task.prompt(p)
                 texts.append(prompt if isinstance(prompt, str) else "\n".join(m["content"] for m in prompt))
                 texts.append(task.reference_completion(p))
@@ -132,7 +139,7 @@ def build_tiny(
     intermediate_size: int | None = None,
     vocab_size: int = 2048,
     max_positions: int = 4096,
-    tasks: Sequence[str] = ("kk", "igsm"),
+    tasks: Sequence[str] = DEFAULT_TASKS,
     corpus: Sequence[str] | None = None,
 ) -> Path:
     """Build the tiny backbone into ``out_dir`` (created) and return it.
