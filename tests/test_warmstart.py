@@ -40,6 +40,13 @@ def test_only_verified_trajectories_are_kept_and_drops_are_counted():
     assert s.n_verified == s.n_rendered - 2 * per_prim
 
 
+def test_duplicate_primitives_are_skipped_and_reported():
+    res = _build(size=6, prims=TOY_PRIMS[:2] + TOY_PRIMS[:1], n_problems=9)
+    assert res.stats.n_primitives == 2
+    assert res.stats.skipped_primitives == {"duplicate primitive id": 1}
+    assert "duplicate primitive id: 1" in render_card([res])
+
+
 def test_records_have_the_documented_fields():
     task = ToySumTask()
     res = _build(size=6, n_problems=9)

@@ -200,8 +200,8 @@ def warmstart(task_name: str, method: str, archive_dir: str | None, teacher: str
         write_records(outputs[m], res.records)
         s = res.stats
         click.echo(f"{m}: {s.n_selected}/{size} records -> {outputs[m]}  (verified {s.n_verified} of "
-                   f"{s.n_rendered}, dropped {sum(s.dropped.values())}; coverage {s.coverage_selected:.3f} "
-                   f"vs random {s.coverage_random:.3f})")
+                   f"{s.n_rendered}, dropped {sum(s.dropped.values())}; coverage {s.coverage_selected:.0f} "
+                   f"cells vs {s.coverage_random:.0f} for a random subset)")
         if s.shortfall:
             click.echo(f"  warning: {s.shortfall} records short of the budget", err=True)
         results.append(res)

@@ -63,6 +63,7 @@ class PrimitiveRef:
     id: str
     description: str
     program: dict | None
+    name: str = ""
 
 
 @dataclass
@@ -94,6 +95,8 @@ class WarmstartStats:
     per_primitive: dict[str, int] = field(default_factory=dict)
     per_level: dict[int, int] = field(default_factory=dict)
     verified_per_primitive: dict[str, int] = field(default_factory=dict)
+    primitive_names: dict[str, str] = field(default_factory=dict)
+    skipped_primitives: dict[str, int] = field(default_factory=dict)
     mean_chars: float = 0.0
     median_chars: float = 0.0
     max_chars: int = 0
@@ -156,7 +159,8 @@ def _as_primitive(obj: Any, fallback_id: str) -> PrimitiveRef:
     program = get("program")
     if program is not None and not isinstance(program, dict):
         program = json.loads(program) if isinstance(program, str) else program
-    return PrimitiveRef(id=str(pid), description=str(get("description") or ""), program=program)
+    return PrimitiveRef(id=str(pid), description=str(get("description") or ""), program=program,
+                        name=str(get("name") or ""))
 
 
 def seed_primitives(task: Task, library: str) -> list[PrimitiveRef]:
@@ -482,6 +486,8 @@ def build_warmstart(task: Task, method: str, size: int, seed: int, *, archive_di
         check_against_eval(task, problems, seed, levels)
     dropped: Counter = Counter()
 
+    names: dict[str, str] = {}
+    skipped: dict[str, int] = {}
     if method == "redistill":
         if teacher is None:
             raise InputError("the redistill method needs a teacher engine", field="--teacher")
@@ -504,7 +510,13 @@ def build_warmstart(task: Task, method: str, size: int, seed: int, *, archive_di
             candidates = reference_candidates(task, problems, dropped)
             n_rendered = len(problems)
         else:
+            unique = _dedupe(prims)     # first occurrence (best quality) wins
+            if len(unique) < len(prims):
+                skipped["duplicate primitive id"] = len(prims) - len(unique)
+                log.warning("%d primitive(s) with a duplicate id skipped", len(prims) - len(unique))
+            prims = unique
             n_prims = len(prims)
+            names = {p.id: p.name for p in prims}
             per_prim = min(len(problems), math.ceil(oversample * size / max(1, n_prims)))
             candidates = render_primitives(task, prims, problems, seed=seed, per_primitive=per_prim,
                                            dropped=dropped, progress=progress)
@@ -514,6 +526,8 @@ def build_warmstart(task: Task, method: str, size: int, seed: int, *, archive_di
                            n_problems=len(problems), n_primitives=n_prims, n_rendered=n_rendered,
                            n_verified=len(candidates), dropped=dict(dropped))
     stats.verified_per_primitive = dict(Counter(c.primitive_id for c in candidates))
+    stats.primitive_names = names
+    stats.skipped_primitives = skipped
     cells = state_cells([c.states for c in candidates], codebook=codebook, embedder=embedder, seed=seed)
     chosen = greedy_select(cells, [(c.primitive_id, c.problem.difficulty) for c in candidates], size, seed=seed,
                            keys=[frozenset(c.keys) for c in candidates])
@@ -524,6 +538,16 @@ def build_warmstart(task: Task, method: str, size: int, seed: int, *, archive_di
                     method, stats.n_selected, size)
     records = [_record(task, method, c) for c in selected]
     return WarmstartResult(records=records, stats=stats, candidates=candidates, selected=chosen)
+
+
+def _dedupe(prims: list[PrimitiveRef]) -> list[PrimitiveRef]:
+    seen: set[str] = set()
+    out = []
+    for p in prims:
+        if p.id not in seen:
+            seen.add(p.id)
+            out.append(p)
+    return out
 
 
 def _seed_or_none(task: Task, library: str) -> list[PrimitiveRef] | None:
@@ -587,11 +611,15 @@ def render_card(results: Sequence[WarmstartResult], *, title: str = "Warm-start 
         lines += ["", f"## {s.method}", ""]
         if s.shortfall:
             lines.append(f"**Short by {s.shortfall} records**: not enough verified trajectories.\n")
+        if s.skipped_primitives:
+            lines.append("Skipped primitives: " + ", ".join(f"{k}: {v}" for k, v in s.skipped_primitives.items()))
+            lines.append("")
         lines.append("Dropped trajectories by reason: " + (", ".join(
             f"{k}: {v}" for k, v in sorted(s.dropped.items(), key=lambda kv: -kv[1])) or "none"))
         lines.append("")
         lines.append("Selected per level: " + ", ".join(f"{k}: {v}" for k, v in s.per_level.items()))
-        lines += ["", "| primitive | verified | selected |", "|---|---|---|"]
-        for pid, n in sorted(s.verified_per_primitive.items(), key=lambda kv: -kv[1]):
-            lines.append(f"| `{pid}` | {n} | {s.per_primitive.get(pid, 0)} |")
+        lines += ["", "| primitive | name | verified | selected |", "|---|---|---|---|"]
+        for pid in s.primitive_names or s.verified_per_primitive:
+            lines.append(f"| `{pid}` | {s.primitive_names.get(pid, '')} | {s.verified_per_primitive.get(pid, 0)} | "
+                         f"{s.per_primitive.get(pid, 0)} |")
     return "\n".join(lines) + "\n"
