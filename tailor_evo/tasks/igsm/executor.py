@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Any, Callable
 from tailor_evo.tasks.base import Problem, Step, Trajectory
 from tailor_evo.tasks.igsm.graph import ABSTRACT, INSTANCE, MOD, Graph, Param, apply
 from tailor_evo.tasks.igsm.moves import GRAMMAR
-from tailor_evo.tasks.igsm.text import (RenderedUnit, Symbols, reference_fragments, reference_order,
-                                        render_units, unit_body)
+from tailor_evo.tasks.igsm.text import (RenderedUnit, Symbols, item_name, reference_fragments,
+                                        reference_order, render_units, target_name, unit_body)
 
 if TYPE_CHECKING:
     from tailor_evo.tasks.igsm import IGSMTask
@@ -175,7 +175,8 @@ class _Run:
             return
         value = self.values[pid]
         if arith.base == "direct":
-            self.names.setdefault(pid, self._symbols().fresh())
+            if pid not in self.names:
+                self.names[pid] = self._symbols().fresh()
             fact = {"param": pid, "value": value, "inputs": self.inputs(pid)}
             self.learn(pid, value)
             syms, nums = self.expression(pid)
@@ -183,6 +184,9 @@ class _Run:
             text = self.words("direct", name=self.label(pid), lhs=lhs, expr=syms, nums=nums, value=value)
             self.emit(text, "compute", fact)
         else:
+            for q in self.aux["uniq_preds"][pid]:   # inputs listed without a symbol get one now
+                if q not in self.names:
+                    self.names[q] = self._symbols().fresh()
             rendered = render_units(self.g, pid, self.values, self._symbols(), self.names)
             ref_texts = (reference_fragments(self.g, pid, rendered, self.names)
                          if self.style == "style_reference" else None)
@@ -216,6 +220,9 @@ class _Run:
         else:
             lhs = self.label(pid) if ru.final else ru.lhs
             body = unit_body(ru, lhs, ru.operand_names, value=raw)
+            if u.op == "zero":   # say why a never-stated count is 0
+                p = self.g.params[pid]
+                body += f" ({item_name(self.g, p)} has no {target_name(self.g, p)} below it)"
             text = self.words("final" if ru.final else "tmp", body=body, sym=ru.lhs)
         self.emit(text, kind, fact)
         if raw is not None:
@@ -486,6 +493,8 @@ def execute(task: "IGSMTask", program: dict, problem: Problem, rng: random.Rando
         reason = f"step budget of {max_steps} steps exhausted"
     except RecursionError:
         reason = "program too deep"
+    except Exception as exc:  # noqa: BLE001 - the search must never crash on one program
+        reason = f"executor error: {type(exc).__name__}: {exc}"
     reasoning = " ".join(s.text for s in run.steps if s.text)
     if reason != "ok":
         return Trajectory(run.steps, None, False, f"<think> {reasoning} </think>", reason=reason)
