@@ -1,0 +1,197 @@
+"""The hf engine: reproducible sampling, exact log-probs, stop strings, eos, batching, chat prompts."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from tailor_evo.errors import InputError
+from tailor_evo.generation import make_engine
+from tailor_evo.generation.base import SamplingParams
+from tailor_evo.generation.hf import HFEngine, teacher_forced_logprobs
+from tailor_evo.models.tiny import build_tiny
+
+CORPUS = ["Rosa is a knight. Tariq is a knave. <think> assume </think> <answer> (1) Rosa is a knight </answer>",
+          "The number of each Lion equals 3 plus 4. <answer> 7 </answer>"] * 5
+PROMPTS = ["Rosa", "The number of each Lion equals 3 plus 4 and Tariq is a knave.", "Tariq is", "7 plus"]
+
+
+@pytest.fixture(scope="module")
+def tiny_dir(tmp_path_factory):
+    return build_tiny(tmp_path_factory.mktemp("tiny") / "m", seed=1, hidden_size=32, layers=2, heads=2,
+                      vocab_size=320, corpus=CORPUS)
+
+
+@pytest.fixture(scope="module")
+def engine(tiny_dir):
+    return HFEngine.from_pretrained(str(tiny_dir), batch_size=8, show_progress=False)
+
+
+def ids(results):
+    return [[c.token_ids for c in comps] for comps in results]
+
+
+def test_sampling_is_reproducible_with_a_seed(engine):
+    params = SamplingParams(n=3, max_new_tokens=12, seed=7)
+    a, b = engine.generate(PROMPTS, params), engine.generate(PROMPTS, params)
+    assert ids(a) == ids(b)
+    assert [[c.text for c in x] for x in a] == [[c.text for c in x] for x in b]
+    c = engine.generate(PROMPTS, SamplingParams(n=3, max_new_tokens=12, seed=8))
+    assert ids(a) != ids(c)
+    assert len(a) == len(PROMPTS) and all(len(x) == 3 for x in a)
+
+
+@pytest.mark.parametrize("temperature,top_p", [(1.0, 1.0), (0.7, 0.9), (0.0, 1.0)])
+def test_logprobs_equal_a_teacher_forced_forward_pass(engine, temperature, top_p):
+    results = engine.generate(PROMPTS, SamplingParams(n=2, max_new_tokens=16, temperature=temperature,
+                                                      top_p=top_p, seed=3))
+    checked = 0
+    for prompt, comps in zip(PROMPTS, results):
+        for c in comps:
+            assert c.prompt_token_ids == engine.encode(prompt)
+            assert len(c.logprobs) == len(c.token_ids) > 0
+            ref = teacher_forced_logprobs(engine.model, c.prompt_token_ids, c.token_ids)
+            assert max(abs(a - b) for a, b in zip(ref, c.logprobs)) < 1e-4
+            checked += 1
+    assert checked == 2 * len(PROMPTS)
+
+
+def test_greedy_matches_plain_generate_and_does_not_depend_on_batching(engine, tiny_dir):
+    params = SamplingParams(n=1, max_new_tokens=10, temperature=0.0)
+    batched = engine.generate(PROMPTS, params)
+    single = HFEngine(engine.model, engine.tokenizer, batch_size=1, show_progress=False).generate(PROMPTS, params)
+    assert ids(batched) == ids(single)
+    for prompt, comps in zip(PROMPTS, batched):
+        inp = torch.tensor([engine.encode(prompt)])
+        out = engine.model.generate(inp, attention_mask=torch.ones_like(inp), do_sample=False, max_new_tokens=10,
+                                    pad_token_id=engine.pad_id)
+        ref = out[0, inp.shape[1]:].tolist()
+        got = comps[0].token_ids
+        assert got == ref[:len(got)]
+
+
+def test_stop_strings_truncate_text_and_token_ids(engine):
+    params = SamplingParams(n=1, max_new_tokens=24, seed=11)
+    free = engine.generate(PROMPTS[:1], params)[0][0]
+    assert len(free.text) > 8
+    stop = free.text[4:6]
+    stopped = engine.generate(PROMPTS[:1], SamplingParams(n=1, max_new_tokens=24, seed=11, stop=[stop]))[0][0]
+    assert stopped.finish_reason == "stop"
+    assert stopped.text == free.text[:free.text.index(stop)]
+    assert stop not in stopped.text
+    k = len(stopped.token_ids)
+    assert stopped.token_ids == free.token_ids[:k] and len(stopped.logprobs) == k
+    # the last kept token completes the stop string; one token fewer does not contain it yet
+    assert stop in engine.tokenizer.decode(stopped.token_ids)
+    assert stop not in engine.tokenizer.decode(stopped.token_ids[:-1])
+
+
+def test_eos_ends_a_sequence_and_is_kept_in_token_ids(tiny_dir):
+    eng = HFEngine.from_pretrained(str(tiny_dir), show_progress=False)
+    params = SamplingParams(n=1, max_new_tokens=20, seed=5)
+    free = eng.generate(PROMPTS[:1], params)[0][0]
+    assert free.finish_reason == "length" and len(free.token_ids) == 20
+    eos = free.token_ids[6]
+    first = free.token_ids.index(eos)
+    eng.eos_ids = {eos}
+    ended = eng.generate(PROMPTS[:1], params)[0][0]
+    assert ended.finish_reason == "stop"
+    assert ended.token_ids == free.token_ids[:first + 1]
+    assert ended.text == eng.tokenizer.decode(free.token_ids[:first])
+
+
+def test_finished_rows_leave_the_batch_without_disturbing_the_others(tiny_dir):
+    # with an eos that some rows hit early, the other rows' samples must be unchanged
+    eng = HFEngine.from_pretrained(str(tiny_dir), show_progress=False)
+    params = SamplingParams(n=4, max_new_tokens=15, temperature=0.0)
+    before = eng.generate(PROMPTS, params)
+    eos = before[1][0].token_ids[3]
+    eng.eos_ids = {eos}
+    after = eng.generate(PROMPTS, params)
+    for b, a in zip(before, after):
+        for cb, ca in zip(b, a):
+            cut = cb.token_ids.index(eos) + 1 if eos in cb.token_ids else len(cb.token_ids)
+            assert ca.token_ids == cb.token_ids[:cut]
+
+
+def test_chat_messages_use_the_chat_template(engine):
+    msgs = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Rosa"}]
+    text, templated = engine.render(msgs)
+    assert templated and text.endswith("Assistant:") and "User: Rosa" in text
+    assert engine.render("plain")[0] == "plain"
+    out = engine.generate([msgs], SamplingParams(max_new_tokens=5, seed=0))
+    assert out[0][0].prompt_token_ids == engine.tokenizer(text, add_special_tokens=False)["input_ids"]
+    with pytest.raises(ValueError):
+        engine.generate([[{"content": "no role"}]], SamplingParams(max_new_tokens=2))
+
+
+def test_bad_params_are_rejected(engine):
+    for bad in (SamplingParams(n=0), SamplingParams(top_p=0.0), SamplingParams(temperature=-1),
+                SamplingParams(max_new_tokens=0)):
+        with pytest.raises(ValueError):
+            engine.generate(["x"], bad)
+    assert engine.generate([], SamplingParams()) == []
+
+
+def test_make_engine_specs(tiny_dir):
+    assert isinstance(make_engine(f"hf:{tiny_dir}", show_progress=False), HFEngine)
+    assert isinstance(make_engine(str(tiny_dir)), HFEngine)
+    from tailor_evo.generation.openai_backend import OpenAIEngine
+
+    e = make_engine("openai:http://127.0.0.1:9/v1#tiny")
+    assert isinstance(e, OpenAIEngine) and e.base_url == "http://127.0.0.1:9/v1" and e.model == "tiny"
+    with pytest.raises(InputError, match="URL#MODEL"):
+        make_engine("openai:http://127.0.0.1:9/v1")
+
+
+def test_vllm_missing_names_the_extra(monkeypatch):
+    import builtins
+
+    from tailor_evo.generation import vllm_backend
+
+    real_import = builtins.__import__
+
+    def no_vllm(name, *a, **kw):
+        if name == "vllm" or name.startswith("vllm."):
+            raise ImportError("no vllm")
+        return real_import(name, *a, **kw)
+
+    monkeypatch.setattr(builtins, "__import__", no_vllm)
+    with pytest.raises(vllm_backend.MissingExtraError, match=r"pip install 'tailor-evo\[vllm\]'"):
+        vllm_backend.VLLMEngine("tiny")
+
+
+def test_generate_cli_writes_jsonl(tmp_path, tiny_dir):
+    from tailor_evo.cli import cli
+
+    inp = tmp_path / "in.jsonl"
+    inp.write_text(json.dumps({"id": 1, "prompt": "Rosa"}) + "\n\n" +
+                   json.dumps({"id": 2, "messages": [{"role": "user", "content": "Tariq"}]}) + "\n")
+    out = tmp_path / "out.jsonl"
+    def args(path):
+        return ["generate", "--model", str(tiny_dir), "--input", str(inp), "-o", str(path), "--n", "2",
+                "--max-new-tokens", "5", "--seed", "3"]
+
+    result = CliRunner().invoke(cli, args(out))
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["id"] for r in rows] == [1, 2]
+    assert all(len(r["completions"]) == 2 and len(r["completions"][0]["token_ids"]) <= 5 for r in rows)
+    again = tmp_path / "again.jsonl"
+    assert CliRunner().invoke(cli, args(again)).exit_code == 0
+    assert again.read_text() == out.read_text()
+
+
+def test_generate_cli_names_the_bad_line(tmp_path, tiny_dir):
+    from tailor_evo.cli import cli
+
+    inp = tmp_path / "in.jsonl"
+    inp.write_text(json.dumps({"prompt": "ok"}) + "\n" + json.dumps({"text": "no prompt"}) + "\n")
+    result = CliRunner().invoke(cli, ["generate", "--model", str(tiny_dir), "--input", str(inp),
+                                      "-o", str(tmp_path / "o.jsonl")])
+    assert isinstance(result.exception, InputError)
+    assert f"{inp}:2" in str(result.exception) and "prompt" in str(result.exception)
+    assert not (tmp_path / "o.jsonl").exists()
