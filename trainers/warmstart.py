@@ -141,12 +141,17 @@ def training_problems(task: Task, seed: int, n: int, levels: Sequence[int] | Non
 def check_against_eval(task: Task, train: Sequence[Problem], seed: int, levels: Sequence[int]) -> None:
     """Raise if a training problem is also among the evaluation problems of the same seed.
 
-    The evaluation set checked is the one ``tailor-evo eval`` uses for this seed, on the
-    requested levels plus the task's default levels, with a generous per-level count.
+    Checked: the per-level set ``tailor-evo eval`` uses (requested levels plus the task's
+    default levels, a generous count per level), and the flat ``eval`` stream
+    (``task.generate(n, split_seed(seed, "eval"), levels)``) that trainers draw
+    held-out problems from, for the requested and for the default levels.
     """
     check_levels = sorted(set(levels) | set(task.default_levels))
-    assert_disjoint(train, eval_problems(task, seed, check_levels, EVAL_RESERVE_PER_LEVEL),
-                    train_name="warm-start", held_out_name="evaluation")
+    held_out = eval_problems(task, seed, check_levels, EVAL_RESERVE_PER_LEVEL)
+    for lv in {tuple(levels), tuple(task.default_levels)}:
+        if lv:
+            held_out += task.generate(EVAL_RESERVE_PER_LEVEL * len(lv), split_seed(seed, "eval"), list(lv))
+    assert_disjoint(train, held_out, train_name="warm-start", held_out_name="evaluation")
 
 
 # --------------------------------------------------------------------------------------------------
