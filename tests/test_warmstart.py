@@ -226,3 +226,28 @@ def test_cli_warmstart_missing_archive_dir_exits_2(tmp_path, monkeypatch, capsys
                                             "--archive", str(tmp_path / "nope"), "--size", "4",
                                             "-o", str(tmp_path / "o.jsonl")])
     assert code == 2 and "nope" in cap.err and len(cap.err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("task_name", ["kk", "igsm"])
+@pytest.mark.parametrize("method", ["rule-based", "four-behaviour"])
+def test_real_task_seed_libraries_give_verified_balanced_data(task_name, method):
+    from tailor_evo.tasks import get_task
+
+    try:
+        task = get_task(task_name)
+        task.grammar()
+    except (InputError, NotImplementedError):
+        pytest.skip(f"task {task_name} has no executor yet")
+    try:
+        res = build_warmstart(task, method, 20, seed=0, n_problems=25, progress=False)
+    except InputError as exc:
+        if "seed library not found" in str(exc):
+            pytest.skip(str(exc))
+        raise
+    problems = {p.id: p for p in training_problems(task, 0, 25)}
+    assert len(res.records) == 20
+    for rec in res.records:
+        assert task.verify(problems[rec["problem_id"]], rec["completion"]).correct
+    per_level = Counter(r["difficulty"] for r in res.records)
+    assert set(per_level) == set(task.default_levels) and max(per_level.values()) - min(per_level.values()) <= 1
+    assert res.stats.coverage_selected >= res.stats.coverage_random
