@@ -157,3 +157,33 @@ def test_rl_resume_matches_uninterrupted_run(tiny_dir, tmp_path, monkeypatch):
     assert [r["reward"] for r in rows] == [r["reward"] for r in full_rows]
     assert any(r["kl"] > 0 for r in rows[1:])                 # the KL term was active
     assert any(r["clip_fraction"] > 0 for r in full_rows)     # and so was clipping (mu = 2)
+
+
+def test_shared_prompt_pass_equals_plain_pass(tiny_dir):
+    """Running each prompt once per group gives the same log-probs and the same gradients."""
+    from tailor_evo.generation.hf import HFEngine
+    from trainers.rl import micro_batches
+
+    model, tok = load_backbone(str(tiny_dir))
+    engine = HFEngine(model, tok, batch_size=8, show_progress=False)
+    prompts = ["Question: hi.\nAssistant:", "Question: a longer prompt about the letter e here.\nAssistant:"]
+    flat = [c for g in engine.generate(prompts, SamplingParams(n=4, max_new_tokens=6, seed=2)) for c in g]
+    batch = build_batch([(c.prompt_token_ids, c.token_ids, c.logprobs) for c in flat], [0.0] * 8, [False] * 8,
+                        [True] * 8, tok.pad_token_id)
+    assert micro_batches(batch, 8, 4) == (8, 4)
+    model.train()
+    grads = []
+    for share in (1, 4):
+        model.zero_grad()
+        lp = token_logprobs(completion_logits(model, batch, share), batch.completion_ids)
+        (lp * batch.completion_mask).sum().backward()
+        grads.append({n: p.grad.clone() for n, p in model.named_parameters()})
+        if share == 1:
+            plain = lp.detach()
+        else:
+            assert torch.allclose(lp.detach() * batch.completion_mask, plain * batch.completion_mask, atol=1e-5)
+    for n in grads[0]:
+        assert torch.allclose(grads[0][n], grads[1][n], atol=1e-5, rtol=1e-4), n
+    # rows of different prompts in one group cannot share
+    mixed = batch.rows(2, 6)
+    assert micro_batches(mixed, 4, 4) == (4, 1)

@@ -12,11 +12,13 @@ One step:
 5. ``mu`` optimisation passes over the batch, each one AdamW step, on the loss of
    :func:`trainers.losses.policy_loss`.
 
-Speed on a CPU comes from three choices: the forward pass computes the LM head only
-on completion positions (prompts are left-padded and completions right-padded so that
-completions share one column range), the rollout log-probs are taken from the engine
-(or are the detached current log-probs when ``mu = 1``, where they are identical)
-instead of an extra forward pass, and the reference forward runs in inference mode.
+Speed on a CPU comes from four choices: each prompt is run once per group and its KV
+cache shared by the group's completions (prompts are usually longer than completions,
+so this cuts the tokens of the training and reference passes several-fold); the LM
+head is computed only on completion positions (prompts are left-padded and completions
+right-padded so that completions share one column range); the rollout log-probs are
+the detached current log-probs when ``mu = 1`` (where they are identical) or the
+engine's, instead of an extra forward pass; and the reference pass runs in inference mode.
 """
 
 from __future__ import annotations
@@ -70,6 +72,7 @@ class RLConfig:
     normalisation: str = "token"     # "token" or "sequence"
     mu: int = 1                      # optimisation passes per rollout batch
     micro_batch: int = 16            # sequences per forward/backward pass
+    share_prompts: bool = True       # run each prompt once per group in the training forward
     reward: str = "binary"           # "binary" or "shaped" (format + answer)
     old_logprobs: str = "auto"       # "auto", "engine" or "recompute"
     pool_size: int = 512             # RL problems generated up front (cycled through)
@@ -165,21 +168,72 @@ def build_batch(samples: list[tuple[list[int], list[int], list[float] | None]], 
                         torch.tensor(correct, dtype=torch.float32), torch.tensor(format_ok, dtype=torch.float32))
 
 
-def completion_logits(model: torch.nn.Module, batch: RolloutBatch) -> torch.Tensor:
-    """Logits predicting each completion token, ``[n, C, V]``, computing the LM head only there."""
+def completion_logits(model: torch.nn.Module, batch: RolloutBatch, group_size: int = 1) -> torch.Tensor:
+    """Logits predicting each completion token, ``[n, C, V]``, computing the LM head only there.
+
+    With ``group_size > 1`` the rows come in groups sharing one prompt (as rollouts do):
+    each prompt is run once, its KV cache is repeated for the group and only the
+    completions are run on top of it. Gradients flow through the shared cache into the
+    prompt positions exactly as in the plain pass, at a fraction of the cost when
+    prompts are long.
+    """
     C = batch.width
-    out = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
-                position_ids=batch.position_ids, logits_to_keep=C + 1, use_cache=False)
-    return out.logits[:, :C]
+    if group_size <= 1:
+        out = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
+                    position_ids=batch.position_ids, logits_to_keep=C + 1, use_cache=False)
+        return out.logits[:, :C]
+    from transformers import DynamicCache
+
+    P = batch.input_ids.shape[1] - C
+    cache = DynamicCache(config=unwrap(model).config)
+    kw = _cache_keyword(model)
+    head = model(input_ids=batch.input_ids[::group_size, :P], attention_mask=batch.attention_mask[::group_size, :P],
+                 position_ids=batch.position_ids[::group_size, :P], use_cache=True, logits_to_keep=1,
+                 **{kw: cache})
+    first = head.logits[:, -1:].repeat_interleave(group_size, dim=0)
+    if C == 1:
+        return first
+    cache.batch_repeat_interleave(group_size)
+    rest = model(input_ids=batch.input_ids[:, P: P + C - 1], attention_mask=batch.attention_mask[:, : P + C - 1],
+                 position_ids=batch.position_ids[:, P: P + C - 1], use_cache=True, **{kw: cache})
+    return torch.cat([first, rest.logits], dim=1)
 
 
-def sequence_logprobs(model: torch.nn.Module, batch: RolloutBatch, micro_batch: int) -> torch.Tensor:
+def _cache_keyword(model: torch.nn.Module) -> str:
+    """``cache`` in newer transformers, ``past_key_values`` before (and for wrappers that hide it)."""
+    import inspect
+
+    base = unwrap(model)
+    base = base.get_base_model() if hasattr(base, "get_base_model") else base
+    return "cache" if "cache" in inspect.signature(base.forward).parameters else "past_key_values"
+
+
+def shares_prompts(batch: RolloutBatch, group_size: int) -> bool:
+    """Whether every group of ``group_size`` consecutive rows has one prompt (then it can be run once)."""
+    if group_size <= 1 or batch.size % group_size:
+        return False
+    P = batch.input_ids.shape[1] - batch.width
+    prompts = batch.input_ids[:, :P].view(-1, group_size, P)
+    masks = batch.attention_mask[:, :P].view(-1, group_size, P)
+    return bool(torch.all(prompts == prompts[:, :1]) and torch.all(masks == masks[:, :1]))
+
+
+def micro_batches(batch: RolloutBatch, micro_batch: int, group_size: int) -> tuple[int, int]:
+    """(rows per micro-batch, group size to share prompts over; 1 = no sharing)."""
+    if group_size > 1 and micro_batch >= group_size and shares_prompts(batch, group_size):
+        return (micro_batch // group_size) * group_size, group_size
+    return micro_batch, 1
+
+
+def sequence_logprobs(model: torch.nn.Module, batch: RolloutBatch, micro_batch: int,
+                      group_size: int = 1) -> torch.Tensor:
     """Sampled-token log-probs under ``model`` without gradients, ``[N, C]``."""
+    rows, share = micro_batches(batch, micro_batch, group_size)
     parts = []
     with torch.inference_mode():
-        for s in range(0, batch.size, micro_batch):
-            mb = batch.rows(s, s + micro_batch)
-            parts.append(token_logprobs(completion_logits(model, mb), mb.completion_ids))
+        for s in range(0, batch.size, rows):
+            mb = batch.rows(s, s + rows)
+            parts.append(token_logprobs(completion_logits(model, mb, share), mb.completion_ids))
     return torch.cat(parts).clone()
 
 
@@ -205,17 +259,18 @@ def optimise(model: torch.nn.Module, optimizer: torch.optim.Optimizer, scheduler
     normaliser = total_tokens if cfg.normalisation == "token" else float(batch.size)
     loss_sum = kl_sum = clip_sum = ent_sum = 0.0
     grad_norm = 0.0
+    rows, share = micro_batches(batch, cfg.micro_batch, cfg.group_size if cfg.share_prompts else 1)
     for _pass in range(cfg.mu):
-        for s in range(0, batch.size, cfg.micro_batch):
-            mb = batch.rows(s, s + cfg.micro_batch)
-            logits = completion_logits(model, mb)
+        for s in range(0, batch.size, rows):
+            mb = batch.rows(s, s + rows)
+            logits = completion_logits(model, mb, share)
             logp = token_logprobs(logits, mb.completion_ids)
             if _pass == 0:
                 with torch.no_grad():
                     ent_sum += float((entropy_from_logits(logits.detach()) * mb.completion_mask).sum())
-            old = old_logp[s: s + cfg.micro_batch] if old_logp is not None else logp.detach()
-            ref = ref_logp[s: s + cfg.micro_batch] if ref_logp is not None else None
-            loss, stats = policy_loss(logp, old, advantages[s: s + cfg.micro_batch], mb.completion_mask,
+            old = old_logp[s: s + rows] if old_logp is not None else logp.detach()
+            ref = ref_logp[s: s + rows] if ref_logp is not None else None
+            loss, stats = policy_loss(logp, old, advantages[s: s + rows], mb.completion_mask,
                                       ref_logp=ref, beta=cfg.beta, eps_low=cfg.eps_low, eps_high=cfg.eps_high,
                                       normalisation=cfg.normalisation, normaliser=normaliser)
             if accelerator is not None:
@@ -366,18 +421,19 @@ def train_rl(cfg: RLConfig, run_dir: RunDir, resume: bool = False, *,
 
         # 2. reference and rollout-policy log-probs
         t1 = time.perf_counter()
+        share = cfg.group_size if cfg.share_prompts else 1
         ref_logp = None
         if cfg.beta > 0:
             if ref_model is not None:
-                ref_logp = sequence_logprobs(ref_model, batch, cfg.micro_batch)
+                ref_logp = sequence_logprobs(ref_model, batch, cfg.micro_batch, share)
             else:
                 with policy.disable_adapter():
-                    ref_logp = sequence_logprobs(policy, batch, cfg.micro_batch)
+                    ref_logp = sequence_logprobs(policy, batch, cfg.micro_batch, share)
         old_logp = None
         if use_engine_lp and batch.engine_logp is not None:
             old_logp = batch.engine_logp
         elif cfg.mu > 1 or cfg.old_logprobs == "recompute":
-            old_logp = sequence_logprobs(policy, batch, cfg.micro_batch)
+            old_logp = sequence_logprobs(policy, batch, cfg.micro_batch, share)
         t_ref = time.perf_counter() - t1
 
         # 3. policy update
