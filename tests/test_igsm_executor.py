@@ -273,3 +273,25 @@ def test_style_changes_words_not_states():
         texts.add(tr.completion)
         keys.add(tuple(s.key for s in tr.steps if s.kind != "conclude"))
     assert len(texts) == 4 and len(keys) == 1
+
+
+def test_reference_style_forward_orders_pass_the_full_checker():
+    """Other valid orders, and extra correct definitions, are accepted by the full-solution checker."""
+    ref = {"op": "style_reference", "args": []}
+    programs = [
+        {"op": "primitive", "args": [ref, {"op": "compute", "args": [
+            {"op": "scope_needed", "args": []}, {"op": "by_random", "args": []}, {"op": "binary", "args": []}]}]},
+        {"op": "primitive", "args": [ref, {"op": "compute", "args": [
+            {"op": "scope_all", "args": []}, {"op": "by_most_used", "args": []}, {"op": "binary", "args": []}]}]},
+        {"op": "primitive", "args": [ref, {"op": "then", "args": [
+            {"op": "list_givens", "args": []}, {"op": "depth_first", "args": [{"op": "direct", "args": []}]}]}]},
+    ]
+    for p in TASK.generate(30, 41, levels=[2, 4, 6, 8], max_edge=12):
+        for i, prog in enumerate(programs):
+            tr = TASK.execute(prog, p, random.Random(i))
+            assert tr.finished
+            res = TASK.check_solution(p, tr.completion)
+            if i < 2:
+                assert res.ok, (res.reason, tr.completion)
+            else:   # one-expression steps are not binary: the checker must say so
+                assert res.ok or "binary operation" in res.reason or "expected" in res.reason

@@ -298,3 +298,41 @@ def test_bad_forms_and_cycles_rejected():
     q["form"] = {"const": None, "cop": None, "inner": "single", "args": [q["id"]]}
     with pytest.raises(InputError, match="cycle"):
         TASK.from_record(rec)
+
+
+# ---- full-solution checker -------------------------------------------------------------------
+@settings(max_examples=40, deadline=None)
+@given(problems_strategy)
+def test_full_checker_accepts_reference_and_rejects_corruptions(args):
+    seed, level = args
+    (p,) = TASK.generate(1, seed, levels=[level])
+    ref = TASK.reference_solution(p)
+    assert TASK.check_solution(p, ref).ok
+    assert TASK.check_solution(p, TASK.reference_completion(p)).ok
+    sentences = ref.rstrip(".").split(". ")
+    # the final value changed
+    head, _, last = ref.rpartition("= ")
+    bad = f"{head}= {(int(last.rstrip('.')) + 1) % M}."
+    assert not TASK.check_solution(p, bad).ok
+    # a sentence dropped (the question's inputs become undefined or the last is not the question)
+    if len(sentences) > 1:
+        assert not TASK.check_solution(p, ". ".join(sentences[1:]) + ".").ok
+        assert not TASK.check_solution(p, ". ".join(sentences[:-1]) + ".").ok
+        # order reversed: something is used before it is defined
+        assert not TASK.check_solution(p, ". ".join(reversed(sentences)) + ".").ok
+
+
+@pytest.mark.parametrize("text, reason", [
+    ("", "empty"),
+    ("so x = 3.", "expected 'Define"),
+    ("Define Nobody's Thing as x; so x = 3.", "not a parameter"),
+    ("Define {name} as x; so x = 3 + 4 = 3 + 4 = 9.", ""),
+    ("Define {name} as x; so x = 23.", "not reduced"),
+    ("Define {name} as x; y = 3 + 4 = 3 + 4 = 7; so x = y * 2 = 7 * 2 = 14.", "inputs"),
+    ("Define {name} as x; so x = q = 4.", "before it is defined"),
+])
+def test_full_checker_reasons(text, reason):
+    p = TASK.generate(1, 31, levels=[3])[0]
+    name = p.meta["params"][p.meta["question"]]["name"]
+    res = TASK.check_solution(p, text.replace("{name}", name))
+    assert not res.ok and reason in res.reason

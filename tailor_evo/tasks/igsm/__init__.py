@@ -7,7 +7,7 @@ stated (instance) parameters, ip, is a second knob bounded by ``max_edge``.
 from __future__ import annotations
 
 import random
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tailor_evo.errors import InputError
 from tailor_evo.tasks.base import Grammar, Problem, Task, Trajectory, Verdict, register
@@ -15,6 +15,9 @@ from tailor_evo.tasks.igsm.generator import GenerationError, GenOptions, generat
 from tailor_evo.tasks.igsm.graph import MOD, Graph
 from tailor_evo.tasks.igsm.text import problem_text, reference_solution
 from tailor_evo.tasks.igsm.verifier import verify_answer
+
+if TYPE_CHECKING:
+    from tailor_evo.tasks.igsm.solution_check import SolutionCheck
 
 __all__ = ["IGSMTask", "graph_of"]
 
@@ -101,6 +104,21 @@ class IGSMTask(Task):
 
     def reference_solution(self, problem: Problem) -> str:
         return reference_solution(graph_of(problem))
+
+    def check_solution(self, problem: Problem, text: str) -> "SolutionCheck":
+        """Full check of a detailed solution (or of the <think> part of a completion); never raises."""
+        from tailor_evo.tasks.base import THINK_CLOSE, THINK_OPEN
+        from tailor_evo.tasks.igsm.solution_check import SolutionCheck, check_solution
+
+        if not isinstance(text, str):
+            return SolutionCheck(False, "solution is not a string")
+        if THINK_OPEN in text and THINK_CLOSE in text:
+            text = text.split(THINK_OPEN, 1)[1].split(THINK_CLOSE, 1)[0]
+        try:
+            g = graph_of(problem)
+        except InputError as exc:
+            return SolutionCheck(False, f"unreadable problem: {exc}")
+        return check_solution(g, text)
 
     # ---- records ------------------------------------------------------------------
     def from_record(self, record: dict, *, source: str = "<record>", line: int | None = None) -> Problem:
