@@ -161,6 +161,15 @@ def test_random_programs_are_sound(seed, level, prog_seed):
             assert not TASK.verify(p, tr.completion).correct
 
 
+def test_random_programs_often_finish():
+    """The soundness test above is not vacuous: many random programs do finish."""
+    rng = random.Random(0)
+    problems = TASK.generate(20, 3)
+    done = sum(TASK.execute(GRAMMAR.random_program(rng, max_depth=6), problems[i % 20], rng).finished
+               for i in range(200))
+    assert done >= 60
+
+
 def test_step_budget_gives_unfinished_trajectory():
     p = TASK.generate(1, 3, levels=[6])[0]
     prog = load_seeds("four-behaviour")[0]["program"]

@@ -60,9 +60,9 @@ MOVES: list[MoveSpec] = [
     MoveSpec("scope_needed", "Scope", (), "only the quantities the question needs"),
     # choice heuristics among ready parameters
     MoveSpec("by_text", "Order", (), "in the order the problem mentions them"),
-    MoveSpec("by_fewest_inputs", "Order", (), "those with the fewest inputs first"),
-    MoveSpec("by_most_used", "Order", (), "those used by the most other quantities first"),
-    MoveSpec("by_nearest_question", "Order", (), "those closest to the question first"),
+    MoveSpec("by_fewest_inputs", "Order", (), "with the fewest inputs first"),
+    MoveSpec("by_most_used", "Order", (), "that the most other quantities use first"),
+    MoveSpec("by_nearest_question", "Order", (), "closest to the question first"),
     MoveSpec("by_random", "Order", (), "in random order"),
     MoveSpec("announce", "Order", ("Order",), "{0}, saying which ones are ready and which is chosen"),
     # arithmetic
