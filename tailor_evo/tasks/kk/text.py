@@ -161,3 +161,18 @@ def join_and(items: Sequence[str]) -> str:
 def cot_backtrack(exhausted: Sequence[str], back_to: str) -> str:
     return (f"We have exhausted all possibilities for {join_and(exhausted)}, "
             f"so let us go back and reconsider {back_to}.")
+
+
+def formula(tree: Tree, names: Sequence[str]) -> str:
+    """The statement in logic notation: K(x) for "x is a knight", ¬K(x) for "x is a knave"."""
+    op = tree[0]
+    if op == "knight":
+        return f"K({names[tree[1]]})"
+    if op == "knave":
+        return f"¬K({names[tree[1]]})"
+    if op == "not":
+        inner = formula(tree[1], names)
+        return f"¬{inner}" if tree[1][0] == "knight" else f"¬({inner})"
+    sym = {"and": " ∧ ", "or": " ∨ ", "implies": " → ", "iff": " ↔ "}[op]
+    parts = [formula(c, names) if c[0] in LEAF_OPS else f"({formula(c, names)})" for c in tree[1:]]
+    return sym.join(parts)

@@ -1,0 +1,473 @@
+"""Running a move program on a puzzle: a verbalised, checkable reasoning trajectory.
+
+The executor reasons with the exact mask-based logic of :mod:`logic`, so every
+derived role is sound and a program that finishes always states the unique
+solution. Each step records the reasoning state it visits:
+
+- ``state``: readable, e.g. ``"Rosa=knight, Tariq=knave?, Mei=? | conflict: Tariq's claim"``
+  (a trailing ``?`` marks a hypothetical role),
+- ``key``: canonical, e.g. ``"A:Tf?|cf:1"`` (upper case = established, lower case =
+  hypothetical, ``?`` = open; then the move tag and the person it concerns),
+- ``fact``: a JSON claim that :func:`facts.check_fact` can decide (None for steps
+  that claim nothing: assumptions and plans).
+
+Programs that cannot finish (step budget, or a strategy that leaves people
+undecided) return ``finished=False`` with a reason; the executor never raises.
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Callable
+
+from tailor_evo.tasks.base import THINK_CLOSE, THINK_OPEN, Problem, Step, Trajectory
+from tailor_evo.tasks.kk import text as T
+from tailor_evo.tasks.kk.facts import enc
+from tailor_evo.tasks.kk.logic import LEAF_OPS, Puzzle, index_of, mentions, size
+from tailor_evo.tasks.kk.moves import GRAMMAR
+from tailor_evo.tasks.kk.styles import Wording
+
+if TYPE_CHECKING:
+    from tailor_evo.tasks.kk import KnightsKnavesTask
+
+
+class _OutOfSteps(Exception):
+    pass
+
+
+class _Unfinished(Exception):
+    pass
+
+
+@dataclass
+class _Ctx:
+    puzzle: Puzzle
+    names: list[str]
+    words: Wording
+    max_steps: int
+    known: dict[int, bool] = field(default_factory=dict)
+    steps: list[Step] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        st = self.puzzle.statements
+        self.n = self.puzzle.n
+        self.clauses = [T.clause(s, self.names) for s in st]
+        self.formulas = [T.formula(s, self.names) if s[0] in LEAF_OPS else f"({T.formula(s, self.names)})" for s in st]
+        self.mentions = [mentions(s) for s in st]
+        self.referenced = [sum(1 for i in range(self.n) if i != j and j in self.mentions[i]) for j in range(self.n)]
+        self.sizes = [size(s) for s in st]
+
+    # ---- emitting -------------------------------------------------------------------
+    def emit(self, kind: str, text: str, view: dict[int, bool], tag: str, focus: str, fact: dict | None) -> None:
+        if len(self.steps) >= self.max_steps:
+            raise _OutOfSteps
+        chars, parts = [], []
+        for i in range(self.n):
+            if i in view:
+                hyp = i not in self.known
+                c = "T" if view[i] else "F"
+                chars.append(c.lower() if hyp else c)
+                parts.append(f"{self.names[i]}={T.role_word(view[i])}{'?' if hyp else ''}")
+            else:
+                chars.append("?")
+                parts.append(f"{self.names[i]}=?")
+        self.steps.append(Step(text=text, state=", ".join(parts) + " | " + focus,
+                               key="A:" + "".join(chars) + "|" + tag, kind=kind, fact=fact))
+
+    def fields(self, p: int, knight: bool, q: int | None = None, q_knight: bool | None = None) -> dict:
+        """Template fields: P/R about person p; Q/C/F/L/CV about claimant q (default p)."""
+        q = p if q is None else q
+        qk = knight if q_knight is None else q_knight
+        return dict(P=self.names[p], R=T.role_word(knight), notR=T.role_word(not knight),
+                    RB=_tf(knight), notRB=_tf(not knight),
+                    Q="their own" if q == p else self.names[q], Qs="their own" if q == p else self.names[q] + "'s",
+                    C=self.clauses[q], L=self.formulas[q], F="" if qk else "false ", CV=_tf(qk))
+
+    def say(self, key: str, **f: object) -> str:
+        return self.words.say(key, **f)
+
+    # ---- logic helpers --------------------------------------------------------------
+    def first_unsat(self, view: dict[int, bool]) -> int | None:
+        """First assigned person (index order) whose claim no completion of ``view`` satisfies."""
+        pm = self.puzzle.partial_mask(view)
+        for k in sorted(view):
+            if not self.puzzle.claim_mask(k, view[k]) & pm:
+                return k
+        return None
+
+    def ranking(self, order: str) -> list[int]:
+        idx = list(range(self.n))
+        if order == "order_most_referenced":
+            return sorted(idx, key=lambda j: (-self.referenced[j], j))
+        if order == "order_self_first":
+            return sorted(idx, key=lambda j: (j not in self.mentions[j], j))
+        if order == "order_shortest":
+            return sorted(idx, key=lambda j: (self.sizes[j], j))
+        if order == "order_mentioned":
+            out: list[int] = []
+            for i in idx:
+                for j in [i] + self.mentions[i]:
+                    if j not in out:
+                        out.append(j)
+            return out
+        return idx
+
+    def why(self, order: str, p: int) -> tuple[str, dict]:
+        if order == "order_most_referenced":
+            k = self.referenced[p]
+            return self.say("why_referenced", k=k), {"type": "referenced", "person": p, "count": k}
+        if order == "order_self_first":
+            if p in self.mentions[p]:
+                return self.say("why_self"), {"type": "mentions", "person": p, "about": [p]}
+            k = self.referenced[p]
+            return self.say("why_referenced", k=k), {"type": "referenced", "person": p, "count": k}
+        k = self.sizes[p]
+        return self.say("why_short", k=k), {"type": "size", "person": p, "leaves": k}
+
+    # ---- chaining consequences ------------------------------------------------------------
+    def chain(self, view: dict[int, bool], hypothetical: bool, on_derive: Callable[[int, bool], None]) -> bool:
+        """Unit propagation over the claims of assigned people, to a fixpoint.
+
+        Emits one step per derived role; returns False (after a conflict step) if the
+        assigned claims cannot hold together.
+        """
+        pz = self.puzzle
+        while True:
+            pm = pz.partial_mask(view)
+            m = pm
+            for k in view:
+                m &= pz.consistent[k]
+            if not m:
+                q = self.first_unsat(view)
+                if q is None:
+                    fact = {"type": "infeasible", "given": enc(view)}
+                    text = self.say("hyp_conflict_joint")
+                    tag = "cf:*"
+                else:
+                    fact = {"type": "unsat", "given": enc(view), "person": q}
+                    text = self.say("hyp_conflict", **{**self.fields(q, view[q]), "Q": self.names[q],
+                                                       "Qs": self.names[q] + "'s"})
+                    tag = f"cf:{q}"
+                self.emit("conflict", text, view, tag, "conflict", fact)
+                return False
+            forced = None
+            for j in range(self.n):
+                if j in view:
+                    continue
+                if not m & pz.knights[j]:
+                    forced = (j, False)
+                elif not m & (pz.full ^ pz.knights[j]):
+                    forced = (j, True)
+                if forced:
+                    break
+            if forced is None:
+                return True
+            j, b = forced
+            using = None
+            for k in sorted(view):
+                if j in self.mentions[k]:
+                    mk = pm & pz.consistent[k]
+                    if mk and not mk & pz.role_mask(j, not b):
+                        using = k
+                        break
+            fact = {"type": "entails", "given": enc(view), "using": [using] if using is not None else sorted(view),
+                    "person": j, "knight": b}
+            kind = "propagate"
+            if using is not None:
+                key = "propagate" if hypothetical else "derive"
+                text = self.say(key, **{**self.fields(j, b, using, view[using]), "P": self.names[j]})
+            else:
+                text = self.say("propagate_joint" if hypothetical else "derive_joint", **self.fields(j, b))
+            if not hypothetical:
+                fact = {"type": "all", "facts": [fact, {"type": "role", "person": j, "knight": b}]}
+            view[j] = b
+            on_derive(j, b)
+            self.emit(kind, text, view, f"pr:{j}", f"derived {self.names[j]}", fact)
+
+    def learn(self, j: int, b: bool) -> None:
+        self.known[j] = b
+
+    def propagate_known(self) -> None:
+        self.chain(dict(self.known), False, self.learn)
+
+    # ---- refutation of one person's roles -------------------------------------------------
+    def refute(self, j: int) -> bool:
+        """Assume each role of j, chain; a contradiction settles j. Returns whether j is settled."""
+        for b in (True, False):
+            view = dict(self.known)
+            view[j] = b
+            self.emit("assume", self.say("assume", **self.fields(j, b)), view, f"as:{j}",
+                      f"assuming {self.names[j]} is a {T.role_word(b)}", None)
+            if not self.chain(view, True, lambda *_: None):
+                self.known[j] = not b
+                self.emit("eliminate", self.say("refuted", **self.fields(j, not b)), self.known, f"el:{j}",
+                          f"settled {self.names[j]}", {"type": "role", "person": j, "knight": not b})
+                return True
+            self.emit("check", self.say("no_conflict", **self.fields(j, b)), view, f"ok:{j}",
+                      "no contradiction", {"type": "sat", "given": enc(view), "people": sorted(view)})
+        self.emit("check", self.say("undecided", **self.fields(j, True)), self.known, f"un:{j}",
+                  f"{self.names[j]} undecided", None)
+        return False
+
+
+def _tf(b: bool) -> str:
+    return "true" if b else "false"
+
+
+# ---- phases ---------------------------------------------------------------------------------
+def _restate(ctx: _Ctx, order: str) -> None:
+    for i in ctx.ranking(order):
+        ctx.emit("restate", ctx.say("restate", **ctx.fields(i, True)), ctx.known, f"rs:{i}",
+                 f"restating {ctx.names[i]}'s claim",
+                 {"type": "statement", "person": i, "tree": _tree_json(ctx, i)})
+
+
+def _tree_json(ctx: _Ctx, i: int) -> list:
+    from tailor_evo.tasks.kk.logic import to_json
+
+    return to_json(ctx.puzzle.statements[i])
+
+
+def _eliminate(ctx: _Ctx, order: str) -> None:
+    for j in ctx.ranking(order):
+        if j in ctx.known:
+            continue
+        for b in (True, False):
+            view = dict(ctx.known)
+            view[j] = b
+            q = ctx.first_unsat(view)
+            if q is not None:
+                ctx.known[j] = not b
+                f = ctx.fields(q, view[q])
+                text = ctx.say("eliminate", **{**f, "P": ctx.names[j], "R": T.role_word(not b),
+                                               "notR": T.role_word(b), "RB": _tf(not b), "notRB": _tf(b),
+                                               "Q": "their own" if q == j else ctx.names[q],
+                                               "Qs": "their own" if q == j else ctx.names[q] + "'s"})
+                fact = {"type": "all", "facts": [{"type": "unsat", "given": enc(view), "person": q},
+                                                 {"type": "role", "person": j, "knight": not b}]}
+                ctx.emit("eliminate", text, ctx.known, f"el:{j}", f"ruled out {ctx.names[j]} as a "
+                         f"{T.role_word(b)}", fact)
+                break
+
+
+def _refute(ctx: _Ctx, order: str) -> None:
+    for j in ctx.ranking(order):
+        if j not in ctx.known:
+            ctx.refute(j)
+
+
+def _plan(ctx: _Ctx, order: str) -> None:
+    todo = [j for j in ctx.ranking(order) if j not in ctx.known]
+    if not todo:
+        return
+    ctx.emit("subgoal", ctx.say("plan", X=T.join_and([ctx.names[j] for j in todo])), ctx.known, "plan",
+             "planning subgoals", None)
+    for j in todo:
+        if j in ctx.known:
+            continue
+        ctx.emit("subgoal", ctx.say("subgoal", **ctx.fields(j, True)), ctx.known, f"sg:{j}",
+                 f"subgoal {ctx.names[j]}", None)
+        if ctx.refute(j):
+            ctx.propagate_known()
+
+
+def _backward(ctx: _Ctx, order: str) -> None:
+    for t in ctx.ranking(order):
+        if t in ctx.known:
+            continue
+        speakers = [s for s in range(ctx.n) if s != t and t in ctx.mentions[s]]
+        if speakers:
+            ctx.emit("backward", ctx.say("backward_goal", **ctx.fields(t, True),
+                                         X=T.join_and([ctx.names[s] for s in speakers])),
+                     ctx.known, f"bw:{t}", f"goal {ctx.names[t]}",
+                     {"type": "all", "facts": [{"type": "mentions", "person": s, "about": [t]} for s in speakers]})
+        else:
+            ctx.emit("backward", ctx.say("backward_none", **ctx.fields(t, True)), ctx.known, f"bw:{t}",
+                     f"goal {ctx.names[t]}", {"type": "referenced", "person": t, "count": 0})
+        for s in speakers:
+            if t in ctx.known:
+                break
+            if s in ctx.known:
+                continue
+            ctx.emit("subgoal", ctx.say("subgoal", **ctx.fields(s, True)), ctx.known, f"sg:{s}",
+                     f"subgoal {ctx.names[s]} for {ctx.names[t]}", None)
+            if ctx.refute(s):
+                ctx.propagate_known()
+        if t in ctx.known:
+            ctx.emit("backward", ctx.say("backward_done", **ctx.fields(t, ctx.known[t])), ctx.known, f"bd:{t}",
+                     f"settled {ctx.names[t]}", {"type": "role", "person": t, "knight": ctx.known[t]})
+        elif ctx.refute(t):
+            ctx.propagate_known()
+
+
+def _split(ctx: _Ctx, order: str, role: str, check: str) -> None:
+    pz = ctx.puzzle
+    roles = (True, False) if role == "knight_first" else (False, True)
+    dynamic = order in ("order_given", "order_mentioned")
+    ranking = ctx.ranking(order)
+    hyp: dict[int, bool] = {}
+
+    def view() -> dict[int, bool]:
+        return {**ctx.known, **hyp}
+
+    def search(queue: list[int]) -> list[int] | None:
+        open_ = [j for j in (queue if dynamic else ranking) if j not in ctx.known and j not in hyp]
+        if not open_:
+            return None
+        p = open_[0]
+        if not dynamic:
+            why, fact = ctx.why(order, p)
+            ctx.emit("choose", ctx.say("choose", **ctx.fields(p, True), why=why), view(), f"ch:{p}",
+                     f"choosing {ctx.names[p]}", fact)
+        for idx, b in enumerate(roles):
+            added = [p]
+            hyp[p] = b
+            v = view()
+            if check == "check_claims":
+                q = ctx.first_unsat(v)
+                if q is not None:
+                    text = ctx.say("conflict", **ctx.fields(p, b, q, v[q]))
+                    ctx.emit("conflict", text, v, f"cf:{q}", f"conflict with {ctx.names[q]}'s claim",
+                             {"type": "unsat", "given": enc(v), "person": q})
+                    del hyp[p]
+                    continue
+                ctx.emit("assume", ctx.say("assume_ok", **ctx.fields(p, b)), v, f"as:{p}",
+                         f"assumed {ctx.names[p]} is a {T.role_word(b)}",
+                         {"type": "sat", "given": enc(v), "people": sorted(v)})
+            else:
+                ctx.emit("assume", ctx.say("assume", **ctx.fields(p, b)), v, f"as:{p}",
+                         f"assumed {ctx.names[p]} is a {T.role_word(b)}", None)
+
+                def keep(j: int, r: bool) -> None:
+                    hyp[j] = r
+                    added.append(j)
+
+                if not ctx.chain(v, True, keep):
+                    for j in added:
+                        hyp.pop(j, None)
+                    continue
+            front = [j for j in ctx.mentions[p] if j not in ctx.known and j not in hyp] \
+                if order == "order_mentioned" else []
+            failed = search(front + [j for j in queue if j not in front])
+            if failed is None:
+                return None
+            if idx == 0:
+                ctx.emit("backtrack", ctx.say("backtrack", X=T.join_and([ctx.names[j] for j in failed]),
+                                              P=ctx.names[p]),
+                         view(), f"bt:{p}", f"backtracking to {ctx.names[p]}",
+                         {"type": "infeasible", "given": enc(view())})
+                for j in added:
+                    hyp.pop(j, None)
+            else:
+                for j in added:
+                    hyp.pop(j, None)
+                return failed + [p]
+        return [p]
+
+    if search(list(range(ctx.n))) is not None:
+        raise _Unfinished("case split found no consistent assignment")
+    if len({**ctx.known, **hyp}) != ctx.n or not pz.solutions_mask() >> index_of(
+            [{**ctx.known, **hyp}[i] for i in range(ctx.n)]) & 1:
+        raise _Unfinished("case split ended without a consistent assignment")
+    ctx.known.update(hyp)
+
+
+def _enumerate(ctx: _Ctx, order: str) -> None:
+    pz = ctx.puzzle
+    free = [j for j in ctx.ranking(order) if j not in ctx.known]
+    for bits in itertools.product((True, False), repeat=len(free)):
+        cand = {**ctx.known, **dict(zip(free, bits))}
+        roles = [cand[i] for i in range(ctx.n)]
+        a = index_of(roles)
+        listing = ", ".join(ctx.say("assign", P=ctx.names[j], R=T.role_word(cand[j]), RB=_tf(cand[j]))
+                            for j in free) or "the known roles"
+        bad = next((k for k in range(ctx.n) if not pz.consistent[k] >> a & 1), None)
+        if bad is None:
+            ctx.known.update(cand)
+            ctx.emit("enumerate", ctx.say("enum_ok", X=listing), cand, "en:ok", "candidate accepted",
+                     {"type": "candidate", "given": enc(cand), "consistent": True})
+            return
+        value = bool(pz.true[bad] >> a & 1)
+        f = ctx.fields(bad, cand[bad])
+        ctx.emit("enumerate", ctx.say("enum_fail", **{**f, "Q": ctx.names[bad], "Qs": ctx.names[bad] + "'s"},
+                                      X=listing, V=_tf(value)),
+                 cand, f"en:{bad}", f"candidate fails at {ctx.names[bad]}",
+                 {"type": "candidate", "given": enc(cand), "consistent": False, "person": bad})
+    raise _Unfinished("enumeration found no consistent assignment")
+
+
+def _run_phase(ctx: _Ctx, node: dict) -> None:
+    op, args = node["op"], [a["op"] for a in node.get("args", [])]
+    if op == "restate_claims":
+        _restate(ctx, *args)
+    elif op == "propagate":
+        ctx.propagate_known()
+    elif op == "eliminate":
+        _eliminate(ctx, *args)
+    elif op == "refute":
+        _refute(ctx, *args)
+    elif op == "plan":
+        _plan(ctx, *args)
+    elif op == "backward":
+        _backward(ctx, *args)
+    elif op == "split":
+        _split(ctx, *args)
+    elif op == "enumerate":
+        _enumerate(ctx, *args)
+    else:
+        raise _Unfinished(f"unknown phase {op!r}")
+
+
+def _conclude(ctx: _Ctx, verify: bool) -> list[bool]:
+    missing = [ctx.names[i] for i in range(ctx.n) if i not in ctx.known]
+    if missing:
+        raise _Unfinished("incomplete strategy: undecided " + ", ".join(missing))
+    roles = [ctx.known[i] for i in range(ctx.n)]
+    if verify:
+        for i in range(ctx.n):
+            value = bool(ctx.puzzle.true[i] >> index_of(roles) & 1)
+            ctx.emit("verify", ctx.say("verify", **ctx.fields(i, roles[i]), V=_tf(value)), ctx.known, f"vf:{i}",
+                     f"verifying {ctx.names[i]}'s claim", {"type": "claim", "person": i, "value": value})
+    ctx.emit("conclude", ctx.say("conclude"), ctx.known, "cc", "solution", {"type": "solution", "roles": roles})
+    return roles
+
+
+def execute(task: "KnightsKnavesTask", program: dict, problem: Problem, rng: random.Random,
+            max_steps: int = 400) -> Trajectory:
+    """Run ``program`` on ``problem``; see the module docstring. ``rng`` is accepted for the
+    interface; KK wording is deterministic so that a primitive's trajectories are reproducible."""
+    errors = GRAMMAR.validate(program)
+    if errors:
+        return Trajectory(steps=[], answer=None, finished=False, completion="",
+                          reason="invalid program: " + "; ".join(errors[:3]))
+    from tailor_evo.tasks.kk import puzzle_of
+
+    try:
+        puzzle = puzzle_of(problem)
+        names = list(problem.meta["names"])
+    except Exception as exc:  # noqa: BLE001 - malformed problems give an unfinished trajectory
+        return Trajectory(steps=[], answer=None, finished=False, completion="", reason=f"bad problem: {exc}")
+    style, strategy = program["args"]
+    ctx = _Ctx(puzzle, names, Wording(style["op"]), max_steps)
+    answer: list[bool] | None = None
+    reason = "ok"
+    try:
+        node = strategy
+        while node["op"] == "then":
+            _run_phase(ctx, node["args"][0])
+            node = node["args"][1]
+        answer = _conclude(ctx, verify=node["op"] == "verify_conclude")
+    except _OutOfSteps:
+        reason = f"step budget of {max_steps} exceeded"
+    except _Unfinished as exc:
+        reason = str(exc)
+    except Exception as exc:  # noqa: BLE001 - the search must never crash on one program
+        reason = f"executor error: {type(exc).__name__}: {exc}"
+    reasoning = " ".join([ctx.say("intro")] + [s.text for s in ctx.steps])
+    if answer is None:
+        completion = f"{THINK_OPEN} {reasoning} {THINK_CLOSE}"
+        return Trajectory(steps=ctx.steps, answer=None, finished=False, completion=completion, reason=reason)
+    completion = task.format_response(reasoning, T.solution_text_format(names, answer))
+    return Trajectory(steps=ctx.steps, answer=answer, finished=True, completion=completion, reason="ok")
