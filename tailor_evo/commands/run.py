@@ -1,0 +1,45 @@
+"""``tailor-evo run``: the main job on built-in defaults (KK, tiny backbone, tailor warm start)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import click
+
+from tailor_evo.commands.common import config_options, resolve_config, seed_everything
+from tailor_evo.io import write_text_atomic
+
+
+@click.command("run")
+@config_options
+@click.option("--out", "out", type=click.Path(file_okay=False), default=None,
+              help="Run directory (default: runs/run-YYYYmmdd-HHMMSS).")
+@click.option("--resume", is_flag=True, help="Continue an interrupted run in --out.")
+@click.option("--task", "task", default=None, help="Task (default kk).")
+@click.option("--backbone", default=None, help="Backbone name or model directory (default tiny).")
+@click.option("--method", default=None, help="Warm-start method: tailor, four-behaviour, rule-based, redistill.")
+@click.pass_context
+def run(ctx: click.Context, config_path: str | None, overrides: tuple[str, ...], out: str | None, resume: bool,
+        task: str | None, backbone: str | None, method: str | None) -> None:
+    """Search primitives, build warm-start data, SFT, RL and evaluate; write a report."""
+    from tailor_evo.pipeline import PipelineConfig, run_pipeline
+    from tailor_evo.pipeline_report import write_run_report
+    from tailor_evo.config import load_config
+
+    if resume:
+        if out is None:
+            raise click.UsageError("--resume needs --out RUN_DIR")
+        saved = Path(out) / "config.yaml"
+        cfg = load_config(PipelineConfig, saved if saved.exists() else config_path, overrides)
+    else:
+        cfg = resolve_config(PipelineConfig, config_path, overrides, ctx, task=task, backbone=backbone, method=method)
+    root = Path(out) if out else Path("runs") / time.strftime("run-%Y%m%d-%H%M%S")
+    seed_everything(cfg.seed)
+    click.echo(f"tailor-evo run: task={cfg.task} backbone={cfg.backbone} method={cfg.method} seed={cfg.seed} -> {root}")
+    result = run_pipeline(cfg, root, resume=resume)
+    report = write_run_report(cfg, result)
+    click.echo("")
+    click.echo(report.table)
+    click.echo(f"\nreport: {report.path}")
+    write_text_atomic(root / "DONE", time.strftime("%Y-%m-%d %H:%M:%S\n"))

@@ -1,0 +1,146 @@
+"""The experiment grid: expand a config into cells, run them in a safe order, resume, estimate cost."""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tailor_evo.errors import InputError
+from tailor_evo.pipeline import METHODS, PipelineConfig
+
+log = logging.getLogger(__name__)
+
+# Methods that others depend on run first: redistill's default teacher is the rule-based cell's SFT model.
+RUN_ORDER = ["rule-based", "four-behaviour", "tailor", "redistill"]
+
+
+@dataclass
+class ExperimentConfig:
+    name: str = "experiment"
+    tasks: list[str] = field(default_factory=lambda: ["kk"])
+    # training difficulty settings per task; each entry is one grid value (a list of levels)
+    difficulties: dict = field(default_factory=lambda: {"kk": [[3]], "igsm": [[2, 3, 4]]})
+    eval_levels: dict = field(default_factory=lambda: {"kk": [3, 4], "igsm": [2, 3, 4, 5]})
+    backbones: list[str] = field(default_factory=lambda: ["tiny"])
+    methods: list[str] = field(default_factory=lambda: list(RUN_ORDER))
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
+    # redistill teacher: "sft:rule-based" = the same cell's backbone after rule-based SFT
+    # (self re-distillation, runs anywhere), or any engine spec (hf:NAME, openai:URL#MODEL, vllm:NAME)
+    redistill_teacher: str = "sft:rule-based"
+    target_reward: float = 0.5        # for "steps to reach target reward"
+    chat_backbones: list[str] = field(default_factory=list)   # backbones prompted through their chat template
+    base: PipelineConfig = field(default_factory=PipelineConfig)
+
+    def check(self) -> None:
+        from tailor_evo.tasks import get_task
+
+        for t in self.tasks:
+            get_task(t)
+            if t not in self.difficulties:
+                raise InputError(f"no difficulty settings for task {t!r}", field="difficulties")
+        bad = [m for m in self.methods if m not in METHODS]
+        if bad:
+            raise InputError(f"unknown method(s) {bad} (known: {', '.join(METHODS)})", field="methods")
+        if not self.seeds:
+            raise InputError("needs at least one seed", field="seeds")
+
+
+@dataclass
+class Cell:
+    task: str
+    levels: list[int]
+    backbone: str
+    method: str
+    seed: int
+
+    @property
+    def difficulty_tag(self) -> str:
+        return "L" + "-".join(str(x) for x in self.levels)
+
+    @property
+    def name(self) -> str:
+        backbone = Path(self.backbone).name if "/" in self.backbone else self.backbone
+        return f"{self.task}-{self.difficulty_tag}-{backbone}-{self.method}-s{self.seed}"
+
+    def search_name(self) -> str:
+        return f"{self.task}-{self.difficulty_tag}-s{self.seed}"
+
+
+def expand(cfg: ExperimentConfig) -> list[Cell]:
+    """All cells, ordered so that every cell's dependencies (redistill's teacher) come earlier."""
+    order = {m: i for i, m in enumerate(RUN_ORDER)}
+    cells = []
+    for task in cfg.tasks:
+        for levels, backbone, seed in itertools.product(cfg.difficulties[task], cfg.backbones, cfg.seeds):
+            for method in sorted(cfg.methods, key=lambda m: order.get(m, 99)):
+                cells.append(Cell(task, list(levels), backbone, method, seed))
+    return cells
+
+
+def cell_config(cfg: ExperimentConfig, cell: Cell) -> PipelineConfig:
+    """The pipeline config of one cell: the shared base with the cell's coordinates filled in."""
+    pc = copy.deepcopy(cfg.base)
+    pc.task, pc.levels, pc.backbone, pc.method, pc.seed = cell.task, list(cell.levels), cell.backbone, cell.method, cell.seed
+    pc.chat = cell.backbone in cfg.chat_backbones
+    if cell.task in cfg.eval_levels:
+        pc.eval.levels = list(cfg.eval_levels[cell.task])
+    return pc
+
+
+def teacher_for(cfg: ExperimentConfig, cell: Cell, out: Path) -> str | None:
+    if cell.method != "redistill":
+        return None
+    spec = cfg.redistill_teacher
+    if spec.startswith("sft:"):
+        source = Cell(cell.task, cell.levels, cell.backbone, spec.split(":", 1)[1], cell.seed)
+        model = out / "cells" / source.name / "sft" / "model"
+        if not model.exists():
+            raise InputError(f"redistill teacher {spec!r} needs the finished cell {source.name} "
+                             f"(include {source.method!r} in methods)", field="redistill_teacher")
+        return f"hf:{model}"
+    return spec
+
+
+# --------------------------------------------------------------------------------------------------
+# cost estimate
+
+
+# Seconds per unit of work on the reference 2-core CPU with the tiny backbone (measured; see docs).
+UNIT_SECONDS = {
+    "search_candidate_problem": 0.004,   # one executor trajectory + verification + embedding
+    "sft_token": 2.5e-5,                 # one training token (forward + backward)
+    "rl_token": 1.2e-4,                  # one generated rollout token incl. its share of the update
+    "eval_token": 3e-5,                  # one greedy evaluation token
+}
+BACKBONE_SCALE = {"tiny": 1.0, "smollm2-135m": 40.0, "gemma3-270m": 90.0}
+
+
+def estimate_cell_seconds(pc: PipelineConfig, with_search: bool) -> float:
+    u = UNIT_SECONDS
+    scale = BACKBONE_SCALE.get(pc.backbone, 40.0)
+    s = 0.0
+    if with_search:
+        ev = pc.search.evolution
+        per = pc.search.problems.per_eval + pc.search.problems.probe
+        s += (ev.generations + 1) * (ev.population + ev.offspring) * per * u["search_candidate_problem"]
+    approx_tokens = 300
+    sft_steps_tokens = pc.warmstart.size * max(1, pc.sft.epochs) * approx_tokens
+    s += sft_steps_tokens * u["sft_token"] * scale
+    s += pc.rl.steps * pc.rl.prompts_per_step * pc.rl.group_size * pc.rl.max_new_tokens * u["rl_token"] * scale
+    s += 2 * len(pc.eval.levels) * pc.eval.n_per_level * pc.eval.max_new_tokens * u["eval_token"] * scale
+    return s
+
+
+def estimate(cfg: ExperimentConfig, cells: list[Cell]) -> dict[str, float]:
+    """Rough seconds per cell and in total; a search shared by several cells is counted once."""
+    seen_search: set[str] = set()
+    per_cell = {}
+    for cell in cells:
+        needs_search = cell.method == "tailor" and cell.search_name() not in seen_search
+        if needs_search:
+            seen_search.add(cell.search_name())
+        per_cell[cell.name] = estimate_cell_seconds(cell_config(cfg, cell), needs_search)
+    return per_cell

@@ -1,0 +1,177 @@
+"""Run an experiment grid and write its results table, figures and report.
+
+Cells are independent directories under ``OUT/cells/``; a cell with a
+``summary.json`` is complete and is skipped on the next invocation, an incomplete
+one resumes from its stage markers and checkpoints. Results are re-aggregated
+after every cell so a long grid can be inspected while it runs.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+
+from scipy.stats import spearmanr
+
+from tailor_evo.experiment import plots
+from tailor_evo.experiment.grid import Cell, ExperimentConfig, cell_config, expand, teacher_for
+from tailor_evo.experiment.summary import (CellSummary, MethodRow, aggregate, fmt, results_table, reward_auc,
+                                           steps_to_target)
+from tailor_evo.io import append_jsonl, write_json_atomic, write_text_atomic
+from tailor_evo.pipeline import run_pipeline
+from tailor_evo.rundir import RunDir
+
+log = logging.getLogger(__name__)
+
+
+def summarise(cfg: ExperimentConfig, cell: Cell, cell_dir: Path) -> CellSummary | None:
+    path = cell_dir / "summary.json"
+    if not path.exists():
+        return None
+    data = json.loads(path.read_text())
+    st, secs = data["stages"], data.get("seconds", {})
+    rewards = st["rl"]["reward_curve"]
+    return CellSummary(
+        task=cell.task, backbone=cell.backbone, method=cell.method, seed=cell.seed, levels=cell.levels,
+        acc_sft=st["eval_sft"]["accuracy"], acc_final=st["eval_rl"]["accuracy"],
+        acc_sft_per_level=st["eval_sft"]["per_level"], acc_final_per_level=st["eval_rl"]["per_level"],
+        steps_to_target=steps_to_target(rewards, cfg.target_reward), reward_auc=reward_auc(rewards),
+        warmstart_coverage=float(st["warmstart"].get("coverage") or 0.0), warmstart_size=st["warmstart"]["records"],
+        rl_steps=len(rewards), reward_curve=rewards, accuracy_curve=st["rl"].get("accuracy_curve", []),
+        seconds=float(sum(secs.values())),
+    )
+
+
+@dataclass
+class ExperimentOutcome:
+    done: list[CellSummary]
+    failed: list[str]
+    pending: list[str]
+    report: Path
+
+
+def run_experiment(cfg: ExperimentConfig, out: str | Path, *, resume: bool = True,
+                   progress_cb=None) -> ExperimentOutcome:
+    cfg.check()
+    out = Path(out)
+    rd = RunDir(out)
+    out.mkdir(parents=True, exist_ok=True)
+    if not rd.config_path.exists():
+        rd.save_config(cfg)
+    cells = expand(cfg)
+    failed: list[str] = []
+    for i, cell in enumerate(cells, start=1):
+        cell_dir = out / "cells" / cell.name
+        if (cell_dir / "summary.json").exists():
+            continue
+        if progress_cb:
+            progress_cb(i, len(cells), cell)
+        start = time.time()
+        try:
+            teacher = teacher_for(cfg, cell, out)
+            run_pipeline(cell_config(cfg, cell), cell_dir, resume=cell_dir.exists(),
+                         search_dir=out / "search" / cell.search_name(), teacher_spec=teacher)
+            rd.log({"cell": cell.name, "status": "done", "seconds": round(time.time() - start, 1)})
+        except KeyboardInterrupt:
+            raise
+        except Exception as exc:  # one broken cell must not take the grid down; it is reported
+            log.error("cell %s failed: %s", cell.name, exc)
+            failed.append(cell.name)
+            append_jsonl(out / "failures.jsonl", {"cell": cell.name, "error": repr(exc),
+                                                  "traceback": traceback.format_exc()})
+            rd.log({"cell": cell.name, "status": "failed", "error": repr(exc)})
+        write_outputs(cfg, out, cells, failed)
+    return write_outputs(cfg, out, cells, failed)
+
+
+def write_outputs(cfg: ExperimentConfig, out: Path, cells: list[Cell], failed: list[str]) -> ExperimentOutcome:
+    done = [s for c in cells if (s := summarise(cfg, c, out / "cells" / c.name)) is not None]
+    pending = [c.name for c in cells if not (out / "cells" / c.name / "summary.json").exists() and c.name not in failed]
+    rows = aggregate(done)
+    write_json_atomic(out / "results.json", {
+        "cells": [c.to_dict() for c in done], "failed": failed, "pending": pending,
+        "rows": [r.__dict__ for r in rows]})
+    table = results_table(rows) if rows else "(no finished cells yet)"
+    write_text_atomic(out / "results.md", table + "\n")
+    figures = []
+    if done:
+        pdir = out / "plots"
+        for task in sorted({c.task for c in done}):
+            tcells = [c for c in done if c.task == task]
+            trows = [r for r in rows if r.task == task]
+            figures += [plots.training_curves(tcells, pdir / f"{task}-curves.png", f"{task}: RL curves (mean, min-max band over seeds)"),
+                        plots.final_accuracy_bars(trows, pdir / f"{task}-accuracy.png", f"{task}: held-out accuracy per method"),
+                        plots.coverage_vs_gain(tcells, pdir / f"{task}-coverage-vs-gain.png", f"{task}: warm-start coverage vs RL gain")]
+    report = out / "report.md"
+    write_text_atomic(report, render_report(cfg, out, rows, done, failed, pending, figures))
+    return ExperimentOutcome(done=done, failed=failed, pending=pending, report=report)
+
+
+def _claims(rows: list[MethodRow], done: list[CellSummary]) -> list[str]:
+    """Which claims of the method's paper this run supports, stated with the seed spread."""
+    lines = []
+    for task, backbone in sorted({(r.task, r.backbone) for r in rows}):
+        rs = {r.method: r for r in rows if r.task == task and r.backbone == backbone}
+        if "tailor" not in rs:
+            continue
+        t = rs["tailor"]
+        lines.append(f"**{task}, {backbone}** ({t.seeds} seed(s) for tailor):")
+        for base in ("rule-based", "four-behaviour", "redistill"):
+            if base not in rs:
+                continue
+            b = rs[base]
+            diff = t.acc_final[0] - b.acc_final[0]
+            spread = t.acc_final[1] + b.acc_final[1]
+            if diff > spread and diff > 0:
+                word = "supported (difference larger than the summed seed std)"
+            elif diff > 0:
+                word = "weakly supported (higher mean, within the seed spread)"
+            else:
+                word = "not supported"
+            lines.append(f"- final accuracy after RL, tailor vs {base}: {fmt(t.acc_final)} vs {fmt(b.acc_final)} -> {word}")
+            faster = t.reward_auc[0] > b.reward_auc[0]
+            lines.append(f"- faster convergence vs {base} (area under the reward curve {fmt(t.reward_auc)} vs "
+                         f"{fmt(b.reward_auc)}; steps to target {fmt(t.steps_to_target, 1)} vs "
+                         f"{fmt(b.steps_to_target, 1)}) -> {'supported' if faster else 'not supported'}")
+        covs = {m: r.coverage[0] for m, r in rs.items()}
+        top = max(covs, key=covs.get)
+        lines.append(f"- tailor warm-start data has the highest coverage: {'yes' if top == 'tailor' else 'no, ' + top + ' has'} "
+                     f"({', '.join(f'{m} {v:.1f}' for m, v in covs.items())})")
+        cs = [c for c in done if c.task == task and c.backbone == backbone]
+        if len(cs) >= 4 and len({c.warmstart_coverage for c in cs}) > 1:
+            rho, p = spearmanr([c.warmstart_coverage for c in cs], [c.rl_gain for c in cs])
+            lines.append(f"- coverage vs RL gain over {len(cs)} cells: Spearman rho {rho:.2f} (p={p:.2f})")
+        lines.append("")
+    return lines or ["No tailor cells finished yet: no claim can be judged."]
+
+
+def render_report(cfg: ExperimentConfig, out: Path, rows: list[MethodRow], done: list[CellSummary],
+                  failed: list[str], pending: list[str], figures: list[Path]) -> str:
+    figs = "\n\n".join(f"![{p.stem}]({p.relative_to(out)})" for p in figures)
+    status = f"{len(done)} cell(s) finished, {len(failed)} failed, {len(pending)} pending."
+    failed_txt = ("\nFailed cells (see failures.jsonl): " + ", ".join(failed) + "\n") if failed else ""
+    return f"""# Experiment `{cfg.name}`
+
+Tasks {cfg.tasks}, backbones {cfg.backbones}, methods {cfg.methods}, seeds {cfg.seeds}.
+Every method gets the same training problems, warm-start budget ({cfg.base.warmstart.size} records),
+SFT epochs ({cfg.base.sft.epochs}), RL steps ({cfg.base.rl.steps}) and evaluation problems.
+Redistill teacher: `{cfg.redistill_teacher}`. Target reward for "steps to target": {cfg.target_reward}.
+
+{status}{failed_txt}
+
+## Results (mean ± std over seeds)
+
+{results_table(rows) if rows else '(no finished cells yet)'}
+
+## What this run says about the paper's claims
+
+{chr(10).join(_claims(rows, done))}
+
+## Figures
+
+{figs}
+"""

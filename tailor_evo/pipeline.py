@@ -1,0 +1,279 @@
+"""The whole method on one (task, backbone, warm-start method, seed): search -> warm start -> SFT -> RL -> eval.
+
+``tailor-evo run`` runs it once on the built-in defaults; ``tailor-evo experiment``
+runs it for every cell of a grid. Both go through :func:`run_pipeline`, so a cell of
+an experiment is exactly what a single run would have produced.
+
+Each stage writes into its own sub-directory and leaves a marker in ``stages/``
+when it has finished. Running again with ``resume=True`` skips finished stages and
+lets the interrupted one continue from its last checkpoint, so a crash or Ctrl-C
+loses at most the work since that checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from search.engine import SearchConfig
+from tailor_evo.errors import InputError
+from tailor_evo.io import read_json, write_json_atomic, write_records, write_text_atomic
+from tailor_evo.rundir import RunDir
+from tailor_evo.tasks import get_task
+from trainers.rl import RLConfig
+from trainers.sft import EvalSettings, SFTConfig
+
+log = logging.getLogger(__name__)
+
+METHODS = ("tailor", "four-behaviour", "rule-based", "redistill")
+
+
+@dataclass
+class WarmstartSettings:
+    size: int = 256                   # records in the warm-start data (same budget for every method)
+    teacher: str | None = None        # engine spec for the redistill method (e.g. hf:smollm2-135m)
+    teacher_samples: int = 2
+    teacher_max_new_tokens: int = 384
+    embedder: str = "hash"            # embedder of the coverage measure: hash | minilm
+    max_primitives: int | None = 32   # elite primitives of the archive used by the tailor method
+
+
+@dataclass
+class FinalEval:
+    levels: list[int] = field(default_factory=lambda: [3])
+    n_per_level: int = 64
+    k: list[int] = field(default_factory=lambda: [1])
+    n_samples: int = 0                # sampled completions per problem for pass@k (0 = greedy only)
+    max_new_tokens: int = 192
+    batch_size: int = 32
+
+
+def _default_search() -> SearchConfig:
+    cfg = SearchConfig()
+    cfg.evolution.generations = 6
+    return cfg
+
+
+def _default_sft() -> SFTConfig:
+    return SFTConfig(epochs=3, batch_size=16, lr=2e-3, save_every=25, eval=EvalSettings(every=0))
+
+
+def _default_rl() -> RLConfig:
+    return RLConfig(steps=30, lr=2e-5, eval=EvalSettings(every=10, n=32))
+
+
+@dataclass
+class PipelineConfig:
+    task: str = "kk"
+    backbone: str = "tiny"
+    method: str = "tailor"
+    seed: int = 0
+    levels: list[int] = field(default_factory=lambda: [3])     # training difficulty (search, warm start, RL)
+    chat: bool = False                                         # prompts through the tokenizer's chat template
+    search: SearchConfig = field(default_factory=_default_search)
+    warmstart: WarmstartSettings = field(default_factory=WarmstartSettings)
+    sft: SFTConfig = field(default_factory=_default_sft)
+    rl: RLConfig = field(default_factory=_default_rl)
+    eval: FinalEval = field(default_factory=FinalEval)
+
+    def check(self) -> None:
+        get_task(self.task)
+        if self.method not in METHODS:
+            raise InputError(f"must be one of {', '.join(METHODS)}, got {self.method!r}", field="method")
+        if not self.levels:
+            raise InputError("needs at least one difficulty level", field="levels")
+
+
+@dataclass
+class StageTimer:
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+def _stage_marker(root: Path, name: str) -> Path:
+    return root / "stages" / f"{name}.json"
+
+
+def _run_stage(root: Path, name: str, fn: Callable[[], dict], timer: StageTimer) -> dict:
+    """Run ``fn`` unless its marker exists; store its (JSON) result as the marker."""
+    marker = _stage_marker(root, name)
+    if marker.exists():
+        log.info("stage %s already done, skipping", name)
+        result = read_json(marker)
+        timer.seconds[name] = result.get("_seconds", 0.0)
+        return result
+    start = time.time()
+    result = fn()
+    result["_seconds"] = round(time.time() - start, 1)
+    timer.seconds[name] = result["_seconds"]
+    write_json_atomic(marker, result)
+    return result
+
+
+def _sub_rundir(path: Path) -> tuple[RunDir, bool]:
+    """A stage's run directory: resumed when an earlier attempt left its config there."""
+    resume = (path / "config.yaml").exists()
+    return RunDir.create(path, resume=resume, overwrite=not resume), resume
+
+
+# --------------------------------------------------------------------------------------------------
+# stages
+
+
+def stage_search(cfg: PipelineConfig, out: Path) -> dict:
+    from search.engine import run_search
+
+    scfg = cfg.search
+    scfg.task, scfg.seed = cfg.task, cfg.seed
+    scfg.problems.levels = list(cfg.levels)
+    rd, resume = _sub_rundir(out)
+    result = run_search(scfg, rd, resume=resume)
+    summary = {"archive_dir": str(out)}
+    for key in ("archive_size", "coverage_ratios", "coverage"):
+        if hasattr(result, key):
+            summary[key] = getattr(result, key)
+    return summary
+
+
+def stage_warmstart(cfg: PipelineConfig, out: Path, archive_dir: Path | None, teacher_spec: str | None) -> dict:
+    from trainers.warmstart import build_warmstart, render_card
+
+    task = get_task(cfg.task)
+    teacher = None
+    if cfg.method == "redistill":
+        if not teacher_spec:
+            raise InputError("the redistill method needs a teacher engine spec", field="warmstart.teacher")
+        from tailor_evo.generation import make_engine
+
+        teacher = make_engine(teacher_spec)
+    result = build_warmstart(task, cfg.method, cfg.warmstart.size, cfg.seed, archive_dir=archive_dir,
+                             teacher=teacher, levels=cfg.levels, teacher_samples=cfg.warmstart.teacher_samples,
+                             max_new_tokens=cfg.warmstart.teacher_max_new_tokens, chat=cfg.chat,
+                             embedder=cfg.warmstart.embedder, max_primitives=cfg.warmstart.max_primitives,
+                             teacher_name=teacher_spec or "teacher")
+    if not result.records:
+        raise InputError(f"the {cfg.method} method produced no verified warm-start records", field="warmstart")
+    out.mkdir(parents=True, exist_ok=True)
+    data_path = out / "data.jsonl"
+    write_records(data_path, result.records)
+    write_text_atomic(out / "card.md", render_card([result]))
+    stats = result.stats.to_dict() if hasattr(result.stats, "to_dict") else asdict(result.stats)
+    write_json_atomic(out / "stats.json", stats)
+    return {"data": str(data_path), "records": len(result.records), "coverage": stats.get("coverage"),
+            "stats": stats}
+
+
+def stage_sft(cfg: PipelineConfig, out: Path, data_path: str) -> dict:
+    from trainers.sft import train_sft
+
+    scfg = cfg.sft
+    scfg.model, scfg.data, scfg.task, scfg.seed, scfg.chat = cfg.backbone, data_path, cfg.task, cfg.seed, cfg.chat
+    rd, resume = _sub_rundir(out)
+    if not resume:
+        rd.save_config(scfg)
+    model_dir = train_sft(scfg, rd, resume=resume)
+    return {"model": str(model_dir)}
+
+
+def stage_rl(cfg: PipelineConfig, out: Path, model_dir: str) -> dict:
+    from trainers.rl import train_rl
+
+    rcfg = cfg.rl
+    rcfg.model, rcfg.task, rcfg.seed, rcfg.levels, rcfg.chat = model_dir, cfg.task, cfg.seed, list(cfg.levels), cfg.chat
+    rd, resume = _sub_rundir(out)
+    if not resume:
+        rd.save_config(rcfg)
+    final = train_rl(rcfg, rd, resume=resume, coverage_fn=_rollout_coverage_fn() if rcfg.coverage else None)
+    rows = [r for r in rd.read_metrics() if "reward" in r]
+    return {"model": str(final), "reward_curve": [r["reward"] for r in rows],
+            "accuracy_curve": [r.get("accuracy", r["reward"]) for r in rows]}
+
+
+def _rollout_coverage_fn():
+    from trainers.rl import default_coverage_fn
+
+    return default_coverage_fn()
+
+
+def stage_eval(cfg: PipelineConfig, out: Path, model_dir: str) -> dict:
+    from tailor_evo.generation.hf import HFEngine
+    from trainers.evaluate import eval_problems, evaluate, plot_results, render_report
+
+    task = get_task(cfg.task)
+    problems = eval_problems(task, cfg.seed, cfg.eval.levels, cfg.eval.n_per_level)
+    engine = HFEngine.from_pretrained(model_dir, batch_size=cfg.eval.batch_size)
+    result = evaluate(engine, task, problems, k=cfg.eval.k, n_samples=cfg.eval.n_samples or None,
+                      max_new_tokens=cfg.eval.max_new_tokens, chat=cfg.chat, batch_size=cfg.eval.batch_size,
+                      seed=cfg.seed)
+    out.mkdir(parents=True, exist_ok=True)
+    data = result.to_dict(with_outcomes=True)
+    write_json_atomic(out / "results.json", data)
+    plots = plot_results(result, str(out / "plots"))
+    write_text_atomic(out / "report.md", render_report(result, model=model_dir, seed=cfg.seed, plots=plots))
+    return {"accuracy": result.overall.accuracy, "macro_accuracy": result.macro_accuracy,
+            "per_level": {str(m.level): m.accuracy for m in result.per_level},
+            "format_error_rate": result.overall.format_error_rate, "summary": result.summary_line()}
+
+
+# --------------------------------------------------------------------------------------------------
+# the pipeline
+
+
+@dataclass
+class PipelineResult:
+    root: Path
+    stages: dict[str, dict]
+    seconds: dict[str, float]
+
+    @property
+    def acc_sft(self) -> float:
+        return self.stages["eval_sft"]["accuracy"]
+
+    @property
+    def acc_rl(self) -> float:
+        return self.stages["eval_rl"]["accuracy"]
+
+
+def run_pipeline(cfg: PipelineConfig, root: str | Path, *, resume: bool = False,
+                 search_dir: str | Path | None = None, teacher_spec: str | None = None) -> PipelineResult:
+    """Run every stage for one cell into ``root``.
+
+    ``search_dir`` reuses a finished (or resumable) search shared by several cells;
+    without it the tailor method searches into ``root/search``. ``teacher_spec``
+    overrides ``cfg.warmstart.teacher`` for the redistill method.
+    """
+    cfg.check()
+    root = Path(root)
+    if root.exists() and any(root.iterdir()) and not resume:
+        raise InputError("run directory exists and is not empty; pass --resume to continue it", file=str(root))
+    root.mkdir(parents=True, exist_ok=True)
+    rd = RunDir(root)
+    if not rd.config_path.exists():
+        rd.save_config(cfg)
+    timer = StageTimer()
+    stages: dict[str, dict] = {}
+
+    archive_dir = None
+    if cfg.method == "tailor":
+        sdir = Path(search_dir) if search_dir else root / "search"
+        stages["search"] = _run_stage(root, "search", lambda: stage_search(cfg, sdir), timer)
+        archive_dir = sdir
+    stages["warmstart"] = _run_stage(
+        root, "warmstart",
+        lambda: stage_warmstart(cfg, root / "warmstart", archive_dir, teacher_spec or cfg.warmstart.teacher), timer)
+    stages["sft"] = _run_stage(root, "sft", lambda: stage_sft(cfg, root / "sft", stages["warmstart"]["data"]), timer)
+    stages["eval_sft"] = _run_stage(root, "eval_sft",
+                                    lambda: stage_eval(cfg, root / "eval_sft", stages["sft"]["model"]), timer)
+    stages["rl"] = _run_stage(root, "rl", lambda: stage_rl(cfg, root / "rl", stages["sft"]["model"]), timer)
+    stages["eval_rl"] = _run_stage(root, "eval_rl",
+                                   lambda: stage_eval(cfg, root / "eval_rl", stages["rl"]["model"]), timer)
+    result = PipelineResult(root=root, stages=stages, seconds=timer.seconds)
+    write_json_atomic(root / "summary.json", {"stages": stages, "seconds": timer.seconds})
+    return result
+
+
+def load_result(root: str | Path) -> dict[str, Any]:
+    return json.loads((Path(root) / "summary.json").read_text())

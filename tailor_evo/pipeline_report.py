@@ -1,0 +1,108 @@
+"""The short report of one pipeline run: a summary table, curves and accuracy bars."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from tailor_evo.experiment.summary import smooth  # noqa: E402
+from tailor_evo.io import write_text_atomic  # noqa: E402
+from tailor_evo.pipeline import PipelineConfig, PipelineResult  # noqa: E402
+
+
+@dataclass
+class RunReport:
+    path: Path
+    table: str
+
+
+def _rl_curves(result: PipelineResult, path: Path) -> Path:
+    rl = result.stages["rl"]
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    steps = range(1, len(rl["reward_curve"]) + 1)
+    ax.plot(steps, rl["reward_curve"], alpha=0.3, color="C0")
+    ax.plot(steps, smooth(rl["reward_curve"], 5), color="C0", label="reward (moving avg 5)")
+    ax.set(title="RL training reward", xlabel="RL step", ylabel="mean reward of the rollouts", ylim=(-0.05, 1.05))
+    ax.grid(alpha=0.3)
+    ax.legend()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+def _acc_bars(result: PipelineResult, path: Path, difficulty_name: str) -> Path:
+    sft, rl = result.stages["eval_sft"]["per_level"], result.stages["eval_rl"]["per_level"]
+    levels = sorted(sft, key=int)
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    xs = range(len(levels))
+    ax.bar([x - 0.2 for x in xs], [sft[lv] for lv in levels], 0.4, label="after SFT")
+    ax.bar([x + 0.2 for x in xs], [rl[lv] for lv in levels], 0.4, label="after RL")
+    ax.set_xticks(list(xs), [f"{difficulty_name}={lv}" for lv in levels])
+    ax.set(title="Greedy accuracy on held-out problems", ylabel="accuracy", ylim=(0, 1))
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend()
+    fig.savefig(path, dpi=120, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+def summary_table(cfg: PipelineConfig, result: PipelineResult) -> str:
+    s = result.stages
+    ws = s["warmstart"]
+    rows = [("stage", "result", "seconds")]
+    if "search" in s:
+        ratios = s["search"].get("coverage_ratios") or {}
+        ratio_txt = ", ".join(f"{k} {v:.2f}x" for k, v in ratios.items()) if isinstance(ratios, dict) else str(ratios)
+        rows.append(("search", f"archive {s['search'].get('archive_size', '?')} primitives; coverage vs seeds: {ratio_txt}",
+                     result.seconds.get("search", 0)))
+    cov = ws.get("coverage")
+    rows.append(("warm start", f"{ws['records']} records ({cfg.method}); coverage {cov if cov is None else round(cov, 1)}",
+                 result.seconds.get("warmstart", 0)))
+    rows.append(("SFT", f"model {s['sft']['model']}", result.seconds.get("sft", 0)))
+    rows.append(("eval after SFT", s["eval_sft"]["summary"], result.seconds.get("eval_sft", 0)))
+    curve = s["rl"]["reward_curve"]
+    first, last = (sum(curve[:5]) / max(1, len(curve[:5]))), (sum(curve[-5:]) / max(1, len(curve[-5:])))
+    rows.append(("RL", f"{len(curve)} steps; reward first 5 steps {first:.3f} -> last 5 steps {last:.3f}",
+                 result.seconds.get("rl", 0)))
+    rows.append(("eval after RL", s["eval_rl"]["summary"], result.seconds.get("eval_rl", 0)))
+    lines = ["| " + " | ".join(rows[0]) + " |", "|---|---|---|"]
+    lines += [f"| {a} | {b} | {c:.0f} |" for a, b, c in rows[1:]]
+    return "\n".join(lines)
+
+
+def write_run_report(cfg: PipelineConfig, result: PipelineResult) -> RunReport:
+    from tailor_evo.tasks import get_task
+
+    root = result.root
+    plots = root / "plots"
+    curves = _rl_curves(result, plots / "rl_reward.png")
+    bars = _acc_bars(result, plots / "accuracy.png", get_task(cfg.task).difficulty_name)
+    table = summary_table(cfg, result)
+    delta = result.acc_rl - result.acc_sft
+    verdict = ("RL improved held-out accuracy over SFT alone" if delta > 0 else
+               "RL did not improve held-out accuracy over SFT alone in this run")
+    text = f"""# tailor-evo run
+
+Task `{cfg.task}`, backbone `{cfg.backbone}`, warm-start method `{cfg.method}`, seed {cfg.seed},
+training levels {cfg.levels}, evaluation levels {cfg.eval.levels} ({cfg.eval.n_per_level} held-out problems each).
+
+{table}
+
+Accuracy after SFT {result.acc_sft:.3f}, after RL {result.acc_rl:.3f} ({delta:+.3f}): {verdict}.
+
+![RL reward]({curves.relative_to(root)})
+
+![accuracy]({bars.relative_to(root)})
+
+Stage outputs: `search/` (archive, report), `warmstart/` (data.jsonl, card.md), `sft/`, `rl/` (metrics.jsonl,
+checkpoints), `eval_sft/`, `eval_rl/` (results.json, report.md). Total time {sum(result.seconds.values()) / 60:.1f} min.
+"""
+    path = root / "report.md"
+    write_text_atomic(path, text)
+    return RunReport(path=path, table=table)
