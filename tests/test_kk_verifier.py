@@ -1,0 +1,102 @@
+"""Verifier robustness: every odd completion gets a deterministic verdict with a reason, never credit for hedging."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tailor_evo.tasks import get_task
+
+TASK = get_task("kk")
+PROBLEM = TASK.generate(1, 2024, levels=[3])[0]
+NAMES = PROBLEM.meta["names"]
+ROLES = ["knight" if r else "knave" for r in PROBLEM.answer]
+GOLD = PROBLEM.answer_text
+A, B, C = NAMES
+
+
+def other(role: str) -> str:
+    return "knave" if role == "knight" else "knight"
+
+
+def wrap(answer: str, think: str = "reasoning") -> str:
+    return f"<think> {think} </think> <answer> {answer} </answer>"
+
+
+def test_gold_answer_is_correct() -> None:
+    v = TASK.verify(PROBLEM, wrap(GOLD))
+    assert (v.correct, v.format_ok, v.reward, v.reason) == (True, True, 1.0, "ok")
+    assert v.parsed == dict(zip(NAMES, PROBLEM.answer))
+
+
+CASES = {
+    "empty": ("", "expected exactly one <think>"),
+    "only think": ("<think> hmm </think>", "expected exactly one <answer>"),
+    "truncated": (wrap(GOLD)[:-5], "expected exactly one </answer>"),
+    "duplicated answer tags": (wrap(GOLD) + " <answer> " + GOLD + " </answer>", "expected exactly one <answer>"),
+    "duplicated think": ("<think> a </think> <think> b </think> <answer> " + GOLD + " </answer>",
+                         "expected exactly one <think>"),
+    "out of order": (f"<answer> {GOLD} </answer> <think> x </think>", "tags out of order"),
+    "text before think": ("Sure! " + wrap(GOLD), "text before <think>"),
+    "answer outside the tag": (f"<think> x </think> {GOLD} <answer> </answer>", "empty answer"),
+    "empty answer": (wrap(""), "empty answer"),
+    "missing person": (wrap(f"(1) {A} is a {ROLES[0]}\n(2) {B} is a {ROLES[1]}"), f"missing {C}"),
+    "person twice, conflicting": (wrap(GOLD + f"\n(4) {A} is a {other(ROLES[0])}"), f"conflicting roles for {A}"),
+    "person twice, same role": (wrap(GOLD + f"\n(4) {A} is a {ROLES[0]}"), f"{A} named more than once"),
+    "both roles": (wrap(f"(1) {A} is a knight or a knave\n(2) {B} is a {ROLES[1]}\n(3) {C} is a {ROLES[2]}"),
+                   "hedged answer"),
+    "hedging word": (wrap(GOLD + "\nmaybe"), "hedged answer"),
+    "question mark": (wrap(GOLD.replace(f"{C} is", f"{C} is?", 1) + f" {C} is a {ROLES[2]}?"), "hedged answer"),
+    "negated": (wrap(GOLD.replace(f"{A} is a", f"{A} is not a", 1)), f"negated claim about {A}"),
+    "unknown person": (wrap(GOLD + "\n(4) Zebedee is a knight"), "claim about unknown person 'zebedee'"),
+    "extra role words": (wrap(GOLD + "\nall knights and knaves"), "role words for 3 people"),
+    "over-long": (wrap(GOLD + " " + "so " * 400), "answer too long"),
+    "not a string": (None, "completion is not a string"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_bad_completions_get_a_reason_and_no_credit(name: str) -> None:
+    completion, reason = CASES[name]
+    v1 = TASK.verify(PROBLEM, completion)  # type: ignore[arg-type]
+    v2 = TASK.verify(PROBLEM, completion)  # type: ignore[arg-type]
+    assert v1 == v2, "verdicts must be deterministic"
+    assert not v1.correct and v1.reward == 0.0
+    assert v1.reason and v1.reason != "ok"
+    assert reason in v1.reason
+
+
+def test_unicode_and_whitespace_variants_are_accepted() -> None:
+    wide = "".join(chr(ord(ch) + 0xFEE0) if "!" <= ch <= "~" else ch for ch in "<answer>")
+    variants = [
+        "\n\n  " + wrap(GOLD),
+        wrap(GOLD.upper()),
+        wrap(GOLD.replace("\n", "   \t ")),
+        wrap(GOLD.replace(" is a ", "\u00a0is\u2003a ")),
+        wrap("\n".join(reversed(GOLD.split("\n")))),
+        wrap(GOLD) + " trailing words after the answer are ignored",
+        f"<think> x </think> {wide} {GOLD} </answer>",
+    ]
+    for text in variants:
+        v = TASK.verify(PROBLEM, text)
+        assert v.correct, (text, v.reason)
+
+
+def test_shaped_reward_follows_the_logic_rl_scheme() -> None:
+    flipped = GOLD.replace(f"{A} is a {ROLES[0]}", f"{A} is a {other(ROLES[0])}")
+    assert TASK.verify(PROBLEM, wrap(GOLD), shaped=True).reward == 3.0
+    assert TASK.verify(PROBLEM, wrap(flipped), shaped=True).reward == -0.5
+    assert TASK.verify(PROBLEM, wrap("no idea"), shaped=True).reward == -1.0
+    assert TASK.verify(PROBLEM, "no tags", shaped=True).reward == -3.0
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(list("<>/thinkswera ()\n123") + NAMES + [" is a knight", " is a knave",
+                                                                     "<think>", "</think>", "<answer>", "</answer>"]),
+                max_size=40).map("".join))
+def test_verifier_never_raises_and_never_credits_noise(text: str) -> None:
+    v = TASK.verify(PROBLEM, text)
+    assert isinstance(v.reason, str) and v.reason
+    if v.correct:
+        assert v.parsed == dict(zip(NAMES, PROBLEM.answer))
