@@ -16,7 +16,6 @@ an uninterrupted one.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import multiprocessing
 import pickle
@@ -28,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import faiss
 from deap import base
 from tqdm.auto import tqdm
 
@@ -42,13 +42,14 @@ from search.render import EvalJob, EvalResult, ExecutorRenderer, LLMRenderer
 from search.seeds import load_seed_library
 from search.selection import METHODS, MapElitesGrid, nsga2
 from tailor_evo.errors import InputError
-from tailor_evo.io import atomic_open
+from tailor_evo.io import atomic_open, write_jsonl_atomic
 from tailor_evo.rundir import RunDir
 from tailor_evo.tasks.base import Problem, Task, get_task, split_seed
 
 log = logging.getLogger(__name__)
 
 CHECKPOINT = "search.pkl"
+LINEAGE = "lineage.jsonl"          # every evaluated primitive (archived or not), for ``archive lineage``
 OPERATORS = ("gp", "llm")
 RENDERERS = ("executor", "llm")
 
@@ -139,6 +140,7 @@ class SearchState:
     op_rejected: Counter = field(default_factory=Counter)
     llm_invalid: Counter = field(default_factory=Counter)
     seed_errors: list[str] = field(default_factory=list)
+    lineage: dict[str, dict] = field(default_factory=dict)  # every evaluated primitive: parents, operator, scores
 
 
 @dataclass
@@ -150,22 +152,24 @@ class SearchResult:
 
 
 def save_checkpoint(run_dir: RunDir, state: SearchState) -> None:
+    """Pickle the whole state atomically (a crash mid-write leaves the previous checkpoint intact)."""
     with atomic_open(run_dir.checkpoints / CHECKPOINT, "wb") as fh:
-        pickle.dump(dataclasses.asdict(state) | {"population": [p.to_dict() for p in state.population],
-                                                 "archive": [p.to_dict() for p in state.archive]}, fh)
+        pickle.dump(state, fh, protocol=pickle.HIGHEST_PROTOCOL)
 
 
 def load_checkpoint(run_dir: RunDir) -> SearchState | None:
     path = run_dir.checkpoints / CHECKPOINT
     if not path.exists():
         return None
-    with open(path, "rb") as fh:
-        d = pickle.load(fh)
-    d["population"] = [Primitive.from_dict(p) for p in d["population"]]
-    d["archive"] = [Primitive.from_dict(p) for p in d["archive"]]
-    for key in ("op_ok", "op_rejected", "llm_invalid"):
-        d[key] = Counter(d[key])
-    return SearchState(**d)
+    try:
+        with open(path, "rb") as fh:
+            state = pickle.load(fh)
+    except (pickle.UnpicklingError, EOFError, AttributeError, ImportError) as exc:
+        raise InputError(f"unreadable checkpoint ({type(exc).__name__}); start again with --overwrite",
+                         file=str(path)) from None
+    if not isinstance(state, SearchState):
+        raise InputError("not a search checkpoint", file=str(path))
+    return state
 
 
 # --- the search ---------------------------------------------------------------------------
@@ -178,6 +182,8 @@ class Search:
     def __init__(self, cfg: SearchConfig, run_dir: RunDir, *, map_fn: MapFn | None = None, engine: Any = None,
                  teacher: Any = None, progress: bool = True) -> None:
         cfg.check()
+        # kNN queries here are small and frequent: OpenMP threads only add contention on a shared CPU
+        faiss.omp_set_num_threads(1)
         self.cfg, self.run_dir, self.progress = cfg, run_dir, progress
         self.task: Task = get_task(cfg.task)
         self.grammar = self.task.grammar()
@@ -356,6 +362,8 @@ class Search:
         child_states = self.toolbox.evaluate(children, g) if children else []
         for c, s in zip(children, child_states):
             state.states[c.id] = s
+            state.lineage[c.id] = {"id": c.id, "parents": c.parents, "operator": c.operator, "generation": g,
+                                   "quality": c.quality, "name": c.name, "description": c.description}
         # novelty of parents and children against the archive as it stands, then survivors
         candidates = state.population + children
         novelty = [archive.score(state.states.get(p.id, [])) for p in candidates]
@@ -420,6 +428,7 @@ class Search:
                 row = self._generation(g, rng, state, archive)
                 state.rng_state = rng.getstate()
                 archive.save(rd.path)
+                write_jsonl_atomic(rd.path / LINEAGE, state.lineage.values())
                 save_checkpoint(rd, state)
                 rd.log(row)
                 bar.set_postfix(archive=row["archive_size"], q=f"{row['best_quality']:.2f}", cov=int(row["coverage"]))

@@ -116,3 +116,26 @@ def coverage(states: list[str], embedder: Embedder, *, bits: int = 16, seed: int
     if cov is None or cov.embedder is not embedder:
         cov = _COVERAGE_CACHE[key] = Coverage(embedder, bits=bits, seed=seed)
     return cov(states)
+
+
+def rollout_coverage(task, problems: list, completions: list[str], *, embedder: Embedder | None = None,
+                     bits: int = 16, seed: int = 0) -> float:
+    """Coverage of free-text completions (e.g. RL rollouts): sentences of each ``<think>`` part are the states.
+
+    ``task`` and ``problems`` are accepted so the signature matches the trainers'
+    coverage hook; free text carries its own states, so they are not needed here.
+    Uses the ``hash`` embedder unless one is given.
+    """
+    from search.embed import HashEmbedder
+    from search.render import split_reasoning
+
+    global _ROLLOUT_EMBEDDER
+    if embedder is None:
+        if _ROLLOUT_EMBEDDER is None:
+            _ROLLOUT_EMBEDDER = HashEmbedder()
+        embedder = _ROLLOUT_EMBEDDER
+    states = [s.state for text in completions for s in split_reasoning(text)]
+    return coverage(states, embedder, bits=bits, seed=seed)
+
+
+_ROLLOUT_EMBEDDER: Embedder | None = None
