@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from tailor_evo.errors import InputError
 from tailor_evo.tasks.base import get_task
+from tailor_evo.tasks.igsm import graph_of
 from tailor_evo.tasks.igsm.world import BANK, check_bank
 
 TASK = get_task("igsm")
@@ -336,3 +337,30 @@ def test_full_checker_reasons(text, reason):
     name = p.meta["params"][p.meta["question"]]["name"]
     res = TASK.check_solution(p, text.replace("{name}", name))
     assert not res.ok and reason in res.reason
+
+
+def test_template_split_separates_solution_shapes():
+    from tailor_evo.tasks.igsm.text import template_sketch
+
+    train = TASK.generate(40, 1, levels=[3, 4, 5], split="train")
+    test = TASK.generate(40, 1, levels=[3, 4, 5], split="test")
+    assert all(p.meta["template_bin"] < 16 for p in train)
+    assert all(p.meta["template_bin"] >= 16 for p in test)
+    sk_train = {template_sketch(graph_of(p)) for p in train}
+    sk_test = {template_sketch(graph_of(p)) for p in test}
+    assert not sk_train & sk_test
+    with pytest.raises(InputError):
+        TASK.generate(1, 0, split="dev")
+
+
+def test_template_sketch_ignores_names_numbers_and_symbols():
+    from tailor_evo.tasks.igsm.text import template_sketch
+
+    p = TASK.generate(1, 12, levels=[5])[0]
+    g = graph_of(p)
+    sketch = template_sketch(g)
+    assert "Define Inst as v0" in sketch or "Define Inter as v0" in sketch
+    assert not any(q.name in sketch for q in g.params)
+    g.symbol_seed += 1   # other letters, same template
+    g._cache.clear()
+    assert template_sketch(g) == sketch

@@ -13,7 +13,7 @@ from tailor_evo.errors import InputError
 from tailor_evo.tasks.base import Grammar, Problem, Task, Trajectory, Verdict, register
 from tailor_evo.tasks.igsm.generator import GenerationError, GenOptions, generate_graph
 from tailor_evo.tasks.igsm.graph import MOD, Graph
-from tailor_evo.tasks.igsm.text import problem_text, reference_solution
+from tailor_evo.tasks.igsm.text import problem_text, reference_solution, template_bin
 from tailor_evo.tasks.igsm.verifier import verify_answer
 
 if TYPE_CHECKING:
@@ -30,7 +30,7 @@ INSTRUCTION = (
     "<think> ... </think> <answer> 19 </answer>"
 )
 
-_GEN_OPTIONS = {"max_op", "max_edge", "ip", "max_tries", "abstract_share"}
+_GEN_OPTIONS = {"max_op", "max_edge", "ip", "max_tries", "abstract_share", "split"}
 
 
 def graph_of(problem: Problem) -> Graph:
@@ -55,7 +55,8 @@ class IGSMTask(Task):
         Options: ``max_op`` (levels default to 2..max_op; an explicit level above it is an
         error), ``max_edge`` (ip upper bound, default 10), ``ip`` (exact ip),
         ``max_tries`` (attempts per problem), ``abstract_share`` (share of questions about
-        abstract parameters).
+        abstract parameters), ``split`` ("train" keeps solution-template bins 0..15, "test"
+        bins 16..22, so test templates never occur in training).
         """
         unknown = set(options) - _GEN_OPTIONS
         if unknown:
@@ -69,8 +70,10 @@ class IGSMTask(Task):
                 raise InputError(f"op levels must be positive integers, got {lv!r}", field="levels")
             if max_op is not None and lv > int(max_op):
                 raise InputError(f"level {lv} exceeds max_op={max_op}", field="levels")
-        opts = GenOptions(**{k: options[k] for k in ("max_edge", "ip", "max_tries", "abstract_share")
+        opts = GenOptions(**{k: options[k] for k in ("max_edge", "ip", "max_tries", "abstract_share", "split")
                              if k in options})
+        if opts.split not in (None, "train", "test"):
+            raise InputError(f"split must be 'train' or 'test', got {opts.split!r}", field="split")
         if opts.ip is not None and opts.ip > opts.max_edge:
             raise InputError(f"ip={opts.ip} exceeds max_edge={opts.max_edge}", field="ip")
         problems = []
@@ -86,8 +89,10 @@ class IGSMTask(Task):
 
     def problem_from_graph(self, g: Graph, pid: str) -> Problem:
         answer = g.answer()
+        meta = g.to_meta()
+        meta["template_bin"] = template_bin(g)
         p = Problem(id=pid, task=self.name, difficulty=g.op, question=problem_text(g), answer=answer,
-                    answer_text=str(answer), meta=g.to_meta())
+                    answer_text=str(answer), meta=meta)
         object.__setattr__(p, "_igsm_graph", g)
         return p
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from tailor_evo.tasks.igsm.graph import (ABSTRACT, INSTANCE, MOD, Form, Graph, Param, cost,
                                          structural_preds_from)
+from tailor_evo.tasks.igsm.text import TEST_BINS, TRAIN_BINS, template_bin
 from tailor_evo.tasks.igsm.world import BANK
 
 # Sentence-form mix (number of parameter arguments, whether a constant is involved),
@@ -33,6 +34,7 @@ class GenOptions:
     ip: int | None = None
     max_tries: int = 3000
     abstract_share: float = 0.5     # chance of asking about an abstract parameter when both kinds fit
+    split: str | None = None        # "train" / "test": keep only solution templates of that bin range
 
 
 class GenerationError(ValueError):
@@ -43,9 +45,12 @@ def generate_graph(rng: random.Random, target_op: int, opts: GenOptions) -> Grap
     """A graph whose queried parameter needs exactly ``target_op`` operations."""
     if target_op < 1:
         raise GenerationError(f"op must be at least 1, got {target_op}")
+    if opts.split not in (None, "train", "test"):
+        raise GenerationError(f"split must be 'train' or 'test', got {opts.split!r}")
+    bins = None if opts.split is None else (TRAIN_BINS if opts.split == "train" else TEST_BINS)
     for _ in range(opts.max_tries):
         g = _attempt(rng, target_op, opts)
-        if g is not None:
+        if g is not None and (bins is None or template_bin(g) in bins):
             return g
     raise GenerationError(f"no problem with op={target_op} found in {opts.max_tries} tries "
                           f"(max_edge={opts.max_edge}, ip={opts.ip}); raise max_edge or lower op")

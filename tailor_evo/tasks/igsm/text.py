@@ -9,6 +9,7 @@ sentence per necessary parameter, in the backward-from-the-question order
 from __future__ import annotations
 
 import random
+import re
 import string
 from dataclasses import dataclass
 
@@ -199,3 +200,35 @@ def reference_solution(g: Graph) -> str:
         rendered = render_units(g, pid, values, symbols, names)
         parts.append(" ".join(reference_fragments(g, pid, rendered, names)))
     return " ".join(parts)
+
+
+TRAIN_BINS = range(0, 16)   # template bins of training problems (the public generator's split)
+TEST_BINS = range(16, 23)   # held-out solution templates
+
+
+def template_sketch(g: Graph) -> str:
+    """The reference solution with names, numbers and symbols abstracted away.
+
+    Instance parameter names become "Inst", abstract ones "Inter", numbers 1..22 become
+    "0", and symbols are renamed by first appearance, so two problems share a sketch
+    exactly when their solutions have the same shape.
+    """
+    text = reference_solution(g)
+    for p in sorted(g.params, key=lambda p: -len(p.name)):   # longest first: names may share prefixes
+        text = text.replace(f"Define {p.name} as", f"Define {'Inter' if p.kind == ABSTRACT else 'Inst'} as")
+    renamed: dict[str, str] = {}
+
+    def sym(m: "re.Match[str]") -> str:
+        if m.group(0) not in renamed:
+            renamed[m.group(0)] = f"v{len(renamed)}"
+        return renamed[m.group(0)]
+
+    text = re.sub(r"(?<![A-Za-z0-9])[A-Za-z][0-9]*(?![A-Za-z0-9])", sym, text)
+    return re.sub(r"(?<![A-Za-z0-9])(?:[1-9]|1[0-9]|2[0-2])(?![0-9])", "0", text)
+
+
+def template_bin(g: Graph) -> int:
+    """SHA-256 of the template sketch, mod 23: problems in different bins never share a template."""
+    import hashlib
+
+    return int(hashlib.sha256(template_sketch(g).encode()).hexdigest(), 16) % 23
