@@ -171,7 +171,7 @@ class KnightsKnavesTask(Task):
 
     def from_record(self, record: dict, *, source: str = "<record>", line: int | None = None) -> Problem:
         """Our records (with ``meta``) or public K&K records (``quiz``, ``names``, ``statements``...)."""
-        if "meta" in record and "quiz" not in record:
+        if "meta" in record and "task" in record:
             problem = super().from_record(record, source=source, line=line)
             return self._check_ours(problem, source, line)
         return self._from_public(record, source, line)
