@@ -276,6 +276,7 @@ def test_record_round_trip():
     (lambda r: r.update(answer_text="nope"), "answer_text"),
     (lambda r: r.update(task="kk"), "task"),
     (lambda r: r.pop("question"), "question"),
+    (lambda r: r.update(difficulty=r["difficulty"] + 1), "difficulty"),
 ])
 def test_bad_records_name_the_field(mutate, field):
     rec = json.loads(json.dumps(TASK.to_record(TASK.generate(1, 2, levels=[4])[0])))
@@ -364,3 +365,32 @@ def test_template_sketch_ignores_names_numbers_and_symbols():
     g.symbol_seed += 1   # other letters, same template
     g._cache.clear()
     assert template_sketch(g) == sketch
+
+
+json_values = st.one_of(st.none(), st.booleans(), st.integers(-5, 40), st.text(max_size=5),
+                        st.lists(st.integers(-1, 30), max_size=4), st.dictionaries(st.text(max_size=3),
+                                                                                    st.integers(), max_size=2))
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.data())
+def test_corrupted_records_raise_input_error_or_load(data):
+    """Any single corruption of a record gives a located InputError, never another exception."""
+    rec = json.loads(json.dumps(TASK.to_record(TASK.generate(1, 6, levels=[5])[0])))
+    paths = [("meta", k) for k in rec["meta"]] + [("meta", "params", i, k) for i in range(len(rec["meta"]["params"]))
+                                                  for k in rec["meta"]["params"][i]]
+    path = data.draw(st.sampled_from(paths))
+    node = rec
+    for k in path[:-1]:
+        node = node[k]
+    if data.draw(st.booleans()):
+        node.pop(path[-1])
+    else:
+        node[path[-1]] = data.draw(json_values)
+    try:
+        p = TASK.from_record(rec, source="f.jsonl", line=2)
+    except InputError as err:
+        assert err.file == "f.jsonl" and err.line == 2 and err.field
+        return
+    # a corruption that still loads must still give a consistent problem
+    assert 0 <= TASK.solve(p) < M

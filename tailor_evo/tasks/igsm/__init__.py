@@ -134,6 +134,9 @@ class IGSMTask(Task):
             raise InputError(f"expected an integer in 0..{MOD - 1}", file=source, line=line, field="answer")
         if str(ans) != str(record["answer_text"]).strip():
             raise InputError("does not match 'answer'", file=source, line=line, field="answer_text")
+        if record["difficulty"] != g.op:
+            raise InputError(f"is {record['difficulty']!r} but the graph's op is {g.op}", file=source, line=line,
+                             field="difficulty")
         object.__setattr__(problem, "_igsm_graph", g)
         return problem
 
