@@ -196,3 +196,8 @@ def test_seeds_visit_different_states() -> None:
     four = set().union(*(keys(p) for p in seed_programs("four-behaviour").values()))
     jaccard = len(rule_keys & four) / len(rule_keys | four)
     assert jaccard < 0.3, jaccard
+
+
+def test_behaviour_kinds_are_emitted_kinds() -> None:
+    kinds = TASK.behaviour_kinds()
+    assert kinds and set(kinds) <= set(STEP_KINDS) and len(kinds) == len(set(kinds))

@@ -60,7 +60,10 @@ MOVES: list[MoveSpec] = [
 
 GRAMMAR = Grammar(task="kk", root="Primitive", moves=MOVES)
 
-# Step kinds the executor emits; those counted by behaviour descriptors come first.
-BEHAVIOUR_KINDS: tuple[str, ...] = ("assume", "conflict", "backtrack", "eliminate", "verify", "subgoal",
-                                    "backward", "enumerate", "propagate", "restate", "choose")
-STEP_KINDS: tuple[str, ...] = BEHAVIOUR_KINDS + ("check", "conclude")
+# Step kinds counted by behaviour descriptors: case splits, backtracking, elimination, and the
+# four habits (verification, subgoals, backward chaining; backtracking again). Kept short on
+# purpose: each one is a dimension of the search's behaviour grid.
+BEHAVIOUR_KINDS: tuple[str, ...] = ("assume", "backtrack", "eliminate", "verify", "subgoal", "backward")
+# Every kind the executor emits.
+STEP_KINDS: tuple[str, ...] = BEHAVIOUR_KINDS + ("restate", "propagate", "check", "conflict", "enumerate",
+                                                 "choose", "conclude")
