@@ -192,6 +192,8 @@ def reference_fragments(g: Graph, pid: int, rendered: list[RenderedUnit], names:
 
 
 def reference_solution(g: Graph) -> str:
+    if "reference" in g._cache:
+        return g._cache["reference"]
     values = g.values()
     symbols = Symbols(g.symbol_seed)
     names: dict[int, str] = {}
@@ -199,7 +201,8 @@ def reference_solution(g: Graph) -> str:
     for pid in reference_order(g):
         rendered = render_units(g, pid, values, symbols, names)
         parts.append(" ".join(reference_fragments(g, pid, rendered, names)))
-    return " ".join(parts)
+    g._cache["reference"] = " ".join(parts)
+    return g._cache["reference"]
 
 
 TRAIN_BINS = range(0, 16)   # template bins of training problems (the public generator's split)

@@ -6,7 +6,8 @@ layer thematically coherent ("Seaside towns", "Research ships") while giving the
 generator enough variety that memorising names does not help.
 
 Rules the generator relies on (checked by ``check_bank``):
-- item names contain no "." (solutions and problems are split on ". ");
+- item names contain no ".", ";" or "'" (solutions are split on ". " and "; ", and
+  "A's B" must split unambiguously);
 - item names are unique inside a hierarchy and differ from every category name,
   so that "each X's Y" phrases are unambiguous;
 - every sub-pool has at least four names (the widest layer has four items).
@@ -160,7 +161,7 @@ def check_bank(bank: tuple[Hierarchy, ...] = BANK) -> list[str]:
                 if len(pool) < 4:
                     problems.append(f"{h.name}/{c.name} pool {k}: fewer than 4 names")
                 for name in pool:
-                    if "." in name or not name:
+                    if "." in name or "'" in name or ";" in name or not name:
                         problems.append(f"{h.name}/{c.name}: bad name {name!r}")
                     if name in seen or name in cats:
                         problems.append(f"{h.name}: duplicate name {name!r}")
