@@ -201,3 +201,17 @@ def test_seeds_visit_different_states() -> None:
 def test_behaviour_kinds_are_emitted_kinds() -> None:
     kinds = TASK.behaviour_kinds()
     assert kinds and set(kinds) <= set(STEP_KINDS) and len(kinds) == len(set(kinds))
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@settings(max_examples=120, deadline=None)
+@given(program_seed=st.integers(0, 10**9), problem_seed=st.integers(0, 10**6), people=st.integers(2, 8),
+       depth=st.sampled_from([2, 2, 3]), max_depth=st.integers(3, 9))
+def test_any_program_on_any_puzzle_is_sound(program_seed: int, problem_seed: int, people: int, depth: int,
+                                            max_depth: int) -> None:
+    program = GRAMMAR.random_program(random.Random(program_seed), max_depth=max_depth)
+    (problem,) = TASK.generate(1, problem_seed, levels=[people], depth=depth, width=depth)
+    assert_sound(problem, TASK.execute(program, problem, random.Random(0), max_steps=400))
