@@ -31,7 +31,7 @@ def seed_libraries(task: str) -> dict[str, list[dict]]:
 
             lib = library.load_library(path)
             prims = [{"name": p.name, "program": p.program} for p in lib.primitives]
-        except (ImportError, AttributeError):
+        except (ImportError, AttributeError, TypeError):  # loader not there yet, or another API
             data = json.loads(path.read_text(encoding="utf-8"))
             prims = data["primitives"]
         out[path.stem] = prims
