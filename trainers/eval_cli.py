@@ -161,14 +161,17 @@ def _output_for(output: str, method: str, several: bool) -> Path:
 @click.option("--problems", "n_problems", type=int, default=None,
               help="Training problems (default size + size/4; identical for every method).")
 @click.option("--max-primitives", type=int, default=None, help="Use at most this many archive elites.")
+@click.option("--teacher-samples", type=int, default=2, show_default=True,
+              help="Teacher answers per problem (redistill).")
+@click.option("--max-new-tokens", type=int, default=512, show_default=True, help="Teacher answer length limit.")
 @click.option("--embedder", default="hash", show_default=True, help="State embedder: hash or minilm.")
 @click.option("--chat/--no-chat", default=False, help="Chat prompts for the teacher.")
 @click.option("-o", "--output", required=True, help="Output .jsonl or .parquet ({method} is replaced).")
 @click.option("--card", "card_path", default=None, type=click.Path(dir_okay=False),
               help="Data card path (default: card.md next to the output).")
 def warmstart(task_name: str, method: str, archive_dir: str | None, teacher: str | None, size: int, seed: int,
-              levels: str | None, n_problems: int | None, max_primitives: int | None, embedder: str, chat: bool,
-              output: str, card_path: str | None) -> None:
+              levels: str | None, n_problems: int | None, max_primitives: int | None, teacher_samples: int,
+              max_new_tokens: int, embedder: str, chat: bool, output: str, card_path: str | None) -> None:
     """Build warm-start data from verified trajectories chosen for reasoning-state coverage."""
     from tailor_evo.io import write_records, write_text_atomic
     from tailor_evo.tasks import get_task
@@ -182,6 +185,10 @@ def warmstart(task_name: str, method: str, archive_dir: str | None, teacher: str
         raise InputError("must be positive", field="--size")
     if n_problems is not None and n_problems <= 0:
         raise InputError("must be positive", field="--problems")
+    if teacher_samples <= 0:
+        raise InputError("must be positive", field="--teacher-samples")
+    if max_new_tokens <= 0:
+        raise InputError("must be positive", field="--max-new-tokens")
     if Path(output).suffix not in (".jsonl", ".parquet"):
         raise InputError("output must end in .jsonl or .parquet", file=output, field="-o")
     if "tailor" in methods and not archive_dir:
@@ -196,6 +203,7 @@ def warmstart(task_name: str, method: str, archive_dir: str | None, teacher: str
     for m in methods:
         res = build_warmstart(task, m, size, seed, archive_dir=archive_dir, teacher=teacher_engine, levels=lv,
                               n_problems=n_problems, max_primitives=max_primitives, chat=chat, embedder=embedder,
+                              teacher_samples=teacher_samples, max_new_tokens=max_new_tokens,
                               teacher_name=f"teacher:{teacher}" if teacher else "teacher")
         write_records(outputs[m], res.records)
         s = res.stats

@@ -497,6 +497,7 @@ def build_warmstart(task: Task, method: str, size: int, seed: int, *, archive_di
         if teacher is None:
             raise InputError("the redistill method needs a teacher engine", field="--teacher")
         n_prims = 1
+        names = {teacher_name: "teacher answers without primitives"}
         candidates = teacher_candidates(task, teacher, problems, samples=teacher_samples, seed=seed,
                                         temperature=teacher_temperature, max_new_tokens=max_new_tokens, chat=chat,
                                         batch_size=16, dropped=dropped, teacher_name=teacher_name, progress=progress)
