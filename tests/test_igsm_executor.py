@@ -47,7 +47,8 @@ def assert_fact_true(meta: dict, vals: dict[int, int], fact: dict | None) -> Non
     """Independent check of a step's claim."""
     if fact is None:
         return
-    assert set(fact) <= {"param", "value", "inputs", "calc", "raw_calc", "reduce", "uses", "unneeded", "answer"}
+    assert set(fact) <= {"param", "value", "inputs", "calc", "raw_calc", "reduce", "uses", "unneeded", "answer",
+                         "chosen", "ready", "known", "frontier"}
     if "value" in fact:
         assert vals[fact["param"]] == fact["value"]
     for q, v in fact.get("inputs", {}).items():
@@ -67,6 +68,12 @@ def assert_fact_true(meta: dict, vals: dict[int, int], fact: dict | None) -> Non
         assert fact["unneeded"] not in needed_of(meta)
     if "answer" in fact:
         assert fact["answer"] == vals[meta["question"]]
+    if "ready" in fact:   # every listed parameter is unknown with all inputs known, and one is chosen
+        assert fact["chosen"] in fact["ready"]
+        for r in fact["ready"]:
+            assert r not in fact["known"] and set(meta["params"][r]["preds"]) <= set(fact["known"])
+    if "frontier" in fact:
+        assert fact["chosen"] in fact["frontier"] and set(fact["frontier"]) <= needed_of(meta)
 
 
 # ---- grammar -------------------------------------------------------------------------------
@@ -186,6 +193,8 @@ def test_check_fact_rejects_false_claims():
     assert not check_fact(g, {"calc": [20, "+", 5, 25]})[0]
     assert not check_fact(g, {"reduce": [25, 3]})[0]
     assert not check_fact(g, {"unneeded": q})[0]
+    assert not check_fact(g, {"chosen": q, "ready": [q], "known": []})[0] or not g.params[q].preds
+    assert not check_fact(g, {"chosen": q, "ready": [q], "known": [q]})[0]
 
 
 def test_every_move_is_exercised():

@@ -145,7 +145,12 @@ class _Run:
         return all(q in self.known for q in self.g.params[pid].preds)
 
     # ---- choosing --------------------------------------------------------------------
-    def choose(self, cands: list[int], order: Order) -> int:
+    def choose(self, cands: list[int], order: Order, frontier: bool = False) -> int:
+        """Pick one candidate by the order's heuristic; announce the choice if asked.
+
+        Candidates are ready parameters (all inputs known) in forward phases, or needed
+        parameters still to expand (``frontier``) in backward chaining.
+        """
         if order.rule == "by_random":
             pick = self.rng.choice(sorted(cands))
         else:
@@ -161,8 +166,13 @@ class _Run:
             pick = min(cands, key=rank)
         if order.announce and len(cands) > 1:
             others = ", ".join(self.label(p) for p in sorted(cands, key=lambda p: self.aux["mention"][p]))
+            fact: dict[str, Any] = {"chosen": pick}
+            if frontier:
+                fact["frontier"] = sorted(cands)
+            else:
+                fact.update(ready=sorted(cands), known=sorted(self.known))
             self.emit(self.words("choose", ready=others, name=self.label(pick), reason=_ORDER_REASON[order.rule]),
-                      "choose", None)
+                      "choose", fact)
         return pick
 
     # ---- wording ---------------------------------------------------------------------
@@ -315,7 +325,7 @@ class _Run:
         self.need.add(q)
         frontier, seen = [q], {q}
         while frontier:
-            pick = self.choose(frontier, order)
+            pick = self.choose(frontier, order, frontier=True)
             frontier.remove(pick)
             preds = self.aux["uniq_preds"][pick]
             if not preds:
@@ -530,4 +540,12 @@ def check_fact(g: Graph, fact: dict | None) -> tuple[bool, str]:
         return False, "a needed parameter called unnecessary"
     if "answer" in fact and fact["answer"] != g.answer():
         return False, "answer"
+    if "ready" in fact:
+        known = set(fact["known"])
+        if fact["chosen"] not in fact["ready"] or any(
+                r in known or not set(g.params[r].preds) <= known for r in fact["ready"]):
+            return False, "ready set"
+    if "frontier" in fact and (fact["chosen"] not in fact["frontier"]
+                               or not set(fact["frontier"]) <= g.needed()):
+        return False, "backward frontier"
     return True, "ok"
