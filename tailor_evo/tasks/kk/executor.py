@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Callable
 from tailor_evo.tasks.base import THINK_CLOSE, THINK_OPEN, Problem, Step, Trajectory
 from tailor_evo.tasks.kk import text as T
 from tailor_evo.tasks.kk.facts import enc
-from tailor_evo.tasks.kk.logic import LEAF_OPS, Puzzle, index_of, mentions, size
+from tailor_evo.tasks.kk.logic import LEAF_OPS, Puzzle, index_of, mentions, size, to_json
 from tailor_evo.tasks.kk.moves import GRAMMAR
 from tailor_evo.tasks.kk.styles import Wording
 
@@ -221,13 +221,7 @@ def _restate(ctx: _Ctx, order: str) -> None:
     for i in ctx.ranking(order):
         ctx.emit("restate", ctx.say("restate", **ctx.fields(i, True)), ctx.known, f"rs:{i}",
                  f"restating {ctx.names[i]}'s claim",
-                 {"type": "statement", "person": i, "tree": _tree_json(ctx, i)})
-
-
-def _tree_json(ctx: _Ctx, i: int) -> list:
-    from tailor_evo.tasks.kk.logic import to_json
-
-    return to_json(ctx.puzzle.statements[i])
+                 {"type": "statement", "person": i, "tree": to_json(ctx.puzzle.statements[i])})
 
 
 def _eliminate(ctx: _Ctx, order: str) -> None:
@@ -240,11 +234,7 @@ def _eliminate(ctx: _Ctx, order: str) -> None:
             q = ctx.first_unsat(view)
             if q is not None:
                 ctx.known[j] = not b
-                f = ctx.fields(q, view[q])
-                text = ctx.say("eliminate", **{**f, "P": ctx.names[j], "R": T.role_word(not b),
-                                               "notR": T.role_word(b), "RB": _tf(not b), "notRB": _tf(b),
-                                               "Q": "their own" if q == j else ctx.names[q],
-                                               "Qs": "their own" if q == j else ctx.names[q] + "'s"})
+                text = ctx.say("eliminate", **ctx.fields(j, not b, q, view[q]))
                 fact = {"type": "all", "facts": [{"type": "unsat", "given": enc(view), "person": q},
                                                  {"type": "role", "person": j, "knight": not b}]}
                 ctx.emit("eliminate", text, ctx.known, f"el:{j}", f"ruled out {ctx.names[j]} as a "
@@ -377,12 +367,14 @@ def _split(ctx: _Ctx, order: str, role: str, check: str) -> None:
 def _enumerate(ctx: _Ctx, order: str) -> None:
     pz = ctx.puzzle
     free = [j for j in ctx.ranking(order) if j not in ctx.known]
+    if not free:
+        return  # nothing left to enumerate: every role is already established
     for bits in itertools.product((True, False), repeat=len(free)):
         cand = {**ctx.known, **dict(zip(free, bits))}
         roles = [cand[i] for i in range(ctx.n)]
         a = index_of(roles)
         listing = ", ".join(ctx.say("assign", P=ctx.names[j], R=T.role_word(cand[j]), RB=_tf(cand[j]))
-                            for j in free) or "the known roles"
+                            for j in free)
         bad = next((k for k in range(ctx.n) if not pz.consistent[k] >> a & 1), None)
         if bad is None:
             ctx.known.update(cand)
