@@ -187,6 +187,9 @@ def test_generation_options():
         TASK.generate(1, 0, bogus=1)
     with pytest.raises(InputError):
         TASK.generate(1, 0, levels=[0])
+    for bad in ({"max_edge": "many"}, {"ip": 0}, {"max_tries": 2.5}, {"abstract_share": 2}):
+        with pytest.raises(InputError):
+            TASK.generate(1, 0, **bad)
     with pytest.raises(InputError, match="op=40"):
         TASK.generate(1, 0, levels=[40], max_edge=3, max_tries=50)
 

@@ -62,6 +62,13 @@ class IGSMTask(Task):
         if unknown:
             raise InputError(f"unknown iGSM option(s) {sorted(unknown)}; known: {sorted(_GEN_OPTIONS)}",
                              field="options")
+        for key in ("max_op", "max_edge", "ip", "max_tries"):
+            val = options.get(key)
+            if val is not None and (isinstance(val, bool) or not isinstance(val, int) or val < 1):
+                raise InputError(f"must be a positive integer, got {val!r}", field=key)
+        share = options.get("abstract_share", 0.5)
+        if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0 <= share <= 1:
+            raise InputError(f"must be a number in [0, 1], got {share!r}", field="abstract_share")
         max_op = options.get("max_op")
         levels = list(levels) if levels else (list(range(2, int(max_op) + 1)) if max_op else
                                               list(self.default_levels))
