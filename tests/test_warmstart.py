@@ -238,12 +238,7 @@ def test_real_task_seed_libraries_give_verified_balanced_data(task_name, method)
         task.grammar()
     except (InputError, NotImplementedError):
         pytest.skip(f"task {task_name} has no executor yet")
-    try:
-        res = build_warmstart(task, method, 20, seed=0, n_problems=25, progress=False)
-    except InputError as exc:
-        if "seed library not found" in str(exc):
-            pytest.skip(str(exc))
-        raise
+    res = build_warmstart(task, method, 20, seed=0, n_problems=25, progress=False)
     problems = {p.id: p for p in training_problems(task, 0, 25)}
     assert len(res.records) == 20
     for rec in res.records:

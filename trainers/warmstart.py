@@ -170,19 +170,10 @@ def _as_primitive(obj: Any, fallback_id: str) -> PrimitiveRef:
 
 def seed_primitives(task: Task, library: str) -> list[PrimitiveRef]:
     """The primitives of a seed library (``rule-based`` or ``four-behaviour``) for ``task``."""
-    try:
-        from populations.library import load_library
-    except ImportError:
-        load_library = None
-    if load_library is not None:
-        lib = load_library(library, task.name)
-        prims = lib.primitives if hasattr(lib, "primitives") else lib["primitives"]
-        return [_as_primitive(p, f"{library}-{i}") for i, p in enumerate(prims)]
-    path = Path(__file__).resolve().parent.parent / "populations" / "seeds" / task.name / f"{library}.json"
-    if not path.exists():
-        raise InputError("seed library not found", file=str(path))
-    data = json.loads(path.read_text(encoding="utf-8"))
-    return [_as_primitive(p, f"{library}-{i}") for i, p in enumerate(data.get("primitives", []))]
+    from populations.library import load_library
+
+    lib = load_library(library, task.name)
+    return [_as_primitive(p, f"{library}-{i}") for i, p in enumerate(lib.primitives)]
 
 
 def archive_primitives(task: Task, archive_dir: str | Path, max_primitives: int | None = None) -> list[PrimitiveRef]:
