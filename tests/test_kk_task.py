@@ -108,6 +108,10 @@ def test_bad_generation_options_are_input_errors() -> None:
         TASK.generate(1, 0, colour="red")
     with pytest.raises(InputError, match="depth"):
         TASK.generate(1, 0, depth=0)
+    with pytest.raises(InputError, match="width must be an integer"):
+        TASK.generate(1, 0, width="x")
+    with pytest.raises(InputError, match="names"):
+        TASK.generate(1, 0, names=["x"])
 
 
 def test_reference_completion_scores_and_any_flip_fails() -> None:

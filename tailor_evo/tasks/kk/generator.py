@@ -32,13 +32,19 @@ class GenOptions:
 
     def check(self) -> list[str]:
         errs = []
+        for name in ("depth", "width", "max_tries"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int):
+                errs.append(f"{name} must be an integer, got {value!r}")
+        if errs:
+            return errs
         if not 1 <= self.depth <= 6:
             errs.append("depth must be in 1..6")
         if not 2 <= self.width <= 4:
             errs.append("width must be in 2..4")
         if self.max_tries < 1:
             errs.append("max_tries must be positive")
-        if self.names not in NAME_LISTS:
+        if not isinstance(self.names, str) or self.names not in NAME_LISTS:
             errs.append(f"names must be one of {sorted(NAME_LISTS)}")
         return errs
 
