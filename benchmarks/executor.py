@@ -12,30 +12,17 @@ the search generates its own batches.
 from __future__ import annotations
 
 import argparse
-import json
 import random
 import time
-from pathlib import Path
 
 from tailor_evo.tasks.base import Task, get_task, task_names
 
-SEEDS_DIR = Path(__file__).resolve().parents[1] / "populations" / "seeds"
-
 
 def seed_libraries(task: str) -> dict[str, list[dict]]:
-    """Library name -> primitives, through the shared loader when it exists, else the raw JSON."""
-    out: dict[str, list[dict]] = {}
-    for path in sorted((SEEDS_DIR / task).glob("*.json")):
-        try:
-            from populations import library  # type: ignore[attr-defined]
+    """Library name -> primitives of every seed library shipped for ``task`` (validated on load)."""
+    from populations.library import list_libraries, load_library
 
-            lib = library.load_library(path)
-            prims = [{"name": p.name, "program": p.program} for p in lib.primitives]
-        except (ImportError, AttributeError, TypeError):  # loader not there yet, or another API
-            data = json.loads(path.read_text(encoding="utf-8"))
-            prims = data["primitives"]
-        out[path.stem] = prims
-    return out
+    return {path.stem: list(load_library(path, task)) for path in list_libraries(task)}
 
 
 def has_grammar(task: Task) -> bool:

@@ -226,6 +226,10 @@ def test_seed_files_valid_and_distinct():
     for prim in rb + fb:
         assert GRAMMAR.validate(prim["program"]) == [] and prim["name"] and prim["description"]
     assert len({json.dumps(p["program"], sort_keys=True) for p in rb + fb}) == 5
+    from populations.library import validate_library
+
+    for path in SEEDS.glob("*.json"):
+        assert validate_library(path, "igsm") == []
 
 
 def test_rule_based_seed_reproduces_reference_solution():
