@@ -63,7 +63,10 @@ def cli(ctx: click.Context, seed: int | None, verbose: int) -> None:
 
 def main() -> None:
     try:
-        cli(standalone_mode=False)
+        rc = cli(standalone_mode=False)
+        # without standalone mode click returns ctx.exit(code)'s code instead of exiting
+        if isinstance(rc, int) and not isinstance(rc, bool):
+            sys.exit(rc)
     except TailorError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
