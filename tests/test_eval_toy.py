@@ -65,7 +65,7 @@ class ToySumTask(Task):
         nums = list(problem.meta["numbers"])
         op = program["op"]
         if op == "stall":
-            return Trajectory([], None, False, "", reason="step budget")
+            return Trajectory([], None, False, "", reason=f"step budget: stuck after {len(nums)} terms")
         steps = []
         if op == "backward":
             total = 0

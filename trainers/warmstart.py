@@ -230,6 +230,12 @@ def text_steps(completion: str) -> list[str]:
     return [s.strip() for s in _SENTENCE.split(body) if s.strip()]
 
 
+def _reason_kind(reason: str) -> str:
+    """The kind of a failure reason without its problem-specific detail, so that counts aggregate
+    ("incomplete strategy: undecided Lily" -> "incomplete strategy")."""
+    return (reason or "unknown").split(":", 1)[0].strip() or "unknown"
+
+
 def _rng_for(seed: int, *parts: str) -> random.Random:
     digest = hashlib.sha256(":".join([str(seed), *parts]).encode()).digest()
     return random.Random(int.from_bytes(digest[:8], "little"))
@@ -274,11 +280,11 @@ def render_primitives(task: Task, primitives: list[PrimitiveRef], problems: list
                 bar.update(1)
                 traj = task.execute(prim.program, problem, _rng_for(seed, prim.id, problem.id), max_steps)
                 if not traj.finished:
-                    dropped[f"unfinished: {traj.reason}"] += 1
+                    dropped[f"unfinished: {_reason_kind(traj.reason)}"] += 1
                     continue
                 verdict = task.verify(problem, traj.completion)
                 if not verdict.correct:
-                    dropped[f"verifier: {verdict.reason}"] += 1
+                    dropped[f"verifier: {_reason_kind(verdict.reason)}"] += 1
                     continue
                 out.append(Candidate(problem, prim.id, traj.completion,
                                      [s.state for s in traj.steps], [s.key for s in traj.steps]))
@@ -292,7 +298,7 @@ def reference_candidates(task: Task, problems: list[Problem], dropped: Counter) 
         completion = task.reference_completion(p)
         verdict = task.verify(p, completion)
         if not verdict.correct:
-            dropped[f"verifier: {verdict.reason}"] += 1
+            dropped[f"verifier: {_reason_kind(verdict.reason)}"] += 1
             continue
         steps = text_steps(completion)
         out.append(Candidate(p, "rule-based", completion, steps, [" ".join(s.lower().split()) for s in steps]))
@@ -315,7 +321,7 @@ def teacher_candidates(task: Task, teacher: Engine, problems: list[Problem], *, 
                 for r in group:
                     text = r.completion.text
                     if not r.verdict.correct:
-                        dropped[f"verifier: {r.verdict.reason}"] += 1
+                        dropped[f"verifier: {_reason_kind(r.verdict.reason)}"] += 1
                         continue
                     if text in seen:
                         dropped["duplicate teacher answer"] += 1
