@@ -46,7 +46,7 @@ from tqdm.auto import tqdm
 
 from tailor_evo.errors import InputError
 from tailor_evo.generation.base import Engine, SamplingParams
-from tailor_evo.tasks.base import THINK_CLOSE, THINK_OPEN, Problem, Step, Task, split_seed
+from tailor_evo.tasks.base import THINK_CLOSE, THINK_OPEN, Problem, Task, split_seed
 from trainers.evaluate import assert_disjoint, eval_problems
 
 log = logging.getLogger(__name__)
