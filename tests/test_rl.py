@@ -187,3 +187,13 @@ def test_shared_prompt_pass_equals_plain_pass(tiny_dir):
     # rows of different prompts in one group cannot share
     mixed = batch.rows(2, 6)
     assert micro_batches(mixed, 4, 4) == (4, 1)
+
+
+def test_default_coverage_is_the_search_rollout_coverage(tiny_dir, tmp_path):
+    run = RunDir.create(tmp_path / "rl")
+    train_rl(_cfg(tiny_dir, steps=1, reward="shaped", eval=EvalSettings(every=0, n=0)), run)
+    rows = [r for r in run.read_metrics() if "reward" in r]
+    assert len(rows) == 1 and rows[0]["coverage"] >= 0
+    # shaped rewards of the toy task are multiples of 0.5, the mean of 8 of them a multiple of 1/16
+    assert (rows[0]["reward"] * 16) == int(rows[0]["reward"] * 16)
+    assert not [r for r in run.read_metrics() if "eval_accuracy" in r]     # n = 0 switches evaluation off

@@ -77,7 +77,7 @@ class RLConfig:
     old_logprobs: str = "auto"       # "auto", "engine" or "recompute"
     pool_size: int = 512             # RL problems generated up front (cycled through)
     gen_batch_size: int = 64         # sequences per generation batch
-    coverage: bool = False           # log step-level coverage of the rollouts
+    coverage: bool = True            # log step-level coverage of the rollouts (search.novelty)
     save_every: int = 10
     keep_checkpoints: int = 2
     threads: int = 2
