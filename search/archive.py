@@ -37,7 +37,7 @@ def trajectory_text(states: list[str]) -> str:
 @dataclass
 class ArchiveConfig:
     quality_floor: float = 0.9
-    novelty_min: float = 0.05
+    novelty_min: float = 0.04
     min_problems: int = 32
 
 

@@ -57,7 +57,7 @@ RENDERERS = ("executor", "llm")
 # --- configuration -----------------------------------------------------------------------
 @dataclass
 class EvolutionConfig:
-    generations: int = 12
+    generations: int = 16
     population: int = 24            # survivors per generation (mu)
     offspring: int = 24             # children per generation (lambda)
     init_random: int = 16           # random programs added to the seed libraries at generation 0
@@ -67,6 +67,8 @@ class EvolutionConfig:
     max_nodes: int = 40             # program size limit (bloat control)
     subtree_depth: int = 3          # depth of subtrees grown by mutation
     random_depth: int = 5           # depth of random initial programs
+    archive_parents: float = 0.3    # chance that a parent is drawn from the archive instead of the population
+    immigrants: int = 2             # fresh random programs among each generation's children
 
 
 @dataclass
@@ -267,18 +269,39 @@ class Search:
         return Primitive.create(self.task.name, program, description or self.grammar.describe(program),
                                 parents=parents, operator=operator, generation=generation)
 
+    def _parent(self, population: list[Primitive], archive: list[Primitive], rng: random.Random) -> Primitive:
+        """A parent: usually from the population, sometimes an archived elite (a diverse stepping stone)."""
+        if archive and rng.random() < self.cfg.evolution.archive_parents:
+            return rng.choice(archive)
+        return rng.choice(population)
+
+    def _random_program(self, rng: random.Random, seen: set[str]) -> dict | None:
+        for _ in range(50):
+            program = self.ops.gps.grow(self.grammar.root, rng, self.cfg.evolution.random_depth)
+            if not self.ops.check(program) and program_id(program) not in seen:
+                return program
+        return None
+
     def vary_gp(self, population: list[Primitive], n: int, rng: random.Random, seen: set[str],
-                generation: int) -> list[Primitive]:
+                generation: int, archive: list[Primitive] | None = None) -> list[Primitive]:
+        archive = archive or []
         children: list[Primitive] = []
+        for _ in range(min(n, self.cfg.evolution.immigrants)):
+            program = self._random_program(rng, seen)
+            if program is not None:
+                seen.add(program_id(program))
+                children.append(self._new(program, "", [], "random", generation))
         for _ in range(n * 4):
             if len(children) >= n:
                 break
             if len(population) >= 2 and rng.random() < self.cfg.evolution.crossover_prob:
-                a, b = rng.sample(population, 2)
+                a, b = self._parent(population, archive, rng), self._parent(population, archive, rng)
+                if a.id == b.id:
+                    continue
                 program, kind = self.ops.crossover(a.program, b.program, rng)
                 parents = [a.id, b.id]
             else:
-                a = rng.choice(population)
+                a = self._parent(population, archive, rng)
                 program, kind = self.ops.mutate(a.program, rng)
                 parents = [a.id]
             if program is None:
@@ -291,9 +314,10 @@ class Search:
         return children
 
     def vary_llm(self, population: list[Primitive], n: int, rng: random.Random, seen: set[str],
-                 generation: int) -> list[Primitive]:
+                 generation: int, archive: list[Primitive] | None = None) -> list[Primitive]:
         assert self.llm_op is not None
-        pool = [(p.id, p.description, p.program) for p in population]
+        members = {p.id: p for p in population + list(archive or [])}
+        pool = [(p.id, p.description, p.program) for p in members.values()]
         children = []
         for prop in self.llm_op.propose(pool, n, rng):
             pid = program_id(prop.program)
@@ -333,16 +357,12 @@ class Search:
                 if p.id not in seen:
                     seen.add(p.id)
                     prims.append(p)
-        tries = 0
-        n_random = 0
-        while n_random < self.cfg.evolution.init_random and tries < 50 * max(1, self.cfg.evolution.init_random):
-            tries += 1
-            program = self.ops.gps.grow(self.grammar.root, rng, self.cfg.evolution.random_depth)
-            if self.ops.check(program) or program_id(program) in seen:
-                continue
+        for _ in range(self.cfg.evolution.init_random):
+            program = self._random_program(rng, seen)
+            if program is None:
+                break
             seen.add(program_id(program))
             prims.append(self._new(program, "", [], "random", 0))
-            n_random += 1
         if not prims:
             raise InputError("no valid seed primitive and no random program could be made", field="evolution")
         return prims
@@ -358,7 +378,7 @@ class Search:
             self.ops.stats.ok, self.ops.stats.rejected = state.op_ok, state.op_rejected
             if self.llm_op is not None:
                 self.llm_op.invalid = state.llm_invalid
-            children = self.toolbox.vary(state.population, self.cfg.evolution.offspring, rng, seen, g)
+            children = self.toolbox.vary(state.population, self.cfg.evolution.offspring, rng, seen, g, archive.items)
         child_states = self.toolbox.evaluate(children, g) if children else []
         for c, s in zip(children, child_states):
             state.states[c.id] = s
