@@ -71,6 +71,7 @@ class HFEngine:
         params = inspect.signature(model.forward).parameters
         self._cache_kw = "cache" if "cache" in params else "past_key_values"
         self._has_logits_to_keep = "logits_to_keep" in params
+        self._joinable = True  # may per-group prefill caches be joined? (no for sliding-window caches)
 
     @classmethod
     def from_pretrained(cls, name_or_path: str, *, dtype: torch.dtype | None = None, **kw: Any) -> "HFEngine":
@@ -137,11 +138,10 @@ class HFEngine:
                          use_cache=True, **kw)
         return out.logits[:, -1, :].float()
 
-    def _sample_batch(self, prompt_ids: list[list[int]], prompt_indices: list[int], params: SamplingParams,
-                      gen: torch.Generator) -> list[_Row]:
+    def _prefill_padded(self, prompt_ids: list[list[int]]) -> tuple[Any, torch.Tensor, torch.Tensor]:
+        """One left-padded forward pass over the prompts; returns (cache, last logits, attention mask)."""
         from transformers import DynamicCache
 
-        n = params.n
         width = max(len(p) for p in prompt_ids)
         input_ids = torch.full((len(prompt_ids), width), self.pad_id, dtype=torch.long)
         mask = torch.zeros((len(prompt_ids), width), dtype=torch.long)
@@ -151,6 +151,57 @@ class HFEngine:
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
         cache = DynamicCache(config=self.model.config)
         logits = self._forward(input_ids, mask, positions, cache, last_only=True)
+        return cache, logits, mask
+
+    def _prefill(self, prompt_ids: list[list[int]]) -> tuple[Any, torch.Tensor, torch.Tensor]:
+        """Prefill in groups of similar length, then join the groups' KV caches for decoding.
+
+        Prompts arrive sorted longest first. Padding a batch of mixed lengths to the
+        longest one can waste most of the prefill compute (the dominant cost on a CPU),
+        so each group of similar lengths gets its own forward pass; the per-group
+        caches are then left-padded to a common width and concatenated, which is the
+        same cache a single padded pass would have produced for the real tokens.
+        Models whose cache is not a plain per-layer key/value store (sliding-window
+        layers) take the single padded pass.
+        """
+        from transformers import DynamicCache
+        from transformers.cache_utils import DynamicLayer
+
+        groups = _length_groups([len(p) for p in prompt_ids])
+        if len(groups) == 1 or not self._joinable:
+            return self._prefill_padded(prompt_ids)
+        parts = []
+        for start, end in groups:
+            cache, logits, mask = self._prefill_padded(prompt_ids[start:end])
+            if not all(type(layer) is DynamicLayer for layer in cache.layers):
+                self._joinable = False
+                return self._prefill_padded(prompt_ids)
+            parts.append((cache, logits, mask))
+        width = parts[0][2].shape[1]
+
+        def left_pad(t: torch.Tensor, dim: int) -> torch.Tensor:
+            missing = width - t.shape[dim]
+            if missing == 0:
+                return t
+            shape = list(t.shape)
+            shape[dim] = missing
+            return torch.cat([t.new_zeros(shape), t], dim=dim)
+
+        layers = []
+        for i in range(len(parts[0][0].layers)):
+            keys = torch.cat([left_pad(c.layers[i].keys, 2) for c, _, _ in parts], dim=0)
+            values = torch.cat([left_pad(c.layers[i].values, 2) for c, _, _ in parts], dim=0)
+            layers.append((keys, values))
+        cache = DynamicCache(layers, config=self.model.config)
+        logits = torch.cat([lg for _, lg, _ in parts], dim=0)
+        mask = torch.cat([left_pad(m, 1) for _, _, m in parts], dim=0)
+        return cache, logits, mask
+
+    def _sample_batch(self, prompt_ids: list[list[int]], prompt_indices: list[int], params: SamplingParams,
+                      gen: torch.Generator) -> list[_Row]:
+        n = params.n
+        cache, logits, mask = self._prefill(prompt_ids)
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
         # One prefill per prompt, then n copies of its cache for the n samples.
         if n > 1:
             cache.batch_repeat_interleave(n)
@@ -201,6 +252,20 @@ class HFEngine:
                 text, reason = text[:cut], "stop"
         return Completion(text=text, token_ids=list(ids), logprobs=list(row.logprobs), finish_reason=reason,
                           prompt_token_ids=list(prompt_ids))
+
+
+def _length_groups(lengths: list[int], slack: float = 0.8, max_tokens: int = 16384) -> list[tuple[int, int]]:
+    """Split lengths sorted longest first into runs whose shortest is >= ``slack`` x the longest.
+
+    ``max_tokens`` bounds one group's padded size (memory of the prefill pass).
+    """
+    groups: list[tuple[int, int]] = []
+    start = 0
+    for i in range(1, len(lengths) + 1):
+        if i == len(lengths) or lengths[i] < slack * lengths[start] or (i - start + 1) * lengths[start] > max_tokens:
+            groups.append((start, i))
+            start = i
+    return groups
 
 
 class _StopChecker:
