@@ -149,8 +149,11 @@ class SearchState:
 class SearchResult:
     run_dir: Path
     archive: list[Primitive]
-    generations: int
+    generations: int                 # last finished generation
     metrics: list[dict]
+    archive_size: int = 0
+    coverage: float = 0.0            # archive step-state coverage on the probe problems (last generation)
+    coverage_ratios: dict[str, float] = field(default_factory=dict)   # "archive/<seed library>" on held-out problems
 
 
 def save_checkpoint(run_dir: RunDir, state: SearchState) -> None:
@@ -215,7 +218,7 @@ class Search:
         cfg = self.cfg
         if self._own_pool:
             self._pool = multiprocessing.get_context("fork").Pool(cfg.workers)
-            self.toolbox.register("map", self._pool.imap)
+            self.toolbox.register("map", self._pool.imap, chunksize=4)
         if cfg.operator == "llm" or cfg.renderer == "llm":
             engine = self.engine or make_llm_engine(cfg.llm.spec)
             if cfg.operator == "llm":
@@ -455,7 +458,8 @@ class Search:
         finally:
             self.close()
         archive.save(rd.path)
-        return SearchResult(rd.path, list(archive.items), state.generation, rd.read_metrics())
+        return SearchResult(rd.path, list(archive.items), state.generation, rd.read_metrics(),
+                            archive_size=len(archive), coverage=archive.coverage(self.cover))
 
 
 def make_llm_engine(spec: str | None):
@@ -483,5 +487,5 @@ def run_search(cfg: SearchConfig, run_dir: str | Path | RunDir, *, resume: bool 
     if report:
         from search.report import write_outputs
 
-        write_outputs(search, result)
+        result.coverage_ratios = dict(write_outputs(search, result).ratios)
     return result
