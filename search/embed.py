@@ -107,7 +107,8 @@ class MiniLMEmbedder(_Cached):
 
         self.batch_size = batch_size
         self.model = SentenceTransformer(str(minilm_path()), device="cpu")
-        self.dim = int(self.model.get_sentence_embedding_dimension() or 384)
+        get_dim = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
+        self.dim = int(get_dim() or 384)
 
     def _encode(self, texts: list[str]) -> np.ndarray:
         vecs = self.model.encode(texts, batch_size=self.batch_size, normalize_embeddings=True,

@@ -188,6 +188,7 @@ class Search:
                  teacher: Any = None, progress: bool = True) -> None:
         cfg.check()
         # kNN queries here are small and frequent: OpenMP threads only add contention on a shared CPU
+        self._omp_threads = faiss.omp_get_max_threads()
         faiss.omp_set_num_threads(1)
         self.cfg, self.run_dir, self.progress = cfg, run_dir, progress
         self.task: Task = get_task(cfg.task)
@@ -234,6 +235,7 @@ class Search:
         self.toolbox.register("select", self.select)
 
     def close(self) -> None:
+        faiss.omp_set_num_threads(self._omp_threads)
         if self._pool is not None:
             self._pool.terminate()
             self._pool.join()

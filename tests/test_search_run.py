@@ -255,3 +255,14 @@ def test_llm_operator_and_renderer_with_fake_engine(tmp_path):
                 + task.generate(cfg.problems.probe, split_seed(cfg.seed, "search-probe"))}
     samples = [s for p in res.archive for s in p.samples]
     assert samples and all(task.verify(problems[s["problem_id"]], s["completion"]).correct for s in samples)
+
+
+def test_map_elites_selection_runs_and_keeps_cell_elites(tmp_path):
+    cfg = small_cfg(tmp_path, 3, selection="map-elites")
+    res = run_search(cfg, tmp_path / "run", progress=False, report=False)
+    state = load_checkpoint(RunDir(tmp_path / "run"))
+    from search.selection import MapElitesGrid
+
+    cells = [MapElitesGrid().cell(p.descriptors, ("length", "take", "verify")) for p in state.population]
+    assert len(cells) == len(set(cells))            # one elite per behaviour cell
+    assert res.archive and all(p.quality >= 0.9 for p in res.archive)

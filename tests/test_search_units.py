@@ -190,3 +190,13 @@ def test_llm_reply_parsing(grammar):
     bad, reason = parse_reply('{"description": "x", "program": {"op": "fly", "args": []}}', ops.check)
     assert bad is None and reason.startswith("invalid")
     assert extract_json_object('a {broken {"op": "end", "args": []} b') == {"op": "end", "args": []}
+
+
+@pytest.mark.slow
+def test_minilm_embedder_loads_offline_and_separates_meanings():
+    from search.embed import make_embedder
+
+    e = make_embedder("minilm")
+    v = e.encode(["Rosa is a knight.", "Rosa is a knave.", "x = 3 + 4 mod 23"])
+    assert v.shape == (3, e.dim) and np.allclose(np.linalg.norm(v, axis=1), 1.0, atol=1e-4)
+    assert float(v[0] @ v[1]) > float(v[0] @ v[2])
