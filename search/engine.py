@@ -454,8 +454,10 @@ class Search:
                 state.rng_state = rng.getstate()
                 archive.save(rd.path)
                 write_jsonl_atomic(rd.path / LINEAGE, state.lineage.values())
-                save_checkpoint(rd, state)
+                # the metrics row goes first: a crash before the checkpoint only repeats this generation,
+                # and resume drops rows newer than the checkpoint, so no row is ever lost or duplicated
                 rd.log(row)
+                save_checkpoint(rd, state)
                 bar.set_postfix(archive=row["archive_size"], q=f"{row['best_quality']:.2f}", cov=int(row["coverage"]))
         finally:
             self.close()
