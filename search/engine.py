@@ -100,7 +100,7 @@ class LLMConfig:
 
 @dataclass
 class SearchConfig:
-    task: str = "kk"
+    task: str = ""                  # a registered task name (required)
     seed: int = 0
     operator: str = "gp"            # gp | llm
     renderer: str = "executor"      # executor | llm
@@ -115,6 +115,10 @@ class SearchConfig:
     llm: LLMConfig = field(default_factory=LLMConfig)
 
     def check(self) -> None:
+        if not self.task:
+            from tailor_evo.tasks.base import task_names
+
+            raise InputError(f"choose a task (known: {', '.join(task_names())})", field="task")
         for name, value, allowed in (("operator", self.operator, OPERATORS), ("renderer", self.renderer, RENDERERS),
                                      ("selection", self.selection, METHODS)):
             if value not in allowed:
