@@ -96,6 +96,7 @@ class LLMConfig:
     temperature: float = 0.9
     max_new_tokens: int = 384
     render_max_new_tokens: int = 512
+    chat: bool = False              # chat messages instead of plain prompts (instruct models)
 
 
 @dataclass
@@ -228,12 +229,13 @@ class Search:
             engine = self.engine or make_llm_engine(cfg.llm.spec)
             if cfg.operator == "llm":
                 self.llm_op = LLMOperator(engine, self.grammar, self.ops.check, cfg.llm.temperature,
-                                          cfg.llm.max_new_tokens, cfg.evolution.crossover_prob)
+                                          cfg.llm.max_new_tokens, cfg.evolution.crossover_prob, chat=cfg.llm.chat)
             if cfg.renderer == "llm":
                 self.llm_renderer = LLMRenderer(self.teacher or engine, self.task, load_prompt("render"),
                                                 max_new_tokens=cfg.llm.render_max_new_tokens,
                                                 n_samples=cfg.samples, max_steps=cfg.problems.max_steps,
-                                                quality=cfg.quality)
+                                                quality=cfg.quality, chat=cfg.llm.chat,
+                                                chat_template=load_prompt("render_chat"))
         self.toolbox.register("evaluate", self.evaluate)
         self.toolbox.register("vary", self.vary_llm if cfg.operator == "llm" else self.vary_gp)
         self.toolbox.register("select", self.select)

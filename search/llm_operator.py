@@ -90,6 +90,7 @@ class LLMOperator:
     temperature: float = 0.9
     max_new_tokens: int = 384
     crossover_prob: float = 0.3
+    chat: bool = False             # send the prompt as one user message (for instruct models)
     invalid: Counter = field(default_factory=Counter)
     valid: int = 0
 
@@ -119,7 +120,9 @@ class LLMOperator:
         prompts = [self.prompt(p) for p in picks]
         params = SamplingParams(n=1, temperature=self.temperature, max_new_tokens=self.max_new_tokens,
                                 seed=rng.getrandbits(31))
-        groups = self.engine.generate([p for _, p in prompts], params)
+        texts = [p for _, p in prompts]
+        groups = self.engine.generate([[{"role": "user", "content": t}] for t in texts] if self.chat else texts,
+                                      params)
         out: list[LLMProposal] = []
         seen = {canonical_json(p[2]) for p in pool}
         for (kind, _), parents, group in zip(prompts, picks, groups):

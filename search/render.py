@@ -124,15 +124,20 @@ class LLMRenderer:
 
     def __init__(self, engine: Engine, task: Task, template: str, *, max_new_tokens: int = 512,
                  temperature: float = 0.7, n_samples: int = 2, max_steps: int = 400,
-                 quality: QualityConfig | None = None) -> None:
+                 quality: QualityConfig | None = None, chat: bool = False, chat_template: str = "") -> None:
         self.engine, self.task, self.template = engine, task, template
+        self.chat, self.chat_template = chat, chat_template
         self.params = SamplingParams(n=1, temperature=temperature, max_new_tokens=max_new_tokens)
         self.n_samples, self.max_steps = n_samples, max_steps
         self.quality = quality or QualityConfig()
         self.wrong = 0
         self.total = 0
 
-    def prompt(self, description: str, problem: Problem) -> str:
+    def prompt(self, description: str, problem: Problem) -> str | list[dict]:
+        """A plain completion prompt, or chat messages (system: rules + strategy, user: problem) when ``chat``."""
+        if self.chat:
+            system = self.chat_template.format(instruction=self.task.instruction(), strategy=description)
+            return [{"role": "system", "content": system}, {"role": "user", "content": problem.question}]
         return self.template.format(instruction=self.task.instruction(), strategy=description,
                                     question=problem.question)
 

@@ -213,12 +213,16 @@ class FakeEngine:
 
     def __init__(self) -> None:
         self.calls = 0
+        self.chat = False
 
     def generate(self, prompts, params):
         out = []
         for prompt in prompts:
             self.calls += 1
-            if "Problem:" in prompt:
+            if isinstance(prompt, list):
+                self.chat = True
+                prompt = "\n".join(m["content"] for m in prompt)
+            if "Add [" in prompt:
                 nums = ast.literal_eval(re.search(r"Add (\[.*?\])", prompt).group(1))
                 ans = sum(nums) + (1 if self.calls % 5 == 0 else 0)
                 text = f" I add {nums[0]} first. Then the rest. </think> <answer> {ans} </answer>"
@@ -237,11 +241,15 @@ class FakeEngine:
         return out
 
 
-def test_llm_operator_and_renderer_with_fake_engine(tmp_path):
+@pytest.mark.parametrize("chat", [False, True])
+def test_llm_operator_and_renderer_with_fake_engine(tmp_path, chat):
     cfg = small_cfg(tmp_path, 2, operator="llm", renderer="llm")
     cfg.llm.spec = "fake:engine"
+    cfg.llm.chat = chat
     cfg.archive.quality_floor = 0.5
-    res = run_search(cfg, tmp_path / "run", progress=False, engine=FakeEngine())
+    engine = FakeEngine()
+    res = run_search(cfg, tmp_path / "run", progress=False, engine=engine)
+    assert engine.chat == chat
     metrics = RunDir(tmp_path / "run").read_metrics()
     invalid = {}
     for m in metrics:
