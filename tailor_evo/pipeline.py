@@ -162,7 +162,7 @@ def stage_warmstart(cfg: PipelineConfig, out: Path, archive_dir: Path | None, te
     write_text_atomic(out / "card.md", render_card([result]))
     stats = result.stats.to_dict() if hasattr(result.stats, "to_dict") else asdict(result.stats)
     write_json_atomic(out / "stats.json", stats)
-    return {"data": str(data_path), "records": len(result.records), "coverage": stats.get("coverage"),
+    return {"data": str(data_path), "records": len(result.records), "coverage": stats.get("coverage_selected"),
             "stats": stats}
 
 
@@ -186,16 +186,10 @@ def stage_rl(cfg: PipelineConfig, out: Path, model_dir: str) -> dict:
     rd, resume = _sub_rundir(out)
     if not resume:
         rd.save_config(rcfg)
-    final = train_rl(rcfg, rd, resume=resume, coverage_fn=_rollout_coverage_fn() if rcfg.coverage else None)
+    final = train_rl(rcfg, rd, resume=resume)
     rows = [r for r in rd.read_metrics() if "reward" in r]
     return {"model": str(final), "reward_curve": [r["reward"] for r in rows],
             "accuracy_curve": [r.get("accuracy", r["reward"]) for r in rows]}
-
-
-def _rollout_coverage_fn():
-    from trainers.rl import default_coverage_fn
-
-    return default_coverage_fn()
 
 
 def stage_eval(cfg: PipelineConfig, out: Path, model_dir: str) -> dict:
