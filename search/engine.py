@@ -97,6 +97,7 @@ class LLMConfig:
     max_new_tokens: int = 384
     render_max_new_tokens: int = 512
     chat: bool = False              # chat messages instead of plain prompts (instruct models)
+    timeout: float = 600.0          # seconds per request for HTTP backends (CPU servers are slow)
 
 
 @dataclass
@@ -226,7 +227,7 @@ class Search:
             self._pool = multiprocessing.get_context("fork").Pool(cfg.workers)
             self.toolbox.register("map", self._pool.imap, chunksize=4)
         if cfg.operator == "llm" or cfg.renderer == "llm":
-            engine = self.engine or make_llm_engine(cfg.llm.spec)
+            engine = self.engine or make_llm_engine(cfg.llm.spec, timeout=cfg.llm.timeout)
             if cfg.operator == "llm":
                 self.llm_op = LLMOperator(engine, self.grammar, self.ops.check, cfg.llm.temperature,
                                           cfg.llm.max_new_tokens, cfg.evolution.crossover_prob, chat=cfg.llm.chat)
@@ -472,13 +473,15 @@ class Search:
                             archive_size=len(archive), coverage=archive.coverage(self.cover))
 
 
-def make_llm_engine(spec: str | None):
+def make_llm_engine(spec: str | None, timeout: float = 600.0):
     """An Engine for ``BACKEND:MODEL`` through ``tailor_evo.generation.make_engine``."""
     try:
         from tailor_evo.generation import make_engine  # type: ignore[attr-defined]
     except ImportError:
         raise InputError("LLM backends are not available in this installation", field="llm.spec") from None
-    return make_engine(spec)
+    if not spec:
+        raise InputError("no LLM backend given (--llm BACKEND:MODEL)", field="llm.spec")
+    return make_engine(spec, timeout=timeout) if spec.startswith("openai:") else make_engine(spec)
 
 
 def run_search(cfg: SearchConfig, run_dir: str | Path | RunDir, *, resume: bool = False, map_fn: MapFn | None = None,

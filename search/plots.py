@@ -43,6 +43,8 @@ def plot_scatter(archive: list[Primitive], path: Path) -> Path:
         sc = ax.scatter([p.novelty for p in archive], [p.quality for p in archive],
                         c=[p.generation for p in archive], cmap="viridis")
         fig.colorbar(sc, ax=ax, label="generation")
+        if min(p.novelty for p in archive) > 0:
+            ax.set_xscale("log")   # the first entry meets an empty archive (novelty 2); the rest are small
     ax.set_xlabel("novelty at admission")
     ax.set_ylabel("quality")
     ax.set_title(f"archive ({len(archive)} primitives)")

@@ -84,7 +84,7 @@ def test_llm_operator_and_renderer_against_served_smollm2(tmp_path):
     except Exception as exc:  # the wheel is an optional extra (make backbones)
         pytest.skip(f"smollm2-135m not available: {exc}")
     assert is_prepared("smollm2-135m")
-    metrics = run_llm_search("smollm2-135m", tmp_path, TINY_CFG[:-6] + ["--set", "llm.max_new_tokens=160",
-                                                                        "--set", "llm.render_max_new_tokens=160"])
+    metrics = run_llm_search("smollm2-135m", tmp_path, TINY_CFG[:-6] + [
+        "--set", "llm.max_new_tokens=160", "--set", "llm.render_max_new_tokens=128", "--set", "llm.chat=true"])
     invalid, valid, wrong = _totals(metrics)
     assert sum(invalid.values()) + valid == 4 and wrong > 0

@@ -118,7 +118,7 @@ def test_killed_subprocess_resumes_to_the_same_archive(tmp_path):
     full = tmp_path / "full"
     run_search(small_cfg(tmp_path, 6), full, progress=False, report=False)
     run = tmp_path / "killed"
-    env = {**os.environ, "TOY_DELAY": "0.002"}
+    env = {**os.environ, "TOY_DELAY": "0.005"}
 
     def start(resume: bool) -> subprocess.Popen:
         code = KILL_SCRIPT.format(tests=str(TESTS), tmp=str(tmp_path), run=str(run), resume=resume)
