@@ -79,7 +79,8 @@ def main() -> None:
     ap.add_argument("--models", default="tiny,smollm2-135m")
     ap.add_argument("--batches", default="1,16,64")
     ap.add_argument("--max-new-tokens", type=int, default=0, help="0: 64 for tiny, 32 otherwise")
-    ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--threads", type=int, default=1,
+                    help="torch threads (default 1: on a shared 2-core machine two threads stall on each other)")
     ap.add_argument("--reps", type=int, default=1, help="repeat each pair (interleaved) and keep the best rate; "
                     "helps on a shared machine")
     args = ap.parse_args()

@@ -19,6 +19,15 @@ CORPUS = ["Rosa is a knight. Tariq is a knave. <think> assume </think> <answer> 
 PROMPTS = ["Rosa", "The number of each Lion equals 3 plus 4 and Tariq is a knave.", "Tariq is", "7 plus"]
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Small models run fastest on one thread; on a busy 2-core machine two threads can be 100x slower."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="module")
 def tiny_dir(tmp_path_factory):
     return build_tiny(tmp_path_factory.mktemp("tiny") / "m", seed=1, hidden_size=32, layers=2, heads=2,

@@ -11,6 +11,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import requests
+import torch
 
 from tailor_evo.generation.base import Completion, SamplingParams
 from tailor_evo.generation.hf import HFEngine
@@ -20,6 +21,15 @@ from tailor_evo.models.tiny import build_tiny
 
 CORPUS = ["Rosa is a knight. Tariq is a knave. <think> assume </think> <answer> (1) Rosa is a knight </answer>",
           "The number of each Lion equals 3 plus 4. <answer> 7 </answer>"] * 5
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Small models run fastest on one thread; on a busy 2-core machine two threads can be 100x slower."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")
@@ -282,7 +292,7 @@ def test_seeded_or_different_requests_are_not_merged():
 
 def test_serve_command_in_a_subprocess(tiny_dir):
     proc = subprocess.Popen([sys.executable, "-m", "tailor_evo", "serve", "--model", str(tiny_dir), "--port", "0",
-                             "--served-name", "t"], stderr=subprocess.PIPE, text=True)
+                             "--served-name", "t", "--threads", "1"], stderr=subprocess.PIPE, text=True)
     try:
         url = None
         deadline = time.time() + 60

@@ -153,7 +153,7 @@ class HFEngine:
         logits = self._forward(input_ids, mask, positions, cache, last_only=True)
         return cache, logits, mask
 
-    def _prefill(self, prompt_ids: list[list[int]]) -> tuple[Any, torch.Tensor, torch.Tensor]:
+    def _prefill(self, prompt_ids: list[list[int]], reserve_tokens: int) -> tuple[Any, torch.Tensor, torch.Tensor]:
         """Prefill in groups of similar length, then join the groups' KV caches for decoding.
 
         Prompts arrive sorted longest first. Padding a batch of mixed lengths to the
@@ -161,21 +161,22 @@ class HFEngine:
         so each group of similar lengths gets its own forward pass; the per-group
         caches are then left-padded to a common width and concatenated, which is the
         same cache a single padded pass would have produced for the real tokens.
+        The joined cache uses :class:`GrowingLayer` (no full copy per decoding step).
         Models whose cache is not a plain per-layer key/value store (sliding-window
-        layers) take the single padded pass.
+        layers) take the single padded pass with transformers' own cache.
         """
         from transformers import DynamicCache
         from transformers.cache_utils import DynamicLayer
 
-        groups = _length_groups([len(p) for p in prompt_ids])
-        if len(groups) == 1 or not self._joinable:
-            return self._prefill_padded(prompt_ids)
+        from tailor_evo.generation.kv_cache import GrowingLayer
+
+        groups = _length_groups([len(p) for p in prompt_ids]) if self._joinable else [(0, len(prompt_ids))]
         parts = []
         for start, end in groups:
             cache, logits, mask = self._prefill_padded(prompt_ids[start:end])
             if not all(type(layer) is DynamicLayer for layer in cache.layers):
-                self._joinable = False
-                return self._prefill_padded(prompt_ids)
+                self._joinable = False  # e.g. sliding-window layers: keep transformers' own cache
+                return self._prefill_padded(prompt_ids) if len(groups) > 1 else (cache, logits, mask)
             parts.append((cache, logits, mask))
         width = parts[0][2].shape[1]
 
@@ -187,12 +188,14 @@ class HFEngine:
             shape[dim] = missing
             return torch.cat([t.new_zeros(shape), t], dim=dim)
 
-        layers = []
-        for i in range(len(parts[0][0].layers)):
-            keys = torch.cat([left_pad(c.layers[i].keys, 2) for c, _, _ in parts], dim=0)
-            values = torch.cat([left_pad(c.layers[i].values, 2) for c, _, _ in parts], dim=0)
-            layers.append((keys, values))
-        cache = DynamicCache(layers, config=self.model.config)
+        cache = DynamicCache(config=self.model.config)
+        reserve = min(reserve_tokens, 256)
+        cache.layers = [
+            GrowingLayer.from_tensors(torch.cat([left_pad(c.layers[i].keys, 2) for c, _, _ in parts], dim=0),
+                                      torch.cat([left_pad(c.layers[i].values, 2) for c, _, _ in parts], dim=0),
+                                      reserve)
+            for i in range(len(parts[0][0].layers))
+        ]
         logits = torch.cat([lg for _, lg, _ in parts], dim=0)
         mask = torch.cat([left_pad(m, 1) for _, _, m in parts], dim=0)
         return cache, logits, mask
@@ -200,7 +203,7 @@ class HFEngine:
     def _sample_batch(self, prompt_ids: list[list[int]], prompt_indices: list[int], params: SamplingParams,
                       gen: torch.Generator) -> list[_Row]:
         n = params.n
-        cache, logits, mask = self._prefill(prompt_ids)
+        cache, logits, mask = self._prefill(prompt_ids, params.max_new_tokens)
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
         # One prefill per prompt, then n copies of its cache for the n samples.
         if n > 1:
@@ -295,7 +298,10 @@ def _sample(logits: torch.Tensor, logp: torch.Tensor, params: SamplingParams, ge
         drop = (sorted_p.cumsum(dim=-1) - sorted_p) >= params.top_p
         sorted_p = sorted_p.masked_fill(drop, 0.0)
         probs = torch.zeros_like(probs).scatter_(1, sorted_idx, sorted_p)
-    return torch.multinomial(probs, 1, generator=gen)[:, 0]
+    # Exponential-race sampling: argmax(p / E) with E ~ Exp(1) picks token i with probability p_i,
+    # and is much cheaper than torch.multinomial on wide vocabularies.
+    race = torch.empty_like(probs).exponential_(1.0, generator=gen)
+    return (probs / race).argmax(dim=-1)
 
 
 def _eos_ids(model: Any, tokenizer: Any) -> set[int]:
