@@ -32,10 +32,14 @@ def test_train_sft_then_rl_through_the_cli(tiny_dir, tmp_path):
     sft_out = tmp_path / "sft"
     res = runner.invoke(cli, ["train", "sft", "--model", str(tiny_dir), "--data", str(data), "--out", str(sft_out),
                               "--set", "max_steps=2", "--set", "batch_size=3", "--set", "threads=1",
-                              "--set", "max_length=1024"], catch_exceptions=False)
+                              "--set", "max_length=1024", "--set", "task=kk", "--set", "eval.every=2",
+                              "--set", "eval.n=2", "--set", "eval.levels=[2]", "--set", "eval.max_new_tokens=4"],
+                        catch_exceptions=False)
     assert res.exit_code == 0, res.output
     assert (sft_out / "model" / "config.json").exists()
-    assert len([json.loads(x) for x in (sft_out / "metrics.jsonl").read_text().splitlines()]) == 2
+    rows = [json.loads(x) for x in (sft_out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [1, 2] and "eval_accuracy" in rows[1] and "eval_accuracy" not in rows[0]
+    assert rows[1]["eval_n"] == 2
 
     # resume with a larger step budget continues from the saved config and checkpoint
     res = runner.invoke(cli, ["train", "sft", "--out", str(sft_out), "--resume", "--set", "max_steps=3"],

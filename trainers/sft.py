@@ -44,8 +44,8 @@ class EvalSettings:
 
     every: int = 0
     n: int = 32
-    levels: list[int] = field(default_factory=lambda: [3])
-    max_new_tokens: int = 192
+    levels: list[int] = field(default_factory=list)   # empty: the training levels (RL) or the task's default (SFT)
+    max_new_tokens: int = 320
     batch_size: int = 16
 
 
@@ -242,7 +242,7 @@ def _make_evaluator(cfg: SFTConfig, model: torch.nn.Module, tokenizer: Any):
     from trainers.rl import make_engine
 
     task = get_task(cfg.task)
-    problems = heldout_problems(task, cfg.eval.n, cfg.seed, cfg.eval.levels)
+    problems = heldout_problems(task, cfg.eval.n, cfg.seed, cfg.eval.levels or None)
     engine = make_engine(unwrap(model), tokenizer, batch_size=cfg.eval.batch_size, threads=cfg.threads)
 
     def evaluate() -> dict[str, float]:
