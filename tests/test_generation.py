@@ -204,3 +204,22 @@ def test_generate_cli_names_the_bad_line(tmp_path, tiny_dir):
     assert isinstance(result.exception, InputError)
     assert f"{inp}:2" in str(result.exception) and "prompt" in str(result.exception)
     assert not (tmp_path / "o.jsonl").exists()
+
+
+def test_growing_cache_layer_matches_concatenation():
+    from tailor_evo.generation.kv_cache import GrowingLayer
+
+    torch.manual_seed(0)
+    chunks = [torch.randn(3, 2, t, 4) for t in (5, 1, 1, 3, 1, 1, 1, 1)]
+    layer = GrowingLayer.from_tensors(chunks[0], chunks[0] * 2, reserve=2)
+    for c in chunks[1:]:
+        keys, values = layer.update(c, c * 2)
+    full = torch.cat(chunks, dim=2)
+    assert layer.get_seq_length() == full.shape[2]
+    assert torch.equal(keys, full) and torch.equal(values, full * 2)
+    layer.batch_select_indices(torch.tensor([2, 0]))
+    assert torch.equal(layer.keys, full[[2, 0]])
+    layer.batch_repeat_interleave(2)
+    assert torch.equal(layer.values, (full * 2)[[2, 2, 0, 0]])
+    keys, _ = layer.update(torch.ones(4, 2, 1, 4), torch.ones(4, 2, 1, 4))
+    assert torch.equal(keys[:, :, :-1], full[[2, 2, 0, 0]]) and bool((keys[:, :, -1] == 1).all())
