@@ -111,8 +111,10 @@ class HFEngine:
             return []
         encoded = [self.encode(p) for p in prompts]
         for i, ids in enumerate(encoded):
-            if not ids:
-                raise ValueError(f"prompt {i} encodes to no tokens")
+            if not ids:  # an empty prompt: start from bos when the model has one
+                if self.tokenizer.bos_token_id is None:
+                    raise ValueError(f"prompt {i} is empty and the tokenizer has no bos token to start from")
+                ids.append(self.tokenizer.bos_token_id)
         seed = params.seed if params.seed is not None else int(torch.randint(0, 2**62, (1,)).item())
         gen = torch.Generator().manual_seed(seed)
         # Longest first: neighbours have similar lengths (little padding), and a batch that
@@ -237,6 +239,7 @@ class HFEngine:
                 cache.batch_select_indices(idx)
                 mask, next_pos, tokens = mask[idx], next_pos[idx], tokens[idx]
                 active = [active[j] for j in keep]
+                mask = _trim_padding(cache, mask)
             mask = torch.cat([mask, mask.new_ones((len(active), 1))], dim=1)
             logits = self._forward(tokens[:, None], mask, next_pos[:, None], cache, last_only=False)
             next_pos = next_pos + 1
@@ -255,6 +258,18 @@ class HFEngine:
                 text, reason = text[:cut], "stop"
         return Completion(text=text, token_ids=list(ids), logprobs=list(row.logprobs), finish_reason=reason,
                           prompt_token_ids=list(prompt_ids))
+
+
+def _trim_padding(cache: Any, mask: torch.Tensor) -> torch.Tensor:
+    """Drop leading cache columns that are padding for every remaining row (after long rows finish)."""
+    from tailor_evo.generation.kv_cache import GrowingLayer
+
+    lead = int(mask.argmax(dim=1).min())  # left padding: the first 1 of each row
+    if lead == 0 or not all(isinstance(layer, GrowingLayer) for layer in cache.layers):
+        return mask
+    for layer in cache.layers:
+        layer.trim_left(lead)
+    return mask[:, lead:]
 
 
 def _length_groups(lengths: list[int], slack: float = 0.8, max_tokens: int = 16384) -> list[tuple[int, int]]:

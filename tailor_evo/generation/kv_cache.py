@@ -69,6 +69,13 @@ class GrowingLayer(DynamicLayer):
             self._v = self._v.repeat_interleave(repeats, dim=0)  # type: ignore[union-attr]
             self._views()
 
+    def trim_left(self, count: int) -> None:
+        """Forget the first ``count`` positions (padding no remaining row attends to)."""
+        if self._k is not None and 0 < count <= self._len:
+            self._k, self._v = self._k[:, :, count:], self._v[:, :, count:]  # type: ignore[index]
+            self._len -= count
+            self._views()
+
     def reorder_cache(self, beam_idx: torch.LongTensor) -> None:
         self.batch_select_indices(beam_idx)
 
