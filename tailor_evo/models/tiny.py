@@ -88,11 +88,17 @@ def tiny_corpus(tasks: Sequence[str] = DEFAULT_TASKS, *, seed: int = 0, n_per_ta
         from tailor_evo.tasks import get_task
 
         for name in names:
-            task = get_task(name)
-            for p in task.generate(n_per_task, seed):
-                prompt = task.prompt(p)
+            try:
+                task = get_task(name)
+                problems = task.generate(n_per_task, seed)
+                pairs = [(task.prompt(p), task.reference_completion(p)) for p in problems]
+            except Exception as exc:  # a broken task must not block every model build
+                log.warning("task %s could not produce tokenizer text (%s: %s); skipped", name,
+                            type(exc).__name__, exc)
+                continue
+            for prompt, completion in pairs:
                 texts.append(prompt if isinstance(prompt, str) else "\n".join(m["content"] for m in prompt))
-                texts.append(task.reference_completion(p))
+                texts.append(completion)
             used.append(name)
     source = "+".join(used) if used else "builtin"
     texts.extend(_BUILTIN_CORPUS)
