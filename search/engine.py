@@ -106,7 +106,7 @@ class SearchConfig:
     seed: int = 0
     operator: str = "gp"            # gp | llm
     renderer: str = "executor"      # executor | llm
-    workers: int = 2
+    workers: int = 1                 # evaluation processes; results do not depend on it
     samples: int = 2                # sample trajectories stored per primitive
     selection: str = "nsga2"        # nsga2 | map-elites
     evolution: EvolutionConfig = field(default_factory=EvolutionConfig)
