@@ -433,6 +433,7 @@ class Search:
             "llm_invalid": dict(state.llm_invalid - inv0),
             "llm_valid": self.llm_op.valid if self.llm_op else 0,
             "renderer_wrong": self.llm_renderer.wrong if self.llm_renderer else 0,
+            "seed_errors": list(state.seed_errors) if g == 0 else [],   # seeds that could not be used, and why
             "seconds": round(time.perf_counter() - t0, 3),
         }
 

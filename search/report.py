@@ -107,6 +107,9 @@ def render_report(search, result, rep: CoverageReport) -> str:
     for m in metrics:
         for k, v in m.get("llm_invalid", {}).items():
             invalid[k] = invalid.get(k, 0) + v
+    seed_errors = [e for m in metrics for e in m.get("seed_errors", [])]
+    if seed_errors:
+        lines += ["", "## Seed primitives not used", ""] + [f"- {e}" for e in seed_errors]
     if invalid:
         lines += ["", "## Invalid LLM replies (dropped)", ""] + [f"- {k}: {v}" for k, v in sorted(invalid.items())]
     lines += ["", "Plots: `plots/progress.png`, `plots/archive_scatter.png`.", ""]

@@ -274,3 +274,12 @@ def test_map_elites_selection_runs_and_keeps_cell_elites(tmp_path):
     cells = [MapElitesGrid().cell(p.descriptors, ("length", "take", "verify")) for p in state.population]
     assert len(cells) == len(set(cells))            # one elite per behaviour cell
     assert res.archive and all(p.quality >= 0.9 for p in res.archive)
+
+
+def test_unusable_seeds_are_reported_not_dropped_silently(tmp_path):
+    cfg = small_cfg(tmp_path, 1)
+    cfg.evolution.seed_libraries = cfg.evolution.seed_libraries + [str(tmp_path / "missing.json")]
+    run_search(cfg, tmp_path / "run", progress=False)
+    first = RunDir(tmp_path / "run").read_metrics()[0]
+    assert len(first["seed_errors"]) == 1 and "missing.json" in first["seed_errors"][0]
+    assert "missing.json" in (tmp_path / "run" / "report.md").read_text()
