@@ -1,0 +1,67 @@
+"""End to end on the tiny backbone: every stage writes its files, and a resumed run skips finished stages."""
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from tailor_evo.cli import cli
+from tailor_evo.config import load_config
+from tailor_evo.errors import InputError
+from tailor_evo.pipeline import PipelineConfig, run_pipeline
+
+SMALL = [
+    "levels=[3]",
+    "search.evolution.generations=1", "search.evolution.population=6", "search.evolution.offspring=6",
+    "search.evolution.init_random=4", "search.problems.per_eval=8", "search.problems.probe=4",
+    "search.problems.pool=64", "search.problems.report=8", "search.archive.min_problems=8",
+    "warmstart.size=12",
+    "sft.max_steps=2", "sft.batch_size=4", "sft.save_every=0",
+    "rl.steps=2", "rl.prompts_per_step=2", "rl.group_size=2", "rl.max_new_tokens=16", "rl.eval.n=0",
+    "eval.n_per_level=3", "eval.max_new_tokens=16",
+]
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("pipeline") / "run"
+    result = CliRunner().invoke(cli, ["run", "--out", str(out)] + [a for s in SMALL for a in ("--set", s)])
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    return out, result.output
+
+
+def test_every_stage_writes_its_outputs(finished_run):
+    out, output = finished_run
+    for name in ("search", "warmstart", "sft", "eval_sft", "rl", "eval_rl"):
+        assert (out / "stages" / f"{name}.json").exists(), name
+    assert (out / "search" / "archive.jsonl").exists()
+    records = [json.loads(line) for line in (out / "warmstart" / "data.jsonl").read_text().splitlines()]
+    assert 0 < len(records) <= 12 and all(r["method"] == "tailor" and r["correct"] for r in records)
+    assert (out / "sft" / "model" / "config.json").exists()
+    rl_rows = [json.loads(line) for line in (out / "rl" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rl_rows if "reward" in r] == [1, 2]
+    for stage in ("eval_sft", "eval_rl"):
+        res = json.loads((out / stage / "results.json").read_text())
+        assert res["overall"]["n_problems"] == 3
+    report = (out / "report.md").read_text()
+    assert "Accuracy after SFT" in report and (out / "plots" / "rl_reward.png").exists()
+    assert "report:" in output and "eval after RL" in output
+
+
+def test_resume_of_a_finished_run_skips_every_stage(finished_run):
+    out, _ = finished_run
+    before = json.loads((out / "summary.json").read_text())
+    cfg = load_config(PipelineConfig, out / "config.yaml")
+    result = run_pipeline(cfg, out, resume=True)
+    assert result.stages == before["stages"]
+
+
+def test_refuses_to_mix_into_a_non_empty_directory(finished_run):
+    out, _ = finished_run
+    with pytest.raises(InputError, match="--resume"):
+        run_pipeline(load_config(PipelineConfig, out / "config.yaml"), out)
+
+
+def test_bad_method_is_a_clear_error():
+    with pytest.raises(InputError, match="method"):
+        PipelineConfig(method="magic").check()
