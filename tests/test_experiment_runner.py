@@ -1,0 +1,68 @@
+"""Grid orchestration with a stand-in pipeline: skip finished cells, report failures, write every output."""
+
+import json
+import random
+
+from click.testing import CliRunner
+
+from tailor_evo.cli import cli
+from tailor_evo.experiment import runner
+from tailor_evo.experiment.grid import ExperimentConfig
+
+
+def fake_pipeline(calls, fail=()):
+    def run(cfg, root, *, resume=False, search_dir=None, teacher_spec=None):
+        calls.append((cfg.method, cfg.seed, teacher_spec))
+        if cfg.method in fail:
+            raise RuntimeError("boom")
+        rng = random.Random(f"{cfg.method}{cfg.seed}")
+        bonus = {"tailor": 0.3, "four-behaviour": 0.1}.get(cfg.method, 0.0)
+        rewards = [min(1.0, bonus + 0.02 * i + rng.random() * 0.05) for i in range(20)]
+        acc_sft = 0.2 + bonus / 2
+        stages = {
+            "warmstart": {"records": 16, "coverage": 100 + 100 * bonus},
+            "eval_sft": {"accuracy": acc_sft, "per_level": {"3": acc_sft}},
+            "rl": {"reward_curve": rewards, "accuracy_curve": rewards},
+            "eval_rl": {"accuracy": acc_sft + bonus, "per_level": {"3": acc_sft + bonus}},
+        }
+        root.mkdir(parents=True, exist_ok=True)
+        if cfg.method == "rule-based":   # the redistill teacher of the same seed
+            (root / "sft" / "model").mkdir(parents=True)
+        (root / "summary.json").write_text(json.dumps({"stages": stages, "seconds": {"sft": 1.0}}))
+    return run
+
+
+def test_grid_runs_each_cell_once_and_writes_all_outputs(tmp_path, monkeypatch):
+    calls = []
+    monkeypatch.setattr(runner, "run_pipeline", fake_pipeline(calls))
+    cfg = ExperimentConfig(seeds=[0, 1])
+    outcome = runner.run_experiment(cfg, tmp_path)
+    assert len(calls) == 8 and not outcome.failed and not outcome.pending
+    redistill = [c for c in calls if c[0] == "redistill"]
+    assert all(t and t.endswith("rule-based-s%d/sft/model" % s) for _, s, t in redistill)
+    for name in ("results.md", "results.json", "report.md", "plots/kk-curves.png", "plots/kk-accuracy.png",
+                 "plots/kk-coverage-vs-gain.png", "config.yaml"):
+        assert (tmp_path / name).exists(), name
+    report = (tmp_path / "report.md").read_text()
+    assert "tailor vs rule-based" in report and "supported" in report
+    # a second invocation finds every cell complete and runs nothing
+    runner.run_experiment(cfg, tmp_path)
+    assert len(calls) == 8
+
+
+def test_a_failing_cell_is_reported_not_fatal(tmp_path, monkeypatch):
+    calls = []
+    monkeypatch.setattr(runner, "run_pipeline", fake_pipeline(calls, fail=("four-behaviour",)))
+    outcome = runner.run_experiment(ExperimentConfig(seeds=[0]), tmp_path)
+    assert outcome.failed == ["kk-L3-tiny-four-behaviour-s0"]
+    assert len(outcome.done) == 3
+    assert "boom" in (tmp_path / "failures.jsonl").read_text()
+    assert "1 failed" in (tmp_path / "report.md").read_text()
+
+
+def test_dry_run_prints_grid_and_estimate(tmp_path):
+    result = CliRunner().invoke(cli, ["experiment", "--out", str(tmp_path / "x"), "--dry-run",
+                                      "--set", "seeds=[0, 1, 2]"])
+    assert result.exit_code == 0, result.output
+    assert "12 cells" in result.output and "rough total" in result.output
+    assert not (tmp_path / "x").exists()
