@@ -197,3 +197,16 @@ def test_default_coverage_is_the_search_rollout_coverage(tiny_dir, tmp_path):
     # shaped rewards of the toy task are multiples of 0.5, the mean of 8 of them a multiple of 1/16
     assert (rows[0]["reward"] * 16) == int(rows[0]["reward"] * 16)
     assert not [r for r in run.read_metrics() if "eval_accuracy" in r]     # n = 0 switches evaluation off
+
+
+def test_lora_rl_uses_the_base_model_as_reference(tiny_dir, tmp_path):
+    pytest.importorskip("peft")
+    from trainers.sft import LoraSettings
+
+    run = RunDir.create(tmp_path / "rl")
+    out = train_rl(_cfg(tiny_dir, steps=2, beta=0.5, lr=5e-2, coverage=False, eval=EvalSettings(every=0, n=0),
+                        lora=LoraSettings(enabled=True, r=4, alpha=8, target_modules=["q_proj", "v_proj"])), run)
+    rows = [r for r in run.read_metrics() if "reward" in r]
+    assert rows[0]["kl"] == pytest.approx(0.0, abs=1e-6)   # adapters start at zero: policy == base
+    assert rows[1]["kl"] > 0                                  # after one update they differ
+    assert (out / "config.json").exists() and not (out / "adapter_config.json").exists()

@@ -147,3 +147,17 @@ def test_sft_resume_matches_uninterrupted_run(tiny_dir, tmp_path, monkeypatch):
     assert [r["step"] for r in run.read_metrics()] == [1, 2, 3, 4]
     # and the run really trained past the checkpoint (the comparison is not vacuous)
     assert any(not torch.equal(_params(tiny_dir)[k], b[k]) for k in b)
+
+
+def test_lora_sft_exports_a_merged_plain_model(tiny_dir, tmp_path):
+    pytest.importorskip("peft")
+    from trainers.sft import LoraSettings
+
+    data = write_data(tmp_path / "d.jsonl")
+    cfg = _cfg(tiny_dir, data, max_steps=2, lr=5e-2, lora=LoraSettings(enabled=True, r=4, alpha=8))
+    out = train_sft(cfg, RunDir.create(tmp_path / "lora"))
+    assert not (out / "adapter_config.json").exists()
+    before, after = _params(tiny_dir), _params(out)       # loads as a plain model
+    assert before.keys() == after.keys()
+    changed = [k for k in before if not torch.equal(before[k], after[k])]
+    assert changed and all("proj" in k for k in changed)   # only the adapted projections moved

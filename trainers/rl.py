@@ -374,7 +374,7 @@ def train_rl(cfg: RLConfig, run_dir: RunDir, resume: bool = False, *,
         if ckpt is not None:
             state = load_checkpoint(ckpt, model, optimizer, scheduler)
             log.info("resumed from %s (step %d)", ckpt, state.step)
-        run_dir.truncate_metrics(lambda r: r.get("step", 0) <= state.step)
+        run_dir.truncate_metrics(lambda r: state.step > 0 and r.get("step", 0) <= state.step)
 
     def evaluate() -> dict[str, float]:
         policy.eval()

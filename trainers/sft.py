@@ -168,7 +168,7 @@ def train_sft(cfg: SFTConfig, run_dir: RunDir, resume: bool = False) -> Path:
         if ckpt is not None:
             state = load_checkpoint(ckpt, model, optimizer, scheduler)
             log.info("resumed from %s (step %d)", ckpt, state.step)
-        run_dir.truncate_metrics(lambda r: r.get("step", 0) <= state.step)
+        run_dir.truncate_metrics(lambda r: state.step > 0 and r.get("step", 0) <= state.step)
 
     evaluator = _make_evaluator(cfg, model, tokenizer) if cfg.eval.every > 0 else None
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
