@@ -223,3 +223,19 @@ def test_growing_cache_layer_matches_concatenation():
     assert torch.equal(layer.values, (full * 2)[[2, 2, 0, 0]])
     keys, _ = layer.update(torch.ones(4, 2, 1, 4), torch.ones(4, 2, 1, 4))
     assert torch.equal(keys[:, :, :-1], full[[2, 2, 0, 0]]) and bool((keys[:, :, -1] == 1).all())
+
+
+@pytest.mark.parametrize("temperature,top_p", [(1.0, 1.0), (0.5, 1.0), (1.0, 0.7)])
+def test_sampler_draws_from_the_tempered_nucleus(temperature, top_p):
+    from tailor_evo.generation.hf import _sample
+
+    probs = torch.tensor([0.5, 0.3, 0.15, 0.05])
+    logits = probs.log().repeat(40000, 1)
+    gen = torch.Generator().manual_seed(0)
+    draws = _sample(logits, torch.log_softmax(logits, -1), SamplingParams(temperature=temperature, top_p=top_p), gen)
+    freq = torch.bincount(draws, minlength=4).float() / len(draws)
+    want = probs ** (1 / temperature)
+    if top_p < 1:
+        want = torch.tensor([0.5, 0.3, 0.0, 0.0])  # 0.5 < 0.7 so 0.3 is needed; then the mass reaches 0.8
+    want = want / want.sum()
+    assert torch.allclose(freq, want, atol=0.01), (freq, want)
