@@ -80,7 +80,6 @@ class Batcher:
                 if got is None:
                     return
                 first = got
-            # held-back jobs with the same parameters join this round
             # held-back jobs with the same parameters join this round; a seeded job runs alone,
             # because its samples must not depend on what else happened to be in the batch
             mergeable = first.params.seed is None
