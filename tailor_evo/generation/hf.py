@@ -9,7 +9,12 @@ This loop
   left padding stays small;
 - runs the prompt (prefill) once per prompt and repeats its KV cache for the ``n``
   samples, instead of recomputing it ``n`` times;
-- drops finished sequences from the batch (and from the ``DynamicCache``) at once;
+- runs the prefill in groups of similar length and joins their caches, so no
+  compute goes to padding;
+- keeps the KV cache in buffers that grow in place (:mod:`.kv_cache`) instead of
+  re-concatenating the whole cache at every step;
+- drops finished sequences from the batch and the cache at once, and forgets
+  cache columns that only they needed;
 - computes logits only for the last position during prefill;
 - runs under ``torch.inference_mode`` with a ``torch.Generator`` seeded per call.
 
