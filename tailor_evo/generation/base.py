@@ -27,7 +27,8 @@ class SamplingParams:
 class Completion:
     text: str
     token_ids: list[int]                     # sampled tokens (after any stop-string truncation)
-    logprobs: list[float] | None = None      # log-prob of each sampled token under the sampling policy
+    logprobs: list[float] | None = None      # log-prob of each sampled token under the model's raw distribution
+                                             # (temperature 1, no top-p), as a teacher-forced pass gives it
     finish_reason: str = "length"            # "stop" (eos or stop string) or "length"
     prompt_token_ids: list[int] | None = None
 
