@@ -239,3 +239,12 @@ def test_sampler_draws_from_the_tempered_nucleus(temperature, top_p):
         want = torch.tensor([0.5, 0.3, 0.0, 0.0])  # 0.5 < 0.7 so 0.3 is needed; then the mass reaches 0.8
     want = want / want.sum()
     assert torch.allclose(freq, want, atol=0.01), (freq, want)
+
+
+def test_generation_leaves_the_training_mode_as_it_found_it(engine):
+    engine.model.train()
+    try:
+        engine.generate(["Rosa"], SamplingParams(max_new_tokens=2, seed=0))
+        assert engine.model.training
+    finally:
+        engine.model.eval()

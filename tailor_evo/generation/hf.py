@@ -64,7 +64,7 @@ class HFEngine:
 
         if batch_size < 1:
             raise ValueError("batch_size must be >= 1")
-        self.model = model.eval()
+        self.model = model  # switched to eval mode only while generating (trainers share it)
         self.tokenizer = prepare_tokenizer(tokenizer)
         self.batch_size = batch_size
         self.use_chat_template = use_chat_template
@@ -128,12 +128,18 @@ class HFEngine:
         per_batch = max(1, self.batch_size // params.n)
         batches = [order[i:i + per_batch] for i in range(0, len(order), per_batch)]
         progress = _progress(len(batches), self.show_progress)
-        with torch.inference_mode():
-            for batch in batches:
-                for row in self._sample_batch([encoded[i] for i in batch], batch, params, gen):
-                    results[row.prompt_index][row.sample_index] = self._finish(row, encoded[row.prompt_index], params)
-                progress.update(1)
-        progress.close()
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            with torch.inference_mode():
+                for batch in batches:
+                    for row in self._sample_batch([encoded[i] for i in batch], batch, params, gen):
+                        results[row.prompt_index][row.sample_index] = self._finish(
+                            row, encoded[row.prompt_index], params)
+                    progress.update(1)
+        finally:
+            self.model.train(was_training)
+            progress.close()
         return results  # type: ignore[return-value]
 
     def _forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, position_ids: torch.Tensor,
