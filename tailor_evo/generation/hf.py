@@ -56,7 +56,13 @@ class _Row:
 
 
 class HFEngine:
-    """Batched, KV-cached sampling from a transformers causal LM (see the module docstring)."""
+    """Batched, KV-cached sampling from a transformers causal LM (see the module docstring).
+
+    ``batch_size`` counts sequences (prompts x samples); the ``n`` samples of one
+    prompt share its prefill and are never split, so a batch holds at least one
+    prompt's samples even when ``n`` exceeds ``batch_size``. ``num_threads`` sets
+    torch's (process-wide) thread count.
+    """
 
     def __init__(self, model: Any, tokenizer: Any, *, batch_size: int = 32, num_threads: int | None = None,
                  use_chat_template: ChatMode = "auto", show_progress: bool = True) -> None:
