@@ -259,7 +259,10 @@ def optimise(model: torch.nn.Module, optimizer: torch.optim.Optimizer, scheduler
     normaliser = total_tokens if cfg.normalisation == "token" else float(batch.size)
     loss_sum = kl_sum = clip_sum = ent_sum = 0.0
     grad_norm = 0.0
-    rows, share = micro_batches(batch, cfg.micro_batch, cfg.group_size if cfg.share_prompts else 1)
+    # DDP expects one forward per backward, so the two-part shared-prompt pass is single-process only
+    distributed = accelerator is not None and accelerator.num_processes > 1
+    share_over = cfg.group_size if cfg.share_prompts and not distributed else 1
+    rows, share = micro_batches(batch, cfg.micro_batch, share_over)
     for _pass in range(cfg.mu):
         for s in range(0, batch.size, rows):
             mb = batch.rows(s, s + rows)
@@ -399,10 +402,13 @@ def train_rl(cfg: RLConfig, run_dir: RunDir, resume: bool = False, *,
             order = epoch_order(len(pool), cfg.seed, state.epoch)
         problems = [pool[i] for i in order[state.position: state.position + cfg.prompts_per_step]]
         state.position += cfg.prompts_per_step
+        # under `accelerate launch` each process rolls out its own share of the step's prompts
+        problems = problems[accelerator.process_index::accelerator.num_processes] or problems[:1]
 
         # 1. rollouts on the current policy
         params = SamplingParams(n=cfg.group_size, temperature=cfg.temperature, top_p=cfg.top_p,
-                                max_new_tokens=cfg.max_new_tokens, seed=cfg.seed * 1_000_003 + state.step)
+                                max_new_tokens=cfg.max_new_tokens,
+                                seed=(cfg.seed * 1_000_003 + state.step) * 64 + accelerator.process_index)
         policy.eval()
         with torch.no_grad():
             groups = rollout(engine, task, problems, params, chat=cfg.chat)
