@@ -7,6 +7,7 @@ continues with the settings it started with (``--set`` may still change e.g. ste
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import click
@@ -15,6 +16,13 @@ from tailor_evo.commands.common import config_options, resolve_config
 from tailor_evo.config import load_config
 from tailor_evo.errors import InputError
 from tailor_evo.rundir import RunDir
+
+
+def _run_dir(out: str, resume: bool, overwrite: bool) -> RunDir:
+    """The run directory; under ``accelerate launch`` only rank 0 checks that a fresh run starts empty
+    (the other ranks would otherwise see the directories rank 0 has just made)."""
+    worker = int(os.environ.get("RANK", "0")) > 0
+    return RunDir.create(out, resume=resume, overwrite=overwrite or (worker and not resume))
 
 
 @click.group()
@@ -53,7 +61,7 @@ def sft(ctx: click.Context, model: str | None, data_path: str | None, out: str, 
     from trainers.sft import SFTConfig, train_sft
 
     cfg = _config(SFTConfig, ctx, out, resume, config_path, overrides, model=model, data=data_path)
-    run_dir = RunDir.create(out, resume=resume, overwrite=overwrite)
+    run_dir = _run_dir(out, resume, overwrite)
     path = train_sft(cfg, run_dir, resume=resume)
     click.echo(f"model: {path}\nreport: {run_dir.report_path}")
 
@@ -72,6 +80,6 @@ def rl(ctx: click.Context, model: str | None, task_name: str | None, out: str, r
     from trainers.rl import RLConfig, train_rl
 
     cfg = _config(RLConfig, ctx, out, resume, config_path, overrides, model=model, task=task_name)
-    run_dir = RunDir.create(out, resume=resume, overwrite=overwrite)
+    run_dir = _run_dir(out, resume, overwrite)
     path = train_rl(cfg, run_dir, resume=resume)
     click.echo(f"model: {path}\nreport: {run_dir.report_path}")
