@@ -210,3 +210,13 @@ def test_lora_rl_uses_the_base_model_as_reference(tiny_dir, tmp_path):
     assert rows[0]["kl"] == pytest.approx(0.0, abs=1e-6)   # adapters start at zero: policy == base
     assert rows[1]["kl"] > 0                                  # after one update they differ
     assert (out / "config.json").exists() and not (out / "adapter_config.json").exists()
+
+
+def test_rl_learns_the_toy_reward(tiny_dir, tmp_path):
+    """End to end, the objective pushes the policy towards rewarded completions."""
+    run = RunDir.create(tmp_path / "rl")
+    train_rl(_cfg(tiny_dir, steps=30, prompts_per_step=4, group_size=8, max_new_tokens=4, lr=1e-2, beta=0.0,
+                  coverage=False, save_every=0, eval=EvalSettings(every=0, n=0)), run)
+    rewards = [r["reward"] for r in run.read_metrics() if "reward" in r]
+    first, last = sum(rewards[:5]) / 5, sum(rewards[-5:]) / 5
+    assert last > first + 0.3 and last > 0.8, rewards
