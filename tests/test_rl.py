@@ -21,7 +21,6 @@ CORPUS = ["Question: say something with the letter e. Assistant: <think> yes </t
           "Question: say something short. Assistant: <think> ok </think> <answer> no </answer>"] * 20
 
 
-@register
 class LetterTask(Task):
     """A toy task with a reward a random model sometimes earns: the completion contains the letter 'e'."""
 
@@ -48,6 +47,16 @@ class LetterTask(Task):
 
     def reference_solution(self, problem):
         return "e"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def toy_task_registered():
+    """Register the toy task for this module only, so other tests see the built-in registry."""
+    from tailor_evo.tasks.base import _REGISTRY
+
+    register(LetterTask)
+    yield
+    _REGISTRY.pop(LetterTask.name, None)
 
 
 @pytest.fixture(scope="module")
