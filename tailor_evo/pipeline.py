@@ -34,7 +34,7 @@ METHODS = ("tailor", "four-behaviour", "rule-based", "redistill")
 
 @dataclass
 class WarmstartSettings:
-    size: int = 256                   # records in the warm-start data (same budget for every method)
+    size: int = 512                   # records in the warm-start data (same budget for every method)
     teacher: str | None = None        # engine spec for the redistill method (e.g. hf:smollm2-135m)
     teacher_samples: int = 2
     teacher_max_new_tokens: int = 384
@@ -45,10 +45,10 @@ class WarmstartSettings:
 @dataclass
 class FinalEval:
     levels: list[int] = field(default_factory=lambda: [3])
-    n_per_level: int = 64
+    n_per_level: int = 100
     k: list[int] = field(default_factory=lambda: [1])
     n_samples: int = 0                # sampled completions per problem for pass@k (0 = greedy only)
-    max_new_tokens: int = 192
+    max_new_tokens: int = 384
     batch_size: int = 32
 
 
@@ -59,11 +59,13 @@ def _default_search() -> SearchConfig:
 
 
 def _default_sft() -> SFTConfig:
-    return SFTConfig(epochs=3, batch_size=16, lr=2e-3, save_every=25, eval=EvalSettings(every=0))
+    # the tiny backbone starts from random weights: it needs several epochs to learn the format
+    return SFTConfig(epochs=4, batch_size=16, lr=2e-3, save_every=25, eval=EvalSettings(every=0))
 
 
 def _default_rl() -> RLConfig:
-    return RLConfig(steps=30, lr=2e-5, eval=EvalSettings(every=10, n=32))
+    # 3-person KK reasoning is ~190 tiny-tokenizer tokens on average (max ~310)
+    return RLConfig(steps=30, lr=2e-5, max_new_tokens=320, eval=EvalSettings(every=10, n=16, max_new_tokens=320))
 
 
 @dataclass

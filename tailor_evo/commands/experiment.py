@@ -25,7 +25,9 @@ def experiment(ctx: click.Context, config_path: str | None, overrides: tuple[str
         click.echo(f"{len(cells)} cells:")
         for cell in cells:
             click.echo(f"  {cell.name:48s} ~{costs[cell.name] / 60:6.1f} min")
-        click.echo(f"rough total: {sum(costs.values()) / 3600:.2f} h on a 2-core CPU (tiny-backbone unit costs, "
+        total = sum(costs.values())
+        when = f"{total / 3600:.2f} h" if total >= 3600 else f"{total / 60:.1f} min"
+        click.echo(f"rough total: {when} on an idle 2-core CPU (tiny-backbone unit costs, "
                    "other backbones scaled by size)")
         return
 

@@ -108,13 +108,15 @@ def teacher_for(cfg: ExperimentConfig, cell: Cell, out: Path) -> str | None:
 # cost estimate
 
 
-# Seconds per unit of work on the reference 2-core CPU with the tiny backbone (measured; see docs).
+# Seconds per unit of work on an otherwise idle 2-core CPU with the tiny backbone, measured with
+# benchmarks/rl_step.py, the default search and SFT runs (see docs/experiments.md).
 UNIT_SECONDS = {
-    "search_candidate_problem": 0.004,   # one executor trajectory + verification + embedding
-    "sft_token": 2.5e-5,                 # one training token (forward + backward)
-    "rl_token": 1.2e-4,                  # one generated rollout token incl. its share of the update
-    "eval_token": 3e-5,                  # one greedy evaluation token
+    "search_candidate_problem": 0.003,   # one executor trajectory + verification + embedding
+    "sft_token": 1.6e-4,                 # one training token (forward + backward), prompt included
+    "rl_token": 8e-4,                    # one generated rollout token incl. its share of the update
+    "eval_token": 4.5e-4,                # one greedy evaluation token (batched)
 }
+PROMPT_TOKENS = 200                      # typical prompt length in tiny-tokenizer tokens
 BACKBONE_SCALE = {"tiny": 1.0, "smollm2-135m": 40.0, "gemma3-270m": 90.0}
 
 
@@ -126,11 +128,16 @@ def estimate_cell_seconds(pc: PipelineConfig, with_search: bool) -> float:
         ev = pc.search.evolution
         per = pc.search.problems.per_eval + pc.search.problems.probe
         s += (ev.generations + 1) * (ev.population + ev.offspring) * per * u["search_candidate_problem"]
-    approx_tokens = 300
-    sft_steps_tokens = pc.warmstart.size * max(1, pc.sft.epochs) * approx_tokens
+    # a warm-start record is about as long as the RL completion budget plus its prompt
+    record_tokens = PROMPT_TOKENS + pc.rl.max_new_tokens
+    epochs = pc.sft.epochs if pc.sft.max_steps <= 0 else pc.sft.max_steps * pc.sft.batch_size / max(1, pc.warmstart.size)
+    sft_steps_tokens = pc.warmstart.size * epochs * record_tokens
     s += sft_steps_tokens * u["sft_token"] * scale
     s += pc.rl.steps * pc.rl.prompts_per_step * pc.rl.group_size * pc.rl.max_new_tokens * u["rl_token"] * scale
     s += 2 * len(pc.eval.levels) * pc.eval.n_per_level * pc.eval.max_new_tokens * u["eval_token"] * scale
+    if pc.rl.eval.n > 0 and pc.rl.eval.every > 0:
+        evals = pc.rl.steps // pc.rl.eval.every + 1
+        s += evals * pc.rl.eval.n * pc.rl.eval.max_new_tokens * u["eval_token"] * scale
     return s
 
 
