@@ -128,12 +128,6 @@ def plot_scatter(points: Mapping[str, tuple[Sequence[float], Sequence[float]]], 
 
 
 def _moving_average(values: list[float], window: int) -> list[float]:
-    if window <= 1:
-        return values
-    out, total = [], 0.0
-    for i, v in enumerate(values):
-        total += v
-        if i >= window:
-            total -= values[i - window]
-        out.append(total / min(i + 1, window))
-    return out
+    from tailor_evo.experiment.summary import smooth
+
+    return values if window <= 1 else smooth(values, window)
