@@ -65,7 +65,7 @@ def summary_table(cfg: PipelineConfig, result: PipelineResult) -> str:
     cov = ws.get("coverage")
     rows.append(("warm start", f"{ws['records']} records ({cfg.method}); coverage {cov if cov is None else round(cov, 1)}",
                  result.seconds.get("warmstart", 0)))
-    rows.append(("SFT", f"model {s['sft']['model']}", result.seconds.get("sft", 0)))
+    rows.append(("SFT", s["sft"].get("skipped") or f"model {s['sft']['model']}", result.seconds.get("sft", 0)))
     rows.append(("eval after SFT", s["eval_sft"]["summary"], result.seconds.get("eval_sft", 0)))
     curve = s["rl"]["reward_curve"]
     first, last = (sum(curve[:5]) / max(1, len(curve[:5]))), (sum(curve[-5:]) / max(1, len(curve[-5:])))

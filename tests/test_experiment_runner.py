@@ -27,7 +27,8 @@ def fake_pipeline(calls, fail=()):
         }
         root.mkdir(parents=True, exist_ok=True)
         if cfg.method == "rule-based":   # the redistill teacher of the same seed
-            (root / "sft" / "model").mkdir(parents=True)
+            (root / "stages").mkdir(parents=True)
+            (root / "stages" / "sft.json").write_text(json.dumps({"model": str(root / "sft" / "model")}))
         (root / "summary.json").write_text(json.dumps({"stages": stages, "seconds": {"sft": 1.0}}))
     return run
 

@@ -49,9 +49,10 @@ def test_grid_orders_rule_based_before_redistill_and_needs_its_model(tmp_path):
     redistill = next(c for c in cells if c.method == "redistill")
     with pytest.raises(InputError, match="rule-based"):
         teacher_for(cfg, redistill, tmp_path)
-    model = tmp_path / "cells" / "kk-L3-tiny-rule-based-s0" / "sft" / "model"
-    model.mkdir(parents=True)
-    assert teacher_for(cfg, redistill, tmp_path) == f"hf:{model}"
+    marker = tmp_path / "cells" / "kk-L3-tiny-rule-based-s0" / "stages" / "sft.json"
+    marker.parent.mkdir(parents=True)
+    marker.write_text('{"model": "/models/rule-based-sft"}')
+    assert teacher_for(cfg, redistill, tmp_path) == "hf:/models/rule-based-sft"
 
 
 def test_grid_rejects_unknown_method():

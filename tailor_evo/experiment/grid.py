@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import itertools
+import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -96,11 +97,11 @@ def teacher_for(cfg: ExperimentConfig, cell: Cell, out: Path) -> str | None:
     spec = cfg.redistill_teacher
     if spec.startswith("sft:"):
         source = Cell(cell.task, cell.levels, cell.backbone, spec.split(":", 1)[1], cell.seed)
-        model = out / "cells" / source.name / "sft" / "model"
-        if not model.exists():
-            raise InputError(f"redistill teacher {spec!r} needs the finished cell {source.name} "
+        marker = out / "cells" / source.name / "stages" / "sft.json"
+        if not marker.exists():
+            raise InputError(f"redistill teacher {spec!r} needs the SFT stage of cell {source.name} "
                              f"(include {source.method!r} in methods)", field="redistill_teacher")
-        return f"hf:{model}"
+        return f"hf:{json.loads(marker.read_text())['model']}"
     return spec
 
 

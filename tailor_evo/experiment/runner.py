@@ -42,7 +42,7 @@ def summarise(cfg: ExperimentConfig, cell: Cell, cell_dir: Path) -> CellSummary 
         steps_to_target=steps_to_target(rewards, cfg.target_reward), reward_auc=reward_auc(rewards),
         warmstart_coverage=float(st["warmstart"].get("coverage") or 0.0), warmstart_size=st["warmstart"]["records"],
         rl_steps=len(rewards), reward_curve=rewards, accuracy_curve=st["rl"].get("accuracy_curve", []),
-        seconds=float(sum(secs.values())),
+        seconds=float(sum(secs.values())), sft_skipped=bool(st.get("sft", {}).get("skipped")),
     )
 
 
@@ -154,6 +154,10 @@ def render_report(cfg: ExperimentConfig, out: Path, rows: list[MethodRow], done:
     figs = "\n\n".join(f"![{p.stem}]({p.relative_to(out)})" for p in figures)
     status = f"{len(done)} cell(s) finished, {len(failed)} failed, {len(pending)} pending."
     failed_txt = ("\nFailed cells (see failures.jsonl): " + ", ".join(failed) + "\n") if failed else ""
+    skipped = [f"{c.task}/{c.backbone}/{c.method}/seed {c.seed}" for c in done if c.sft_skipped]
+    if skipped:
+        failed_txt += ("\nCells whose warm-start source produced no verified data (SFT skipped, RL from the "
+                       "plain backbone): " + ", ".join(skipped) + "\n")
     return f"""# Experiment `{cfg.name}`
 
 Tasks {cfg.tasks}, backbones {cfg.backbones}, methods {cfg.methods}, seeds {cfg.seeds}.

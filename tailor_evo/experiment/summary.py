@@ -33,6 +33,7 @@ class CellSummary:
     reward_curve: list[float] = field(default_factory=list)
     accuracy_curve: list[float] = field(default_factory=list)
     seconds: float = 0.0
+    sft_skipped: bool = False           # no verified warm-start data: RL started from the plain backbone
 
     @property
     def rl_gain(self) -> float:
