@@ -142,11 +142,16 @@ def _claims(rows: list[MethodRow], done: list[CellSummary]) -> list[str]:
         lines.append(f"- tailor warm-start data has the highest coverage: {'yes' if top == 'tailor' else 'no, ' + top + ' has'} "
                      f"({', '.join(f'{m} {v:.1f}' for m, v in covs.items())})")
         cs = [c for c in done if c.task == task and c.backbone == backbone]
-        if len(cs) >= 4 and len({c.warmstart_coverage for c in cs}) > 1:
+        if len(cs) >= 4 and len({c.warmstart_coverage for c in cs}) > 1 and len({c.rl_gain for c in cs}) > 1:
             rho, p = spearmanr([c.warmstart_coverage for c in cs], [c.rl_gain for c in cs])
             lines.append(f"- coverage vs RL gain over {len(cs)} cells: Spearman rho {rho:.2f} (p={p:.2f})")
         lines.append("")
     return lines or ["No tailor cells finished yet: no claim can be judged."]
+
+
+def _sft_length(cfg: ExperimentConfig) -> str:
+    sft = cfg.base.sft
+    return f"{sft.max_steps} steps" if sft.max_steps > 0 else f"{sft.epochs} epochs"
 
 
 def render_report(cfg: ExperimentConfig, out: Path, rows: list[MethodRow], done: list[CellSummary],
@@ -162,7 +167,8 @@ def render_report(cfg: ExperimentConfig, out: Path, rows: list[MethodRow], done:
 
 Tasks {cfg.tasks}, backbones {cfg.backbones}, methods {cfg.methods}, seeds {cfg.seeds}.
 Every method gets the same training problems, warm-start budget ({cfg.base.warmstart.size} records),
-SFT epochs ({cfg.base.sft.epochs}), RL steps ({cfg.base.rl.steps}) and evaluation problems.
+SFT length ({_sft_length(cfg)}), RL steps ({cfg.base.rl.steps}, reward `{cfg.base.rl.reward}`) and
+evaluation problems.
 Redistill teacher: `{cfg.redistill_teacher}`. Target reward for "steps to target": {cfg.target_reward}.
 
 {status}{failed_txt}
