@@ -168,6 +168,25 @@ def load_checkpoint(path: Path, model: torch.nn.Module, optimizer: torch.optim.O
     return TrainState(step=ts["step"], epoch=ts["epoch"], position=ts["position"], extra=ts.get("extra", {}))
 
 
+def resume_state(run_dir: Any, resume: bool, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+                 scheduler: Any | None) -> TrainState:
+    """The state to start from: the latest checkpoint when resuming (else a fresh one).
+
+    Metric rows written after that checkpoint are dropped, so a resumed run logs
+    every step exactly once.
+    """
+    import logging
+
+    state = TrainState()
+    if resume:
+        ckpt = latest_checkpoint(run_dir.checkpoints)
+        if ckpt is not None:
+            state = load_checkpoint(ckpt, model, optimizer, scheduler)
+            logging.getLogger(__name__).info("resumed from %s (step %d)", ckpt, state.step)
+        run_dir.truncate_metrics(lambda r: state.step > 0 and r.get("step", 0) <= state.step)
+    return state
+
+
 def load_backbone(name_or_path: str) -> tuple[torch.nn.Module, Any]:
     """(model, tokenizer) for a registry name (``tiny``, ``smollm2-135m``, ...) or a model directory.
 

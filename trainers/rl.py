@@ -35,8 +35,7 @@ import torch
 
 from tailor_evo.errors import InputError
 from tailor_evo.rundir import RunDir
-from trainers.checkpoint import (TrainState, latest_checkpoint, load_backbone, load_checkpoint, save_checkpoint,
-                                 unwrap)
+from trainers.checkpoint import load_backbone, resume_state, save_checkpoint, unwrap
 from trainers.data import epoch_order, greedy_accuracy, heldout_problems
 from trainers.losses import (NORMALISATIONS, entropy_from_logits, group_advantages, policy_loss,
                              token_logprobs)
@@ -371,13 +370,7 @@ def train_rl(cfg: RLConfig, run_dir: RunDir, resume: bool = False, *,
     engine = make(policy, tokenizer)
     eval_engine = engine
 
-    state = TrainState()
-    if resume:
-        ckpt = latest_checkpoint(run_dir.checkpoints)
-        if ckpt is not None:
-            state = load_checkpoint(ckpt, model, optimizer, scheduler)
-            log.info("resumed from %s (step %d)", ckpt, state.step)
-        run_dir.truncate_metrics(lambda r: state.step > 0 and r.get("step", 0) <= state.step)
+    state = resume_state(run_dir, resume, model, optimizer, scheduler)
 
     def evaluate() -> dict[str, float]:
         policy.eval()

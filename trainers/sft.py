@@ -19,8 +19,7 @@ import torch
 
 from tailor_evo.errors import InputError
 from tailor_evo.rundir import RunDir
-from trainers.checkpoint import (TrainState, latest_checkpoint, load_backbone, load_checkpoint, save_checkpoint,
-                                 save_model, unwrap)
+from trainers.checkpoint import load_backbone, resume_state, save_checkpoint, save_model, unwrap
 from trainers.data import collate, epoch_order, load_sft_data
 from trainers.losses import sft_loss
 
@@ -162,13 +161,7 @@ def train_sft(cfg: SFTConfig, run_dir: RunDir, resume: bool = False) -> Path:
     scheduler = cosine_schedule(optimizer, round(cfg.warmup_ratio * total), total, cfg.min_lr_ratio)
     model, optimizer = accelerator.prepare(model, optimizer)
 
-    state = TrainState()
-    if resume:
-        ckpt = latest_checkpoint(run_dir.checkpoints)
-        if ckpt is not None:
-            state = load_checkpoint(ckpt, model, optimizer, scheduler)
-            log.info("resumed from %s (step %d)", ckpt, state.step)
-        run_dir.truncate_metrics(lambda r: state.step > 0 and r.get("step", 0) <= state.step)
+    state = resume_state(run_dir, resume, model, optimizer, scheduler)
 
     evaluator = _make_evaluator(cfg, model, tokenizer) if cfg.eval.every > 0 else None
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
