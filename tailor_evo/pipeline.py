@@ -12,12 +12,11 @@ loses at most the work since that checkpoint.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 from search.engine import SearchConfig
 from tailor_evo.errors import InputError
@@ -93,27 +92,22 @@ class PipelineConfig:
             raise InputError("needs at least one difficulty level", field="levels")
 
 
-@dataclass
-class StageTimer:
-    seconds: dict[str, float] = field(default_factory=dict)
-
-
 def _stage_marker(root: Path, name: str) -> Path:
     return root / "stages" / f"{name}.json"
 
 
-def _run_stage(root: Path, name: str, fn: Callable[[], dict], timer: StageTimer) -> dict:
+def _run_stage(root: Path, name: str, fn: Callable[[], dict], seconds: dict[str, float]) -> dict:
     """Run ``fn`` unless its marker exists; store its (JSON) result as the marker."""
     marker = _stage_marker(root, name)
     if marker.exists():
         log.info("stage %s already done, skipping", name)
         result = read_json(marker)
-        timer.seconds[name] = result.get("_seconds", 0.0)
+        seconds[name] = result.get("_seconds", 0.0)
         return result
     start = time.time()
     result = fn()
     result["_seconds"] = round(time.time() - start, 1)
-    timer.seconds[name] = result["_seconds"]
+    seconds[name] = result["_seconds"]
     write_json_atomic(marker, result)
     return result
 
@@ -260,7 +254,7 @@ def run_pipeline(cfg: PipelineConfig, root: str | Path, *, resume: bool = False,
     rd = RunDir(root)
     if not rd.config_path.exists():
         rd.save_config(cfg)
-    timer = StageTimer()
+    timer: dict[str, float] = {}
     stages: dict[str, dict] = {}
 
     archive_dir = None
@@ -278,10 +272,6 @@ def run_pipeline(cfg: PipelineConfig, root: str | Path, *, resume: bool = False,
     stages["rl"] = _run_stage(root, "rl", lambda: stage_rl(cfg, root / "rl", stages["sft"]["model"]), timer)
     stages["eval_rl"] = _run_stage(root, "eval_rl",
                                    lambda: stage_eval(cfg, root / "eval_rl", stages["rl"]["model"]), timer)
-    result = PipelineResult(root=root, stages=stages, seconds=timer.seconds)
-    write_json_atomic(root / "summary.json", {"stages": stages, "seconds": timer.seconds})
+    result = PipelineResult(root=root, stages=stages, seconds=timer)
+    write_json_atomic(root / "summary.json", {"stages": stages, "seconds": timer})
     return result
-
-
-def load_result(root: str | Path) -> dict[str, Any]:
-    return json.loads((Path(root) / "summary.json").read_text())

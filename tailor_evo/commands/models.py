@@ -48,10 +48,11 @@ def prepare_cmd(name: str, force: bool) -> None:
         raise InputError(f"unknown backbone {name!r}; known backbones: {', '.join(BACKBONES)}", field="NAME")
     if is_prepared(name) and not force:
         click.echo(f"{name}: already prepared")
+        path = prepare(name)
     else:
         start = time.perf_counter()
         with tqdm(total=1, desc=f"prepare {name}", unit="model") as bar:
             path = prepare(name, progress=True, force=force)
             bar.update(1)
         click.echo(f"{name}: prepared in {time.perf_counter() - start:.1f}s")
-    click.echo(str(prepare(name)))
+    click.echo(str(path))
