@@ -130,11 +130,8 @@ def stage_search(cfg: PipelineConfig, out: Path) -> dict:
     scfg.problems.levels = list(cfg.levels)
     rd, resume = _sub_rundir(out)
     result = run_search(scfg, rd, resume=resume)
-    summary = {"archive_dir": str(out)}
-    for key in ("archive_size", "coverage_ratios", "coverage"):
-        if hasattr(result, key):
-            summary[key] = getattr(result, key)
-    return summary
+    return {"archive_dir": str(out), "archive_size": result.archive_size,
+            "coverage_ratios": result.coverage_ratios, "coverage": result.coverage}
 
 
 def stage_warmstart(cfg: PipelineConfig, out: Path, archive_dir: Path | None, teacher_spec: str | None) -> dict:
