@@ -161,6 +161,7 @@ def stage_warmstart(cfg: PipelineConfig, out: Path, archive_dir: Path | None, te
     stats = result.stats.to_dict() if hasattr(result.stats, "to_dict") else asdict(result.stats)
     write_json_atomic(out / "stats.json", stats)
     return {"data": str(data_path), "records": len(result.records), "coverage": stats.get("coverage_selected"),
+            "coverage_abstract": stats.get("coverage_abstract"),
             "stats": stats}
 
 

@@ -62,8 +62,11 @@ def summary_table(cfg: PipelineConfig, result: PipelineResult) -> str:
         ratio_txt = ", ".join(f"{k} {v:.2f}x" for k, v in ratios.items()) if isinstance(ratios, dict) else str(ratios)
         rows.append(("search", f"archive {s['search'].get('archive_size', '?')} primitives; coverage vs seeds: {ratio_txt}",
                      result.seconds.get("search", 0)))
-    cov = ws.get("coverage")
-    rows.append(("warm start", f"{ws['records']} records ({cfg.method}); coverage {cov if cov is None else round(cov, 1)}",
+    cov, abstract = ws.get("coverage"), ws.get("coverage_abstract")
+    cov_txt = f"coverage {cov if cov is None else round(cov, 1)}"
+    if abstract is not None:
+        cov_txt += f" ({round(abstract, 1)} with names abstracted)"
+    rows.append(("warm start", f"{ws['records']} records ({cfg.method}); {cov_txt}",
                  result.seconds.get("warmstart", 0)))
     rows.append(("SFT", s["sft"].get("skipped") or f"model {s['sft']['model']}", result.seconds.get("sft", 0)))
     rows.append(("eval after SFT", s["eval_sft"]["summary"], result.seconds.get("eval_sft", 0)))

@@ -67,3 +67,26 @@ def test_dry_run_prints_grid_and_estimate(tmp_path):
     assert result.exit_code == 0, result.output
     assert "12 cells" in result.output and "rough total" in result.output
     assert not (tmp_path / "x").exists()
+
+
+def test_cells_without_abstract_coverage_get_it_from_their_data(tmp_path):
+    from tailor_evo.experiment.grid import expand
+    from tailor_evo.tasks import get_task
+
+    cfg = ExperimentConfig(seeds=[0], methods=["rule-based"])
+    cell = expand(cfg)[0]
+    cell_dir = tmp_path / "cells" / cell.name
+    task = get_task("kk")
+    problems = task.generate(5, 0, levels=[3])
+    (cell_dir / "warmstart").mkdir(parents=True)
+    (cell_dir / "warmstart" / "data.jsonl").write_text("".join(
+        json.dumps({"prompt": task.prompt(p), "completion": task.reference_completion(p)}) + "\n" for p in problems))
+    stages = {"warmstart": {"records": 5, "coverage": 99.0}, "eval_sft": {"accuracy": 0.0, "per_level": {}},
+              "rl": {"reward_curve": [0.0]}, "eval_rl": {"accuracy": 0.0, "per_level": {}}}
+    (cell_dir / "summary.json").write_text(json.dumps({"stages": stages}))
+    summary = runner.summarise(cfg, cell, cell_dir)
+    assert summary.warmstart_coverage_text == 99.0
+    assert 0 < summary.warmstart_coverage < 99.0
+    stages["warmstart"]["coverage_abstract"] = 7.0
+    (cell_dir / "summary.json").write_text(json.dumps({"stages": stages}))
+    assert runner.summarise(cfg, cell, cell_dir).warmstart_coverage == 7.0

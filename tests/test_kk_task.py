@@ -192,3 +192,21 @@ def test_instruction_names_the_response_format() -> None:
     text = TASK.instruction()
     for tag in ("<think>", "</think>", "<answer>", "</answer>", "(1)"):
         assert tag in text
+
+
+def test_abstract_step_names_people_by_their_introduction_order():
+    task = get_task("kk")
+    question = ("A very special island is inhabited only by knights and knaves. Knights always tell the truth, "
+                "and knaves always lie. You meet 3 inhabitants: Emma, Jacob, and Aubrey. Emma said ...")
+    step = "Assume Aubrey is a knight; then  Emma lies about Jacob, and Rosa is invented."
+    assert task.abstract_step(question, step) == "assume p3 is a knight; then p1 lies about p2, and p? is invented."
+    # two puzzles that make the same move about different people abstract to the same step
+    other = question.replace("Emma, Jacob, and Aubrey", "Mei, Owen, and Lily")
+    assert task.abstract_step(other, "Assume Lily is a knight") == task.abstract_step(question, "Assume Aubrey is a knight")
+
+
+def test_intro_names_reads_the_public_two_person_form():
+    from tailor_evo.tasks.kk.text import intro_names
+
+    assert intro_names("You meet 2 inhabitants: Zed, and Quinn. Zed says") == ["Zed", "Quinn"]
+    assert intro_names("no introduction here") == []

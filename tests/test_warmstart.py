@@ -246,3 +246,19 @@ def test_real_task_seed_libraries_give_verified_balanced_data(task_name, method)
     per_level = Counter(r["difficulty"] for r in res.records)
     assert set(per_level) == set(task.default_levels) and max(per_level.values()) - min(per_level.values()) <= 1
     assert res.stats.coverage_selected >= res.stats.coverage_random
+
+
+def test_abstract_coverage_counts_moves_not_names():
+    from tailor_evo.tasks import get_task
+    from trainers.warmstart import abstract_coverage
+
+    task = get_task("kk")
+    problems = task.generate(40, 3, levels=[3])
+    pairs = [(p.question, task.reference_completion(p)) for p in problems]
+    one = pairs[:1]
+    # the same reasoning on many puzzles adds far fewer abstract cells than raw-text cells
+    from trainers.warmstart import coverage_score, text_steps
+
+    raw = coverage_score([text_steps(c) for _, c in pairs])
+    assert abstract_coverage(task, pairs) < raw
+    assert 0 < abstract_coverage(task, one) <= abstract_coverage(task, pairs)

@@ -36,7 +36,7 @@ import random
 import re
 import statistics
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -106,6 +106,10 @@ class WarmstartStats:
     coverage_random: float = 0.0
     coverage_all_verified: float = 0.0
     coverage_measure: str = ""
+    # the same measure on the completions' text steps with the problem's names abstracted
+    # (Task.abstract_step): comparable across every method, teacher text included
+    coverage_abstract: float = 0.0
+    coverage_abstract_random: float = 0.0
     shortfall: int = 0
 
     def to_dict(self) -> dict:
@@ -350,6 +354,21 @@ def get_embedder(name: str = "hash"):
     return _EMBEDDERS[name]
 
 
+def abstract_states(task: Task, question: str, completion: str) -> list[str]:
+    """The text steps of a completion with the problem's surface names replaced by roles."""
+    return [task.abstract_step(question, s) for s in text_steps(completion)]
+
+
+def abstract_coverage(task: Task, pairs: Iterable[tuple[str, str]], embedder: str = "hash") -> float:
+    """Coverage of (question-or-prompt, completion) pairs measured on name-abstracted text steps.
+
+    Every method's data is text in the end, so this one measure applies equally to
+    rendered primitives and to teacher completions, and it counts distinct reasoning
+    moves rather than distinct people (see ``Task.abstract_step``).
+    """
+    return coverage_score([abstract_states(task, q, c) for q, c in pairs], embedder)
+
+
 def coverage_score(state_lists: Sequence[Sequence[str]], embedder: str = "hash") -> float:
     """Step-level coverage of a set of trajectories: the search's measure (distinct SimHash cells occupied).
 
@@ -535,7 +554,7 @@ def build_warmstart(task: Task, method: str, size: int, seed: int, *, archive_di
     chosen = greedy_select(cells, [(c.primitive_id, c.problem.difficulty) for c in candidates], size, seed=seed,
                            keys=[frozenset(c.keys) for c in candidates])
     selected = [candidates[i] for i in chosen]
-    _fill_stats(stats, candidates, selected, seed, embedder)
+    _fill_stats(task, stats, candidates, selected, seed, embedder)
     if stats.shortfall:
         log.warning("%s: only %d of %d requested records (not enough verified trajectories)",
                     method, stats.n_selected, size)
@@ -565,7 +584,7 @@ def _seed_or_none(task: Task, library: str) -> list[PrimitiveRef] | None:
     return seed_primitives(task, library)
 
 
-def _fill_stats(stats: WarmstartStats, candidates: list[Candidate], selected: list[Candidate], seed: int,
+def _fill_stats(task: Task, stats: WarmstartStats, candidates: list[Candidate], selected: list[Candidate], seed: int,
                 embedder: str) -> None:
     stats.n_selected = len(selected)
     stats.shortfall = max(0, stats.size - len(selected))
@@ -583,6 +602,9 @@ def _fill_stats(stats: WarmstartStats, candidates: list[Candidate], selected: li
     random_subset = random.Random(seed).sample(candidates, len(selected)) if selected else []
     stats.coverage_random = coverage_score([c.states for c in random_subset], embedder)
     stats.coverage_all_verified = coverage_score([c.states for c in candidates], embedder)
+    stats.coverage_abstract = abstract_coverage(task, [(c.problem.question, c.completion) for c in selected], embedder)
+    stats.coverage_abstract_random = abstract_coverage(
+        task, [(c.problem.question, c.completion) for c in random_subset], embedder)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -598,9 +620,13 @@ def render_card(results: Sequence[WarmstartResult], *, title: str = "Warm-start 
                   f"- training problems: {s0.n_problems} from the warm-start stream, checked disjoint from the "
                   f"evaluation problems of the same seed",
                   f"- coverage: {s0.coverage_measure}; 'random' is a random subset of the verified "
-                  "trajectories of the same size, 'all verified' the whole pool the selection chose from", ""]
+                  "trajectories of the same size, 'all verified' the whole pool the selection chose from",
+                  "- abstract coverage: the same cells counted on the completions' text steps with the puzzle's "
+                  "own names replaced by their roles, so that it counts distinct reasoning moves, not distinct "
+                  "people, and applies alike to rendered and teacher-written data", ""]
     head = ["method", "primitives", "rendered", "verified", "dropped", "selected", "mean chars", "median chars",
-            "mean steps", "coverage", "coverage (random)", "coverage (all verified)"]
+            "mean steps", "coverage", "coverage (random)", "coverage (all verified)", "abstract coverage",
+            "abstract coverage (random)"]
     lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in results:
         s = r.stats
@@ -608,6 +634,7 @@ def render_card(results: Sequence[WarmstartResult], *, title: str = "Warm-start 
             s.method, str(s.n_primitives), str(s.n_rendered), str(s.n_verified), str(sum(s.dropped.values())),
             f"{s.n_selected}/{s.size}", f"{s.mean_chars:.0f}", f"{s.median_chars:.0f}", f"{s.mean_steps:.1f}",
             f"{s.coverage_selected:.0f}", f"{s.coverage_random:.0f}", f"{s.coverage_all_verified:.0f}",
+            f"{s.coverage_abstract:.0f}", f"{s.coverage_abstract_random:.0f}",
         ]) + " |")
     for r in results:
         s = r.stats

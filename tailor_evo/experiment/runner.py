@@ -40,10 +40,32 @@ def summarise(cfg: ExperimentConfig, cell: Cell, cell_dir: Path) -> CellSummary 
         acc_sft=st["eval_sft"]["accuracy"], acc_final=st["eval_rl"]["accuracy"],
         acc_sft_per_level=st["eval_sft"]["per_level"], acc_final_per_level=st["eval_rl"]["per_level"],
         steps_to_target=steps_to_target(rewards, cfg.target_reward), reward_auc=reward_auc(rewards),
-        warmstart_coverage=float(st["warmstart"].get("coverage") or 0.0), warmstart_size=st["warmstart"]["records"],
+        warmstart_coverage=warmstart_abstract_coverage(cell.task, st["warmstart"], cell_dir),
+        warmstart_coverage_text=float(st["warmstart"].get("coverage") or 0.0), warmstart_size=st["warmstart"]["records"],
         rl_steps=len(rewards), reward_curve=rewards, accuracy_curve=st["rl"].get("accuracy_curve", []),
         seconds=float(sum(secs.values())), sft_skipped=bool(st.get("sft", {}).get("skipped")),
     )
+
+
+def warmstart_abstract_coverage(task: str, stage: dict, cell_dir: Path) -> float:
+    """The cell's warm-start coverage on name-abstracted steps; computed from its data file when
+    the cell was built before the warm-start stage recorded it (so old grids re-aggregate)."""
+    if stage.get("coverage_abstract") is not None:
+        return float(stage["coverage_abstract"])
+    from tailor_evo.io import read_records
+    from tailor_evo.tasks import get_task
+    from trainers.warmstart import abstract_coverage
+
+    path = cell_dir / "warmstart" / "data.jsonl"
+    if not path.exists():
+        return 0.0
+    pairs = []
+    for rec in read_records(path, required=("prompt", "completion")):
+        prompt = rec["prompt"]
+        if not isinstance(prompt, str):
+            prompt = "\n".join(m.get("content", "") for m in prompt)
+        pairs.append((prompt, rec["completion"]))
+    return abstract_coverage(get_task(task), pairs)
 
 
 @dataclass
@@ -139,8 +161,10 @@ def _claims(rows: list[MethodRow], done: list[CellSummary]) -> list[str]:
                          f"{fmt(b.steps_to_target, 1)}) -> {'supported' if faster else 'not supported'}")
         covs = {m: r.coverage[0] for m, r in rs.items()}
         top = max(covs, key=covs.get)
-        lines.append(f"- tailor warm-start data has the highest coverage: {'yes' if top == 'tailor' else 'no, ' + top + ' has'} "
-                     f"({', '.join(f'{m} {v:.1f}' for m, v in covs.items())})")
+        lines.append(f"- tailor warm-start data has the highest coverage of reasoning steps (names abstracted): "
+                     f"{'yes' if top == 'tailor' else 'no, ' + top + ' has'} "
+                     f"({', '.join(f'{m} {v:.1f}' for m, v in covs.items())}; on the raw state text: "
+                     f"{', '.join(f'{m} {r.coverage_text[0]:.1f}' for m, r in rs.items())})")
         cs = [c for c in done if c.task == task and c.backbone == backbone]
         if len(cs) >= 4 and len({c.warmstart_coverage for c in cs}) > 1 and len({c.rl_gain for c in cs}) > 1:
             rho, p = spearmanr([c.warmstart_coverage for c in cs], [c.rl_gain for c in cs])

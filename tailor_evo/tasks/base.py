@@ -236,6 +236,17 @@ class Task(ABC):
         """Step kinds that behaviour descriptors count (case splits, backtracks, verifications...)."""
         return ()
 
+    def abstract_step(self, question: str, step: str) -> str:
+        """A step's text with the problem's own surface details replaced by their roles.
+
+        Coverage of reasoning states should count distinct reasoning moves, not the
+        distinct names a puzzle happens to use: two datasets that make the same moves
+        about different people would otherwise look "diverse" in proportion to their
+        name variety. ``question`` is any text that contains the problem statement (the
+        question or the full prompt). The default only normalises case and spaces.
+        """
+        return " ".join(step.lower().split())
+
 
 _REGISTRY: dict[str, type[Task]] = {}
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+import re
 from typing import Any
 
 from tailor_evo.errors import InputError
@@ -251,3 +252,12 @@ class KnightsKnavesTask(Task):
         from tailor_evo.tasks.kk.moves import BEHAVIOUR_KINDS
 
         return BEHAVIOUR_KINDS
+
+    def abstract_step(self, question: str, step: str) -> str:
+        """People become ``p1``, ``p2``... in the order the question introduces them; any
+        other known name (e.g. one the model invented) becomes ``p?``."""
+        text = step
+        for i, name in enumerate(T.intro_names(question)):
+            text = re.sub(rf"\b{re.escape(name)}\b", f"P{i + 1}", text)
+        text = T.NAME_PATTERN.sub("P?", text)
+        return " ".join(text.lower().split())

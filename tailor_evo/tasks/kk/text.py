@@ -10,6 +10,7 @@ sub-clauses in parentheses, which the public renderer never needs.
 
 from __future__ import annotations
 
+import re
 from typing import Sequence
 
 from tailor_evo.tasks.kk.logic import LEAF_OPS, Tree
@@ -47,6 +48,19 @@ def _no_substrings(names: Sequence[str]) -> None:
 
 _no_substrings(COMMON_NAMES + RARE_NAMES)
 NAME_LISTS = {"common": COMMON_NAMES, "rare": RARE_NAMES}
+# Any known name as a whole word (names are case-sensitive, capitalised words).
+NAME_PATTERN = re.compile(r"\b(?:" + "|".join(sorted(COMMON_NAMES + RARE_NAMES, key=len, reverse=True)) + r")\b")
+_INTRO_NAMES = re.compile(r"You meet \d+ inhabitants?: ([^.]*)\.")
+
+
+def intro_names(question: str) -> list[str]:
+    """The people in the order the question introduces them ("You meet 3 inhabitants: A, B, and C.");
+    empty when the text has no such sentence."""
+    m = _INTRO_NAMES.search(question)
+    if not m:
+        return []
+    parts = re.split(r",\s*(?:and\s+)?|\s+and\s+", m.group(1))
+    return [p.strip() for p in parts if p.strip()]
 
 # The public data's 18 speech templates; {N} = speaker's name, {C} = statement clause.
 SPEECH_TEMPLATES: tuple[str, ...] = (
