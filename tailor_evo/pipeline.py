@@ -49,6 +49,7 @@ class FinalEval:
     n_samples: int = 0                # sampled completions per problem for pass@k (0 = greedy only)
     max_new_tokens: int = 384
     batch_size: int = 32
+    backend: str = "hf"               # "hf" (any device) or "vllm" (GPU, needs the vllm extra)
 
 
 def _default_search() -> SearchConfig:
@@ -203,7 +204,14 @@ def stage_eval(cfg: PipelineConfig, out: Path, model_dir: str) -> dict:
 
     task = get_task(cfg.task)
     problems = eval_problems(task, cfg.seed, cfg.eval.levels, cfg.eval.n_per_level)
-    engine = HFEngine.from_pretrained(model_dir, batch_size=cfg.eval.batch_size)
+    if cfg.eval.backend == "vllm":
+        from tailor_evo.generation import make_engine
+
+        engine = make_engine(f"vllm:{model_dir}")
+    elif cfg.eval.backend == "hf":
+        engine = HFEngine.from_pretrained(model_dir, batch_size=cfg.eval.batch_size)
+    else:
+        raise InputError(f"unknown eval backend {cfg.eval.backend!r} (known: hf, vllm)", field="eval.backend")
     result = evaluate(engine, task, problems, k=cfg.eval.k, n_samples=cfg.eval.n_samples or None,
                       max_new_tokens=cfg.eval.max_new_tokens, chat=cfg.chat, batch_size=cfg.eval.batch_size,
                       seed=cfg.seed)

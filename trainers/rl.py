@@ -74,6 +74,8 @@ class RLConfig:
     share_prompts: bool = True       # run each prompt once per group in the training forward
     reward: str = "binary"           # "binary" or "shaped" (format + answer)
     old_logprobs: str = "auto"       # "auto", "engine" or "recompute"
+    rollout_backend: str = "hf"      # "hf" (live model, any device) or "vllm" (GPU; weights pushed every step)
+    vllm_gpu_memory: float = 0.3     # fraction of GPU memory vLLM may take next to the trainer
     pool_size: int = 512             # RL problems generated up front (cycled through)
     gen_batch_size: int = 64         # sequences per generation batch
     coverage: bool = True            # log step-level coverage of the rollouts (search.novelty)
@@ -91,6 +93,21 @@ def make_engine(model: torch.nn.Module, tokenizer: Any, batch_size: int, threads
     return HFEngine(model, tokenizer, batch_size=batch_size, num_threads=threads, show_progress=False)
 
 
+def rollout_engine_factory(cfg: RLConfig) -> Callable[[torch.nn.Module, Any], Any]:
+    """The engine the rollouts go through: HF on the live model, or vLLM synced to it every step."""
+    if cfg.rollout_backend == "hf":
+        return lambda m, t: make_engine(m, t, cfg.gen_batch_size, cfg.threads)
+    if not torch.cuda.is_available():
+        raise InputError("rl.rollout_backend 'vllm' needs a CUDA GPU and none is visible; use 'hf' on this machine",
+                         field="rollout_backend")
+    from tailor_evo.generation.vllm_backend import VLLMRolloutEngine
+    from tailor_evo.models.registry import resolve
+
+    path = str(resolve(cfg.model))
+    return lambda m, t: VLLMRolloutEngine(m, path, gpu_memory_utilization=cfg.vllm_gpu_memory,
+                                          use_chat_template=cfg.chat)
+
+
 def _validate(cfg: RLConfig) -> None:
     checks = [("steps", cfg.steps >= 1), ("prompts_per_step", cfg.prompts_per_step >= 1),
               ("group_size", cfg.group_size >= 2), ("max_new_tokens", cfg.max_new_tokens >= 1),
@@ -98,6 +115,7 @@ def _validate(cfg: RLConfig) -> None:
               ("eps_high", cfg.eps_high >= 0), ("normalisation", cfg.normalisation in NORMALISATIONS),
               ("mu", cfg.mu >= 1), ("micro_batch", cfg.micro_batch >= 1),
               ("reward", cfg.reward in ("binary", "shaped")),
+              ("rollout_backend", cfg.rollout_backend in ("hf", "vllm")),
               ("old_logprobs", cfg.old_logprobs in ("auto", "engine", "recompute")),
               ("pool_size", cfg.pool_size >= cfg.prompts_per_step), ("threads", cfg.threads >= 1),
               ("temperature", cfg.temperature > 0)]
@@ -366,7 +384,7 @@ def train_rl(cfg: RLConfig, run_dir: RunDir, resume: bool = False, *,
     if ref_model is not None:
         ref_model.to(accelerator.device)
     policy = unwrap(model)
-    make = engine_factory or (lambda m, t: make_engine(m, t, cfg.gen_batch_size, cfg.threads))
+    make = engine_factory or rollout_engine_factory(cfg)
     engine = make(policy, tokenizer)
     eval_engine = engine
 
@@ -385,7 +403,8 @@ def train_rl(cfg: RLConfig, run_dir: RunDir, resume: bool = False, *,
 
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     order = epoch_order(len(pool), cfg.seed, state.epoch)
-    use_engine_lp = cfg.old_logprobs == "engine" or (cfg.old_logprobs == "auto" and cfg.mu > 1)
+    use_engine_lp = cfg.old_logprobs == "engine" or (cfg.old_logprobs == "auto" and cfg.mu > 1
+                                                      and cfg.rollout_backend == "hf")
     bar = tqdm(total=cfg.steps, initial=state.step, desc="rl", disable=not accelerator.is_main_process)
     policy.train()
     while state.step < cfg.steps:

@@ -72,3 +72,60 @@ class VLLMEngine:
                                         prompt_token_ids=list(out.prompt_token_ids or [])))
             results.append(comps)
         return results
+
+
+# Where the in-process model lives inside ``vllm.LLM``; it moved between vLLM releases.
+_MODEL_PATHS = (
+    ("llm_engine", "model_executor", "driver_worker", "model_runner", "model"),            # V0 engine
+    ("llm_engine", "model_executor", "driver_worker", "worker", "model_runner", "model"),  # V1, in-process
+)
+
+
+def vllm_model(llm: Any) -> Any:
+    """The torch model inside a ``vllm.LLM`` that accepts ``load_weights``; a clear error if unreachable."""
+    for path in _MODEL_PATHS:
+        obj = llm
+        for attr in path:
+            obj = getattr(obj, attr, None)
+            if obj is None:
+                break
+        if obj is not None and hasattr(obj, "load_weights"):
+            return obj
+    raise TailorError("cannot reach the model inside this vLLM engine to push policy weights (tried "
+                      + ", ".join(".".join(p) for p in _MODEL_PATHS) + "); run vLLM in-process "
+                      "(VLLM_ENABLE_V1_MULTIPROCESSING=0) or set rl.rollout_backend: hf")
+
+
+class VLLMRolloutEngine:
+    """RL rollouts on vLLM, kept in step with the policy being trained.
+
+    vLLM holds its own copy of the weights, so before every generation call the live
+    policy's parameters are pushed into it (``load_weights``) and the prefix cache is
+    dropped: completions are always sampled from the current policy, which the clipped
+    objective's ratio assumes. LoRA policies are refused (merge the adapter first):
+    vLLM would need the merged weights every step.
+    """
+
+    def __init__(self, policy: Any, model: str, **engine_kwargs: Any) -> None:
+        if hasattr(policy, "peft_config"):
+            raise TailorError("vLLM rollouts do not support LoRA policies; set rl.lora.enabled: false "
+                              "or rl.rollout_backend: hf")
+        self.policy = policy
+        self.engine = VLLMEngine(model, **engine_kwargs)
+        self.tokenizer = self.engine.tokenizer
+        self.syncs = 0
+
+    def sync_weights(self) -> None:
+        import torch
+
+        target = vllm_model(self.engine.llm)
+        with torch.no_grad():
+            target.load_weights((name, p.detach()) for name, p in self.policy.state_dict().items())
+        reset = getattr(self.engine.llm, "reset_prefix_cache", None)
+        if reset is not None:
+            reset()
+        self.syncs += 1
+
+    def generate(self, prompts: Sequence[PromptLike], params: SamplingParams) -> list[list[Completion]]:
+        self.sync_weights()
+        return self.engine.generate(prompts, params)

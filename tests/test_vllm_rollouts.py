@@ -1,0 +1,103 @@
+"""vLLM rollouts for RL: weights are pushed into vLLM before every generation; clear errors off-GPU."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+from tailor_evo.errors import InputError, TailorError
+from tailor_evo.generation import vllm_backend
+from tailor_evo.generation.base import SamplingParams
+
+
+class FakeVLLMModel:
+    def __init__(self):
+        self.loaded: list[dict[str, torch.Tensor]] = []
+
+    def load_weights(self, weights):
+        self.loaded.append({name: t.clone() for name, t in weights})
+
+
+def fake_llm(model, v1: bool = False):
+    runner = SimpleNamespace(model=model)
+    worker = SimpleNamespace(worker=SimpleNamespace(model_runner=runner)) if v1 else SimpleNamespace(model_runner=runner)
+    llm = SimpleNamespace(llm_engine=SimpleNamespace(model_executor=SimpleNamespace(driver_worker=worker)))
+    llm.resets = 0
+
+    def reset_prefix_cache():
+        llm.resets += 1
+    llm.reset_prefix_cache = reset_prefix_cache
+    return llm
+
+
+@pytest.mark.parametrize("v1", [False, True])
+def test_vllm_model_is_found_in_both_engine_layouts(v1):
+    model = FakeVLLMModel()
+    assert vllm_backend.vllm_model(fake_llm(model, v1)) is model
+
+
+def test_unreachable_vllm_model_is_a_clear_error():
+    with pytest.raises(TailorError, match="rollout_backend: hf"):
+        vllm_backend.vllm_model(SimpleNamespace(llm_engine=None))
+
+
+def test_every_generation_pushes_the_current_policy_weights(monkeypatch):
+    policy = torch.nn.Linear(3, 2)
+    target = FakeVLLMModel()
+    calls = []
+
+    class FakeEngine:
+        def __init__(self, model, **kwargs):
+            self.llm, self.tokenizer = fake_llm(target), None
+
+        def generate(self, prompts, params):
+            calls.append(len(target.loaded))
+            return [[] for _ in prompts]
+
+    monkeypatch.setattr(vllm_backend, "VLLMEngine", FakeEngine)
+    engine = vllm_backend.VLLMRolloutEngine(policy, "some/model")
+    engine.generate(["a"], SamplingParams())
+    with torch.no_grad():
+        policy.weight.add_(1.0)          # an optimiser step
+    engine.generate(["a"], SamplingParams())
+    assert calls == [1, 2] and engine.syncs == 2 and engine.engine.llm.resets == 2
+    first, second = target.loaded
+    assert set(first) == {"weight", "bias"}
+    assert torch.allclose(second["weight"], first["weight"] + 1.0)
+    assert torch.equal(second["weight"], policy.weight.detach())
+
+
+def test_lora_policies_are_refused(monkeypatch):
+    monkeypatch.setattr(vllm_backend, "VLLMEngine", lambda *a, **k: pytest.fail("engine must not be built"))
+    policy = torch.nn.Linear(2, 2)
+    policy.peft_config = {"default": None}
+    with pytest.raises(TailorError, match="LoRA"):
+        vllm_backend.VLLMRolloutEngine(policy, "some/model")
+
+
+def test_vllm_rollouts_without_a_gpu_name_the_setting(monkeypatch):
+    from trainers.rl import RLConfig, rollout_engine_factory
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(InputError, match="rollout_backend"):
+        rollout_engine_factory(RLConfig(rollout_backend="vllm"))
+    assert callable(rollout_engine_factory(RLConfig()))
+
+
+def test_unknown_rollout_backend_is_rejected():
+    from trainers.rl import RLConfig, _validate
+
+    with pytest.raises(InputError, match="rollout_backend"):
+        _validate(RLConfig(rollout_backend="sglang"))
+
+
+def test_unknown_eval_backend_is_rejected(tmp_path):
+    from tailor_evo.pipeline import PipelineConfig, stage_eval
+
+    cfg = PipelineConfig()
+    cfg.eval.backend = "sglang"
+    cfg.eval.n_per_level = 2
+    with pytest.raises(InputError, match="eval backend"):
+        stage_eval(cfg, tmp_path / "eval", str(tmp_path / "model"))
