@@ -132,6 +132,12 @@ def test_bad_params_are_rejected(engine):
     assert engine.generate([], SamplingParams()) == []
 
 
+def test_work_beyond_the_model_positions_is_a_clear_error(engine):
+    limit = engine.model.config.max_position_embeddings
+    with pytest.raises(ValueError, match=f"beyond the model's {limit} positions"):
+        engine.generate(["x", "Rosa is a knight"], SamplingParams(max_new_tokens=limit))
+
+
 def test_make_engine_specs(tiny_dir):
     assert isinstance(make_engine(f"hf:{tiny_dir}", show_progress=False), HFEngine)
     assert isinstance(make_engine(str(tiny_dir)), HFEngine)

@@ -116,6 +116,19 @@ class HFEngine:
 
     # --- generation ------------------------------------------------------------------
 
+    def _check_context(self, encoded: list[list[int]], max_new_tokens: int) -> None:
+        """Refuse work that would run past the model's positions: beyond them a model silently
+        produces garbage (or fails deep inside attention), which is worse than a clear error."""
+        limit = getattr(getattr(self.model, "config", None), "max_position_embeddings", None)
+        if not isinstance(limit, int):
+            return
+        longest = max(range(len(encoded)), key=lambda i: len(encoded[i]))
+        need = len(encoded[longest]) + max_new_tokens
+        if need > limit:
+            raise ValueError(f"prompt {longest} has {len(encoded[longest])} tokens; with max_new_tokens "
+                             f"{max_new_tokens} that is {need}, beyond the model's {limit} positions "
+                             "(shorten the prompt or lower max_new_tokens)")
+
     def generate(self, prompts: Sequence[PromptLike], params: SamplingParams) -> list[list[Completion]]:
         """``params.n`` completions for each prompt; ``result[i]`` belongs to ``prompts[i]``."""
         _check_params(params)
@@ -128,6 +141,7 @@ class HFEngine:
                 if self.tokenizer.bos_token_id is None:
                     raise ValueError(f"prompt {i} is empty and the tokenizer has no bos token to start from")
                 ids.append(self.tokenizer.bos_token_id)
+        self._check_context(encoded, params.max_new_tokens)
         seed = params.seed if params.seed is not None else int(torch.randint(0, 2**62, (1,)).item())
         gen = torch.Generator().manual_seed(seed)
         # Longest first: neighbours have similar lengths (little padding), and a batch that
