@@ -3,6 +3,8 @@
 import json
 import random
 
+import pytest
+
 from click.testing import CliRunner
 
 from tailor_evo.cli import cli
@@ -90,3 +92,30 @@ def test_cells_without_abstract_coverage_get_it_from_their_data(tmp_path):
     stages["warmstart"]["coverage_abstract"] = 7.0
     (cell_dir / "summary.json").write_text(json.dumps({"stages": stages}))
     assert runner.summarise(cfg, cell, cell_dir).warmstart_coverage == 7.0
+
+
+def test_report_only_reaggregates_without_running_cells(tmp_path, monkeypatch):
+    calls = []
+    monkeypatch.setattr(runner, "run_pipeline", fake_pipeline(calls, fail=("redistill",)))
+    runner.run_experiment(ExperimentConfig(seeds=[0]), tmp_path)
+    assert len(calls) == 4
+    (tmp_path / "report.md").unlink()
+    (tmp_path / "results.md").unlink()
+    monkeypatch.setattr(runner, "run_pipeline", lambda *a, **k: pytest.fail("report-only must run no cell"))
+    result = CliRunner().invoke(cli, ["experiment", "--out", str(tmp_path), "--report-only", "--set", "seeds=[0]"])
+    assert result.exit_code == 0, result.output
+    assert "3 cells done, 1 failed, 0 pending" in result.output
+    assert "tailor" in (tmp_path / "results.md").read_text()
+    assert "kk-L3-tiny-redistill-s0" in (tmp_path / "report.md").read_text()
+
+
+def test_report_only_on_an_empty_directory_is_a_clear_error(tmp_path, monkeypatch, capsys):
+    import sys
+
+    from tailor_evo.cli import main
+
+    monkeypatch.setattr(sys, "argv", ["tailor-evo", "experiment", "--out", str(tmp_path / "nothing"), "--report-only"])
+    with pytest.raises(SystemExit) as exc:
+        main()
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and "holds no experiment cells" in err and len(err.strip().splitlines()) == 1

@@ -11,14 +11,23 @@ from tailor_evo.commands.common import config_options, resolve_config
 @config_options
 @click.option("--out", "out", type=click.Path(file_okay=False), required=True, help="Experiment directory.")
 @click.option("--dry-run", is_flag=True, help="Print the grid and a rough cost estimate; run nothing.")
+@click.option("--report-only", is_flag=True,
+              help="Rewrite the table, figures and report from the finished cells; run nothing.")
 @click.pass_context
-def experiment(ctx: click.Context, config_path: str | None, overrides: tuple[str, ...], out: str, dry_run: bool) -> None:
+def experiment(ctx: click.Context, config_path: str | None, overrides: tuple[str, ...], out: str, dry_run: bool,
+               report_only: bool) -> None:
     """Run every (task, difficulty, backbone, method, seed) cell; finished cells are skipped."""
     from tailor_evo.experiment.grid import ExperimentConfig, estimate, expand
+    from tailor_evo.experiment.runner import report_only as reaggregate
     from tailor_evo.experiment.runner import run_experiment
 
     cfg = resolve_config(ExperimentConfig, config_path, overrides, ctx)
     cfg.check()
+    if report_only:
+        outcome = reaggregate(cfg, out)
+        click.echo(f"{len(outcome.done)} cells done, {len(outcome.failed)} failed, {len(outcome.pending)} pending")
+        click.echo(f"report: {outcome.report}")
+        return
     cells = expand(cfg)
     costs = estimate(cfg, cells)
     if dry_run:

@@ -110,6 +110,25 @@ def run_experiment(cfg: ExperimentConfig, out: str | Path, *, resume: bool = Tru
     return write_outputs(cfg, out, cells, failed)
 
 
+def report_only(cfg: ExperimentConfig, out: str | Path) -> ExperimentOutcome:
+    """Re-aggregate the finished cells of ``out`` without running anything (e.g. while the grid
+    is still running elsewhere, or after an upgrade changed the table). Cells that failed and
+    have not finished since are listed from ``failures.jsonl``."""
+    cfg.check()
+    out = Path(out)
+    if not (out / "cells").is_dir():
+        from tailor_evo.errors import InputError
+
+        raise InputError(f"{out} holds no experiment cells", field="out")
+    cells = expand(cfg)
+    failed: list[str] = []
+    failures = out / "failures.jsonl"
+    if failures.exists():
+        names = {json.loads(line)["cell"] for line in failures.read_text().splitlines() if line.strip()}
+        failed = [c.name for c in cells if c.name in names and not (out / "cells" / c.name / "summary.json").exists()]
+    return write_outputs(cfg, out, cells, failed)
+
+
 def write_outputs(cfg: ExperimentConfig, out: Path, cells: list[Cell], failed: list[str]) -> ExperimentOutcome:
     done = [s for c in cells if (s := summarise(cfg, c, out / "cells" / c.name)) is not None]
     pending = [c.name for c in cells if not (out / "cells" / c.name / "summary.json").exists() and c.name not in failed]
