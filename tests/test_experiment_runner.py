@@ -83,11 +83,13 @@ def test_cells_without_abstract_coverage_get_it_from_their_data(tmp_path):
     (cell_dir / "warmstart").mkdir(parents=True)
     (cell_dir / "warmstart" / "data.jsonl").write_text("".join(
         json.dumps({"prompt": task.prompt(p), "completion": task.reference_completion(p)}) + "\n" for p in problems))
-    stages = {"warmstart": {"records": 5, "coverage": 99.0}, "eval_sft": {"accuracy": 0.0, "per_level": {}},
-              "rl": {"reward_curve": [0.0]}, "eval_rl": {"accuracy": 0.0, "per_level": {}}}
+    stages = {"warmstart": {"records": 5, "coverage": 99.0},
+              "eval_sft": {"accuracy": 0.0, "per_level": {}, "format_error_rate": 0.75},
+              "rl": {"reward_curve": [0.0]}, "eval_rl": {"accuracy": 0.0, "per_level": {}, "format_error_rate": 0.25}}
     (cell_dir / "summary.json").write_text(json.dumps({"stages": stages}))
     summary = runner.summarise(cfg, cell, cell_dir)
     assert summary.warmstart_coverage_text == 99.0
+    assert (summary.format_err_sft, summary.format_err_final) == (0.75, 0.25)
     assert 0 < summary.warmstart_coverage < 99.0
     stages["warmstart"]["coverage_abstract"] = 7.0
     (cell_dir / "summary.json").write_text(json.dumps({"stages": stages}))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 import traceback
 from dataclasses import dataclass
@@ -44,6 +45,8 @@ def summarise(cfg: ExperimentConfig, cell: Cell, cell_dir: Path) -> CellSummary 
         warmstart_coverage_text=float(st["warmstart"].get("coverage") or 0.0), warmstart_size=st["warmstart"]["records"],
         rl_steps=len(rewards), reward_curve=rewards, accuracy_curve=st["rl"].get("accuracy_curve", []),
         seconds=float(sum(secs.values())), sft_skipped=bool(st.get("sft", {}).get("skipped")),
+        format_err_sft=float(st["eval_sft"].get("format_error_rate", math.nan)),
+        format_err_final=float(st["eval_rl"].get("format_error_rate", math.nan)),
     )
 
 

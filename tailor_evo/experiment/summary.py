@@ -35,6 +35,8 @@ class CellSummary:
     seconds: float = 0.0
     sft_skipped: bool = False           # no verified warm-start data: RL started from the plain backbone
     warmstart_coverage_text: float = 0.0  # the same on the raw state text (counts name variety too)
+    format_err_sft: float = math.nan      # share of held-out answers that fail the response format
+    format_err_final: float = math.nan
 
     @property
     def rl_gain(self) -> float:
@@ -90,6 +92,8 @@ class MethodRow:
     reached_target: int                 # seeds that reached the target reward at all
     coverage: tuple[float, float]
     coverage_text: tuple[float, float]
+    format_err_sft: tuple[float, float]
+    format_err_final: tuple[float, float]
     per_level: dict[str, tuple[float, float]]
 
 
@@ -116,6 +120,8 @@ def aggregate(cells: list[CellSummary], rl_steps_cap: int | None = None) -> list
             reached_target=sum(c.steps_to_target is not None for c in cs),
             coverage=mean_std([c.warmstart_coverage for c in cs]),
             coverage_text=mean_std([c.warmstart_coverage_text for c in cs]),
+            format_err_sft=mean_std([c.format_err_sft for c in cs]),
+            format_err_final=mean_std([c.format_err_final for c in cs]),
             per_level={lv: mean_std([c.acc_final_per_level.get(lv, math.nan) for c in cs]) for lv in levels},
         ))
     return rows
@@ -132,11 +138,13 @@ def results_table(rows: list[MethodRow]) -> str:
     """A Markdown table: one row per (task, backbone, method)."""
     levels = sorted({lv for r in rows for lv in r.per_level}, key=int)
     head = ["task", "backbone", "method", "seeds", "acc after SFT", "final acc", "RL gain",
-            "reward AUC", "steps to target (reached)", "warm-start coverage", "coverage (raw text)"] + [f"final acc @{lv}" for lv in levels]
+            "reward AUC", "steps to target (reached)", "warm-start coverage", "coverage (raw text)",
+            "format errors after SFT", "final format errors"] + [f"final acc @{lv}" for lv in levels]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         cells = [r.task, r.backbone, r.method, str(r.seeds), fmt(r.acc_sft), fmt(r.acc_final), fmt(r.rl_gain),
                  fmt(r.reward_auc), f"{fmt(r.steps_to_target, 1)} ({r.reached_target}/{r.seeds})",
-                 fmt(r.coverage, 1), fmt(r.coverage_text, 1)] + [fmt(r.per_level.get(lv, (math.nan, math.nan))) for lv in levels]
+                 fmt(r.coverage, 1), fmt(r.coverage_text, 1), fmt(r.format_err_sft, 2),
+                 fmt(r.format_err_final, 2)] + [fmt(r.per_level.get(lv, (math.nan, math.nan))) for lv in levels]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
