@@ -121,3 +121,10 @@ def test_report_only_on_an_empty_directory_is_a_clear_error(tmp_path, monkeypatc
         main()
     err = capsys.readouterr().err
     assert exc.value.code == 2 and "holds no experiment cells" in err and len(err.strip().splitlines()) == 1
+
+
+def test_claims_are_judged_against_the_seed_spread():
+    assert runner._judge((0.5, 0.05), (0.3, 0.05)).startswith("supported")
+    assert runner._judge((0.32, 0.05), (0.3, 0.05)).startswith("weakly supported")
+    assert runner._judge((0.0, 0.0), (0.0, 0.0)) == "not supported (equal)"
+    assert runner._judge((-2.9, 0.0), (-2.2, 0.01)) == "not supported"

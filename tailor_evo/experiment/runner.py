@@ -155,6 +155,19 @@ def write_outputs(cfg: ExperimentConfig, out: Path, cells: list[Cell], failed: l
     return ExperimentOutcome(done=done, failed=failed, pending=pending, report=report)
 
 
+def _judge(ours: tuple[float, float], theirs: tuple[float, float]) -> str:
+    """"tailor is higher" judged against the seed spread: a mean difference inside the summed
+    standard deviations is only weak support, however it falls."""
+    diff, spread = ours[0] - theirs[0], ours[1] + theirs[1]
+    if diff > spread and diff > 0:
+        return "supported (difference larger than the summed seed std)"
+    if diff > 0:
+        return "weakly supported (higher mean, within the seed spread)"
+    if diff == 0:
+        return "not supported (equal)"
+    return "not supported"
+
+
 def _claims(rows: list[MethodRow], done: list[CellSummary]) -> list[str]:
     """Which claims of the method's paper this run supports, stated with the seed spread."""
     lines = []
@@ -168,19 +181,11 @@ def _claims(rows: list[MethodRow], done: list[CellSummary]) -> list[str]:
             if base not in rs:
                 continue
             b = rs[base]
-            diff = t.acc_final[0] - b.acc_final[0]
-            spread = t.acc_final[1] + b.acc_final[1]
-            if diff > spread and diff > 0:
-                word = "supported (difference larger than the summed seed std)"
-            elif diff > 0:
-                word = "weakly supported (higher mean, within the seed spread)"
-            else:
-                word = "not supported"
+            word = _judge(t.acc_final, b.acc_final)
             lines.append(f"- final accuracy after RL, tailor vs {base}: {fmt(t.acc_final)} vs {fmt(b.acc_final)} -> {word}")
-            faster = t.reward_auc[0] > b.reward_auc[0]
             lines.append(f"- faster convergence vs {base} (area under the reward curve {fmt(t.reward_auc)} vs "
                          f"{fmt(b.reward_auc)}; steps to target {fmt(t.steps_to_target, 1)} vs "
-                         f"{fmt(b.steps_to_target, 1)}) -> {'supported' if faster else 'not supported'}")
+                         f"{fmt(b.steps_to_target, 1)}) -> {_judge(t.reward_auc, b.reward_auc)}")
         covs = {m: r.coverage[0] for m, r in rs.items()}
         top = max(covs, key=covs.get)
         lines.append(f"- tailor warm-start data has the highest coverage of reasoning steps (names abstracted): "
