@@ -82,7 +82,7 @@ def test_cells_without_abstract_coverage_get_it_from_their_data(tmp_path):
     problems = task.generate(5, 0, levels=[3])
     (cell_dir / "warmstart").mkdir(parents=True)
     (cell_dir / "warmstart" / "data.jsonl").write_text("".join(
-        json.dumps({"prompt": task.prompt(p), "completion": task.reference_completion(p)}) + "\n" for p in problems))
+        json.dumps({"question": p.question, "completion": task.reference_completion(p)}) + "\n" for p in problems))
     stages = {"warmstart": {"records": 5, "coverage": 99.0},
               "eval_sft": {"accuracy": 0.0, "per_level": {}, "format_error_rate": 0.75},
               "rl": {"reward_curve": [0.0]}, "eval_rl": {"accuracy": 0.0, "per_level": {}, "format_error_rate": 0.25}}

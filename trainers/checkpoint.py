@@ -14,6 +14,7 @@ uninterrupted one.
 
 from __future__ import annotations
 
+import logging
 import os
 import random
 import re
@@ -26,6 +27,8 @@ import numpy as np
 import torch
 
 from tailor_evo.errors import InputError
+
+log = logging.getLogger(__name__)
 
 _STEP_DIR = re.compile(r"^step-(\d+)$")
 
@@ -175,14 +178,12 @@ def resume_state(run_dir: Any, resume: bool, model: torch.nn.Module, optimizer: 
     Metric rows written after that checkpoint are dropped, so a resumed run logs
     every step exactly once.
     """
-    import logging
-
     state = TrainState()
     if resume:
         ckpt = latest_checkpoint(run_dir.checkpoints)
         if ckpt is not None:
             state = load_checkpoint(ckpt, model, optimizer, scheduler)
-            logging.getLogger(__name__).info("resumed from %s (step %d)", ckpt, state.step)
+            log.info("resumed from %s (step %d)", ckpt, state.step)
         run_dir.truncate_metrics(lambda r: state.step > 0 and r.get("step", 0) <= state.step)
     return state
 

@@ -22,7 +22,8 @@ from tailor_evo.experiment import plots
 from tailor_evo.experiment.grid import Cell, ExperimentConfig, cell_config, expand, teacher_for
 from tailor_evo.experiment.summary import (CellSummary, MethodRow, aggregate, fmt, results_table, reward_auc,
                                            steps_to_target)
-from tailor_evo.io import append_jsonl, write_json_atomic, write_text_atomic
+from tailor_evo.errors import InputError
+from tailor_evo.io import append_jsonl, read_records, write_json_atomic, write_text_atomic
 from tailor_evo.pipeline import run_pipeline
 from tailor_evo.rundir import RunDir
 
@@ -55,20 +56,14 @@ def warmstart_abstract_coverage(task: str, stage: dict, cell_dir: Path) -> float
     the cell was built before the warm-start stage recorded it (so old grids re-aggregate)."""
     if stage.get("coverage_abstract") is not None:
         return float(stage["coverage_abstract"])
-    from tailor_evo.io import read_records
     from tailor_evo.tasks import get_task
     from trainers.warmstart import abstract_coverage
 
     path = cell_dir / "warmstart" / "data.jsonl"
     if not path.exists():
         return 0.0
-    pairs = []
-    for rec in read_records(path, required=("prompt", "completion")):
-        prompt = rec["prompt"]
-        if not isinstance(prompt, str):
-            prompt = "\n".join(m.get("content", "") for m in prompt)
-        pairs.append((prompt, rec["completion"]))
-    return abstract_coverage(get_task(task), pairs)
+    records = read_records(path, required=("question", "completion"))
+    return abstract_coverage(get_task(task), [(r["question"], r["completion"]) for r in records])
 
 
 @dataclass
@@ -120,8 +115,6 @@ def report_only(cfg: ExperimentConfig, out: str | Path) -> ExperimentOutcome:
     cfg.check()
     out = Path(out)
     if not (out / "cells").is_dir():
-        from tailor_evo.errors import InputError
-
         raise InputError(f"{out} holds no experiment cells", field="out")
     cells = expand(cfg)
     failed: list[str] = []
