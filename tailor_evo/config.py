@@ -12,6 +12,7 @@ what ``--resume`` reads back.
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from pathlib import Path
@@ -88,7 +89,17 @@ def parse_override(text: str) -> tuple[str, Any]:
     if "=" not in text:
         raise InputError(f"override {text!r} must look like key=value")
     key, raw = text.split("=", 1)
-    return key.strip(), yaml.safe_load(raw) if raw.strip() else ""
+    value = yaml.safe_load(raw) if raw.strip() else ""
+    if isinstance(value, str):
+        # YAML 1.1 reads "2e-3" (no dot) as a string; a user typing it means a number
+        try:
+            value = float(value) if _FLOAT.match(value.strip()) else value
+        except ValueError:
+            pass
+    return key.strip(), value
+
+
+_FLOAT = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+$")
 
 
 def load_config(cls: type[T], path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = (),
