@@ -207,6 +207,15 @@ class Task(ABC):
     def reference_completion(self, problem: Problem) -> str:
         return self.format_response(self.reference_solution(problem), problem.answer_text)
 
+    def reading_text(self, problem: Problem, rng: random.Random) -> str:
+        """The problem followed by reading exercises (never its solution), for pretraining.
+
+        A base model pretrained on these can read the task's text (copy names, look up
+        definitions) without having been taught to solve it; ``models pretrain`` mixes
+        them into its corpus. A task without reading exercises is left out of it.
+        """
+        raise NotImplementedError(f"task {self.name!r} has no reading exercises")
+
     # --- records ------------------------------------------------------------------
     def to_record(self, problem: Problem) -> dict:
         """A JSONL record for ``data generate``; tasks may add their public dataset's fields."""

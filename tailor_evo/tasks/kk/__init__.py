@@ -146,6 +146,11 @@ class KnightsKnavesTask(Task):
     def instruction(self) -> str:
         return INSTRUCTION
 
+    def reading_text(self, problem: Problem, rng: random.Random) -> str:
+        from tailor_evo.tasks.kk.reading import reading_text
+
+        return reading_text(problem, rng)
+
     def verify(self, problem: Problem, completion: str, shaped: bool = False) -> Verdict:
         """Binary reward by default; ``shaped=True`` gives the Logic-RL format+answer reward."""
         return verify_completion(problem.meta.get("names", []), problem.answer, completion, shaped=shaped)

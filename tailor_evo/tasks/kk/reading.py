@@ -1,0 +1,79 @@
+"""Reading exercises on a Knights-and-Knaves puzzle, for pretraining a base model.
+
+A base model must be able to *read* a puzzle (copy its people's names into the
+answer format, look up what a person said, list the inhabitants in order) before
+a warm start can teach it to *reason*. These exercises teach exactly that and
+nothing more: no exercise states the puzzle's solution or any reasoning step.
+Role lists that appear (a guessed answer, a supposition to recall) are drawn at
+random and are never the gold assignment, so the corpus cannot teach solving.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Callable
+
+from tailor_evo.tasks.base import Problem
+from tailor_evo.tasks.kk import text as T
+
+
+def _random_roles(rng: random.Random, gold: list[bool]) -> list[bool]:
+    """A uniformly random role list that is not the gold solution."""
+    while True:
+        roles = [rng.random() < 0.5 for _ in gold]
+        if roles != list(gold):
+            return roles
+
+
+def _answer_format(rng: random.Random, names: list[str], clauses: list[str], gold: list[bool]) -> str:
+    roles = _random_roles(rng, gold)
+    return f"A guessed answer: <answer> {T.solution_text_format(names, roles)} </answer>"
+
+
+def _listing(rng: random.Random, names: list[str], clauses: list[str], gold: list[bool]) -> str:
+    return "The inhabitants in order: " + " ".join(f"({i + 1}) {n}" for i, n in enumerate(names)) + "."
+
+
+def _by_index(rng: random.Random, names: list[str], clauses: list[str], gold: list[bool]) -> str:
+    i = rng.randrange(len(names))
+    return f"Inhabitant {i + 1} is {names[i]}."
+
+
+def _what_said(rng: random.Random, names: list[str], clauses: list[str], gold: list[bool]) -> str:
+    i = rng.randrange(len(names))
+    return f"What did {names[i]} say? {names[i]} said that {clauses[i]}."
+
+
+def _who_said(rng: random.Random, names: list[str], clauses: list[str], gold: list[bool]) -> str:
+    i = rng.randrange(len(names))
+    return f"Who said that {clauses[i]}? {names[i]}."
+
+
+def _recall(rng: random.Random, names: list[str], clauses: list[str], gold: list[bool]) -> str:
+    roles = _random_roles(rng, gold)
+    i = rng.randrange(len(names))
+    supposed = T.join_and([f"{n} is a {T.role_word(r)}" for n, r in zip(names, roles)])
+    return f"Suppose {supposed}. Then {names[i]} is a {T.role_word(roles[i])}."
+
+
+EXERCISES: dict[str, Callable[..., str]] = {
+    "answer_format": _answer_format, "listing": _listing, "by_index": _by_index,
+    "what_said": _what_said, "who_said": _who_said, "recall": _recall,
+}
+
+
+def reading_text(problem: Problem, rng: random.Random, n_exercises: int = 3) -> str:
+    """The puzzle followed by ``n_exercises`` distinct exercises, each on its own line.
+
+    The answer-format exercise is always one of them: it is the copying skill a KK
+    answer needs most (names in introduction order, in the answer's exact layout).
+    """
+    from tailor_evo.tasks.kk import puzzle_of
+
+    names = list(problem.meta["names"])
+    clauses = [T.clause(st, names) for st in puzzle_of(problem).statements]
+    gold = list(problem.answer)
+    others = [k for k in EXERCISES if k != "answer_format"]
+    kinds = ["answer_format"] + rng.sample(others, k=min(max(n_exercises - 1, 0), len(others)))
+    rng.shuffle(kinds)
+    return "\n".join([problem.question] + [EXERCISES[k](rng, names, clauses, gold) for k in kinds])
