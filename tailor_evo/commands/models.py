@@ -4,18 +4,19 @@ from __future__ import annotations
 
 import click
 
+from tailor_evo.commands.common import config_options, resolve_config
 from tailor_evo.errors import InputError
 
 
 @click.group()
 def models() -> None:
-    """Backbones: list, prepare."""
+    """Backbones: list, prepare, pretrain."""
 
 
 @models.command("list")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON records instead of a table.")
 def list_cmd(as_json: bool) -> None:
-    """Show each backbone: name, parameters, prepared?, path."""
+    """Show each backbone: name, parameters, prepared?, path, what it is and how it was made."""
     import json
     from dataclasses import asdict
 
@@ -31,6 +32,9 @@ def list_cmd(as_json: bool) -> None:
     widths = [max(len(row[i]) for row in table) for i in range(len(header) - 1)]
     for row in table:
         click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths)) + "  " + row[-1])
+    click.echo("")
+    for r in rows:
+        click.echo(f"{r.name}: {r.description} [{r.source}]")
 
 
 @models.command("prepare")
@@ -56,3 +60,38 @@ def prepare_cmd(name: str, force: bool) -> None:
             bar.update(1)
         click.echo(f"{name}: prepared in {time.perf_counter() - start:.1f}s")
     click.echo(str(path))
+
+
+@models.command("pretrain")
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Run directory.")
+@click.option("--preset", default="tiny-base", show_default=True,
+              help="Shipped size whose recipe to start from: tiny-base or tiny-base-m.")
+@click.option("--resume", is_flag=True, help="Continue the run in --out from its latest checkpoint.")
+@click.option("--overwrite", is_flag=True, help="Start again in a non-empty run directory.")
+@config_options
+@click.pass_context
+def pretrain_cmd(ctx: click.Context, out: str, preset: str, resume: bool, overwrite: bool, config_path: str | None,
+                 overrides: tuple[str, ...]) -> None:
+    """Pretrain a tiny base backbone on the tasks' reading corpus (no solutions); writes OUT/model.
+
+    The result reads (copies names, looks up statements) but has never seen a
+    solution, so every warm-start method can start from it on equal terms.
+    Progress goes to the terminal and, one line per probe, to the log (-v).
+    """
+    from pathlib import Path
+
+    from tailor_evo.config import load_config
+    from tailor_evo.rundir import RunDir
+    from trainers.pretrain import PretrainConfig, preset_overrides, train_pretrain
+
+    saved = Path(out) / "config.yaml"
+    if resume:
+        if not saved.exists():
+            raise InputError("nothing to resume: no config.yaml in the run directory", file=str(out))
+        cfg = load_config(PretrainConfig, saved, list(overrides))
+    else:
+        cfg = resolve_config(PretrainConfig, config_path, preset_overrides(preset) + [f"name={preset}"]
+                             + list(overrides), ctx)
+    run_dir = RunDir.create(out, resume=resume, overwrite=overwrite)
+    path = train_pretrain(cfg, run_dir, resume=resume)
+    click.echo(f"model: {path}\nreport: {run_dir.report_path}")

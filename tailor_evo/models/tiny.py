@@ -147,11 +147,14 @@ def build_tiny(
     max_positions: int = 4096,
     tasks: Sequence[str] = DEFAULT_TASKS,
     corpus: Sequence[str] | None = None,
+    initializer_range: float = 0.02,
 ) -> Path:
     """Build the tiny backbone into ``out_dir`` (created) and return it.
 
     The defaults give about 2 M parameters. ``corpus`` replaces the task text
-    (tests use it to stay fast and independent of the tasks).
+    (tests use it to stay fast and independent of the tasks). The tokenizer depends
+    on ``seed`` and the corpus only, never on the size, so every size built with
+    the same seed shares one vocabulary.
     """
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
@@ -179,6 +182,7 @@ def build_tiny(
         pad_token_id=tokenizer.pad_token_id,
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,
+        initializer_range=initializer_range,
     )
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
@@ -190,6 +194,7 @@ def build_tiny(
     n_params = sum(p.numel() for p in model.parameters())
     (out / "tailor_evo.json").write_text(json.dumps({
         "backbone": "tiny", "recipe": RECIPE_VERSION, "seed": seed, "corpus": source,
+        "initializer_range": initializer_range,
         "tasks": list(tasks), "parameters": n_params,
     }, indent=2) + "\n", encoding="utf-8")
     return out

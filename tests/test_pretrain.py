@@ -1,0 +1,171 @@
+"""The pretraining corpus (reading, never solving), the packer, and the pretraining loop."""
+
+import random
+import re
+
+import pytest
+
+from tailor_evo.models.corpus import Corpus, CorpusMix, procedural_text
+from tailor_evo.tasks import get_task
+from tailor_evo.tasks.base import ANSWER_CLOSE, ANSWER_OPEN, THINK_OPEN
+
+
+def _answer_block(text: str) -> str | None:
+    m = re.search(re.escape(ANSWER_OPEN) + r".*?" + re.escape(ANSWER_CLOSE), text, re.S)
+    return m.group(0) if m else None
+
+
+def test_kk_reading_text_never_holds_the_gold_solution():
+    """Every role list in a KK exercise is checked by the solver: never the gold assignment."""
+    task = get_task("kk")
+    problems = task.generate(300, 11, levels=[2, 3, 4, 5])
+    rng = random.Random(0)
+    for p in problems:
+        text = task.reading_text(p, rng)
+        assert text.startswith(p.question) and THINK_OPEN not in text
+        block = _answer_block(text)
+        assert block is not None, "the answer-format exercise is always present"
+        verdict = task.verify(p, f"<think> x </think> {block}")
+        assert verdict.format_ok and not verdict.correct, text
+        for supposed in re.findall(r"Suppose (.*?)\. Then", text):
+            roles = {n: r for n, r in re.findall(r"(\w+) is a (knight|knave)", supposed)}
+            assert [roles[n] == "knight" for n in p.meta["names"]] != list(p.answer)
+        # no reasoning step of the reference chain of thought
+        for step in task.reference_steps(p):
+            assert step not in text
+
+
+def test_igsm_reading_text_computes_nothing():
+    """iGSM exercises only copy the question's text: no number the question does not state, no answer tag."""
+    task = get_task("igsm")
+    rng = random.Random(0)
+    for p in task.generate(200, 5):
+        text = task.reading_text(p, rng)
+        exercises = text[len(p.question):]
+        assert ANSWER_OPEN not in text and "Define" not in text
+        stated = set(re.findall(r"\d+", p.question))
+        assert set(re.findall(r"\d+", exercises)) <= stated, exercises
+        for line in exercises.strip().splitlines():
+            if line.startswith(("Which sentence defines", "In other words")):
+                assert line.split("? ")[-1].removeprefix("In other words, ") and (
+                    line.split("? ")[-1] in p.question or "In other words" in line)
+
+
+def test_igsm_question_given_as_a_number_is_not_restated():
+    from tailor_evo.tasks.base import Problem
+    from tailor_evo.tasks.igsm.reading import reading_text
+
+    q = ("The number of each Zoo's Lion equals 4. The number of each Park's Lion equals 2 more than each Zoo's "
+         "Lion. How many Lion does Zoo have?")
+    p = Problem(id="x", task="igsm", difficulty=1, question=q, answer=4, answer_text="4")
+    for seed in range(30):
+        text = reading_text(p, random.Random(seed))
+        assert "Zoo's Lion equals 4." not in text[len(q):] and "Zoo's Lion is 4" not in text
+
+
+def test_corpus_is_deterministic_and_mixes_every_source():
+    mix = CorpusMix()
+    a, b = Corpus(mix, seed=3), Corpus(mix, seed=3)
+    docs = [a.document(7, j) for j in range(200)]
+    assert [d.text for d in docs] == [b.document(7, j).text for j in range(200)]
+    assert Corpus(mix, seed=4).document(7, 0).text != docs[0].text or Corpus(mix, seed=4).document(7, 1).text != docs[1].text
+    assert {d.source for d in docs} == {"kk", "igsm", "procedural"}
+    for d in docs:   # the corpus-level check against the solver, on a sample
+        if d.source == "kk":
+            verdict = get_task("kk").verify(d.problem, f"<think> x </think> {_answer_block(d.text)}")
+            assert not verdict.correct
+
+
+def test_procedural_text_copies_and_recalls():
+    rng = random.Random(1)
+    kinds = set()
+    for _ in range(60):
+        t = procedural_text(rng)
+        if t.startswith("Copy the list: "):
+            first, second = t.removeprefix("Copy the list: ").split(". The list again: ")
+            assert second == first + "."
+            kinds.add("copy")
+        elif t.startswith("Remember: "):
+            pairs = dict(kv.split(" = ") for kv in t.removeprefix("Remember: ").split(". ")[0].split("; "))
+            for k, v in re.findall(r"(\S+) = (\S+)\.", t.split(". ", 1)[1]):
+                assert pairs[k] == v
+            kinds.add("recall")
+        else:
+            kinds.add("number")
+    assert kinds == {"copy", "recall", "number"}
+
+
+def test_corpus_mix_rejects_bad_shares():
+    from tailor_evo.errors import InputError
+
+    with pytest.raises(InputError, match="corpus.tasks.kk"):
+        Corpus(CorpusMix(tasks={"kk": -1.0}), seed=0)
+    with pytest.raises(InputError, match="unknown task"):
+        Corpus(CorpusMix(tasks={"chess": 1.0}), seed=0)
+
+
+# --- the packer and the loop ------------------------------------------------------------------------
+
+SMALL = {"arch.hidden_size": 32, "arch.layers": 1, "arch.heads": 2, "arch.vocab_size": 600, "batch_size": 2,
+         "seq_len": 256, "eval_n": 4, "eval_every": 2, "save_every": 2, "log_every": 1, "threads": 1,
+         "warmup_steps": 1}
+
+
+def _cfg(**extra):
+    from tailor_evo.config import load_config
+    from trainers.pretrain import PretrainConfig
+
+    return load_config(PretrainConfig, None, [f"{k}={v}" for k, v in {**SMALL, **extra}.items()])
+
+
+def test_packed_rows_hold_whole_documents(tmp_path):
+    from transformers import AutoTokenizer
+
+    from tailor_evo.models.tiny import build_tiny
+    from trainers.pretrain import Packer
+
+    path = build_tiny(tmp_path / "m", hidden_size=32, layers=1, heads=2, vocab_size=600)
+    tok = AutoTokenizer.from_pretrained(path)
+    packer = Packer(Corpus(CorpusMix(), seed=0), tok, seq_len=256)
+    batch = packer.batch(0, 4)
+    assert batch.input_ids.shape == (4, 256)
+    for row, labels in zip(batch.input_ids.tolist(), batch.labels.tolist()):
+        used = [t for t, lab in zip(row, labels) if lab != -100]
+        assert row[0] == tok.bos_token_id and used.count(tok.bos_token_id) == used.count(tok.eos_token_id)
+        assert used[-1] == tok.eos_token_id                   # the last document is complete
+        assert all(t == tok.pad_token_id for t, lab in zip(row, labels) if lab == -100)
+    assert sum(batch.tokens.values()) == int((batch.labels != -100).sum())
+    assert packer.batch(0, 4).input_ids.equal(batch.input_ids)
+
+
+def test_pretrain_resumes_to_the_same_weights_and_exports_a_loadable_base(tmp_path, monkeypatch):
+    import torch
+
+    from tailor_evo.models.registry import load
+    from tailor_evo.rundir import RunDir
+    from trainers import pretrain
+
+    full = pretrain.train_pretrain(_cfg(steps=4), RunDir.create(tmp_path / "full"))
+    # the same run interrupted while building batch 3 (after the step-2 checkpoint), then resumed
+    real_batch = pretrain.Packer.batch
+
+    def crash_at_step_3(self, step, rows):
+        if step == 2:
+            raise KeyboardInterrupt
+        return real_batch(self, step, rows)
+
+    monkeypatch.setattr(pretrain.Packer, "batch", crash_at_step_3)
+    with pytest.raises(KeyboardInterrupt):
+        pretrain.train_pretrain(_cfg(steps=4), RunDir.create(tmp_path / "half"))
+    monkeypatch.setattr(pretrain.Packer, "batch", real_batch)
+    resumed = pretrain.train_pretrain(_cfg(steps=4), RunDir.create(tmp_path / "half", resume=True), resume=True)
+    a, _ = load(str(full))
+    b, _ = load(str(resumed))
+    assert a.dtype == torch.float32                       # stored as fp16, loaded upcast
+    for (name, x), (_, y) in zip(a.state_dict().items(), b.state_dict().items()):
+        assert torch.equal(x, y), name
+    rows = RunDir(tmp_path / "half").read_metrics()
+    assert [r["step"] for r in rows if "loss" in r] == [1, 2, 3, 4]
+    assert any("answer_copy" in r for r in rows)
+    assert "name copying" in (tmp_path / "full" / "report.md").read_text()
+    assert (tmp_path / "full" / "model" / "tailor_evo.json").exists()

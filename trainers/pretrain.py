@@ -1,0 +1,300 @@
+"""Pretraining a ``tiny-base`` backbone: language modelling on the tasks' reading corpus.
+
+The tiny architecture starts from random weights and cannot copy a name from its
+prompt after a few hundred SFT steps; copying ("induction") only forms after a
+plateau of millions of tokens. This trainer spends those tokens once, on text
+that teaches reading and never solving (:mod:`tailor_evo.models.corpus`), so all
+warm-start methods can start from a base that reads.
+
+Batches are *packed*: whole documents (each ``<s> ... </s>``) are laid end to end
+into rows of ``seq_len`` tokens, and only the short tail of a row that no document
+fits is padding (masked out of the loss). The stream of documents is a function of
+(seed, step), so ``--resume`` continues on exactly the text an uninterrupted run
+would have seen. Every ``eval_every`` steps the name-copy probe
+(:mod:`trainers.probes`) is logged, which is how the phase change is followed.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from tailor_evo.errors import InputError
+from tailor_evo.models.corpus import Corpus, CorpusMix, procedural_text
+from tailor_evo.rundir import RunDir
+from trainers.checkpoint import resume_state, save_checkpoint
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ArchSettings:
+    """The tiny Llama's shape (see :func:`tailor_evo.models.tiny.build_tiny`)."""
+
+    hidden_size: int = 192
+    layers: int = 4
+    heads: int = 4
+    vocab_size: int = 2048
+    max_positions: int = 4096
+    initializer_range: float = 0.05     # std of the normal initialisation (LlamaConfig's default is 0.02)
+
+
+@dataclass
+class PretrainConfig:
+    name: str = "tiny-base"             # what the exported model calls itself (its registry name)
+    seed: int = 0
+    arch: ArchSettings = field(default_factory=ArchSettings)
+    corpus: CorpusMix = field(default_factory=CorpusMix)
+    steps: int = 2500
+    batch_size: int = 16                # packed rows per step
+    seq_len: int = 256                  # tokens per packed row (short rows: copying forms sooner)
+    lr: float = 2e-3
+    warmup_steps: int = 100
+    min_lr_ratio: float = 0.1
+    weight_decay: float = 0.0
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.95])
+    grad_clip: float = 1.0
+    eval_every: int = 100               # name-copy probe every this many steps (0 = only at the end)
+    eval_n: int = 48                    # held-out 3-person puzzles for the probe
+    save_every: int = 100
+    keep_checkpoints: int = 2
+    log_every: int = 10
+    threads: int = 2
+    save_dtype: str = "float16"         # dtype of the exported model (loads upcast to float32)
+
+    def check(self) -> None:
+        checks = [("steps", self.steps >= 1), ("batch_size", self.batch_size >= 1), ("seq_len", self.seq_len >= 32),
+                  ("lr", self.lr > 0), ("warmup_steps", self.warmup_steps >= 0), ("threads", self.threads >= 1),
+                  ("arch.initializer_range", self.arch.initializer_range > 0),
+                  ("save_dtype", self.save_dtype in ("float16", "bfloat16", "float32"))]
+        for name, ok in checks:
+            if not ok:
+                raise InputError("invalid value", field=name)
+        self.corpus.check()
+
+
+# The shipped sizes: overrides of :class:`PretrainConfig` (``models pretrain --preset NAME``).
+# Each was chosen by the measured ladder recorded in docs/backbones.md.
+PRESETS: dict[str, dict[str, Any]] = {
+    "tiny-base": {},
+    "tiny-base-m": {"arch.hidden_size": 256, "arch.layers": 6},
+}
+
+
+def preset_overrides(name: str) -> list[str]:
+    """``key=value`` overrides of a preset, to be applied before the user's own."""
+    if name not in PRESETS:
+        raise InputError(f"unknown preset {name!r} (known: {', '.join(PRESETS)})", field="--preset")
+    return [f"{k}={v}" for k, v in PRESETS[name].items()]
+
+
+@dataclass
+class Batch:
+    input_ids: torch.Tensor
+    labels: torch.Tensor
+    tokens: dict[str, int]              # supervised tokens per source
+    dropped: int                        # documents longer than a row (counted, never cut)
+
+
+class Packer:
+    """Lays whole tokenised documents into rows; a row's tail is filled with short procedural text."""
+
+    def __init__(self, corpus: Corpus, tokenizer: Any, seq_len: int) -> None:
+        self.corpus, self.tok, self.seq_len = corpus, tokenizer, seq_len
+        self.bos, self.eos, self.pad = tokenizer.bos_token_id, tokenizer.eos_token_id, tokenizer.pad_token_id
+
+    def encode(self, text: str) -> list[int]:
+        return [self.bos] + self.tok(text, add_special_tokens=False).input_ids + [self.eos]
+
+    def batch(self, step: int, rows: int) -> Batch:
+        import random
+
+        ids = torch.full((rows, self.seq_len), self.pad, dtype=torch.long)
+        labels = torch.full((rows, self.seq_len), -100, dtype=torch.long)
+        tokens: dict[str, int] = {}
+        dropped = j = 0
+        pending: tuple[str, list[int]] | None = None
+        for r in range(rows):
+            fill = 0
+            while True:
+                if pending is None:
+                    doc = self.corpus.document(step, j)
+                    j += 1
+                    pending = (doc.source, self.encode(doc.text))
+                    if len(pending[1]) > self.seq_len:
+                        dropped, pending = dropped + 1, None
+                        continue
+                source, doc = pending
+                if fill + len(doc) > self.seq_len:
+                    break
+                self._place(ids, labels, r, fill, doc)
+                fill += len(doc)
+                tokens[source] = tokens.get(source, 0) + len(doc)
+                pending = None
+            # the tail: short copy/recall exercises that fit, then padding
+            rng = random.Random(f"fill:{self.corpus.seed}:{step}:{r}")
+            for _ in range(8):
+                doc = self.encode(procedural_text(rng))
+                if fill + len(doc) <= self.seq_len:
+                    self._place(ids, labels, r, fill, doc)
+                    fill += len(doc)
+                    tokens["procedural"] = tokens.get("procedural", 0) + len(doc)
+        return Batch(ids, labels, tokens, dropped)
+
+    @staticmethod
+    def _place(ids: torch.Tensor, labels: torch.Tensor, r: int, at: int, doc: list[int]) -> None:
+        t = torch.tensor(doc)
+        ids[r, at: at + len(doc)] = t
+        labels[r, at: at + len(doc)] = t
+
+
+def probe_problems(n: int, seed: int) -> list:
+    """Held-out 3-person puzzles for the name-copy probe (the eval stream, never in the corpus seeds)."""
+    from tailor_evo.tasks import get_task
+    from tailor_evo.tasks.base import split_seed
+
+    return get_task("kk").generate(n, split_seed(seed, "pretrain-probe"), levels=[3])
+
+
+def _initial_model(cfg: PretrainConfig, run_dir: RunDir):
+    """The randomly initialised tiny model with the tiny tokenizer (built into ``run_dir/init``)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from tailor_evo.models.tiny import build_tiny
+
+    init = run_dir.path / "init"
+    if not (init / "config.json").exists():
+        a = cfg.arch
+        build_tiny(init, seed=cfg.seed, hidden_size=a.hidden_size, layers=a.layers, heads=a.heads,
+                   vocab_size=a.vocab_size, max_positions=a.max_positions, initializer_range=a.initializer_range)
+    model = AutoModelForCausalLM.from_pretrained(init, dtype=torch.float32)
+    tokenizer = AutoTokenizer.from_pretrained(init)
+    return model, tokenizer
+
+
+def train_pretrain(cfg: PretrainConfig, run_dir: RunDir, resume: bool = False) -> Path:
+    """Pretrain a tiny backbone per ``cfg`` into ``run_dir``; return the exported ``run_dir/model``."""
+    from tqdm.auto import tqdm
+
+    from tailor_evo.commands.common import seed_everything
+    from tailor_evo.tasks import get_task
+    from trainers.probes import name_copy
+    from trainers.sft import cosine_schedule, make_optimizer
+
+    cfg.check()
+    torch.set_num_threads(cfg.threads)
+    seed_everything(cfg.seed)
+    run_dir.save_config(cfg)
+    model, tokenizer = _initial_model(cfg, run_dir)
+    model.train()
+    optimizer = make_optimizer(model, cfg.lr, cfg.weight_decay, cfg.betas)
+    warmup = min(cfg.warmup_steps, cfg.steps)
+    scheduler = cosine_schedule(optimizer, warmup, cfg.steps, cfg.min_lr_ratio)
+    state = resume_state(run_dir, resume, model, optimizer, scheduler)
+    packer = Packer(Corpus(cfg.corpus, cfg.seed), tokenizer, cfg.seq_len)
+    kk = get_task("kk")
+    probe = probe_problems(cfg.eval_n, cfg.seed)
+    n_params = sum(p.numel() for p in model.parameters())
+    log.info("pretraining %.2fM parameters for %d steps of %d x %d tokens (from step %d)",
+             n_params / 1e6, cfg.steps, cfg.batch_size, cfg.seq_len, state.step)
+    seen = state.extra.get("tokens", 0)
+    # in a log file (nohup) the bar redraws rarely; the per-probe log lines carry the progress
+    bar = tqdm(total=cfg.steps, initial=state.step, desc="pretrain", mininterval=1 if sys.stderr.isatty() else 60)
+    t0, tokens_since = time.perf_counter(), 0
+    while state.step < cfg.steps:
+        batch = packer.batch(state.step, cfg.batch_size)
+        out = model(input_ids=batch.input_ids, labels=batch.labels)
+        out.loss.backward()  # noqa: the loss is a mean over the batch's supervised tokens
+        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip) if cfg.grad_clip > 0 else None
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        state.step += 1
+        n_tok = sum(batch.tokens.values())
+        seen += n_tok
+        tokens_since += n_tok
+        state.extra["tokens"] = seen
+        state.extra["dropped"] = state.extra.get("dropped", 0) + batch.dropped
+        bar.update(1)
+        loss = float(out.loss.detach())
+        bar.set_postfix(loss=f"{loss:.3f}", refresh=False)
+        record: dict[str, Any] = {}
+        if state.step % cfg.log_every == 0 or state.step == cfg.steps:
+            elapsed = time.perf_counter() - t0
+            record = {"step": state.step, "loss": loss, "lr": scheduler.get_last_lr()[0],
+                      "tokens": seen, "tokens_per_s": tokens_since / max(elapsed, 1e-9),
+                      "grad_norm": float(grad_norm) if grad_norm is not None else None,
+                      "dropped_documents": state.extra["dropped"],
+                      **{f"tokens_{k}": v for k, v in batch.tokens.items()}}
+            t0, tokens_since = time.perf_counter(), 0
+        if (cfg.eval_every > 0 and state.step % cfg.eval_every == 0) or state.step == cfg.steps:
+            nc = name_copy(model, tokenizer, probe, kk)
+            record = {"step": state.step, **record, **nc.to_dict()}
+            log.info("step %d: loss %.3f, answer-position copy %.3f, question-position copy %.3f, %.1fM tokens",
+                     state.step, loss, nc.answer_accuracy, nc.question_accuracy, seen / 1e6)
+        if record:
+            run_dir.log(record)
+        if (cfg.save_every > 0 and state.step % cfg.save_every == 0) or state.step == cfg.steps:
+            save_checkpoint(run_dir.checkpoints, state, model, tokenizer, optimizer, scheduler,
+                            keep=cfg.keep_checkpoints)
+    bar.close()
+    out_dir = export_base(model, tokenizer, run_dir.path / "model", cfg, n_params, seen)
+    write_pretrain_report(run_dir, cfg, n_params)
+    return out_dir
+
+
+def export_base(model: torch.nn.Module, tokenizer: Any, out: Path, cfg: PretrainConfig, n_params: int,
+                tokens: int) -> Path:
+    """The model directory in ``cfg.save_dtype`` plus ``tailor_evo.json`` saying how it was made."""
+    import copy
+    import json
+
+    from trainers.sft import export_model
+
+    dtype = getattr(torch, cfg.save_dtype)
+    export_model(copy.deepcopy(model).to(dtype), tokenizer, out)
+    info = {"backbone": cfg.name, "made_by": "tailor-evo models pretrain", "seed": cfg.seed,
+            "parameters": n_params, "steps": cfg.steps, "tokens": tokens, "config": asdict(cfg)}
+    from tailor_evo.io import write_json_atomic
+
+    write_json_atomic(out / "tailor_evo.json", json.loads(json.dumps(info)))
+    return out
+
+
+def write_pretrain_report(run_dir: RunDir, cfg: PretrainConfig, n_params: int) -> None:
+    """``report.md`` and the loss / name-copy curves from the metrics log."""
+    from tailor_evo.io import write_text_atomic
+    from trainers.sft import _plot
+
+    rows = run_dir.read_metrics()
+    loss = [r for r in rows if "loss" in r]
+    probes = [r for r in rows if "answer_copy" in r]
+    if loss:
+        _plot(run_dir.plots / "loss.png", [("loss", [r["step"] for r in loss], [r["loss"] for r in loss])],
+              "pretraining loss", "step")
+    if probes:
+        xs = [r["step"] for r in probes]
+        _plot(run_dir.plots / "name_copy.png",
+              [("answer position", xs, [r["answer_copy"] for r in probes]),
+               ("question position", xs, [r["question_copy"] for r in probes])],
+              "name copying on held-out 3-person puzzles", "step")
+    last = probes[-1] if probes else {}
+    tokens = loss[-1]["tokens"] if loss else 0
+    lines = ["# Pretraining run", "",
+             f"- parameters: {n_params / 1e6:.2f}M ({cfg.arch.layers} layers, hidden {cfg.arch.hidden_size}, "
+             f"init std {cfg.arch.initializer_range})",
+             f"- steps: {cfg.steps} of {cfg.batch_size} x {cfg.seq_len} tokens; {tokens / 1e6:.1f}M tokens seen",
+             f"- lr {cfg.lr}, warm-up {cfg.warmup_steps}, cosine to {cfg.min_lr_ratio} of peak",
+             f"- corpus: {cfg.corpus.tasks} + procedural {cfg.corpus.procedural}",
+             f"- documents longer than a row (skipped): {loss[-1].get('dropped_documents', 0) if loss else 0}"]
+    if last:
+        lines.append(f"- name copying at step {last['step']}: answer position {last['answer_copy']:.3f}, "
+                     f"question position {last['question_copy']:.3f}")
+    lines += ["", "![loss](plots/loss.png)", "", "![name copying](plots/name_copy.png)"]
+    write_text_atomic(run_dir.report_path, "\n".join(lines) + "\n")

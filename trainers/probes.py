@@ -1,0 +1,79 @@
+"""Can a model read a KK puzzle? Teacher-forced name-copying measures.
+
+A Knights-and-Knaves answer must name the puzzle's own people in introduction
+order, so a model that cannot copy names from its prompt scores zero however
+well it reasons. Two measures, both greedy next-token accuracy on name tokens:
+
+* **answer position**: the prompt followed by the gold answer list
+  ``(1) NAME is a ... (2) NAME ...``. The introduction fixes which name comes
+  next, so a reader reaches 1.0. This is the skill an answer needs.
+* **question position**: every name in the question after the introduction.
+  Which person a statement mentions cannot be predicted, so the ceiling is well
+  below 1: 1/people (0.333 at 3 people) for a model that knows the set of names.
+
+Used by ``models pretrain`` (periodic probe) and ``benchmarks/name_copy.py``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass
+class NameCopy:
+    answer_accuracy: float       # answer-position measure
+    answer_tokens: int
+    question_accuracy: float     # question-position measure
+    question_tokens: int
+
+    def to_dict(self, prefix: str = "") -> dict[str, float]:
+        return {f"{prefix}answer_copy": self.answer_accuracy, f"{prefix}question_copy": self.question_accuracy}
+
+
+def _name_ids(tokenizer, names: list[str]) -> dict[int, str]:
+    """First token of each name after a space (or newline-free start) to the name."""
+    out = {}
+    for n in names:
+        for text in (" " + n, n):
+            ids = tokenizer(text, add_special_tokens=False).input_ids
+            if ids:
+                out[ids[0]] = n
+    return out
+
+
+@torch.no_grad()
+def name_copy(model, tokenizer, problems: list, task, batch_size: int = 16) -> NameCopy:
+    """Both measures on KK ``problems`` (greedy, teacher-forced, one forward pass per problem)."""
+    from tailor_evo.tasks.kk import text as T
+
+    was_training = model.training
+    model.eval()
+    a_hit = a_tot = q_hit = q_tot = 0
+    try:
+        for p in problems:
+            names = list(p.meta["names"])
+            prompt = task.prompt(p)
+            intro = p.question.split("inhabitants:")[0] + "inhabitants: " + T.list_names(names) + "."
+            prefix = prompt[: prompt.index(p.question)] + intro
+            answer_prefix = prompt + " " + "<answer> "
+            text = answer_prefix + p.answer_text + " </answer>"
+            ids = tokenizer(text, return_tensors="pt").input_ids
+            start_q = len(tokenizer(prefix).input_ids)
+            start_a = len(tokenizer(answer_prefix).input_ids)
+            end_q = len(tokenizer(prompt).input_ids)
+            pred = model(ids).logits[0].argmax(-1)
+            targets = _name_ids(tokenizer, names)
+            for i in range(start_q - 1, ids.shape[1] - 1):
+                t = ids[0, i + 1].item()
+                if t not in targets:
+                    continue
+                hit = int(pred[i].item() == t)
+                if i + 1 >= start_a:
+                    a_hit, a_tot = a_hit + hit, a_tot + 1
+                elif i + 1 < end_q:
+                    q_hit, q_tot = q_hit + hit, q_tot + 1
+    finally:
+        model.train(was_training)
+    return NameCopy(a_hit / max(a_tot, 1), a_tot, q_hit / max(q_tot, 1), q_tot)
