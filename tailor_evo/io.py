@@ -120,6 +120,17 @@ def read_records(path: str | os.PathLike, required: Sequence[str] = ()) -> list[
     return [rec for _, rec in iter_jsonl(path, required)]
 
 
+def read_problems(task: Any, path: str | os.PathLike) -> list[tuple[dict, Any]]:
+    """(record, problem) pairs of a JSONL/Parquet file, each record parsed by ``task.from_record``
+    (our format or the task's public one); an error names the file, the line and the field."""
+    path = Path(path)
+    rows = enumerate(read_records(path), start=1) if path.suffix == ".parquet" else iter_jsonl(path)
+    out = [(rec, task.from_record(rec, source=str(path), line=line)) for line, rec in rows]
+    if not out:
+        raise InputError("no records", file=str(path))
+    return out
+
+
 def write_records(path: str | os.PathLike, records: list[dict]) -> int:
     """Write JSONL or Parquet by extension, atomically."""
     path = Path(path)

@@ -43,8 +43,9 @@ def make_engine(spec: str, *, batch_size: int = 16):
 class EvalConfig:
     model: str = ""
     task: str = "kk"
-    levels: list[int] = field(default_factory=list)     # empty = the task's default levels
-    n_per_level: int = 50
+    data: str = ""                                      # problems from this JSONL/Parquet file (ours or public format)
+    levels: list[int] = field(default_factory=list)     # empty = the task's default levels (with data: all)
+    n_per_level: int | None = None                      # generated: default 50; with data: at most this many
     k: int = 4                                          # pass@1 and pass@k; 1 = greedy only
     n_samples: int = 0                                  # 0 = k samples per problem
     temperature: float = 1.0
@@ -64,7 +65,7 @@ def run_eval(cfg: EvalConfig, out: str | Path, *, engine=None, overwrite: bool =
     from trainers.evaluate import assert_disjoint, eval_problems, evaluate, plot_results, render_report
 
     task = get_task(cfg.task)
-    if cfg.n_per_level <= 0:
+    if cfg.n_per_level is not None and cfg.n_per_level <= 0:
         raise InputError("must be positive", field="n_per_level")
     if cfg.k < 1:
         raise InputError("must be >= 1", field="k")
@@ -72,7 +73,8 @@ def run_eval(cfg: EvalConfig, out: str | Path, *, engine=None, overwrite: bool =
         raise InputError(f"must be at least k={cfg.k}", field="n_samples")
     if not cfg.model and engine is None:
         raise InputError("no model given", field="--model")
-    problems = eval_problems(task, cfg.seed, cfg.levels or None, cfg.n_per_level)
+    problems = data_problems(task, cfg) if cfg.data else eval_problems(task, cfg.seed, cfg.levels or None,
+                                                                        cfg.n_per_level or 50)
     if train_data:
         rows = read_records(train_data, required=("question",))
         assert_disjoint([r["question"] for r in rows], problems, train_name=f"training ({train_data})")
@@ -86,6 +88,7 @@ def run_eval(cfg: EvalConfig, out: str | Path, *, engine=None, overwrite: bool =
                       chat=cfg.chat, batch_size=cfg.batch_size, seed=cfg.seed, progress=progress)
     results = result.to_dict()
     results["model"] = cfg.model
+    results["data"] = cfg.data or None
     results["seed"] = cfg.seed
     write_json_atomic(run.path / "results.json", results)
     write_jsonl_atomic(run.path / "samples.jsonl", [
@@ -97,11 +100,46 @@ def run_eval(cfg: EvalConfig, out: str | Path, *, engine=None, overwrite: bool =
     return results
 
 
+def data_problems(task, cfg: EvalConfig) -> list:
+    """The problems of ``cfg.data`` at ``cfg.levels`` (all levels when empty), at most ``n_per_level`` each.
+
+    A level asked for that the file does not hold is an error, not an empty score.
+    """
+    from collections import Counter
+
+    from tailor_evo.io import read_problems
+
+    problems = [p for _, p in read_problems(task, cfg.data)]
+    held = Counter(p.difficulty for p in problems)
+    missing = [lv for lv in cfg.levels if lv not in held]
+    if missing:
+        raise InputError(f"no problems at {task.difficulty_name}={missing} in the file (it holds "
+                         + ", ".join(f"{k}: {v}" for k, v in sorted(held.items())) + ")", file=cfg.data,
+                         field="levels")
+    if cfg.levels:
+        problems = [p for p in problems if p.difficulty in cfg.levels]
+    if cfg.n_per_level:
+        taken: Counter = Counter()
+        kept = []
+        for p in problems:
+            if taken[p.difficulty] < cfg.n_per_level:
+                taken[p.difficulty] += 1
+                kept.append(p)
+        problems = kept
+    log.info("evaluating on %d problems of %s", len(problems), cfg.data)
+    return problems
+
+
 @click.command("eval")
 @click.option("--model", default=None, help="Model directory, registry name (tiny, smollm2-135m) or BACKEND:MODEL.")
 @click.option("--task", "task_name", default=None, help="Task: kk or igsm.")
-@click.option("--levels", default=None, help="Difficulty levels, e.g. 3,4,5 or 2-8 (default: the task's).")
-@click.option("--n-per-level", type=int, default=None, help="Problems per level (default 50).")
+@click.option("--data", "data_path", default=None, type=click.Path(dir_okay=False),
+              help="Score the problems of this JSONL/Parquet file (ours, or the public KK format) instead of "
+                   "generated ones.")
+@click.option("--levels", default=None, help="Difficulty levels, e.g. 3,4,5 or 2-8 (default: the task's; "
+                                             "with --data: all in the file).")
+@click.option("--n-per-level", type=int, default=None,
+              help="Problems per level (default 50; with --data: all, or at most this many).")
 @click.option("--k", "k", type=int, default=None, help="pass@k with k samples per problem (1 = greedy only).")
 @click.option("--samples", "n_samples", type=int, default=None, help="Samples per problem for pass@k (>= k).")
 @click.option("--temperature", type=float, default=None)
@@ -115,13 +153,13 @@ def run_eval(cfg: EvalConfig, out: str | Path, *, engine=None, overwrite: bool =
 @click.option("--overwrite", is_flag=True, help="Reuse a non-empty run directory.")
 @config_options
 @click.pass_context
-def evaluate(ctx: click.Context, model: str | None, task_name: str | None, levels: str | None,
+def evaluate(ctx: click.Context, model: str | None, task_name: str | None, data_path: str | None, levels: str | None,
              n_per_level: int | None, k: int | None, n_samples: int | None, temperature: float | None,
              max_new_tokens: int | None, chat: bool | None, batch_size: int | None, seed: int | None,
              train_data: str | None, out: str, overwrite: bool, config_path: str | None,
              overrides: tuple[str, ...]) -> None:
     """Evaluate a model: greedy accuracy per level, pass@k, response length, format errors."""
-    cfg = resolve_config(EvalConfig, config_path, overrides, ctx, model=model, task=task_name,
+    cfg = resolve_config(EvalConfig, config_path, overrides, ctx, model=model, task=task_name, data=data_path,
                          levels=parse_levels(levels), n_per_level=n_per_level, k=k, n_samples=n_samples,
                          temperature=temperature, max_new_tokens=max_new_tokens, chat=chat,
                          batch_size=batch_size, seed=seed)

@@ -89,12 +89,9 @@ def generate(task_name: str, n: int, seed: int, levels: str | None, options: tup
 
 def _load_problems(task, path: str) -> list[tuple[dict, object]]:
     """Records with their parsed problems; errors name the file and the line."""
-    out = []
-    for i, rec in enumerate(read_records(path), start=1):
-        out.append((rec, task.from_record(rec, source=str(path), line=i)))
-    if not out:
-        raise InputError("no records", file=str(path))
-    return out
+    from tailor_evo.io import read_problems
+
+    return read_problems(task, path)
 
 
 @data.command("solve")
