@@ -161,3 +161,41 @@ def test_lora_sft_exports_a_merged_plain_model(tiny_dir, tmp_path):
     assert before.keys() == after.keys()
     changed = [k for k in before if not torch.equal(before[k], after[k])]
     assert changed and all("proj" in k for k in changed)   # only the adapted projections moved
+
+
+def test_packed_batch_gives_the_loss_and_gradients_of_the_padded_one(tmp_path):
+    """Block-diagonal packing is exact: same loss, same gradients as right-padded rows."""
+    import torch
+
+    from tailor_evo.models.tiny import build_tiny
+    from trainers.data import SFTExample, collate, collate_packed
+    from trainers.losses import sft_loss
+    from trainers.sft import forward_logits
+
+    path = build_tiny(tmp_path / "m", hidden_size=32, layers=2, heads=2, vocab_size=320,
+                      corpus=["Rosa is a knight. Mei is a knave."] * 5)
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
+    g = torch.Generator().manual_seed(0)
+    examples = []
+    for n_prompt, n_completion in [(5, 7), (9, 3), (4, 12), (6, 6), (3, 2)]:
+        ids = torch.randint(3, 300, (n_prompt + n_completion,), generator=g).tolist()
+        examples.append(SFTExample(ids, [-100] * n_prompt + ids[n_prompt:], "x"))
+
+    def loss_and_grads(batch):
+        model.zero_grad()
+        labels = batch["labels"]
+        loss = sft_loss(forward_logits(model, batch), labels, normaliser=int((labels[:, 1:] != -100).sum()))
+        loss.backward()
+        return loss.detach(), [p.grad.clone() for p in model.parameters()]
+
+    padded = collate(examples, pad_id=0)
+    packed = collate_packed(examples, pad_id=0, row_len=24)
+    assert packed["input_ids"].shape[0] < len(examples)            # it did pack
+    assert int((packed["labels"] != -100).sum()) == int((padded["labels"][:, 1:] != -100).sum())
+    loss_a, grads_a = loss_and_grads(padded)
+    loss_b, grads_b = loss_and_grads(packed)
+    assert torch.allclose(loss_a, loss_b, atol=1e-6)
+    for a, b in zip(grads_a, grads_b):
+        assert torch.allclose(a, b, atol=1e-6)

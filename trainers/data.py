@@ -122,6 +122,50 @@ def collate(examples: list[SFTExample], pad_id: int) -> dict[str, torch.Tensor]:
     return {"input_ids": ids, "labels": labels, "attention_mask": attn}
 
 
+def collate_packed(examples: list[SFTExample], pad_id: int, row_len: int) -> dict[str, torch.Tensor]:
+    """Lay whole examples end to end into as few rows of at most ``row_len`` tokens as first-fit allows.
+
+    ``position_ids`` restart at 0 for every example. With no attention mask,
+    transformers reads those restarts as sequence boundaries and attends only
+    within each example (a block-diagonal causal mask), so a packed batch gives
+    the same logits, loss and gradients as the padded one, without computing the
+    padding. Each example's first label is ignored (it is a prompt token anyway),
+    so no position predicts across a boundary. The tail of a row is padding whose
+    positions continue the last example's: it is attended by nothing before it.
+    """
+    rows: list[list[SFTExample]] = []
+    fill: list[int] = []
+    for e in sorted(examples, key=lambda e: -len(e.input_ids)):
+        n = len(e.input_ids)
+        if n > row_len:
+            raise ValueError(f"example of {n} tokens does not fit a packed row of {row_len}")
+        for i, used in enumerate(fill):
+            if used + n <= row_len:
+                rows[i].append(e)
+                fill[i] += n
+                break
+        else:
+            rows.append([e])
+            fill.append(n)
+    width = max(fill)
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    labels = torch.full((len(rows), width), IGNORE_INDEX, dtype=torch.long)
+    pos = torch.zeros((len(rows), width), dtype=torch.long)
+    for r, row in enumerate(rows):
+        at = 0
+        for e in row:
+            n = len(e.input_ids)
+            ids[r, at: at + n] = torch.tensor(e.input_ids)
+            labels[r, at: at + n] = torch.tensor(e.labels)
+            labels[r, at] = IGNORE_INDEX
+            pos[r, at: at + n] = torch.arange(n)
+            at += n
+        if at < width:
+            start = pos[r, at - 1] + 1
+            pos[r, at:] = torch.arange(start, start + width - at)
+    return {"input_ids": ids, "labels": labels, "position_ids": pos}
+
+
 def epoch_order(n: int, seed: int, epoch: int) -> list[int]:
     """A permutation of ``range(n)`` that depends only on (seed, epoch): resumable without saving it."""
     g = torch.Generator().manual_seed(seed * 1_000_003 + epoch)

@@ -20,7 +20,7 @@ import torch
 from tailor_evo.errors import InputError
 from tailor_evo.rundir import RunDir
 from trainers.checkpoint import load_backbone, resume_state, save_checkpoint, save_model, unwrap
-from trainers.data import collate, epoch_order, load_sft_data
+from trainers.data import collate, collate_packed, epoch_order, load_sft_data
 from trainers.losses import sft_loss
 
 log = logging.getLogger(__name__)
@@ -66,6 +66,7 @@ class SFTConfig:
     min_lr_ratio: float = 0.0        # cosine floor as a fraction of lr
     grad_clip: float = 1.0
     max_length: int = 1024
+    packing: bool = True             # lay examples end to end (block-diagonal attention) instead of padding
     save_every: int = 50             # optimizer steps between checkpoints (0 = only at the end)
     keep_checkpoints: int = 2
     log_every: int = 1
@@ -178,7 +179,8 @@ def train_sft(cfg: SFTConfig, run_dir: RunDir, resume: bool = False) -> Path:
         state.position += len(idx)
         mine = [data.examples[i] for i in idx[rank::world]]
         micro = [mine[i: i + cfg.batch_size] for i in range(0, len(mine), cfg.batch_size)] or [[]]
-        batches = [collate(m, pad_id) for m in micro if m]
+        batches = [collate_packed(m, pad_id, cfg.max_length) if cfg.packing else collate(m, pad_id)
+                   for m in micro if m]
         supervised = sum(int((b["labels"][:, 1:] != -100).sum()) for b in batches)
         loss_sum = 0.0
         for j, batch in enumerate(batches):
@@ -186,7 +188,7 @@ def train_sft(cfg: SFTConfig, run_dir: RunDir, resume: bool = False) -> Path:
             sync = j == len(batches) - 1
             ctx = accelerator.no_sync(model) if not sync else _nullcontext()
             with ctx:
-                logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+                logits = forward_logits(model, batch)
                 loss = sft_loss(logits, batch["labels"], normaliser=max(supervised, 1))
                 accelerator.backward(loss)
             loss_sum += float(loss.detach())
@@ -218,6 +220,13 @@ def train_sft(cfg: SFTConfig, run_dir: RunDir, resume: bool = False) -> Path:
         export_model(model, tokenizer, out)
         write_sft_report(run_dir, cfg, data.summary())
     return out
+
+
+def forward_logits(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Logits of a padded batch (attention mask) or a packed one (position ids, no mask, no cache)."""
+    if "position_ids" in batch:
+        return model(input_ids=batch["input_ids"], position_ids=batch["position_ids"], use_cache=False).logits
+    return model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
 
 
 class _nullcontext:
