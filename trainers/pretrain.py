@@ -6,9 +6,11 @@ plateau of millions of tokens. This trainer spends those tokens once, on text
 that teaches reading and never solving (:mod:`tailor_evo.models.corpus`), so all
 warm-start methods can start from a base that reads.
 
-Batches are *packed*: whole documents (each ``<s> ... </s>``) are laid end to end
+Batches are *packed*: whole documents, each ended by ``</s>``, are laid end to end
 into rows of ``seq_len`` tokens, and only the short tail of a row that no document
-fits is padding (masked out of the loss). The stream of documents is a function of
+fits is padding (masked out of the loss). No ``<s>`` is added, because the tiny
+tokenizer adds none when SFT, RL and evaluation encode their prompts. Documents
+may attend to earlier ones in the same row, as in ordinary LM pretraining. The stream of documents is a function of
 (seed, step), so ``--resume`` continues on exactly the text an uninterrupted run
 would have seen. Every ``eval_every`` steps the name-copy probe
 (:mod:`trainers.probes`) is logged, which is how the phase change is followed.
@@ -51,9 +53,9 @@ class PretrainConfig:
     seed: int = 0
     arch: ArchSettings = field(default_factory=ArchSettings)
     corpus: CorpusMix = field(default_factory=CorpusMix)
-    steps: int = 2500
+    steps: int = 1600
     batch_size: int = 16                # packed rows per step
-    seq_len: int = 256                  # tokens per packed row (short rows: copying forms sooner)
+    seq_len: int = 384                  # tokens per packed row: short, yet (nearly) every reading document fits
     lr: float = 2e-3
     warmup_steps: int = 100
     min_lr_ratio: float = 0.1
@@ -70,6 +72,8 @@ class PretrainConfig:
 
     def check(self) -> None:
         checks = [("steps", self.steps >= 1), ("batch_size", self.batch_size >= 1), ("seq_len", self.seq_len >= 32),
+                  ("log_every", self.log_every >= 1), ("eval_n", self.eval_n >= 1), ("eval_every", self.eval_every >= 0),
+                  ("save_every", self.save_every >= 0),
                   ("lr", self.lr > 0), ("warmup_steps", self.warmup_steps >= 0), ("threads", self.threads >= 1),
                   ("arch.initializer_range", self.arch.initializer_range > 0),
                   ("save_dtype", self.save_dtype in ("float16", "bfloat16", "float32"))]
@@ -87,11 +91,14 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
-def preset_overrides(name: str) -> list[str]:
-    """``key=value`` overrides of a preset, to be applied before the user's own."""
+def preset_config(name: str) -> "PretrainConfig":
+    """The recipe of a shipped size: the defaults with the preset's overrides (a config file and
+    ``--set`` are applied on top of it)."""
+    from tailor_evo.config import load_config
+
     if name not in PRESETS:
         raise InputError(f"unknown preset {name!r} (known: {', '.join(PRESETS)})", field="--preset")
-    return [f"{k}={v}" for k, v in PRESETS[name].items()]
+    return load_config(PretrainConfig, None, [f"{k}={v}" for k, v in PRESETS[name].items()] + [f"name={name}"])
 
 
 @dataclass
@@ -99,7 +106,7 @@ class Batch:
     input_ids: torch.Tensor
     labels: torch.Tensor
     tokens: dict[str, int]              # supervised tokens per source
-    dropped: int                        # documents longer than a row (counted, never cut)
+    dropped: dict[str, int]             # documents longer than a row, per source (counted, never cut)
 
 
 class Packer:
@@ -107,10 +114,10 @@ class Packer:
 
     def __init__(self, corpus: Corpus, tokenizer: Any, seq_len: int) -> None:
         self.corpus, self.tok, self.seq_len = corpus, tokenizer, seq_len
-        self.bos, self.eos, self.pad = tokenizer.bos_token_id, tokenizer.eos_token_id, tokenizer.pad_token_id
+        self.eos, self.pad = tokenizer.eos_token_id, tokenizer.pad_token_id
 
     def encode(self, text: str) -> list[int]:
-        return [self.bos] + self.tok(text, add_special_tokens=False).input_ids + [self.eos]
+        return self.tok(text, add_special_tokens=False).input_ids + [self.eos]
 
     def batch(self, step: int, rows: int) -> Batch:
         import random
@@ -118,7 +125,8 @@ class Packer:
         ids = torch.full((rows, self.seq_len), self.pad, dtype=torch.long)
         labels = torch.full((rows, self.seq_len), -100, dtype=torch.long)
         tokens: dict[str, int] = {}
-        dropped = j = 0
+        dropped: dict[str, int] = {}
+        j = 0
         pending: tuple[str, list[int]] | None = None
         for r in range(rows):
             fill = 0
@@ -128,7 +136,8 @@ class Packer:
                     j += 1
                     pending = (doc.source, self.encode(doc.text))
                     if len(pending[1]) > self.seq_len:
-                        dropped, pending = dropped + 1, None
+                        dropped[doc.source] = dropped.get(doc.source, 0) + 1
+                        pending = None
                         continue
                 source, doc = pending
                 if fill + len(doc) > self.seq_len:
@@ -162,13 +171,24 @@ def probe_problems(n: int, seed: int) -> list:
     return get_task("kk").generate(n, split_seed(seed, "pretrain-probe"), levels=[3])
 
 
-def _initial_model(cfg: PretrainConfig, run_dir: RunDir):
-    """The randomly initialised tiny model with the tiny tokenizer (built into ``run_dir/init``)."""
+def _initial_model(cfg: PretrainConfig, run_dir: RunDir, resume: bool):
+    """The randomly initialised tiny model with the tiny tokenizer (built into ``run_dir/init``).
+
+    A fresh run first removes what an earlier run left in the directory (its initial
+    model, checkpoints and metrics), so that nothing of it is reused or resumed.
+    """
+    import shutil
+
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from tailor_evo.models.tiny import build_tiny
 
     init = run_dir.path / "init"
+    if not resume:
+        for old in (init, run_dir.checkpoints, run_dir.path / "model"):
+            shutil.rmtree(old, ignore_errors=True)
+        run_dir.metrics_path.unlink(missing_ok=True)
+        run_dir.checkpoints.mkdir(exist_ok=True)
     if not (init / "config.json").exists():
         a = cfg.arch
         build_tiny(init, seed=cfg.seed, hidden_size=a.hidden_size, layers=a.layers, heads=a.heads,
@@ -190,8 +210,8 @@ def train_pretrain(cfg: PretrainConfig, run_dir: RunDir, resume: bool = False) -
     cfg.check()
     torch.set_num_threads(cfg.threads)
     seed_everything(cfg.seed)
+    model, tokenizer = _initial_model(cfg, run_dir, resume)
     run_dir.save_config(cfg)
-    model, tokenizer = _initial_model(cfg, run_dir)
     model.train()
     optimizer = make_optimizer(model, cfg.lr, cfg.weight_decay, cfg.betas)
     warmup = min(cfg.warmup_steps, cfg.steps)
@@ -220,7 +240,9 @@ def train_pretrain(cfg: PretrainConfig, run_dir: RunDir, resume: bool = False) -
         seen += n_tok
         tokens_since += n_tok
         state.extra["tokens"] = seen
-        state.extra["dropped"] = state.extra.get("dropped", 0) + batch.dropped
+        totals = state.extra.setdefault("dropped", {})
+        for source, n in batch.dropped.items():
+            totals[source] = totals.get(source, 0) + n
         bar.update(1)
         loss = float(out.loss.detach())
         bar.set_postfix(loss=f"{loss:.3f}", refresh=False)
@@ -230,7 +252,7 @@ def train_pretrain(cfg: PretrainConfig, run_dir: RunDir, resume: bool = False) -
             record = {"step": state.step, "loss": loss, "lr": scheduler.get_last_lr()[0],
                       "tokens": seen, "tokens_per_s": tokens_since / max(elapsed, 1e-9),
                       "grad_norm": float(grad_norm) if grad_norm is not None else None,
-                      "dropped_documents": state.extra["dropped"],
+                      "dropped_documents": dict(state.extra["dropped"]),
                       **{f"tokens_{k}": v for k, v in batch.tokens.items()}}
             t0, tokens_since = time.perf_counter(), 0
         if (cfg.eval_every > 0 and state.step % cfg.eval_every == 0) or state.step == cfg.steps:
@@ -292,7 +314,8 @@ def write_pretrain_report(run_dir: RunDir, cfg: PretrainConfig, n_params: int) -
              f"- steps: {cfg.steps} of {cfg.batch_size} x {cfg.seq_len} tokens; {tokens / 1e6:.1f}M tokens seen",
              f"- lr {cfg.lr}, warm-up {cfg.warmup_steps}, cosine to {cfg.min_lr_ratio} of peak",
              f"- corpus: {cfg.corpus.tasks} + procedural {cfg.corpus.procedural}",
-             f"- documents longer than a row (skipped): {loss[-1].get('dropped_documents', 0) if loss else 0}"]
+             f"- documents longer than a row (skipped, per source): "
+             f"{(loss[-1].get('dropped_documents') or 'none') if loss else 'none'}"]
     if last:
         lines.append(f"- name copying at step {last['step']}: answer position {last['answer_copy']:.3f}, "
                      f"question position {last['question_copy']:.3f}")

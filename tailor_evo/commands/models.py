@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from tailor_evo.commands.common import config_options, resolve_config
+from tailor_evo.commands.common import config_options
 from tailor_evo.errors import InputError
 
 
@@ -82,7 +82,7 @@ def pretrain_cmd(ctx: click.Context, out: str, preset: str, resume: bool, overwr
 
     from tailor_evo.config import load_config
     from tailor_evo.rundir import RunDir
-    from trainers.pretrain import PretrainConfig, preset_overrides, train_pretrain
+    from trainers.pretrain import PretrainConfig, preset_config, train_pretrain
 
     saved = Path(out) / "config.yaml"
     if resume:
@@ -90,8 +90,10 @@ def pretrain_cmd(ctx: click.Context, out: str, preset: str, resume: bool, overwr
             raise InputError("nothing to resume: no config.yaml in the run directory", file=str(out))
         cfg = load_config(PretrainConfig, saved, list(overrides))
     else:
-        cfg = resolve_config(PretrainConfig, config_path, preset_overrides(preset) + [f"name={preset}"]
-                             + list(overrides), ctx)
+        cfg = load_config(PretrainConfig, config_path, list(overrides), base=preset_config(preset))
+        seed = (ctx.find_root().obj or {}).get("seed")
+        if seed is not None:
+            cfg.seed = seed
     run_dir = RunDir.create(out, resume=resume, overwrite=overwrite)
     path = train_pretrain(cfg, run_dir, resume=resume)
     click.echo(f"model: {path}\nreport: {run_dir.report_path}")

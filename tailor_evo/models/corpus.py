@@ -47,8 +47,13 @@ class CorpusMix:
     def check(self) -> None:
         from tailor_evo.tasks import get_task
 
+        from tailor_evo.tasks.base import Task
+
         for name, share in self.tasks.items():
-            get_task(name)
+            task = get_task(name)
+            if type(task).reading_text is Task.reading_text:
+                raise InputError(f"task {name!r} has no reading exercises (Task.reading_text)",
+                                 field=f"corpus.tasks.{name}")
             if share < 0:
                 raise InputError(f"share must be >= 0, got {share}", field=f"corpus.tasks.{name}")
         if self.procedural < 0 or self.procedural + sum(self.tasks.values()) <= 0:

@@ -39,7 +39,8 @@ def _asked(rng: random.Random, defs: list[tuple[str, str]], asked: str) -> str:
 
 
 def _listing(rng: random.Random, defs: list[tuple[str, str]], asked: str) -> str:
-    return "The quantities in order: " + "; ".join(q for q, _ in defs) + "."
+    # the first few only, so that long problems still fit a pretraining row
+    return "The first quantities in order: " + "; ".join(q for q, _ in defs[:4]) + "."
 
 
 EXERCISES: dict[str, Callable[..., str]] = {
@@ -51,8 +52,11 @@ def reading_text(problem: Problem, rng: random.Random, n_exercises: int = 3) -> 
     """The problem followed by ``n_exercises`` distinct exercises, one per line."""
     m = _QUESTION.search(problem.question)
     asked = f"each {m.group(2)}'s {m.group(1)}" if m else "an unnamed quantity"
-    # A question whose quantity is given as a plain number would have its answer restated.
+    # A question whose quantity is given as a plain number states its own answer in the
+    # question; the exercises at least never single that sentence out.
     defs = [(q, rhs) for q, rhs in definitions(problem.question) if not (q == asked and rhs.strip().isdigit())]
+    if not defs:
+        return problem.question
     kinds = ["lookup"] + rng.sample([k for k in EXERCISES if k != "lookup"], k=min(max(n_exercises - 1, 0), 3))
     rng.shuffle(kinds)
     return "\n".join([problem.question] + [EXERCISES[k](rng, defs, asked) for k in kinds])

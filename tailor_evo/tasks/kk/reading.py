@@ -4,8 +4,13 @@ A base model must be able to *read* a puzzle (copy its people's names into the
 answer format, look up what a person said, list the inhabitants in order) before
 a warm start can teach it to *reason*. These exercises teach exactly that and
 nothing more: no exercise states the puzzle's solution or any reasoning step.
-Role lists that appear (a guessed answer, a supposition to recall) are drawn at
-random and are never the gold assignment, so the corpus cannot teach solving.
+Role lists that appear (a guessed answer, a supposition to recall) are drawn
+uniformly at random, independently of the puzzle. That is what makes them carry
+no information about the solution: a guess matches the gold assignment exactly as
+often as chance (1 in 2^people), and predicting the roles better than chance is
+impossible, so the language-modelling loss never rewards solving. (Excluding the
+gold assignment would do the opposite: a model that solves could then rule it out
+and lower its loss.)
 """
 
 from __future__ import annotations
@@ -17,40 +22,37 @@ from tailor_evo.tasks.base import Problem
 from tailor_evo.tasks.kk import text as T
 
 
-def _random_roles(rng: random.Random, gold: list[bool]) -> list[bool]:
-    """A uniformly random role list that is not the gold solution."""
-    while True:
-        roles = [rng.random() < 0.5 for _ in gold]
-        if roles != list(gold):
-            return roles
+def _random_roles(rng: random.Random, n: int) -> list[bool]:
+    """A uniformly random role list, drawn without looking at the puzzle."""
+    return [rng.random() < 0.5 for _ in range(n)]
 
 
-def _answer_format(rng: random.Random, names: list[str], clauses: list[str], gold: list[bool]) -> str:
-    roles = _random_roles(rng, gold)
+def _answer_format(rng: random.Random, names: list[str], clauses: list[str]) -> str:
+    roles = _random_roles(rng, len(names))
     return f"A guessed answer: <answer> {T.solution_text_format(names, roles)} </answer>"
 
 
-def _listing(rng: random.Random, names: list[str], clauses: list[str], gold: list[bool]) -> str:
+def _listing(rng: random.Random, names: list[str], clauses: list[str]) -> str:
     return "The inhabitants in order: " + " ".join(f"({i + 1}) {n}" for i, n in enumerate(names)) + "."
 
 
-def _by_index(rng: random.Random, names: list[str], clauses: list[str], gold: list[bool]) -> str:
+def _by_index(rng: random.Random, names: list[str], clauses: list[str]) -> str:
     i = rng.randrange(len(names))
     return f"Inhabitant {i + 1} is {names[i]}."
 
 
-def _what_said(rng: random.Random, names: list[str], clauses: list[str], gold: list[bool]) -> str:
+def _what_said(rng: random.Random, names: list[str], clauses: list[str]) -> str:
     i = rng.randrange(len(names))
     return f"What did {names[i]} say? {names[i]} said that {clauses[i]}."
 
 
-def _who_said(rng: random.Random, names: list[str], clauses: list[str], gold: list[bool]) -> str:
+def _who_said(rng: random.Random, names: list[str], clauses: list[str]) -> str:
     i = rng.randrange(len(names))
     return f"Who said that {clauses[i]}? {names[i]}."
 
 
-def _recall(rng: random.Random, names: list[str], clauses: list[str], gold: list[bool]) -> str:
-    roles = _random_roles(rng, gold)
+def _recall(rng: random.Random, names: list[str], clauses: list[str]) -> str:
+    roles = _random_roles(rng, len(names))
     i = rng.randrange(len(names))
     supposed = T.join_and([f"{n} is a {T.role_word(r)}" for n, r in zip(names, roles)])
     return f"Suppose {supposed}. Then {names[i]} is a {T.role_word(roles[i])}."
@@ -72,8 +74,7 @@ def reading_text(problem: Problem, rng: random.Random, n_exercises: int = 3) -> 
 
     names = list(problem.meta["names"])
     clauses = [T.clause(st, names) for st in puzzle_of(problem).statements]
-    gold = list(problem.answer)
     others = [k for k in EXERCISES if k != "answer_format"]
     kinds = ["answer_format"] + rng.sample(others, k=min(max(n_exercises - 1, 0), len(others)))
     rng.shuffle(kinds)
-    return "\n".join([problem.question] + [EXERCISES[k](rng, names, clauses, gold) for k in kinds])
+    return "\n".join([problem.question] + [EXERCISES[k](rng, names, clauses) for k in kinds])
