@@ -110,6 +110,10 @@ def data_problems(task, cfg: EvalConfig) -> list:
     from tailor_evo.io import read_problems
 
     problems = [p for _, p in read_problems(task, cfg.data)]
+    unanswered = [i for i, p in enumerate(problems, start=1) if p.answer is None]
+    if unanswered:
+        raise InputError(f"record {unanswered[0]} has no gold answer (and no unique solution) to score against; "
+                         f"{len(unanswered)} such record(s)", file=cfg.data)
     held = Counter(p.difficulty for p in problems)
     missing = [lv for lv in cfg.levels if lv not in held]
     if missing:

@@ -125,6 +125,15 @@ def cosine_schedule(optimizer: torch.optim.Optimizer, warmup: int, total: int,
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
+def packing_supported() -> bool:
+    """Packed batches need transformers to read restarting position ids as sequence boundaries."""
+    try:
+        from transformers import masking_utils
+    except ImportError:
+        return False
+    return hasattr(masking_utils, "find_packed_sequence_indices")
+
+
 def _validate(cfg: SFTConfig) -> None:
     checks = [("batch_size", cfg.batch_size >= 1), ("grad_accum", cfg.grad_accum >= 1), ("lr", cfg.lr > 0),
               ("epochs", cfg.epochs >= 1 or cfg.max_steps > 0), ("max_length", cfg.max_length >= 2),
@@ -134,6 +143,11 @@ def _validate(cfg: SFTConfig) -> None:
             raise InputError(f"invalid value {getattr(cfg, name)!r}", file="config", field=name)
     if not cfg.data:
         raise InputError("no training data given (--data FILE)", field="data")
+    if cfg.packing and not packing_supported():
+        import transformers
+
+        raise InputError(f"packed batches need a transformers release that masks packed sequences (this one is "
+                         f"{transformers.__version__}); set sft.packing=false", field="packing")
 
 
 def train_sft(cfg: SFTConfig, run_dir: RunDir, resume: bool = False) -> Path:

@@ -229,7 +229,12 @@ class KnightsKnavesTask(Task):
             raise InputError("must be a string", file=source, line=line, field="quiz")
         self._check_answer(record.get("solution"), len(names), source, line, "solution")
         pz = Puzzle(statements)
-        solution = record.get("solution") or pz.solve()
+        solved = pz.solve()
+        given = record.get("solution")
+        if given is not None and solved is not None and list(given) != solved:
+            raise InputError(f"{given} is not the statements' unique solution {solved}", file=source, line=line,
+                             field="solution")
+        solution = given if given is not None else solved
         trees = [to_json(s) for s in statements]
         meta = {"names": list(names), "statements": trees,
                 "templates": recover_templates(quiz, statements, names)}
