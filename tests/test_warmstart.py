@@ -40,6 +40,17 @@ def test_only_verified_trajectories_are_kept_and_drops_are_counted():
     assert s.n_verified == s.n_rendered - 2 * per_prim
 
 
+def test_a_completion_budget_drops_long_trajectories_and_counts_them():
+    full = _build(size=24, n_problems=30)
+    lengths = sorted(len(c.completion.split()) for c in full.candidates)
+    budget = lengths[len(lengths) // 2]
+    res = _build(size=24, n_problems=30, max_completion_tokens=budget, count_tokens=lambda t: len(t.split()))
+    assert res.records and all(len(r["completion"].split()) <= budget for r in res.records)
+    too_long = sum(1 for c in full.candidates if len(c.completion.split()) > budget)
+    assert too_long > 0 and res.stats.dropped[f"longer than {budget} tokens"] == too_long
+    assert res.stats.n_verified == full.stats.n_verified       # verified before the budget was applied
+
+
 def test_duplicate_primitives_are_skipped_and_reported():
     res = _build(size=6, prims=TOY_PRIMS[:2] + TOY_PRIMS[:1], n_problems=9)
     assert res.stats.n_primitives == 2

@@ -39,7 +39,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -489,13 +489,19 @@ def build_warmstart(task: Task, method: str, size: int, seed: int, *, archive_di
                     chat: bool = False, embedder: str = "hash", codebook: str = "simhash",
                     teacher_name: str = "teacher",
                     primitives: Sequence[PrimitiveRef] | None = None, check_eval: bool = True,
-                    progress: bool = True) -> WarmstartResult:
+                    progress: bool = True, max_completion_tokens: int | None = None,
+                    count_tokens: Callable[[str], int] | None = None) -> WarmstartResult:
     """Build ``size`` warm-start records for ``method`` on the training problems of ``seed``.
 
     ``n_problems`` defaults to ``size + size // 4`` so that even a one-primitive method
     can fill the budget with room to choose. Each primitive is rendered on at most
     ``ceil(oversample * size / #primitives)`` problems to bound the cost for large archives.
     ``primitives`` replaces the method's own source (seed library or archive) when given.
+
+    ``max_completion_tokens`` (counted by ``count_tokens``, e.g. the backbone's tokenizer)
+    drops verified trajectories longer than the model will be allowed to generate in RL
+    and evaluation: imitating them would teach it to run out of tokens before the answer.
+    The same filter applies to every method, and the drops are counted in the card.
     """
     if method not in METHODS:
         raise InputError(f"unknown method {method!r} (known: {', '.join(METHODS)})", field="method")
@@ -544,9 +550,17 @@ def build_warmstart(task: Task, method: str, size: int, seed: int, *, archive_di
                                            dropped=dropped, progress=progress)
             n_rendered = per_prim * n_prims
 
+    n_verified = len(candidates)
+    if max_completion_tokens is not None:
+        if count_tokens is None:
+            raise ValueError("max_completion_tokens needs count_tokens")
+        fits = [c for c in candidates if count_tokens(c.completion) <= max_completion_tokens]
+        if len(fits) < len(candidates):
+            dropped[f"longer than {max_completion_tokens} tokens"] += len(candidates) - len(fits)
+        candidates = fits
     stats = WarmstartStats(task=task.name, method=method, seed=seed, size=size, levels=levels,
                            n_problems=len(problems), n_primitives=n_prims, n_rendered=n_rendered,
-                           n_verified=len(candidates), dropped=dict(dropped))
+                           n_verified=n_verified, dropped=dict(dropped))
     stats.verified_per_primitive = dict(Counter(c.primitive_id for c in candidates))
     stats.primitive_names = names
     stats.skipped_primitives = skipped
