@@ -67,7 +67,8 @@ class PretrainConfig:
     save_every: int = 100
     keep_checkpoints: int = 2
     log_every: int = 10
-    threads: int = 2
+    threads: int = 2                    # torch intra-op threads (CPU)
+    device: str = "auto"                # "auto" (a CUDA GPU when there is one), "cpu", "cuda", "cuda:1", ...
     save_dtype: str = "float16"         # dtype of the exported model (loads upcast to float32)
 
     def check(self) -> None:
@@ -212,6 +213,9 @@ def train_pretrain(cfg: PretrainConfig, run_dir: RunDir, resume: bool = False) -
     seed_everything(cfg.seed)
     model, tokenizer = _initial_model(cfg, run_dir, resume)
     run_dir.save_config(cfg)
+    device = torch.device("cuda" if cfg.device == "auto" and torch.cuda.is_available() else
+                          "cpu" if cfg.device == "auto" else cfg.device)
+    model.to(device)
     model.train()
     optimizer = make_optimizer(model, cfg.lr, cfg.weight_decay, cfg.betas)
     warmup = min(cfg.warmup_steps, cfg.steps)
@@ -229,7 +233,7 @@ def train_pretrain(cfg: PretrainConfig, run_dir: RunDir, resume: bool = False) -
     t0, tokens_since = time.perf_counter(), 0
     while state.step < cfg.steps:
         batch = packer.batch(state.step, cfg.batch_size)
-        out = model(input_ids=batch.input_ids, labels=batch.labels)
+        out = model(input_ids=batch.input_ids.to(device), labels=batch.labels.to(device))
         out.loss.backward()  # noqa: the loss is a mean over the batch's supervised tokens
         grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip) if cfg.grad_clip > 0 else None
         optimizer.step()
@@ -280,7 +284,7 @@ def export_base(model: torch.nn.Module, tokenizer: Any, out: Path, cfg: Pretrain
     from trainers.sft import export_model
 
     dtype = getattr(torch, cfg.save_dtype)
-    export_model(copy.deepcopy(model).to(dtype), tokenizer, out)
+    export_model(copy.deepcopy(model).to(device="cpu", dtype=dtype), tokenizer, out)
     info = {"backbone": cfg.name, "made_by": "tailor-evo models pretrain", "seed": cfg.seed,
             "parameters": n_params, "steps": cfg.steps, "tokens": tokens, "config": asdict(cfg)}
     from tailor_evo.io import write_json_atomic

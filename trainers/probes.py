@@ -44,7 +44,7 @@ def _name_ids(tokenizer, names: list[str]) -> dict[int, str]:
 
 
 @torch.no_grad()
-def name_copy(model, tokenizer, problems: list, task, batch_size: int = 16) -> NameCopy:
+def name_copy(model, tokenizer, problems: list, task) -> NameCopy:
     """Both measures on KK ``problems`` (greedy, teacher-forced, one forward pass per problem)."""
     from tailor_evo.tasks.kk import text as T
 
@@ -59,7 +59,7 @@ def name_copy(model, tokenizer, problems: list, task, batch_size: int = 16) -> N
             prefix = prompt[: prompt.index(p.question)] + intro
             answer_prefix = prompt + " " + "<answer> "
             text = answer_prefix + p.answer_text + " </answer>"
-            ids = tokenizer(text, return_tensors="pt").input_ids
+            ids = tokenizer(text, return_tensors="pt").input_ids.to(next(model.parameters()).device)
             start_q = len(tokenizer(prefix).input_ids)
             start_a = len(tokenizer(answer_prefix).input_ids)
             end_q = len(tokenizer(prompt).input_ids)
