@@ -171,3 +171,44 @@ def test_pretrain_resumes_to_the_same_weights_and_exports_a_loadable_base(tmp_pa
     assert any("answer_copy" in r for r in rows)
     assert "name copying" in (tmp_path / "full" / "report.md").read_text()
     assert (tmp_path / "full" / "model" / "tailor_evo.json").exists()
+
+
+def test_varied_layouts_and_prompt_form_keep_the_same_exercises():
+    task = get_task("kk")
+    mix = CorpusMix(tasks={"kk": 1.0}, procedural=0.0, prompt_form=1.0, varied=True)
+    docs = [Corpus(mix, seed=0).document(0, j) for j in range(60)]
+    last = bare = 0
+    for d in docs:
+        assert d.text.startswith(task.prompt(d.problem)), "the problem sits inside the task's prompt"
+        lines = d.text.splitlines()
+        last += lines[-1].startswith(("A guessed answer: <answer>", "<answer>")) or "</answer>" in lines[-1]
+        bare += "A guessed answer:" not in d.text
+        assert THINK_OPEN not in d.text[len(task.prompt(d.problem)):]   # (the instruction names the tags)
+    assert 10 < last < 60 and 10 < bare < 50
+    # without the options, the text is what the first phase was trained on (seeded, unchanged)
+    plain = Corpus(CorpusMix(), seed=0).document(3, 1)
+    assert plain.text == Corpus(CorpusMix(), seed=0).document(3, 1).text and "Assistant:" not in plain.text
+
+
+def test_presets_chain_their_phases_and_init_from_checks_the_shape(tmp_path):
+    from tailor_evo.errors import InputError
+    from tailor_evo.models.tiny import build_tiny
+    from tailor_evo.rundir import RunDir
+    from trainers.pretrain import preset_chain, preset_config, train_pretrain
+
+    assert preset_chain("tiny-base") == ["tiny-base-reading", "tiny-base"]
+    assert preset_config("tiny-base").corpus.varied and not preset_config("tiny-base-reading").corpus.varied
+    with pytest.raises(InputError, match="--preset"):
+        preset_chain("huge")
+    other = build_tiny(tmp_path / "other", hidden_size=48, layers=1, heads=2, vocab_size=600)
+    with pytest.raises(InputError, match="hidden_size"):
+        train_pretrain(_cfg(steps=1, init_from=str(other)), RunDir.create(tmp_path / "r"))
+    first = train_pretrain(_cfg(steps=2), RunDir.create(tmp_path / "p1"))
+    second = train_pretrain(_cfg(steps=1, init_from=str(first), lr=1e-9, warmup_steps=0),
+                            RunDir.create(tmp_path / "p2"))
+    import torch
+    from safetensors.torch import load_file
+
+    a = load_file(str(next(first.glob("*.safetensors"))))
+    b = load_file(str(next(second.glob("*.safetensors"))))
+    assert all(torch.allclose(a[k].float(), b[k].float(), atol=1e-2) for k in a)   # started from the first

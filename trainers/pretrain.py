@@ -51,6 +51,8 @@ class ArchSettings:
 class PretrainConfig:
     name: str = "tiny-base"             # what the exported model calls itself (its registry name)
     seed: int = 0
+    init_from: str = ""                 # start from this model directory (a finished earlier phase) instead of
+                                        # random weights; it must use the tiny tokenizer of ``seed``
     arch: ArchSettings = field(default_factory=ArchSettings)
     corpus: CorpusMix = field(default_factory=CorpusMix)
     steps: int = 1600
@@ -84,12 +86,26 @@ class PretrainConfig:
         self.corpus.check()
 
 
-# The shipped sizes: overrides of :class:`PretrainConfig` (``models pretrain --preset NAME``).
-# Each was chosen by the measured ladder recorded in docs/backbones.md.
+# The shipped recipes: overrides of :class:`PretrainConfig` (``models pretrain --preset NAME``),
+# chosen by the measured ladder recorded in docs/backbones.md. A recipe with ``after`` is a
+# later phase: it starts from the model of that preset's run (``init_from``).
+_SECOND_PHASE = {"steps": 400, "lr": 1e-3, "warmup_steps": 20, "corpus.prompt_form": 0.5, "corpus.varied": True}
 PRESETS: dict[str, dict[str, Any]] = {
-    "tiny-base": {},
-    "tiny-base-m": {"arch.hidden_size": 256, "arch.layers": 6},
+    "tiny-base-reading": {},
+    "tiny-base": {"after": "tiny-base-reading", **_SECOND_PHASE},
+    "tiny-base-m-reading": {"arch.hidden_size": 256, "arch.layers": 6},
+    "tiny-base-m": {"after": "tiny-base-m-reading", "arch.hidden_size": 256, "arch.layers": 6, **_SECOND_PHASE},
 }
+
+
+def preset_chain(name: str) -> list[str]:
+    """The presets to run in order to build ``name`` (its earlier phases first)."""
+    if name not in PRESETS:
+        raise InputError(f"unknown preset {name!r} (known: {', '.join(PRESETS)})", field="--preset")
+    chain = [name]
+    while "after" in PRESETS[chain[0]]:
+        chain.insert(0, PRESETS[chain[0]]["after"])
+    return chain
 
 
 def preset_config(name: str) -> "PretrainConfig":
@@ -99,7 +115,8 @@ def preset_config(name: str) -> "PretrainConfig":
 
     if name not in PRESETS:
         raise InputError(f"unknown preset {name!r} (known: {', '.join(PRESETS)})", field="--preset")
-    return load_config(PretrainConfig, None, [f"{k}={v}" for k, v in PRESETS[name].items()] + [f"name={name}"])
+    return load_config(PretrainConfig, None, [f"{k}={v}" for k, v in PRESETS[name].items() if k != "after"]
+                       + [f"name={name}"])
 
 
 @dataclass
@@ -194,9 +211,32 @@ def _initial_model(cfg: PretrainConfig, run_dir: RunDir, resume: bool):
         a = cfg.arch
         build_tiny(init, seed=cfg.seed, hidden_size=a.hidden_size, layers=a.layers, heads=a.heads,
                    vocab_size=a.vocab_size, max_positions=a.max_positions, initializer_range=a.initializer_range)
-    model = AutoModelForCausalLM.from_pretrained(init, dtype=torch.float32)
+        if cfg.init_from:
+            _copy_start(Path(cfg.init_from), init)
+    model = AutoModelForCausalLM.from_pretrained(init, dtype=torch.float32)   # fp16 starts are upcast
     tokenizer = AutoTokenizer.from_pretrained(init)
     return model, tokenizer
+
+
+def _copy_start(source: Path, init: Path) -> None:
+    """Replace the random initial weights by a finished model's, after checking it is the same shape."""
+    import shutil
+
+    from tailor_evo.io import read_json
+
+    if not (source / "config.json").exists():
+        raise InputError("not a model directory (no config.json)", file=str(source), field="init_from")
+    mine, theirs = read_json(init / "config.json"), read_json(source / "config.json")
+    for key in ("hidden_size", "num_hidden_layers", "num_attention_heads", "vocab_size"):
+        if mine.get(key) != theirs.get(key):
+            raise InputError(f"{key} is {theirs.get(key)}, the recipe's arch says {mine.get(key)}",
+                             file=str(source), field="init_from")
+    if (source / "tokenizer.json").read_bytes() != (init / "tokenizer.json").read_bytes():
+        raise InputError("its tokenizer is not the tiny tokenizer of this seed", file=str(source), field="init_from")
+    for f in init.glob("*.safetensors"):
+        f.unlink()
+    for f in source.glob("*.safetensors"):
+        shutil.copy2(f, init / f.name)
 
 
 def train_pretrain(cfg: PretrainConfig, run_dir: RunDir, resume: bool = False) -> Path:

@@ -65,7 +65,8 @@ def prepare_cmd(name: str, force: bool) -> None:
 @models.command("pretrain")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Run directory.")
 @click.option("--preset", default="tiny-base", show_default=True,
-              help="Shipped size whose recipe to start from: tiny-base or tiny-base-m.")
+              help="Recipe to start from: tiny-base, tiny-base-m (each runs its earlier phase first), "
+                   "or a single phase: tiny-base-reading, tiny-base-m-reading.")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its latest checkpoint.")
 @click.option("--overwrite", is_flag=True, help="Start again in a non-empty run directory.")
 @config_options
@@ -75,25 +76,46 @@ def pretrain_cmd(ctx: click.Context, out: str, preset: str, resume: bool, overwr
     """Pretrain a tiny base backbone on the tasks' reading corpus (no solutions); writes OUT/model.
 
     The result reads (copies names, looks up statements) but has never seen a
-    solution, so every warm-start method can start from it on equal terms.
-    Progress goes to the terminal and, one line per probe, to the log (-v).
+    solution, so every warm-start method can start from it on equal terms. A
+    recipe's earlier phases run first, into OUT/phases/NAME, and each later
+    phase starts from the model of the one before. Progress goes to the terminal
+    and, one line per probe, to the log (-v).
     """
     from pathlib import Path
 
+    from trainers.pretrain import preset_chain
+
+    chain = preset_chain(preset)
+    start = ""
+    for i, name in enumerate(chain):
+        last = i == len(chain) - 1
+        phase_out = Path(out) if last else Path(out) / "phases" / name
+        if not last and (phase_out / "model" / "tailor_evo.json").exists() and (resume or not overwrite):
+            click.echo(f"phase {name}: already finished ({phase_out / 'model'})")
+        else:
+            click.echo(f"phase {i + 1}/{len(chain)}: {name} -> {phase_out}")
+            extra = [f"init_from={start}"] if start else []
+            # the last phase shares OUT with the earlier phases' folder, which it must not count as content
+            only_phases = phase_out.is_dir() and {p.name for p in phase_out.iterdir()} <= {"phases"}
+            _pretrain_phase(ctx, phase_out, name, resume and (phase_out / "config.yaml").exists(),
+                            overwrite or not last or only_phases, config_path, extra + list(overrides))
+        start = str(phase_out / "model")
+    click.echo(f"model: {Path(out) / 'model'}\nreport: {Path(out) / 'report.md'}")
+
+
+def _pretrain_phase(ctx: click.Context, out, preset: str, resume: bool, overwrite: bool, config_path: str | None,
+                    overrides: list[str]) -> None:
     from tailor_evo.config import load_config
     from tailor_evo.rundir import RunDir
     from trainers.pretrain import PretrainConfig, preset_config, train_pretrain
 
-    saved = Path(out) / "config.yaml"
+    saved = out / "config.yaml"
     if resume:
-        if not saved.exists():
-            raise InputError("nothing to resume: no config.yaml in the run directory", file=str(out))
-        cfg = load_config(PretrainConfig, saved, list(overrides))
+        cfg = load_config(PretrainConfig, saved, overrides)
     else:
-        cfg = load_config(PretrainConfig, config_path, list(overrides), base=preset_config(preset))
+        cfg = load_config(PretrainConfig, config_path, overrides, base=preset_config(preset))
         seed = (ctx.find_root().obj or {}).get("seed")
         if seed is not None:
             cfg.seed = seed
     run_dir = RunDir.create(out, resume=resume, overwrite=overwrite)
-    path = train_pretrain(cfg, run_dir, resume=resume)
-    click.echo(f"model: {path}\nreport: {run_dir.report_path}")
+    train_pretrain(cfg, run_dir, resume=resume)

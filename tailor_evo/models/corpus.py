@@ -43,6 +43,8 @@ class CorpusMix:
     tasks: dict[str, float] = field(default_factory=lambda: {"kk": 0.55, "igsm": 0.2})
     procedural: float = 0.25
     levels: dict[str, list[int]] = field(default_factory=lambda: {"kk": [2, 3, 4, 5], "igsm": [2, 3, 4, 5]})
+    prompt_form: float = 0.0     # share of task documents whose problem sits inside the task's own prompt
+    varied: bool = False         # tasks' varied exercise layouts (Task.reading_text(varied=True))
 
     def check(self) -> None:
         from tailor_evo.tasks import get_task
@@ -58,6 +60,8 @@ class CorpusMix:
                 raise InputError(f"share must be >= 0, got {share}", field=f"corpus.tasks.{name}")
         if self.procedural < 0 or self.procedural + sum(self.tasks.values()) <= 0:
             raise InputError("the shares must be >= 0 and not all zero", field="corpus.procedural")
+        if not 0.0 <= self.prompt_form <= 1.0:
+            raise InputError(f"must be in [0, 1], got {self.prompt_form}", field="corpus.prompt_form")
 
 
 def _rng(seed: int, step: int, j: int) -> random.Random:
@@ -108,4 +112,11 @@ class Corpus:
         task = self.tasks[source]
         levels = self.mix.levels.get(source) or list(task.default_levels)
         problem = task.generate(1, rng.randrange(2**31), levels=[rng.choice(levels)])[0]
-        return Document(source, task.reading_text(problem, rng), problem)
+        text = task.reading_text(problem, rng, varied=True) if self.mix.varied else task.reading_text(problem, rng)
+        if self.mix.prompt_form > 0 and rng.random() < self.mix.prompt_form:
+            # the same exercises, read where SFT, RL and evaluation show the problem: inside the
+            # task's prompt, the exercises taking the place of the reply
+            prompt = task.prompt(problem)
+            if isinstance(prompt, str) and text.startswith(problem.question):
+                text = prompt + " " + text[len(problem.question):].lstrip("\n")
+        return Document(source, text, problem)

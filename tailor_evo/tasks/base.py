@@ -207,8 +207,11 @@ class Task(ABC):
     def reference_completion(self, problem: Problem) -> str:
         return self.format_response(self.reference_solution(problem), problem.answer_text)
 
-    def reading_text(self, problem: Problem, rng: random.Random) -> str:
+    def reading_text(self, problem: Problem, rng: random.Random, varied: bool = False) -> str:
         """The problem followed by reading exercises (never its solution), for pretraining.
+
+        ``varied`` asks for more varied layouts (more exercises, other orders), used by
+        the later phase of a pretraining recipe; without it the text is unchanged.
 
         A base model pretrained on these can read the task's text (copy names, look up
         definitions) without having been taught to solve it; ``models pretrain`` mixes

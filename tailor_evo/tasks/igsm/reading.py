@@ -48,8 +48,10 @@ EXERCISES: dict[str, Callable[..., str]] = {
 }
 
 
-def reading_text(problem: Problem, rng: random.Random, n_exercises: int = 3) -> str:
-    """The problem followed by ``n_exercises`` distinct exercises, one per line."""
+def reading_text(problem: Problem, rng: random.Random, n_exercises: int = 3, varied: bool = False) -> str:
+    """The problem followed by ``n_exercises`` distinct exercises, one per line (all four when ``varied``)."""
+    if varied:
+        n_exercises = 4
     m = _QUESTION.search(problem.question)
     asked = f"each {m.group(2)}'s {m.group(1)}" if m else "an unnamed quantity"
     # A question whose quantity is given as a plain number states its own answer in the

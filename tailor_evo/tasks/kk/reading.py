@@ -64,17 +64,30 @@ EXERCISES: dict[str, Callable[..., str]] = {
 }
 
 
-def reading_text(problem: Problem, rng: random.Random, n_exercises: int = 3) -> str:
+def reading_text(problem: Problem, rng: random.Random, n_exercises: int = 3, varied: bool = False) -> str:
     """The puzzle followed by ``n_exercises`` distinct exercises, each on its own line.
 
     The answer-format exercise is always one of them: it is the copying skill a KK
     answer needs most (names in introduction order, in the answer's exact layout).
+    ``varied`` widens the contexts it is practised in, because a real answer comes
+    after a long reasoning text that names the people in any order: half the time
+    it comes last, after four other exercises, and half the time it is a bare
+    ``<answer>`` block without its lead-in sentence.
     """
     from tailor_evo.tasks.kk import puzzle_of
 
     names = list(problem.meta["names"])
     clauses = [T.clause(st, names) for st in puzzle_of(problem).statements]
     others = [k for k in EXERCISES if k != "answer_format"]
+    last = varied and rng.random() < 0.5
+    if last:
+        n_exercises = 5
     kinds = ["answer_format"] + rng.sample(others, k=min(max(n_exercises - 1, 0), len(others)))
     rng.shuffle(kinds)
-    return "\n".join([problem.question] + [EXERCISES[k](rng, names, clauses) for k in kinds])
+    if last:
+        kinds.remove("answer_format")
+        kinds.append("answer_format")
+    lines = [EXERCISES[k](rng, names, clauses) for k in kinds]
+    if varied and rng.random() < 0.5:
+        lines = [ln.removeprefix("A guessed answer: ") for ln in lines]
+    return "\n".join([problem.question] + lines)
