@@ -39,6 +39,7 @@ class WarmstartSettings:
     teacher_max_new_tokens: int = 384
     embedder: str = "hash"            # embedder of the coverage measure: hash | minilm
     max_primitives: int | None = 32   # elite primitives of the archive used by the tailor method
+    fit_rl_budget: bool = True        # keep only trajectories that fit rl.max_new_tokens (backbone tokens)
 
 
 @dataclass
@@ -50,6 +51,7 @@ class FinalEval:
     max_new_tokens: int = 384
     batch_size: int = 32
     backend: str = "hf"               # "hf" (any device) or "vllm" (GPU, needs the vllm extra)
+    base: bool = True                 # also evaluate the backbone itself, so the report shows what SFT added
 
 
 def _default_search() -> SearchConfig:
@@ -74,7 +76,7 @@ def _default_rl() -> RLConfig:
 @dataclass
 class PipelineConfig:
     task: str = "kk"
-    backbone: str = "tiny"
+    backbone: str = "tiny-base"
     method: str = "tailor"
     seed: int = 0
     levels: list[int] = field(default_factory=lambda: [3])     # training difficulty (search, warm start, RL)
@@ -146,11 +148,18 @@ def stage_warmstart(cfg: PipelineConfig, out: Path, archive_dir: Path | None, te
         from tailor_evo.generation import make_engine
 
         teacher = make_engine(teacher_spec)
+    budget: dict = {}
+    if cfg.warmstart.fit_rl_budget:
+        from transformers import AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(_backbone_dir(cfg))
+        budget = {"max_completion_tokens": cfg.rl.max_new_tokens,
+                  "count_tokens": lambda text: len(tokenizer(text, add_special_tokens=False).input_ids) + 1}
     result = build_warmstart(task, cfg.method, cfg.warmstart.size, cfg.seed, archive_dir=archive_dir,
                              teacher=teacher, levels=cfg.levels, teacher_samples=cfg.warmstart.teacher_samples,
                              max_new_tokens=cfg.warmstart.teacher_max_new_tokens, chat=cfg.chat,
                              embedder=cfg.warmstart.embedder, max_primitives=cfg.warmstart.max_primitives,
-                             teacher_name=teacher_spec or "teacher")
+                             teacher_name=teacher_spec or "teacher", **budget)
     if not result.records:
         # e.g. a redistill teacher that solves nothing: the cell goes on with no warm start
         # (SFT is skipped) and the summary and report say so
@@ -164,6 +173,12 @@ def stage_warmstart(cfg: PipelineConfig, out: Path, archive_dir: Path | None, te
     return {"data": str(data_path), "records": len(result.records), "coverage": stats.get("coverage_selected"),
             "coverage_abstract": stats.get("coverage_abstract"),
             "stats": stats}
+
+
+def _backbone_dir(cfg: PipelineConfig) -> str:
+    from tailor_evo.models.registry import resolve
+
+    return str(resolve(cfg.backbone))
 
 
 def stage_sft(cfg: PipelineConfig, out: Path, data_path: str, n_records: int) -> dict:
@@ -236,6 +251,10 @@ class PipelineResult:
     seconds: dict[str, float]
 
     @property
+    def acc_base(self) -> float | None:
+        return self.stages["eval_base"]["accuracy"] if "eval_base" in self.stages else None
+
+    @property
     def acc_sft(self) -> float:
         return self.stages["eval_sft"]["accuracy"]
 
@@ -271,6 +290,9 @@ def run_pipeline(cfg: PipelineConfig, root: str | Path, *, resume: bool = False,
     stages["warmstart"] = _run_stage(
         root, "warmstart",
         lambda: stage_warmstart(cfg, root / "warmstart", archive_dir, teacher_spec or cfg.warmstart.teacher), timer)
+    if cfg.eval.base:
+        stages["eval_base"] = _run_stage(root, "eval_base",
+                                         lambda: stage_eval(cfg, root / "eval_base", _backbone_dir(cfg)), timer)
     stages["sft"] = _run_stage(root, "sft", lambda: stage_sft(cfg, root / "sft", stages["warmstart"]["data"],
                                                   stages["warmstart"]["records"]), timer)
     stages["eval_sft"] = _run_stage(root, "eval_sft",

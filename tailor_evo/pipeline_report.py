@@ -38,12 +38,15 @@ def _rl_curves(result: PipelineResult, path: Path) -> Path:
 
 
 def _acc_bars(result: PipelineResult, path: Path, difficulty_name: str) -> Path:
-    sft, rl = result.stages["eval_sft"]["per_level"], result.stages["eval_rl"]["per_level"]
-    levels = sorted(sft, key=int)
+    stages = [("eval_base", "base"), ("eval_sft", "after SFT"), ("eval_rl", "after RL")]
+    stages = [(result.stages[k]["per_level"], label) for k, label in stages if k in result.stages]
+    levels = sorted(stages[0][0], key=int)
     fig, ax = plt.subplots(figsize=(6, 3.5))
     xs = range(len(levels))
-    ax.bar([x - 0.2 for x in xs], [sft[lv] for lv in levels], 0.4, label="after SFT")
-    ax.bar([x + 0.2 for x in xs], [rl[lv] for lv in levels], 0.4, label="after RL")
+    width = 0.8 / len(stages)
+    for i, (per_level, label) in enumerate(stages):
+        offset = (i - (len(stages) - 1) / 2) * width
+        ax.bar([x + offset for x in xs], [per_level[lv] for lv in levels], width, label=label)
     ax.set_xticks(list(xs), [f"{difficulty_name}={lv}" for lv in levels])
     ax.set(title="Greedy accuracy on held-out problems", ylabel="accuracy", ylim=(0, 1))
     ax.grid(axis="y", alpha=0.3)
@@ -68,6 +71,8 @@ def summary_table(cfg: PipelineConfig, result: PipelineResult) -> str:
         cov_txt += f" ({round(abstract, 1)} with names abstracted)"
     rows.append(("warm start", f"{ws['records']} records ({cfg.method}); {cov_txt}",
                  result.seconds.get("warmstart", 0)))
+    if "eval_base" in s:
+        rows.append(("eval of the base", s["eval_base"]["summary"], result.seconds.get("eval_base", 0)))
     rows.append(("SFT", s["sft"].get("skipped") or f"model {s['sft']['model']}", result.seconds.get("sft", 0)))
     rows.append(("eval after SFT", s["eval_sft"]["summary"], result.seconds.get("eval_sft", 0)))
     curve = s["rl"]["reward_curve"]
@@ -91,6 +96,8 @@ def write_run_report(cfg: PipelineConfig, result: PipelineResult) -> RunReport:
     delta = result.acc_rl - result.acc_sft
     verdict = ("RL improved held-out accuracy over SFT alone" if delta > 0 else
                "RL did not improve held-out accuracy over SFT alone in this run")
+    base_txt = (f"Accuracy of the base backbone {result.acc_base:.3f} (what it knew before any warm start). "
+                if result.acc_base is not None else "")
     text = f"""# tailor-evo run
 
 Task `{cfg.task}`, backbone `{cfg.backbone}`, warm-start method `{cfg.method}`, seed {cfg.seed},
@@ -98,14 +105,14 @@ training levels {cfg.levels}, evaluation levels {cfg.eval.levels} ({cfg.eval.n_p
 
 {table}
 
-Accuracy after SFT {result.acc_sft:.3f}, after RL {result.acc_rl:.3f} ({delta:+.3f}): {verdict}.
+{base_txt}Accuracy after SFT {result.acc_sft:.3f}, after RL {result.acc_rl:.3f} ({delta:+.3f}): {verdict}.
 
 ![RL reward]({curves.relative_to(root)})
 
 ![accuracy]({bars.relative_to(root)})
 
 Stage outputs: `search/` (archive, report), `warmstart/` (data.jsonl, card.md), `sft/`, `rl/` (metrics.jsonl,
-checkpoints), `eval_sft/`, `eval_rl/` (results.json, report.md). Total time {sum(result.seconds.values()) / 60:.1f} min.
+checkpoints), `eval_base/`, `eval_sft/`, `eval_rl/` (results.json, report.md). Total time {sum(result.seconds.values()) / 60:.1f} min.
 """
     path = root / "report.md"
     write_text_atomic(path, text)

@@ -176,3 +176,30 @@ def test_models_cli_list_and_errors(tmp_path, monkeypatch):
     assert table.exit_code == 0 and "smollm2-135m" in table.output and "prepared" in table.output
     bad = CliRunner().invoke(cli, ["models", "prepare", "nope"])
     assert bad.exit_code != 0 and "known backbones" in str(bad.exception)
+
+
+# --- the shipped, pretrained bases ------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", ["tiny-base"])
+def test_shipped_base_loads_generates_and_reads(name):
+    """The shipped weights load (fp16 on disk, float32 in memory), generate, and copy names into an answer."""
+    import torch
+
+    from tailor_evo.generation.base import SamplingParams
+    from tailor_evo.generation.hf import HFEngine
+    from tailor_evo.tasks import get_task
+    from trainers.probes import name_copy
+
+    info = registry.shipped_info(name)
+    assert info["backbone"] == name and info["tokens"] > 0 and info["made_by"].startswith("tailor-evo models pretrain")
+    model, tok = registry.load(name)
+    assert model.dtype == torch.float32
+    engine = HFEngine(model, tok, batch_size=2, show_progress=False)
+    out = engine.generate(["You meet 2 inhabitants: Rosa, and Mei."], SamplingParams(n=1, temperature=0.0,
+                                                                                     max_new_tokens=8))
+    assert out[0][0].token_ids
+    task = get_task("kk")
+    probe = name_copy(model, tok, task.generate(12, 4242, levels=[3]), task)
+    assert probe.answer_accuracy >= 0.9, probe
+    rows = {r.name: r for r in registry.list_backbones()}
+    assert rows[name].available and "models pretrain" in rows[name].description

@@ -15,7 +15,7 @@ SMALL = [
     "search.evolution.generations=1", "search.evolution.population=6", "search.evolution.offspring=6",
     "search.evolution.init_random=4", "search.problems.per_eval=8", "search.problems.probe=4",
     "search.problems.pool=64", "search.problems.report=8", "search.archive.min_problems=8",
-    "warmstart.size=12",
+    "warmstart.size=12", "warmstart.fit_rl_budget=false",
     "sft.max_steps=2", "sft.batch_size=4", "sft.save_every=0",
     "rl.steps=2", "rl.prompts_per_step=2", "rl.group_size=2", "rl.max_new_tokens=16", "rl.eval.n=0",
     "eval.n_per_level=3", "eval.max_new_tokens=16",
@@ -32,7 +32,7 @@ def finished_run(tmp_path_factory):
 
 def test_every_stage_writes_its_outputs(finished_run):
     out, output = finished_run
-    for name in ("search", "warmstart", "sft", "eval_sft", "rl", "eval_rl"):
+    for name in ("search", "warmstart", "eval_base", "sft", "eval_sft", "rl", "eval_rl"):
         assert (out / "stages" / f"{name}.json").exists(), name
     assert (out / "search" / "archive.jsonl").exists()
     records = [json.loads(line) for line in (out / "warmstart" / "data.jsonl").read_text().splitlines()]
@@ -40,11 +40,12 @@ def test_every_stage_writes_its_outputs(finished_run):
     assert (out / "sft" / "model" / "config.json").exists()
     rl_rows = [json.loads(line) for line in (out / "rl" / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rl_rows if "reward" in r] == [1, 2]
-    for stage in ("eval_sft", "eval_rl"):
+    for stage in ("eval_base", "eval_sft", "eval_rl"):
         res = json.loads((out / stage / "results.json").read_text())
         assert res["overall"]["n_problems"] == 3
     report = (out / "report.md").read_text()
-    assert "Accuracy after SFT" in report and (out / "plots" / "rl_reward.png").exists()
+    assert "Accuracy of the base backbone" in report and "Accuracy after SFT" in report
+    assert (out / "plots" / "rl_reward.png").exists()
     assert "report:" in output and "eval after RL" in output
 
 

@@ -135,7 +135,7 @@ def estimate_cell_seconds(pc: PipelineConfig, with_search: bool) -> float:
     sft_steps_tokens = pc.warmstart.size * epochs * record_tokens
     s += sft_steps_tokens * u["sft_token"] * scale
     s += pc.rl.steps * pc.rl.prompts_per_step * pc.rl.group_size * pc.rl.max_new_tokens * u["rl_token"] * scale
-    s += 2 * len(pc.eval.levels) * pc.eval.n_per_level * pc.eval.max_new_tokens * u["eval_token"] * scale
+    s += (2 + int(pc.eval.base)) * len(pc.eval.levels) * pc.eval.n_per_level * pc.eval.max_new_tokens * u["eval_token"] * scale
     if pc.rl.eval.n > 0 and pc.rl.eval.every > 0:
         evals = pc.rl.steps // pc.rl.eval.every + 1
         s += evals * pc.rl.eval.n * pc.rl.eval.max_new_tokens * u["eval_token"] * scale

