@@ -1,0 +1,115 @@
+"""SFT tokens/s: padded against packed batches, side by side on the same warm-start-like data.
+
+Both variants train the same tiny model (the shipped ``tiny`` shape, fp32) on the
+same examples in the same order with the same loss; only the batch layout
+differs. Padded rows compute attention and MLPs on padding up to the longest row
+of each batch; packed rows lay whole examples end to end with a block-diagonal
+mask. The figure that matters is supervised-and-prompt tokens (not padding)
+processed per second. The achieved FLOP/s is set against a measured matmul peak
+of the model's own shapes, so the distance to the machine's limit is visible.
+
+    OMP_NUM_THREADS=2 .venv/bin/python benchmarks/sft_step.py --steps 6
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+
+def examples(tokenizer, n: int, seed: int):
+    """Prompt + completion pairs with the length spread of the main job's warm start (KK, 3 people)."""
+    from tailor_evo.tasks import get_task
+    from trainers.data import encode_example
+
+    task = get_task("kk")
+    rng = random.Random(seed)
+    out = []
+    for p in task.generate(n, seed, levels=[3]):
+        completion = task.reference_completion(p)
+        # repeat the reasoning a random number of times: 300-700 token examples, like tailor data
+        think = completion.split("</think>")[0]
+        completion = think + " " + " ".join([think.removeprefix("<think>")] * rng.randint(0, 2)) + \
+            " </think>" + completion.split("</think>")[1]
+        out.append(encode_example(task.prompt(p), completion, tokenizer, prompt_has_specials=False))
+    return out
+
+
+def matmul_peak(hidden: int, tokens: int, threads: int, repeats: int = 20) -> float:
+    """GFLOP/s of an fp32 matmul of the model's MLP shape (tokens x hidden @ hidden x 4*hidden)."""
+    torch.set_num_threads(threads)
+    a, b = torch.randn(tokens, hidden), torch.randn(hidden, hidden * 8 // 3)
+    for _ in range(3):
+        a @ b
+    start = time.perf_counter()
+    for _ in range(repeats):
+        a @ b
+    return 2 * tokens * hidden * (hidden * 8 // 3) * repeats / (time.perf_counter() - start) / 1e9
+
+
+def run(model_dir: Path, data, batch_size: int, steps: int, packed: bool, threads: int) -> dict:
+    from transformers import AutoModelForCausalLM
+
+    from trainers.data import collate, collate_packed
+    from trainers.losses import sft_loss
+    from trainers.sft import forward_logits
+
+    torch.manual_seed(0)
+    torch.set_num_threads(threads)
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
+    model.train()
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    n_params = sum(p.numel() for p in model.parameters())
+    real = computed = 0
+    elapsed = 0.0
+    for step in range(steps + 1):
+        chunk = data[step * batch_size: (step + 1) * batch_size]
+        batch = collate_packed(chunk, 0, 1024) if packed else collate(chunk, 0)
+        start = time.perf_counter()
+        labels = batch["labels"]
+        loss = sft_loss(forward_logits(model, batch), labels, normaliser=int((labels[:, 1:] != -100).sum()))
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        if step > 0:   # the first step is a warm-up
+            elapsed += time.perf_counter() - start
+            real += sum(len(e.input_ids) for e in chunk)
+            computed += batch["input_ids"].numel()
+    return {"tokens_per_s": real / elapsed, "computed_share": real / computed, "s_per_step": elapsed / steps,
+            "gflops": 6 * n_params * computed / elapsed / 1e9}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--steps", type=int, default=6)
+    ap.add_argument("--batch-size", type=int, default=16)
+    ap.add_argument("--threads", type=int, default=2)
+    args = ap.parse_args()
+    from transformers import AutoTokenizer
+
+    from tailor_evo.models.tiny import build_tiny
+
+    with tempfile.TemporaryDirectory() as tmp:
+        model_dir = build_tiny(Path(tmp) / "m", seed=0)
+        tok = AutoTokenizer.from_pretrained(model_dir)
+        data = examples(tok, (args.steps + 1) * args.batch_size, seed=0)
+        mean_len = sum(len(e.input_ids) for e in data) / len(data)
+        peak = matmul_peak(192, 4096, args.threads)
+        print(f"{len(data)} examples, mean {mean_len:.0f} tokens; batch {args.batch_size}; {args.threads} threads; "
+              f"fp32 matmul peak of the MLP shape {peak:.0f} GFLOP/s")
+        print(f"{'layout':8s} {'tokens/s':>9s} {'s/step':>7s} {'real/computed':>13s} {'GFLOP/s (6N)':>12s} {'of peak':>8s}")
+        res = {}
+        for packed in (False, True):
+            r = res[packed] = run(model_dir, data, args.batch_size, args.steps, packed, args.threads)
+            print(f"{'packed' if packed else 'padded':8s} {r['tokens_per_s']:9.0f} {r['s_per_step']:7.2f} "
+                  f"{r['computed_share']:13.2f} {r['gflops']:12.1f} {r['gflops'] / peak:8.2f}")
+        print(f"packed / padded tokens/s: {res[True]['tokens_per_s'] / res[False]['tokens_per_s']:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
