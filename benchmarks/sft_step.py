@@ -36,7 +36,9 @@ def examples(tokenizer, n: int, seed: int):
         think = completion.split("</think>")[0]
         completion = think + " " + " ".join([think.removeprefix("<think>")] * rng.randint(0, 2)) + \
             " </think>" + completion.split("</think>")[1]
-        out.append(encode_example(task.prompt(p), completion, tokenizer, prompt_has_specials=False))
+        ex = encode_example(task.prompt(p), completion, tokenizer, prompt_has_specials=False)
+        if len(ex.input_ids) <= 1024:   # what SFT's max_length keeps
+            out.append(ex)
     return out
 
 
@@ -97,7 +99,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         model_dir = build_tiny(Path(tmp) / "m", seed=0)
         tok = AutoTokenizer.from_pretrained(model_dir)
-        data = examples(tok, (args.steps + 1) * args.batch_size, seed=0)
+        data = examples(tok, 2 * (args.steps + 1) * args.batch_size, seed=0)[: (args.steps + 1) * args.batch_size]
         mean_len = sum(len(e.input_ids) for e in data) / len(data)
         peak = matmul_peak(192, 4096, args.threads)
         print(f"{len(data)} examples, mean {mean_len:.0f} tokens; batch {args.batch_size}; {args.threads} threads; "
