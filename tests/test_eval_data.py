@@ -1,10 +1,10 @@
 """``tailor-evo eval --data FILE``: problems from a file, in our format or the public KK format."""
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
+from test_eval import _main
 
 from tailor_evo.tasks import get_task
 from tailor_evo.tasks.base import Problem
@@ -31,18 +31,6 @@ class Oracle:
             out.append([Completion(text=reply, token_ids=[1, 2], logprobs=None, finish_reason="stop")
                         for _ in range(params.n)])
         return out
-
-
-def _main(monkeypatch, capsys, argv):
-    from tailor_evo.cli import main
-
-    monkeypatch.setattr(sys, "argv", ["tailor-evo", *argv])
-    try:
-        main()
-        code = 0
-    except SystemExit as exc:
-        code = exc.code
-    return code, capsys.readouterr()
 
 
 def _eval_with(monkeypatch, problems, right):

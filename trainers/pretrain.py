@@ -19,6 +19,7 @@ would have seen. Every ``eval_every`` steps the name-copy probe
 from __future__ import annotations
 
 import logging
+import random
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -138,8 +139,6 @@ class Packer:
         return self.tok(text, add_special_tokens=False).input_ids + [self.eos]
 
     def batch(self, step: int, rows: int) -> Batch:
-        import random
-
         ids = torch.full((rows, self.seq_len), self.pad, dtype=torch.long)
         labels = torch.full((rows, self.seq_len), -100, dtype=torch.long)
         tokens: dict[str, int] = {}
@@ -319,17 +318,15 @@ def export_base(model: torch.nn.Module, tokenizer: Any, out: Path, cfg: Pretrain
                 tokens: int) -> Path:
     """The model directory in ``cfg.save_dtype`` plus ``tailor_evo.json`` saying how it was made."""
     import copy
-    import json
 
+    from tailor_evo.io import write_json_atomic
     from trainers.sft import export_model
 
     dtype = getattr(torch, cfg.save_dtype)
     export_model(copy.deepcopy(model).to(device="cpu", dtype=dtype), tokenizer, out)
     info = {"backbone": cfg.name, "made_by": "tailor-evo models pretrain", "seed": cfg.seed,
             "parameters": n_params, "steps": cfg.steps, "tokens": tokens, "config": asdict(cfg)}
-    from tailor_evo.io import write_json_atomic
-
-    write_json_atomic(out / "tailor_evo.json", json.loads(json.dumps(info)))
+    write_json_atomic(out / "tailor_evo.json", info)
     return out
 
 

@@ -11,6 +11,7 @@ a half-written model where a finished one is expected.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -110,8 +111,10 @@ def _shipped_available(name: str) -> bool:
     return (shipped_path(name) / "config.json").exists() and any(shipped_path(name).glob("*.safetensors"))
 
 
+@functools.lru_cache(maxsize=None)
 def _shipped_dir_name(name: str) -> str:
-    """Named by a digest of the shipped weights, so a replaced file never reuses a stale cache."""
+    """Named by a digest of the shipped weights, so a replaced file never reuses a stale cache
+    (hashed once per process: listings and resolves ask for it repeatedly)."""
     import hashlib
 
     h = hashlib.sha256()
