@@ -22,7 +22,7 @@ from search.embed import Embedder
 from search.genome import Primitive
 from search.novelty import Coverage, StateIndex
 from tailor_evo.errors import InputError
-from tailor_evo.io import iter_jsonl, read_json, write_json_atomic, write_jsonl_atomic, write_records
+from tailor_evo.io import check_types, iter_jsonl, read_json, write_json_atomic, write_jsonl_atomic, write_records
 
 ARCHIVE_JSONL = "archive.jsonl"
 ARCHIVE_PARQUET = "archive.parquet"
@@ -145,8 +145,7 @@ def load_archive(run_dir: str | Path) -> list[Primitive]:
     path = _archive_file(run_dir)
     out = []
     for line, rec in iter_jsonl(path, required=("id", "task", "description", "program")):
-        if not isinstance(rec["program"], dict):
-            raise InputError("program must be an object", file=str(path), line=line, field="program")
+        check_types(rec, Primitive, file=str(path), line=line)
         out.append(Primitive.from_dict(rec))
     return out
 

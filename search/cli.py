@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from tailor_evo.commands.common import config_options, resolve_config
+from tailor_evo.commands.common import config_options, direct_overrides, global_seed, resolve_config
 from tailor_evo.errors import InputError
 
 
@@ -30,25 +30,18 @@ def search(ctx: click.Context, task: str | None, config_path: str | None, overri
            resume: bool, overwrite: bool, quiet: bool) -> None:
     """Evolve reasoning primitives for a task into an archive in --out."""
     from search.engine import SearchConfig, run_search
-    from tailor_evo.config import load_config
+    from tailor_evo.config import resumed_config
     from tailor_evo.rundir import RunDir
 
-    if not resume:   # validate before touching the run directory
-        cfg = resolve_config(SearchConfig, config_path, overrides, ctx, task=task, operator=operator,
-                             renderer=renderer, workers=workers, **{"llm.spec": llm_spec})
+    direct = dict(task=task, operator=operator, renderer=renderer, workers=workers, **{"llm.spec": llm_spec})
+    if resume:
+        cfg = resumed_config(SearchConfig, Path(out) / "config.yaml", config_path, direct_overrides(overrides, direct),
+                             seed=global_seed(ctx), safe=SearchConfig.RESUME_SAFE)
+    else:   # validate before touching the run directory
+        cfg = resolve_config(SearchConfig, config_path, overrides, ctx, **direct)
         cfg.check()
     rd = RunDir.create(out, resume=resume, overwrite=overwrite)
-    if resume:
-        given = [n for n, v in (("--task", task), ("--config", config_path), ("--operator", operator),
-                                ("--renderer", renderer), ("--llm", llm_spec)) if v] + (["--set"] if overrides else [])
-        if given:
-            raise InputError(f"{', '.join(given)} cannot change a run being resumed; it uses its saved config.yaml",
-                             file=str(rd.config_path))
-        cfg = load_config(SearchConfig, rd.config_path)
-        if workers is not None:   # parallelism does not change results, so it may differ on resume
-            cfg.workers = workers
-    else:
-        rd.save_config(cfg)
+    rd.save_config(cfg)
     result = run_search(cfg, rd, resume=resume, progress=not quiet)
     cov_path = rd.path / "coverage.json"
     ratios = json.loads(cov_path.read_text())["ratios"] if cov_path.exists() else {}

@@ -25,7 +25,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import faiss
 from deap import base
@@ -102,6 +102,8 @@ class LLMConfig:
 
 @dataclass
 class SearchConfig:
+    # keys that --resume may change: parallelism and more generations, not what ran so far
+    RESUME_SAFE: ClassVar[tuple[str, ...]] = ("workers", "evolution.generations")
     task: str = ""                  # a registered task name (required)
     seed: int = 0
     operator: str = "gp"            # gp | llm

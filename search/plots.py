@@ -10,6 +10,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from search.genome import Primitive  # noqa: E402
+from tailor_evo.io import save_figure  # noqa: E402
 
 
 def plot_progress(metrics: list[dict], path: Path) -> Path:
@@ -31,9 +32,7 @@ def plot_progress(metrics: list[dict], path: Path) -> Path:
     ax2.legend()
     ax2.set_title("quality")
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=100)
 
 
 def plot_scatter(archive: list[Primitive], path: Path) -> Path:
@@ -49,6 +48,4 @@ def plot_scatter(archive: list[Primitive], path: Path) -> Path:
     ax.set_ylabel("quality")
     ax.set_title(f"archive ({len(archive)} primitives)")
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=100)

@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 import yaml
 
 from tailor_evo.errors import InputError
+from tailor_evo.io import read_text
 
 T = TypeVar("T")
 
@@ -69,6 +70,9 @@ def _coerce(tp: Any, value: Any, *, source: str, field: str) -> Any:
         raise InputError(f"expected a string, got {value!r}", file=source, field=field)
     if origin in (list, tuple) and not isinstance(value, (list, tuple)):
         raise InputError(f"expected a list, got {value!r}", file=source, field=field)
+    if origin is list and typing.get_args(tp):
+        item = typing.get_args(tp)[0]
+        return [_coerce(item, v, source=source, field=f"{field}[{i}]") for i, v in enumerate(value)]
     return value
 
 
@@ -109,10 +113,9 @@ def load_config(cls: type[T], path: str | Path | None = None, overrides: list[st
     source = "defaults"
     if path is not None:
         path = Path(path)
-        if not path.exists():
-            raise InputError("config file not found", file=str(path))
+        text = read_text(path, "config file")
         try:
-            loaded = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+            loaded = yaml.safe_load(text) or {}
         except yaml.YAMLError as exc:
             line = getattr(getattr(exc, "problem_mark", None), "line", None)
             raise InputError(f"invalid YAML: {exc}", file=str(path), line=None if line is None else line + 1) from None
@@ -120,6 +123,7 @@ def load_config(cls: type[T], path: str | Path | None = None, overrides: list[st
             raise InputError("top level must be a mapping", file=str(path))
         _merge(data, loaded, str(path), "")
         source = str(path)
+        from_dict(cls, data, source=source)      # type errors of the file are named as the file's
     for item in overrides:
         key, value = parse_override(item)
         try:
@@ -128,6 +132,52 @@ def load_config(cls: type[T], path: str | Path | None = None, overrides: list[st
             raise InputError(exc.detail, file="--set", field=exc.field or key) from None
         source = "--set"
     return from_dict(cls, data, source=source)
+
+
+def resumed_config(cls: type[T], saved: str | Path, config_path: str | Path | None = None,
+                   overrides: list[str] | tuple[str, ...] = (), seed: int | None = None,
+                   safe: tuple[str, ...] = ()) -> T:
+    """The config of a run being resumed: its saved ``config.yaml``, unchanged.
+
+    Every command resumes by this one rule, so that a run directory's ``config.yaml``
+    stays exactly what ran. Settings given with ``--resume`` (a file, ``--set``, options,
+    the global ``--seed``) are applied on top of the saved config; any that differs from
+    it is refused with the key and both values named, unless the key is in ``safe``
+    (settings that do not change what the finished steps computed, such as the number of
+    further steps). Settings equal to the saved ones are accepted, so repeating the
+    original command with ``--resume`` works.
+    """
+    saved = Path(saved)
+    if not saved.exists():
+        raise InputError("nothing to resume: no config.yaml in the run directory", file=str(saved.parent))
+    base = load_config(cls, saved)
+    cfg = load_config(cls, config_path, overrides, base=base)
+    if seed is not None and hasattr(cfg, "seed"):
+        cfg.seed = seed
+    changed = [key for key in _diff(to_dict(base), to_dict(cfg)) if key not in safe]
+    if changed:
+        detail = "; ".join(f"{key}: saved {_get(to_dict(base), key)!r}, given {_get(to_dict(cfg), key)!r}"
+                           for key in changed)
+        allowed = f" (safe to change on resume: {', '.join(safe)})" if safe else ""
+        raise InputError(f"--resume continues the saved run and cannot change {detail}; start a new run "
+                         f"directory (or --overwrite) to change them{allowed}", file=str(saved))
+    return cfg
+
+
+def _diff(a: dict, b: dict, prefix: str = "") -> list[str]:
+    out = []
+    for key in a:
+        if isinstance(a[key], dict) and isinstance(b.get(key), dict):
+            out += _diff(a[key], b[key], f"{prefix}{key}.")
+        elif a[key] != b.get(key):
+            out.append(f"{prefix}{key}")
+    return out
+
+
+def _get(data: dict, dotted: str) -> Any:
+    for part in dotted.split("."):
+        data = data[part]
+    return data
 
 
 def _merge(into: dict, new: dict, source: str, prefix: str) -> None:

@@ -25,6 +25,7 @@ def atomic_open(path: str | os.PathLike, mode: str = "w", encoding: str | None =
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
+    os.chmod(tmp, 0o666 & ~_umask())     # mkstemp makes 0600; a finished file honours the umask like open()
     try:
         kwargs = {} if "b" in mode else {"encoding": encoding}
         with open(tmp, mode, **kwargs) as fh:
@@ -37,9 +38,26 @@ def atomic_open(path: str | os.PathLike, mode: str = "w", encoding: str | None =
         raise
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def write_text_atomic(path: str | os.PathLike, text: str) -> None:
     with atomic_open(path) as fh:
         fh.write(text)
+
+
+def save_figure(fig: Any, path: str | os.PathLike, dpi: int = 120, **kwargs: Any) -> Path:
+    """Write a matplotlib figure as PNG atomically (a crash never leaves a torn plot) and close it."""
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    with atomic_open(path, "wb") as fh:
+        fig.savefig(fh, format="png", dpi=dpi, **kwargs)
+    plt.close(fig)
+    return path
 
 
 def write_json_atomic(path: str | os.PathLike, obj: Any) -> None:
@@ -87,8 +105,13 @@ def iter_jsonl(path: str | os.PathLike, required: Sequence[str] = ()) -> Iterato
         raise InputError("file not found", file=str(path))
     if path.is_dir():
         raise InputError("is a directory, expected a JSONL file", file=str(path))
-    with open(path, encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, start=1):
+    with open(path, "rb") as fh:
+        for lineno, raw in enumerate(fh, start=1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise InputError(f"not UTF-8 text (byte {exc.start}); JSONL files must be UTF-8",
+                                 file=str(path), line=lineno) from None
             if not line.strip():
                 continue
             try:
@@ -109,15 +132,61 @@ def read_records(path: str | os.PathLike, required: Sequence[str] = ()) -> list[
     if path.suffix == ".parquet":
         if not path.exists():
             raise InputError("file not found", file=str(path))
-        import polars as pl
-
-        rows = pl.read_parquet(path).to_dicts()
+        rows = _read_parquet_rows(path)
         for i, rec in enumerate(rows, start=1):
             for field in required:
                 if field not in rec:
                     raise InputError("missing field", file=str(path), line=i, field=field)
         return rows
     return [rec for _, rec in iter_jsonl(path, required)]
+
+
+def _read_parquet_rows(path: Path) -> list[dict]:
+    import polars as pl
+
+    try:
+        return pl.read_parquet(path).to_dicts()
+    except Exception as exc:  # noqa: BLE001 - polars raises several types for a damaged file
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise InputError(f"not a readable Parquet file ({first[:160]})", file=str(path)) from None
+
+
+def read_text(path: str | os.PathLike, what: str = "file") -> str:
+    """A UTF-8 text file, or an :class:`InputError` that names it (missing, a directory, binary)."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{what} not found", file=str(path))
+    if path.is_dir():
+        raise InputError(f"is a directory, expected a {what}", file=str(path))
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise InputError(f"not UTF-8 text (a binary file?); a {what} must be UTF-8", file=str(path),
+                         line=line) from None
+
+
+def check_types(rec: dict, cls: type, *, file: str, line: int) -> None:
+    """Check the fields of ``rec`` that dataclass ``cls`` declares against their declared types
+    (str, int, float, bool, list, dict), so a wrongly typed field is named with its line."""
+    import dataclasses
+    import typing
+
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        if f.name not in rec:
+            continue
+        tp = typing.get_origin(hints[f.name]) or hints[f.name]
+        value = rec[f.name]
+        ok = {str: isinstance(value, str),
+              bool: isinstance(value, bool),
+              int: isinstance(value, int) and not isinstance(value, bool),
+              float: isinstance(value, (int, float)) and not isinstance(value, bool),
+              list: isinstance(value, list), dict: isinstance(value, dict)}.get(tp, True)
+        if not ok:
+            raise InputError(f"expected {getattr(tp, '__name__', tp)}, got {type(value).__name__}",
+                             file=file, line=line, field=f.name)
 
 
 def read_problems(task: Any, path: str | os.PathLike) -> list[tuple[dict, Any]]:

@@ -12,11 +12,12 @@ loses at most the work since that checkpoint.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, ClassVar
 
 from search.engine import SearchConfig
 from tailor_evo.errors import InputError
@@ -75,6 +76,8 @@ def _default_rl() -> RLConfig:
 
 @dataclass
 class PipelineConfig:
+    # a resumed run changes nothing: each finished stage is final (start a new run directory instead)
+    RESUME_SAFE: ClassVar[tuple[str, ...]] = ()
     task: str = "kk"
     backbone: str = "tiny-base"
     method: str = "tailor"
@@ -93,6 +96,52 @@ class PipelineConfig:
             raise InputError(f"must be one of {', '.join(METHODS)}, got {self.method!r}", field="method")
         if not self.levels:
             raise InputError("needs at least one difficulty level", field="levels")
+        for key, source in PIPELINE_OWNED.items():
+            value, default = _get_dotted(self, key), _get_dotted(PipelineConfig(), key)
+            wanted = _owned_value(self, key)
+            if value != default and value != wanted:
+                how = f"set `{source}` instead" if source else "it is the previous stage's output"
+                raise InputError(f"is set by the pipeline ({how}); got {value!r}", field=key)
+
+    def fill_owned(self) -> None:
+        """Write the values the pipeline gives its stages into their sub-configs, so that the
+        saved ``config.yaml`` is exactly what ran (the stages' inputs, like the SFT data file,
+        are recorded in each stage's own ``config.yaml``)."""
+        for key in PIPELINE_OWNED:
+            wanted = _owned_value(self, key)
+            if wanted is not None:
+                _set_dotted_attr(self, key, wanted)
+
+
+# Sub-config keys that the pipeline sets from its own fields (value: the field a user sets
+# instead) or from the previous stage's output (""). `check` refuses any other value, so a
+# setting is never accepted and then ignored.
+PIPELINE_OWNED = {
+    "search.task": "task", "search.seed": "seed", "search.problems.levels": "levels",
+    "sft.task": "task", "sft.seed": "seed", "sft.model": "backbone", "sft.chat": "chat", "sft.data": "",
+    "rl.task": "task", "rl.seed": "seed", "rl.levels": "levels", "rl.chat": "chat", "rl.model": "",
+}
+
+
+def _owned_value(cfg: PipelineConfig, key: str):
+    source = PIPELINE_OWNED[key]
+    if not source:
+        return None
+    value = getattr(cfg, source)
+    return list(value) if isinstance(value, list) else value
+
+
+def _get_dotted(obj, key: str):
+    for part in key.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def _set_dotted_attr(obj, key: str, value) -> None:
+    *path, last = key.split(".")
+    for part in path:
+        obj = getattr(obj, part)
+    setattr(obj, last, value)
 
 
 def _stage_marker(root: Path, name: str) -> Path:
@@ -128,9 +177,7 @@ def _sub_rundir(path: Path) -> tuple[RunDir, bool]:
 def stage_search(cfg: PipelineConfig, out: Path) -> dict:
     from search.engine import run_search
 
-    scfg = cfg.search
-    scfg.task, scfg.seed = cfg.task, cfg.seed
-    scfg.problems.levels = list(cfg.levels)
+    scfg = cfg.search                   # task, seed and levels: filled by PipelineConfig.fill_owned
     rd, resume = _sub_rundir(out)
     result = run_search(scfg, rd, resume=resume)
     return {"archive_dir": str(out), "archive_size": result.archive_size,
@@ -190,8 +237,7 @@ def stage_sft(cfg: PipelineConfig, out: Path, data_path: str, n_records: int) ->
         return {"model": str(resolve(cfg.backbone)), "skipped": "no verified warm-start data: RL starts from "
                 "the backbone without SFT"}
 
-    scfg = cfg.sft
-    scfg.model, scfg.data, scfg.task, scfg.seed, scfg.chat = cfg.backbone, data_path, cfg.task, cfg.seed, cfg.chat
+    scfg = dataclasses.replace(cfg.sft, data=data_path)      # the rest: filled by PipelineConfig.fill_owned
     rd, resume = _sub_rundir(out)
     if not resume:
         rd.save_config(scfg)
@@ -202,8 +248,7 @@ def stage_sft(cfg: PipelineConfig, out: Path, data_path: str, n_records: int) ->
 def stage_rl(cfg: PipelineConfig, out: Path, model_dir: str) -> dict:
     from trainers.rl import train_rl
 
-    rcfg = cfg.rl
-    rcfg.model, rcfg.task, rcfg.seed, rcfg.levels, rcfg.chat = model_dir, cfg.task, cfg.seed, list(cfg.levels), cfg.chat
+    rcfg = dataclasses.replace(cfg.rl, model=model_dir)      # the rest: filled by PipelineConfig.fill_owned
     rd, resume = _sub_rundir(out)
     if not resume:
         rd.save_config(rcfg)
@@ -272,6 +317,7 @@ def run_pipeline(cfg: PipelineConfig, root: str | Path, *, resume: bool = False,
     overrides ``cfg.warmstart.teacher`` for the redistill method.
     """
     cfg.check()
+    cfg.fill_owned()
     root = Path(root)
     if root.exists() and any(root.iterdir()) and not resume:
         raise InputError("run directory exists and is not empty; pass --resume to continue it", file=str(root))

@@ -11,7 +11,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from tailor_evo.experiment.summary import smooth  # noqa: E402
-from tailor_evo.io import write_text_atomic  # noqa: E402
+from tailor_evo.io import save_figure, write_text_atomic  # noqa: E402
 from tailor_evo.pipeline import PipelineConfig, PipelineResult  # noqa: E402
 
 
@@ -31,10 +31,7 @@ def _rl_curves(result: PipelineResult, path: Path) -> Path:
     ax.set(title="RL rollouts", xlabel="RL step", ylabel="mean reward / accuracy of the rollouts")
     ax.grid(alpha=0.3)
     ax.legend()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120, bbox_inches="tight")
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=120, bbox_inches="tight")
 
 
 def _acc_bars(result: PipelineResult, path: Path, difficulty_name: str) -> Path:
@@ -51,9 +48,7 @@ def _acc_bars(result: PipelineResult, path: Path, difficulty_name: str) -> Path:
     ax.set(title="Greedy accuracy on held-out problems", ylabel="accuracy", ylim=(0, 1))
     ax.grid(axis="y", alpha=0.3)
     ax.legend()
-    fig.savefig(path, dpi=120, bbox_inches="tight")
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=120, bbox_inches="tight")
 
 
 def summary_table(cfg: PipelineConfig, result: PipelineResult) -> str:

@@ -13,6 +13,7 @@ Layout (every command uses the parts it needs)::
 from __future__ import annotations
 
 import json
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,17 @@ from typing import Any
 from tailor_evo.config import dump_yaml
 from tailor_evo.errors import InputError
 from tailor_evo.io import append_jsonl, write_text_atomic
+
+
+def empty_dir(path: Path, keep: tuple[str, ...] = ()) -> None:
+    """Delete everything inside ``path`` except the entries named in ``keep``."""
+    for child in path.iterdir():
+        if child.name in keep:
+            continue
+        if child.is_dir() and not child.is_symlink():
+            shutil.rmtree(child)
+        else:
+            child.unlink()
 
 
 @dataclass
@@ -30,14 +42,26 @@ class RunDir:
         self.path = Path(self.path)
 
     @classmethod
-    def create(cls, path: str | Path, *, resume: bool = False, overwrite: bool = False) -> "RunDir":
-        """Make the directory. Refuse to mix a fresh run into a non-empty directory unless asked."""
+    def create(cls, path: str | Path, *, resume: bool = False, overwrite: bool = False,
+               keep: tuple[str, ...] = ()) -> "RunDir":
+        """Make the directory. Refuse to mix a fresh run into a non-empty directory unless asked.
+
+        ``overwrite`` empties the directory first (except the entries named in ``keep``):
+        old checkpoints or metric rows left beside a new run would be pruned, resumed from
+        or plotted as if they were its own.
+        """
         path = Path(path)
-        if path.exists() and any(path.iterdir()) and not (resume or overwrite):
+        if path.exists() and not path.is_dir():
+            raise InputError("run directory path is a file", file=str(path))
+        if resume and overwrite:
+            raise InputError("--resume and --overwrite exclude each other", file=str(path))
+        if path.exists() and any(p.name not in keep for p in path.iterdir()) and not (resume or overwrite):
             raise InputError("run directory exists and is not empty; pass --resume to continue it "
                              "or --overwrite to start again", file=str(path))
         if resume and not (path / "config.yaml").exists():
             raise InputError("nothing to resume: no config.yaml in the run directory", file=str(path))
+        if overwrite and path.exists():
+            empty_dir(path, keep)
         path.mkdir(parents=True, exist_ok=True)
         (path / "checkpoints").mkdir(exist_ok=True)
         (path / "plots").mkdir(exist_ok=True)

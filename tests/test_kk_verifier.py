@@ -91,6 +91,15 @@ def test_shaped_reward_follows_the_logic_rl_scheme() -> None:
     assert TASK.verify(PROBLEM, "no tags", shaped=True).reward == -3.0
 
 
+def test_partial_credit_is_the_share_of_people_right() -> None:
+    flipped = GOLD.replace(f"{A} is a {ROLES[0]}", f"{A} is a {other(ROLES[0])}")
+    both = flipped.replace(f"{B} is a {ROLES[1]}", f"{B} is a {other(ROLES[1])}")
+    credit = [TASK.partial_credit(PROBLEM, TASK.verify(PROBLEM, wrap(text))) for text in (GOLD, flipped, both)]
+    assert credit == [1.0, 2 / 3, 1 / 3]
+    assert TASK.partial_credit(PROBLEM, TASK.verify(PROBLEM, wrap("no idea"))) == 0.0
+    assert TASK.partial_credit(PROBLEM, TASK.verify(PROBLEM, "no tags")) == 0.0
+
+
 @settings(max_examples=300, deadline=None)
 @given(st.lists(st.sampled_from(list("<>/thinkswera ()\n123") + NAMES + [" is a knight", " is a knave",
                                                                      "<think>", "</think>", "<answer>", "</answer>"]),

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from tailor_evo.errors import InputError
 from tailor_evo.generation.base import SamplingParams
 from tailor_evo.rundir import RunDir
 from tailor_evo.tasks.base import Problem, Task, Verdict, question_key, register
@@ -206,6 +207,16 @@ def test_default_coverage_is_the_search_rollout_coverage(tiny_dir, tmp_path):
     # shaped rewards of the toy task are multiples of 0.5, the mean of 8 of them a multiple of 1/16
     assert (rows[0]["reward"] * 16) == int(rows[0]["reward"] * 16)
     assert not [r for r in run.read_metrics() if "eval_accuracy" in r]     # n = 0 switches evaluation off
+
+
+def test_partial_reward_trains_on_the_task_partial_credit(tiny_dir, tmp_path):
+    run = RunDir.create(tmp_path / "rl")
+    train_rl(_cfg(tiny_dir, steps=1, reward="partial", eval=EvalSettings(every=0, n=0)), run)
+    rows = [r for r in run.read_metrics() if "reward" in r]
+    # the toy task keeps the default all-or-nothing credit, so reward equals accuracy
+    assert len(rows) == 1 and rows[0]["reward"] == rows[0]["accuracy"]
+    with pytest.raises(InputError, match="reward"):
+        train_rl(_cfg(tiny_dir, steps=1, reward="dense"), RunDir.create(tmp_path / "bad"))
 
 
 def test_lora_rl_uses_the_base_model_as_reference(tiny_dir, tmp_path):

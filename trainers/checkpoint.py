@@ -14,6 +14,7 @@ uninterrupted one.
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import random
@@ -121,27 +122,47 @@ def _tied_keys(model: torch.nn.Module) -> set[str]:
 
 def save_checkpoint(root: Path, state: TrainState, model: torch.nn.Module, tokenizer: Any,
                     optimizer: torch.optim.Optimizer, scheduler: Any | None, keep: int = 2) -> Path:
-    """Write ``root/step-NNNNNN`` atomically and delete all but the newest ``keep`` checkpoints."""
+    """Write ``root/step-NNNNNN`` atomically and delete all but the newest ``keep`` checkpoints.
+
+    A failed write (disk full, ...) removes its temporary directory and leaves the earlier
+    checkpoints as they were; disk-full becomes an :class:`InputError` naming the path.
+    """
     root.mkdir(parents=True, exist_ok=True)
     final = root / f"step-{state.step:06d}"
     tmp = root / f".step-{state.step:06d}.tmp-{os.getpid()}"
     if tmp.exists():
         shutil.rmtree(tmp)
-    save_model(model, tokenizer, tmp / "model")
-    torch.save({
-        "train_state": {"step": state.step, "epoch": state.epoch, "position": state.position,
-                        "extra": state.extra},
-        "optimizer": optimizer.state_dict(),
-        "scheduler": scheduler.state_dict() if scheduler is not None else None,
-        "rng": rng_state(),
-    }, tmp / "state.pt")
-    if final.exists():
-        shutil.rmtree(final)
-    os.replace(tmp, final)
+    try:
+        save_model(model, tokenizer, tmp / "model")
+        torch.save({
+            "train_state": {"step": state.step, "epoch": state.epoch, "position": state.position,
+                            "extra": state.extra},
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict() if scheduler is not None else None,
+            "rng": rng_state(),
+        }, tmp / "state.pt")
+        _replace_dir(tmp, final)
+    except BaseException as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise InputError("no space left on the device while writing a checkpoint; free space and "
+                             "--resume (the previous checkpoint is intact)", file=str(final)) from None
+        raise
     if keep > 0:
         for old in list_checkpoints(root)[:-keep]:
-            shutil.rmtree(old, ignore_errors=True)
+            if old != final:
+                shutil.rmtree(old, ignore_errors=True)
     return final
+
+
+def _replace_dir(src: Path, dst: Path) -> None:
+    """Move directory ``src`` to ``dst``; an existing ``dst`` is moved aside first and removed
+    only after the new one is in place, so a crash never leaves neither."""
+    aside = dst.with_name(f".{dst.name}.old-{os.getpid()}")
+    if dst.exists():
+        os.replace(dst, aside)
+    os.replace(src, dst)
+    shutil.rmtree(aside, ignore_errors=True)
 
 
 def list_checkpoints(root: Path) -> list[Path]:
@@ -171,6 +192,30 @@ def load_checkpoint(path: Path, model: torch.nn.Module, optimizer: torch.optim.O
     return TrainState(step=ts["step"], epoch=ts["epoch"], position=ts["position"], extra=ts.get("extra", {}))
 
 
+def _load_newest_good(found: list[Path], model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+                      scheduler: Any | None) -> TrainState:
+    """Load the newest checkpoint that reads back; a damaged newer one (a truncated file after a
+    crash or a full disk) is skipped with a warning that names it."""
+    bad: list[str] = []
+    for ckpt in reversed(found):
+        try:
+            state = load_checkpoint(ckpt, model, optimizer, scheduler)
+        except Exception as exc:  # noqa: BLE001 - any read error means this checkpoint is unusable
+            log.warning("checkpoint %s is damaged (%s: %s); trying the previous one", ckpt, type(exc).__name__,
+                        str(exc)[:120])
+            bad.append(ckpt.name)
+            continue
+        if bad:
+            log.warning("resumed from %s, the newest good checkpoint (skipped damaged: %s)", ckpt, ", ".join(bad))
+        else:
+            log.info("resumed from %s (step %d)", ckpt, state.step)
+        return state
+    if bad:
+        raise InputError(f"every checkpoint is damaged ({', '.join(bad)}); start again with --overwrite",
+                         file=str(found[0].parent))
+    return TrainState()
+
+
 def resume_state(run_dir: Any, resume: bool, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
                  scheduler: Any | None) -> TrainState:
     """The state to start from: the latest checkpoint when resuming (else a fresh one).
@@ -180,10 +225,7 @@ def resume_state(run_dir: Any, resume: bool, model: torch.nn.Module, optimizer: 
     """
     state = TrainState()
     if resume:
-        ckpt = latest_checkpoint(run_dir.checkpoints)
-        if ckpt is not None:
-            state = load_checkpoint(ckpt, model, optimizer, scheduler)
-            log.info("resumed from %s (step %d)", ckpt, state.step)
+        state = _load_newest_good(list_checkpoints(run_dir.checkpoints), model, optimizer, scheduler)
         run_dir.truncate_metrics(lambda r: state.step > 0 and r.get("step", 0) <= state.step)
     return state
 

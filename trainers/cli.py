@@ -1,8 +1,9 @@
 """``tailor-evo train sft`` and ``tailor-evo train rl``.
 
-Options given on the command line win over ``--set`` and ``--config``; with
-``--resume`` the run directory's saved ``config.yaml`` is the base, so a resumed run
-continues with the settings it started with (``--set`` may still change e.g. steps).
+Options given on the command line win over ``--set`` and ``--config``. With
+``--resume`` the run directory's saved ``config.yaml`` is what runs: a differing option
+or ``--set`` is refused, except the keys each config lists as safe on resume (for
+example the number of steps); see :func:`tailor_evo.config.resumed_config`.
 """
 
 from __future__ import annotations
@@ -12,17 +13,18 @@ from pathlib import Path
 
 import click
 
-from tailor_evo.commands.common import config_options, resolve_config
-from tailor_evo.config import load_config
-from tailor_evo.errors import InputError
+from tailor_evo.commands.common import config_options, direct_overrides, global_seed, resolve_config
+from tailor_evo.config import resumed_config
 from tailor_evo.rundir import RunDir
 
 
 def _run_dir(out: str, resume: bool, overwrite: bool) -> RunDir:
-    """The run directory; under ``accelerate launch`` only rank 0 checks that a fresh run starts empty
-    (the other ranks would otherwise see the directories rank 0 has just made)."""
-    worker = int(os.environ.get("RANK", "0")) > 0
-    return RunDir.create(out, resume=resume, overwrite=overwrite or (worker and not resume))
+    """The run directory. Under ``accelerate launch`` only rank 0 checks and empties it; the
+    other ranks use it as rank 0 leaves it (they would otherwise see, or delete, rank 0's files)."""
+    if int(os.environ.get("RANK", "0")) > 0:
+        Path(out).mkdir(parents=True, exist_ok=True)
+        return RunDir(out)
+    return RunDir.create(out, resume=resume, overwrite=overwrite)
 
 
 @click.group()
@@ -33,16 +35,8 @@ def train() -> None:
 def _config(cls: type, ctx: click.Context, out: str, resume: bool, config_path: str | None,
             overrides: tuple[str, ...], **direct):
     if resume:
-        saved = Path(out) / "config.yaml"
-        if not saved.exists():
-            raise InputError("nothing to resume: no config.yaml in the run directory", file=str(out))
-        base = load_config(cls, saved)
-        cfg = load_config(cls, config_path, list(overrides) + [f"{k}={v}" for k, v in direct.items() if v is not None],
-                          base=base)
-        seed = (ctx.find_root().obj or {}).get("seed")
-        if seed is not None:
-            cfg.seed = seed
-        return cfg
+        return resumed_config(cls, Path(out) / "config.yaml", config_path, direct_overrides(overrides, direct),
+                              seed=global_seed(ctx), safe=cls.RESUME_SAFE)
     return resolve_config(cls, config_path, overrides, ctx, **direct)
 
 

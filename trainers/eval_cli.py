@@ -247,8 +247,14 @@ def warmstart(task_name: str, method: str, archive_dir: str | None, teacher: str
                               n_problems=n_problems, max_primitives=max_primitives, chat=chat, embedder=embedder,
                               teacher_samples=teacher_samples, max_new_tokens=max_new_tokens,
                               teacher_name=f"teacher:{teacher}" if teacher else "teacher")
-        write_records(outputs[m], res.records)
         s = res.stats
+        if not res.records:
+            drops = ", ".join(f"{k} {v}" for k, v in sorted(s.dropped.items())) or "none recorded"
+            skipped = sum(s.skipped_primitives.values())
+            raise InputError(f"the {m} method produced no warm-start records: {s.n_primitives} primitives "
+                             f"({skipped} skipped), {s.n_rendered} rendered, {s.n_verified} verified; dropped: {drops}",
+                             file=archive_dir or None)
+        write_records(outputs[m], res.records)
         click.echo(f"{m}: {s.n_selected}/{size} records -> {outputs[m]}  (verified {s.n_verified} of "
                    f"{s.n_rendered}, dropped {sum(s.dropped.values())}; coverage {s.coverage_selected:.0f} "
                    f"cells vs {s.coverage_random:.0f} for a random subset)")

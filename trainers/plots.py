@@ -18,7 +18,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from tailor_evo.io import atomic_open  # noqa: E402
+from tailor_evo.io import save_figure  # noqa: E402
 
 
 @dataclass
@@ -33,11 +33,7 @@ class Series:
 
 
 def _save(fig: "plt.Figure", path: str | os.PathLike) -> Path:
-    path = Path(path)
-    with atomic_open(path, "wb") as fh:
-        fig.savefig(fh, format="png", dpi=120, bbox_inches="tight")
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=120, bbox_inches="tight")
 
 
 def plot_curves(series: Sequence[Series], path: str | os.PathLike, *, title: str, xlabel: str, ylabel: str,

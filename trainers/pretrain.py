@@ -24,7 +24,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 
@@ -50,6 +50,8 @@ class ArchSettings:
 
 @dataclass
 class PretrainConfig:
+    # keys that --resume may change: more (or fewer) steps and bookkeeping, not what ran so far
+    RESUME_SAFE: ClassVar[tuple[str, ...]] = ("steps", "save_every")
     name: str = "tiny-base"             # what the exported model calls itself (its registry name)
     seed: int = 0
     init_from: str = ""                 # start from this model directory (a finished earlier phase) instead of

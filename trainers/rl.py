@@ -24,12 +24,13 @@ engine's, instead of an extra forward pass; and the reference pass runs in infer
 from __future__ import annotations
 
 import copy
+import dataclasses
 import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 
@@ -48,6 +49,8 @@ CoverageFn = Callable[[Any, list, list[str]], float]   # (task, problems, comple
 
 @dataclass
 class RLConfig:
+    # keys that --resume may change: more (or fewer) steps and bookkeeping, not what ran so far
+    RESUME_SAFE: ClassVar[tuple[str, ...]] = ("steps", "save_every", "keep_checkpoints", "threads")
     model: str = "tiny"
     task: str = "kk"
     levels: list[int] = field(default_factory=lambda: [3])
@@ -72,7 +75,7 @@ class RLConfig:
     mu: int = 1                      # optimisation passes per rollout batch
     micro_batch: int = 16            # sequences per forward/backward pass
     share_prompts: bool = True       # run each prompt once per group in the training forward
-    reward: str = "binary"           # "binary" or "shaped" (format + answer)
+    reward: str = "binary"           # "binary", "shaped" (format + answer) or "partial" (share right)
     old_logprobs: str = "auto"       # "auto", "engine" or "recompute"
     rollout_backend: str = "hf"      # "hf" (live model, any device) or "vllm" (GPU; weights pushed every step)
     vllm_gpu_memory: float = 0.3     # fraction of GPU memory vLLM may take next to the trainer
@@ -108,13 +111,32 @@ def rollout_engine_factory(cfg: RLConfig) -> Callable[[torch.nn.Module, Any], An
                                           use_chat_template=cfg.chat)
 
 
+REWARDS = ("binary", "shaped", "partial")
+
+
+def score_rollout(task: Any, rollout_item: Any, reward: str) -> Any:
+    """The verdict that trains a rollout, under the configured reward.
+
+    ``binary``: 1 correct, 0 otherwise (the rollout's own verdict). ``shaped``: the task's
+    format + answer shaping. ``partial``: the task's share of the answer that is right
+    (KK: people with the right role), so that a group of all-wrong answers still ranks
+    near misses above guesses; accuracy stays the measure either way.
+    """
+    if reward == "shaped":
+        return task.verify(rollout_item.problem, rollout_item.completion.text, shaped=True)
+    verdict = rollout_item.verdict
+    if reward == "partial":
+        return dataclasses.replace(verdict, reward=float(task.partial_credit(rollout_item.problem, verdict)))
+    return verdict
+
+
 def _validate(cfg: RLConfig) -> None:
     checks = [("steps", cfg.steps >= 1), ("prompts_per_step", cfg.prompts_per_step >= 1),
               ("group_size", cfg.group_size >= 2), ("max_new_tokens", cfg.max_new_tokens >= 1),
               ("lr", cfg.lr > 0), ("beta", cfg.beta >= 0), ("eps_low", 0 <= cfg.eps_low < 1),
               ("eps_high", cfg.eps_high >= 0), ("normalisation", cfg.normalisation in NORMALISATIONS),
               ("mu", cfg.mu >= 1), ("micro_batch", cfg.micro_batch >= 1),
-              ("reward", cfg.reward in ("binary", "shaped")),
+              ("reward", cfg.reward in REWARDS),
               ("rollout_backend", cfg.rollout_backend in ("hf", "vllm")),
               ("old_logprobs", cfg.old_logprobs in ("auto", "engine", "recompute")),
               ("pool_size", cfg.pool_size >= cfg.prompts_per_step), ("threads", cfg.threads >= 1),
@@ -428,8 +450,7 @@ def train_rl(cfg: RLConfig, run_dir: RunDir, resume: bool = False, *,
         t_gen = time.perf_counter() - t0
 
         flat = [r for g in groups for r in g]
-        verdicts = [task.verify(r.problem, r.completion.text, shaped=True) for r in flat] \
-            if cfg.reward == "shaped" else [r.verdict for r in flat]
+        verdicts = [score_rollout(task, r, cfg.reward) for r in flat]
         samples = []
         for r in flat:
             if r.completion.prompt_token_ids is None:

@@ -13,11 +13,12 @@ import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 
 from tailor_evo.errors import InputError
+from tailor_evo.io import save_figure
 from tailor_evo.rundir import RunDir
 from trainers.checkpoint import load_backbone, resume_state, save_checkpoint, save_model, unwrap
 from trainers.data import collate, collate_packed, epoch_order, load_sft_data
@@ -50,6 +51,9 @@ class EvalSettings:
 
 @dataclass
 class SFTConfig:
+    # keys that --resume may change: more (or fewer) steps and bookkeeping, not what ran so far
+    RESUME_SAFE: ClassVar[tuple[str, ...]] = ("epochs", "max_steps", "save_every", "keep_checkpoints",
+                                              "log_every", "threads")
     model: str = "tiny"
     data: str = ""
     task: str = "kk"                 # used only by the periodic evaluation
@@ -304,8 +308,4 @@ def _plot(path: Path, series: list[tuple[str, list, list]], title: str, xlabel: 
     ax.set(title=title, xlabel=xlabel)
     ax.grid(alpha=0.3)
     ax.legend()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp.png")
-    fig.savefig(tmp, dpi=110, bbox_inches="tight")
-    plt.close(fig)
-    tmp.replace(path)
+    save_figure(fig, path, dpi=110, bbox_inches="tight")

@@ -25,12 +25,21 @@ def config_options(func: F) -> F:
 def resolve_config(cls: type, config_path: str | None, overrides: tuple[str, ...], ctx: click.Context | None = None,
                    **direct: Any) -> Any:
     """Defaults <- file <- --set <- explicit command-line options (``direct``, None = not given) <- global --seed."""
-    extra = [f"{k}={_yaml_scalar(v)}" for k, v in direct.items() if v is not None]
-    cfg = load_config(cls, config_path, list(overrides) + extra)
-    seed = (ctx.find_root().obj or {}).get("seed") if ctx is not None else None
+    cfg = load_config(cls, config_path, direct_overrides(overrides, direct))
+    seed = global_seed(ctx)
     if seed is not None and hasattr(cfg, "seed"):
         cfg.seed = seed
     return cfg
+
+
+def direct_overrides(overrides: tuple[str, ...] | list[str], direct: dict[str, Any]) -> list[str]:
+    """``--set`` items followed by the explicit options given (None = not given), as ``key=value``."""
+    return list(overrides) + [f"{k}={_yaml_scalar(v)}" for k, v in direct.items() if v is not None]
+
+
+def global_seed(ctx: click.Context | None) -> int | None:
+    """The global ``tailor-evo --seed``, or None when it was not given."""
+    return (ctx.find_root().obj or {}).get("seed") if ctx is not None else None
 
 
 def _yaml_scalar(v: Any) -> str:

@@ -95,27 +95,28 @@ def pretrain_cmd(ctx: click.Context, out: str, preset: str, resume: bool, overwr
         else:
             click.echo(f"phase {i + 1}/{len(chain)}: {name} -> {phase_out}")
             extra = [f"init_from={start}"] if start else []
-            # the last phase shares OUT with the earlier phases' folder, which it must not count as content
-            only_phases = phase_out.is_dir() and {p.name for p in phase_out.iterdir()} <= {"phases"}
+            # the last phase shares OUT with the earlier phases' folder, which it keeps
             _pretrain_phase(ctx, phase_out, name, resume and (phase_out / "config.yaml").exists(),
-                            overwrite or not last or only_phases, config_path, extra + list(overrides))
+                            (overwrite or not last) and not (resume and (phase_out / "config.yaml").exists()),
+                            config_path, extra + list(overrides), keep=() if not last else ("phases",))
         start = str(phase_out / "model")
     click.echo(f"model: {Path(out) / 'model'}\nreport: {Path(out) / 'report.md'}")
 
 
 def _pretrain_phase(ctx: click.Context, out, preset: str, resume: bool, overwrite: bool, config_path: str | None,
-                    overrides: list[str]) -> None:
-    from tailor_evo.config import load_config
+                    overrides: list[str], keep: tuple[str, ...] = ()) -> None:
+    from tailor_evo.commands.common import global_seed
+    from tailor_evo.config import load_config, resumed_config
     from tailor_evo.rundir import RunDir
     from trainers.pretrain import PretrainConfig, preset_config, train_pretrain
 
-    saved = out / "config.yaml"
     if resume:
-        cfg = load_config(PretrainConfig, saved, overrides)
+        cfg = resumed_config(PretrainConfig, out / "config.yaml", config_path, overrides, seed=global_seed(ctx),
+                             safe=PretrainConfig.RESUME_SAFE)
     else:
         cfg = load_config(PretrainConfig, config_path, overrides, base=preset_config(preset))
-        seed = (ctx.find_root().obj or {}).get("seed")
+        seed = global_seed(ctx)
         if seed is not None:
             cfg.seed = seed
-    run_dir = RunDir.create(out, resume=resume, overwrite=overwrite)
+    run_dir = RunDir.create(out, resume=resume, overwrite=overwrite, keep=keep)
     train_pretrain(cfg, run_dir, resume=resume)

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import click
 
-from tailor_evo.commands.common import config_options, resolve_config, seed_everything
+from tailor_evo.commands.common import (config_options, direct_overrides, global_seed, resolve_config,
+                                        seed_everything)
 from tailor_evo.io import write_text_atomic
 
 
@@ -25,15 +26,17 @@ def run(ctx: click.Context, config_path: str | None, overrides: tuple[str, ...],
     """Search primitives, build warm-start data, SFT, RL and evaluate; write a report."""
     from tailor_evo.pipeline import PipelineConfig, run_pipeline
     from tailor_evo.pipeline_report import write_run_report
-    from tailor_evo.config import load_config
+    from tailor_evo.config import resumed_config
 
+    direct = dict(task=task, backbone=backbone, method=method)
     if resume:
         if out is None:
             raise click.UsageError("--resume needs --out RUN_DIR")
-        saved = Path(out) / "config.yaml"
-        cfg = load_config(PipelineConfig, saved if saved.exists() else config_path, overrides)
+        cfg = resumed_config(PipelineConfig, Path(out) / "config.yaml", config_path,
+                             direct_overrides(overrides, direct), seed=global_seed(ctx),
+                             safe=PipelineConfig.RESUME_SAFE)
     else:
-        cfg = resolve_config(PipelineConfig, config_path, overrides, ctx, task=task, backbone=backbone, method=method)
+        cfg = resolve_config(PipelineConfig, config_path, overrides, ctx, **direct)
     root = Path(out) if out else Path("runs") / time.strftime("run-%Y%m%d-%H%M%S")
     seed_everything(cfg.seed)
     click.echo(f"tailor-evo run: task={cfg.task} backbone={cfg.backbone} method={cfg.method} seed={cfg.seed} -> {root}")

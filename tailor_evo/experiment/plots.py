@@ -11,6 +11,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from tailor_evo.experiment.summary import CellSummary, MethodRow, smooth  # noqa: E402
+from tailor_evo.io import save_figure  # noqa: E402
 
 METHOD_ORDER = ["tailor", "four-behaviour", "rule-based", "redistill"]
 
@@ -21,12 +22,7 @@ def _methods(cells: list[CellSummary]) -> list[str]:
 
 
 def _save(fig, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp.png")
-    fig.savefig(tmp, dpi=120, bbox_inches="tight")
-    plt.close(fig)
-    tmp.replace(path)
-    return path
+    return save_figure(fig, path, dpi=120, bbox_inches="tight")
 
 
 def training_curves(cells: list[CellSummary], path: Path, title: str, window: int = 5) -> Path:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import queue
 import threading
 import time
@@ -131,6 +132,8 @@ def _number(body: dict, key: str, kind: type, default: Any, lo: float | None = N
     value = body.get(key, default)
     if value is None:
         return default
+    if isinstance(value, float) and not math.isfinite(value):
+        raise RequestError(f"'{key}' must be a finite number", param=key)
     if isinstance(value, bool) or not isinstance(value, (int, float)) or (kind is int and not float(value).is_integer()):
         raise RequestError(f"'{key}' must be a{'n integer' if kind is int else ' number'}", param=key)
     value = kind(value)
@@ -189,6 +192,9 @@ class OpenAIServer(ThreadingHTTPServer):
     """Holds the batcher and the served model name for the request handlers."""
 
     daemon_threads = True
+    # pending connections the OS queues while every handler thread is busy (the default of 5
+    # refuses a burst of 20 concurrent clients); beyond it a client gets "connection refused"
+    request_queue_size = 128
 
     def __init__(self, address: tuple[str, int], engine: Engine, model_name: str, *,
                  default_max_tokens: int = 256, batch_wait_s: float = 0.01) -> None:

@@ -197,6 +197,14 @@ class Task(ABC):
     def verify(self, problem: Problem, completion: str) -> Verdict:
         """Judge a completion. Must never raise on any string."""
 
+    def partial_credit(self, problem: Problem, verdict: Verdict) -> float:
+        """Share of the answer that is right, in [0, 1], for the RL ``partial`` reward.
+
+        A task whose answer has parts (KK: one role per person) overrides this so that a
+        mostly-right answer earns more than a wrong one; the default is all or nothing.
+        """
+        return 1.0 if verdict.correct else 0.0
+
     @abstractmethod
     def reference_solution(self, problem: Problem) -> str:
         """The canonical (rule-based) reasoning text, without the response tags."""

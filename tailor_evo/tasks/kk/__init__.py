@@ -155,6 +155,14 @@ class KnightsKnavesTask(Task):
         """Binary reward by default; ``shaped=True`` gives the Logic-RL format+answer reward."""
         return verify_completion(problem.meta.get("names", []), problem.answer, completion, shaped=shaped)
 
+    def partial_credit(self, problem: Problem, verdict: Verdict) -> float:
+        """Share of people given the right role; 0 when the answer could not be parsed."""
+        names, solution = problem.meta.get("names", []), problem.answer
+        if not isinstance(verdict.parsed, dict) or not names:
+            return 0.0
+        right = sum(verdict.parsed.get(nm) == bool(r) for nm, r in zip(names, solution))
+        return right / len(names)
+
     def reference_solution(self, problem: Problem) -> str:
         return rule_based_cot(puzzle_of(problem), problem.meta["names"])
 
