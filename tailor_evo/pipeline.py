@@ -96,12 +96,15 @@ class PipelineConfig:
             raise InputError(f"must be one of {', '.join(METHODS)}, got {self.method!r}", field="method")
         if not self.levels:
             raise InputError("needs at least one difficulty level", field="levels")
+        refused = []
         for key, source in PIPELINE_OWNED.items():
             value, default = _get_dotted(self, key), _get_dotted(PipelineConfig(), key)
-            wanted = _owned_value(self, key)
-            if value != default and value != wanted:
+            if value != default and value != _owned_value(self, key):
                 how = f"set `{source}` instead" if source else "it is the previous stage's output"
-                raise InputError(f"is set by the pipeline ({how}); got {value!r}", field=key)
+                refused.append((key, f"{key}={value!r} ({how})"))
+        if refused:
+            raise InputError("is set by the pipeline, not by its stages' sections: "
+                             + "; ".join(text for _, text in refused), field=refused[0][0])
 
     def fill_owned(self) -> None:
         """Write the values the pipeline gives its stages into their sub-configs, so that the

@@ -72,7 +72,8 @@ def summary_table(cfg: PipelineConfig, result: PipelineResult) -> str:
     rows.append(("eval after SFT", s["eval_sft"]["summary"], result.seconds.get("eval_sft", 0)))
     curve = s["rl"]["reward_curve"]
     first, last = (sum(curve[:5]) / max(1, len(curve[:5]))), (sum(curve[-5:]) / max(1, len(curve[-5:])))
-    rows.append(("RL", f"{len(curve)} steps; reward first 5 steps {first:.3f} -> last 5 steps {last:.3f}",
+    rows.append(("RL", f"{len(curve)} steps; {cfg.rl.reward} reward, first 5 steps {first:.3f} -> last 5 steps "
+                       f"{last:.3f}",
                  result.seconds.get("rl", 0)))
     rows.append(("eval after RL", s["eval_rl"]["summary"], result.seconds.get("eval_rl", 0)))
     lines = ["| " + " | ".join(rows[0]) + " |", "|---|---|---|"]

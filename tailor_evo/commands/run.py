@@ -37,6 +37,7 @@ def run(ctx: click.Context, config_path: str | None, overrides: tuple[str, ...],
                              safe=PipelineConfig.RESUME_SAFE)
     else:
         cfg = resolve_config(PipelineConfig, config_path, overrides, ctx, **direct)
+    cfg.check()      # refuse bad or pipeline-owned settings before anything is written or printed
     root = Path(out) if out else Path("runs") / time.strftime("run-%Y%m%d-%H%M%S")
     seed_everything(cfg.seed)
     click.echo(f"tailor-evo run: task={cfg.task} backbone={cfg.backbone} method={cfg.method} seed={cfg.seed} -> {root}")
