@@ -7,6 +7,7 @@ expected (resume logic relies on that).
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import tempfile
@@ -33,8 +34,11 @@ def atomic_open(path: str | os.PathLike, mode: str = "w", encoding: str | None =
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise InputError("no space left on the device while writing; the previous version (if any) "
+                             "is intact", file=str(path)) from None
         raise
 
 
@@ -86,10 +90,9 @@ def append_jsonl(path: str | os.PathLike, record: dict) -> None:
 
 def read_json(path: str | os.PathLike) -> Any:
     path = Path(path)
-    if not path.exists():
-        raise InputError("file not found", file=str(path))
+    text = read_text(path, "JSON file")
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        return json.loads(text)
     except json.JSONDecodeError as exc:
         raise InputError(f"invalid JSON: {exc.msg}", file=str(path), line=exc.lineno) from None
 

@@ -240,6 +240,31 @@ def test_disk_full_while_saving_is_named_and_leaves_no_temporary_directory(tmp_p
     assert [p.name for p in root.iterdir()] == ["step-000001"] and len(list_checkpoints(root)) == 1
 
 
+def test_disk_full_on_any_atomic_write_names_the_file_and_keeps_the_old_one(tmp_path, monkeypatch):
+    import tailor_evo.io as io
+
+    target = tmp_path / "report.md"
+    target.write_text("old")
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(io.os, "fsync", full)
+    with pytest.raises(InputError) as exc:
+        write_text_atomic(target, "new")
+    assert exc.value.file == str(target) and target.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["report.md"]
+
+
+def test_non_utf8_json_file_is_named(tmp_path):
+    from tailor_evo.io import read_json
+
+    path = tmp_path / "results.json"
+    path.write_bytes(b'{"a": "\xff"}')
+    with pytest.raises(InputError, match="UTF-8"):
+        read_json(path)
+
+
 # --- 6. smaller cases ----------------------------------------------------------------------------
 
 def test_written_files_honour_the_umask(tmp_path):
