@@ -15,7 +15,8 @@ import argparse
 import random
 import time
 
-from tailor_evo.tasks.base import Task, get_task, task_names
+from tailor_evo.tasks.base import Task
+from tailor_evo.tasks.registry import get_task, task_names
 
 
 def seed_libraries(task: str) -> dict[str, list[dict]]:

@@ -33,7 +33,7 @@ def ours(model_dir: Path, args: argparse.Namespace, work: Path) -> dict:
     from tailor_evo.generation.hf import HFEngine
     from tailor_evo.rundir import RunDir
     from trainers.rl import RLConfig, train_rl
-    from trainers.sft import EvalSettings
+    from trainers.base import EvalSettings
 
     def engine_factory(model, tokenizer):
         engine = HFEngine(model, tokenizer, batch_size=args.prompts * args.group, num_threads=args.threads,
@@ -63,7 +63,7 @@ def trl(model_dir: Path, args: argparse.Namespace, work: Path) -> dict:
     from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
     from trl import GRPOConfig, GRPOTrainer
 
-    from tailor_evo.tasks.base import get_task
+    from tailor_evo.tasks.registry import get_task
     from trainers.data import epoch_order
     from trainers.rl import RLConfig, rl_problem_pool
 

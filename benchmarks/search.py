@@ -37,7 +37,8 @@ def bench_eval(task_name: str, n_candidates: int) -> None:
     from search.render import EvalJob, ExecutorRenderer
     from search.genome import program_id
     from search.seeds import load_seed_library
-    from tailor_evo.tasks.base import get_task, split_seed
+    from tailor_evo.tasks.base import split_seed
+    from tailor_evo.tasks.registry import get_task
 
     cfg = SearchConfig(task=task_name)
     task = get_task(task_name)

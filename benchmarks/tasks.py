@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from tailor_evo.tasks.base import get_task, task_names
+from tailor_evo.tasks.registry import get_task, task_names
 
 
 def rate(count: int, seconds: float) -> str:

@@ -127,7 +127,7 @@ def validate_library(path: str | Path, task: Any = None) -> list[str]:
         errors.append(f"{path}: field 'primitives': the library is empty")
     grammar = None
     if task_name is not None:
-        from tailor_evo.tasks.base import get_task
+        from tailor_evo.tasks.registry import get_task
 
         try:
             grammar = get_task(task_name).grammar()

@@ -44,7 +44,8 @@ from search.selection import METHODS, MapElitesGrid, nsga2
 from tailor_evo.errors import InputError
 from tailor_evo.io import atomic_open, write_jsonl_atomic
 from tailor_evo.rundir import RunDir
-from tailor_evo.tasks.base import Problem, Task, get_task, split_seed
+from tailor_evo.tasks.base import Problem, Task, split_seed
+from tailor_evo.tasks.registry import get_task
 
 log = logging.getLogger(__name__)
 
@@ -120,7 +121,7 @@ class SearchConfig:
 
     def check(self) -> None:
         if not self.task:
-            from tailor_evo.tasks.base import task_names
+            from tailor_evo.tasks.registry import task_names
 
             raise InputError(f"choose a task (known: {', '.join(task_names())})", field="task")
         for name, value, allowed in (("operator", self.operator, OPERATORS), ("renderer", self.renderer, RENDERERS),

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 
 @dataclass
 class QualityConfig:
-    floor: float = 0.9              # archive admission: quality must reach this
     length_penalty: float = 0.0     # per unit of (mean steps / max_steps)
     unfinished_penalty: float = 0.0 # per unit of unfinished rate
 

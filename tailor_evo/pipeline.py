@@ -25,7 +25,8 @@ from tailor_evo.io import read_json, write_json_atomic, write_records, write_tex
 from tailor_evo.rundir import RunDir
 from tailor_evo.tasks import get_task
 from trainers.rl import RLConfig
-from trainers.sft import EvalSettings, SFTConfig
+from trainers.base import EvalSettings
+from trainers.sft import SFTConfig
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,8 @@ import random
 import re
 
 from tailor_evo.generation.base import Completion, SamplingParams
-from tailor_evo.tasks.base import Grammar, MoveSpec, Problem, Step, Task, Trajectory, Verdict, register
+from tailor_evo.tasks.base import Grammar, MoveSpec, Problem, Step, Task, Trajectory, Verdict
+from tailor_evo.tasks.registry import register
 
 ANSWER_RE = re.compile(r"<answer>\s*(-?\d+)\s*</answer>")
 

@@ -16,7 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tailor_evo.tasks.base import get_task
+from tailor_evo.tasks.registry import get_task
 from tailor_evo.tasks.igsm.executor import check_fact
 from tailor_evo.tasks.igsm import graph_of
 from tests.test_igsm_task import independent_values

@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tailor_evo.errors import InputError
-from tailor_evo.tasks.base import get_task
+from tailor_evo.tasks.registry import get_task
 from tailor_evo.tasks.igsm import graph_of
 from tailor_evo.tasks.igsm.world import BANK, check_bank
 

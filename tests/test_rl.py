@@ -11,12 +11,13 @@ import torch
 from tailor_evo.errors import InputError
 from tailor_evo.generation.base import SamplingParams
 from tailor_evo.rundir import RunDir
-from tailor_evo.tasks.base import Problem, Task, Verdict, question_key, register
+from tailor_evo.tasks.base import Problem, Task, Verdict, question_key
+from tailor_evo.tasks.registry import register
 from trainers import rl as rl_module
 from trainers.checkpoint import load_backbone
 from trainers.rl import RLConfig, build_batch, completion_logits, rl_problem_pool, train_rl
 from trainers.losses import token_logprobs
-from trainers.sft import EvalSettings
+from trainers.base import EvalSettings
 
 CORPUS = ["Question: say something with the letter e. Assistant: <think> yes </think> <answer> here </answer>",
           "Question: say something short. Assistant: <think> ok </think> <answer> no </answer>"] * 20
@@ -53,11 +54,11 @@ class LetterTask(Task):
 @pytest.fixture(scope="module", autouse=True)
 def toy_task_registered():
     """Register the toy task for this module only, so other tests see the built-in registry."""
-    from tailor_evo.tasks.base import _REGISTRY
+    from tailor_evo.tasks.registry import unregister
 
     register(LetterTask)
     yield
-    _REGISTRY.pop(LetterTask.name, None)
+    unregister(LetterTask.name)
 
 
 @pytest.fixture(scope="module")
@@ -221,7 +222,7 @@ def test_partial_reward_trains_on_the_task_partial_credit(tiny_dir, tmp_path):
 
 def test_lora_rl_uses_the_base_model_as_reference(tiny_dir, tmp_path):
     pytest.importorskip("peft")
-    from trainers.sft import LoraSettings
+    from trainers.base import LoraSettings
 
     run = RunDir.create(tmp_path / "rl")
     out = train_rl(_cfg(tiny_dir, steps=2, beta=0.5, lr=5e-2, coverage=False, eval=EvalSettings(every=0, n=0),

@@ -13,7 +13,8 @@ import random
 import re
 import time
 
-from tailor_evo.tasks.base import Grammar, MoveSpec, Problem, Step, Task, Trajectory, Verdict, register
+from tailor_evo.tasks.base import Grammar, MoveSpec, Problem, Step, Task, Trajectory, Verdict
+from tailor_evo.tasks.registry import register
 
 TOY = "toy-sum"
 

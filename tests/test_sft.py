@@ -151,7 +151,7 @@ def test_sft_resume_matches_uninterrupted_run(tiny_dir, tmp_path, monkeypatch):
 
 def test_lora_sft_exports_a_merged_plain_model(tiny_dir, tmp_path):
     pytest.importorskip("peft")
-    from trainers.sft import LoraSettings
+    from trainers.base import LoraSettings
 
     data = write_data(tmp_path / "d.jsonl")
     cfg = _cfg(tiny_dir, data, max_steps=2, lr=5e-2, lora=LoraSettings(enabled=True, r=4, alpha=8))

@@ -12,17 +12,10 @@ from pathlib import Path
 
 import click
 
-from tailor_evo.commands.common import config_options, resolve_config, seed_everything
+from tailor_evo.commands.common import config_options, parse_levels, resolve_config, seed_everything
 from tailor_evo.errors import InputError
 
 log = logging.getLogger(__name__)
-
-
-def parse_levels(text: str | None) -> list[int] | None:
-    """'3,4,5' or '3-7' -> list of ints (None when not given)."""
-    from tailor_evo.commands.data import parse_levels as _parse
-
-    return _parse(text)
 
 
 def make_engine(spec: str, *, batch_size: int = 16):

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping
 from pathlib import Path
 
 import matplotlib
@@ -21,40 +20,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 from tailor_evo.io import save_figure  # noqa: E402
 
 
-@dataclass
-class Series:
-    """One line of a curve plot; ``band`` is an optional (low, high) pair drawn as a shaded area."""
-
-    label: str
-    x: Sequence[float]
-    y: Sequence[float]
-    band: tuple[Sequence[float], Sequence[float]] | None = None
-    style: dict = field(default_factory=dict)
-
-
 def _save(fig: "plt.Figure", path: str | os.PathLike) -> Path:
     return save_figure(fig, path, dpi=120, bbox_inches="tight")
-
-
-def plot_curves(series: Sequence[Series], path: str | os.PathLike, *, title: str, xlabel: str, ylabel: str,
-                ylim: tuple[float, float] | None = None, smooth: int = 1) -> Path:
-    """Lines (optionally with shaded bands) on one axis; ``smooth`` > 1 applies a trailing moving average."""
-    fig, ax = plt.subplots(figsize=(6.4, 4.0))
-    for s in series:
-        y = _moving_average(list(s.y), smooth)
-        (line,) = ax.plot(list(s.x), y, label=s.label, **s.style)
-        if s.band is not None:
-            lo, hi = (_moving_average(list(b), smooth) for b in s.band)
-            ax.fill_between(list(s.x), lo, hi, alpha=0.2, color=line.get_color())
-    ax.set_title(title)
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    if ylim is not None:
-        ax.set_ylim(*ylim)
-    ax.grid(alpha=0.3)
-    if any(s.label for s in series):
-        ax.legend(fontsize="small")
-    return _save(fig, path)
 
 
 def plot_bars(values: Mapping[str, float], path: str | os.PathLike, *, title: str, ylabel: str,
@@ -106,24 +73,3 @@ def plot_grouped_bars(groups: Mapping[str, Mapping[str, float]], path: str | os.
     if any(labels):
         ax.legend(fontsize="small")
     return _save(fig, path)
-
-
-def plot_scatter(points: Mapping[str, tuple[Sequence[float], Sequence[float]]], path: str | os.PathLike, *,
-                 title: str, xlabel: str, ylabel: str) -> Path:
-    """Scatter of labelled point sets (label -> (xs, ys))."""
-    fig, ax = plt.subplots(figsize=(5.6, 4.2))
-    for label, (x, y) in points.items():
-        ax.scatter(list(x), list(y), label=label, alpha=0.8)
-    ax.set_title(title)
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    ax.grid(alpha=0.3)
-    if len(points) > 1 or any(points):
-        ax.legend(fontsize="small")
-    return _save(fig, path)
-
-
-def _moving_average(values: list[float], window: int) -> list[float]:
-    from tailor_evo.experiment.summary import smooth
-
-    return values if window <= 1 else smooth(values, window)

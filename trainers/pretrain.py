@@ -247,7 +247,7 @@ def train_pretrain(cfg: PretrainConfig, run_dir: RunDir, resume: bool = False) -
     from tailor_evo.commands.common import seed_everything
     from tailor_evo.tasks import get_task
     from trainers.probes import name_copy
-    from trainers.sft import cosine_schedule, make_optimizer
+    from trainers.base import cosine_schedule, make_optimizer
 
     cfg.check()
     torch.set_num_threads(cfg.threads)
@@ -322,7 +322,7 @@ def export_base(model: torch.nn.Module, tokenizer: Any, out: Path, cfg: Pretrain
     import copy
 
     from tailor_evo.io import write_json_atomic
-    from trainers.sft import export_model
+    from trainers.base import export_model
 
     dtype = getattr(torch, cfg.save_dtype)
     export_model(copy.deepcopy(model).to(device="cpu", dtype=dtype), tokenizer, out)
@@ -335,17 +335,17 @@ def export_base(model: torch.nn.Module, tokenizer: Any, out: Path, cfg: Pretrain
 def write_pretrain_report(run_dir: RunDir, cfg: PretrainConfig, n_params: int) -> None:
     """``report.md`` and the loss / name-copy curves from the metrics log."""
     from tailor_evo.io import write_text_atomic
-    from trainers.sft import _plot
+    from trainers.base import plot_lines
 
     rows = run_dir.read_metrics()
     loss = [r for r in rows if "loss" in r]
     probes = [r for r in rows if "answer_copy" in r]
     if loss:
-        _plot(run_dir.plots / "loss.png", [("loss", [r["step"] for r in loss], [r["loss"] for r in loss])],
+        plot_lines(run_dir.plots / "loss.png", [("loss", [r["step"] for r in loss], [r["loss"] for r in loss])],
               "pretraining loss", "step")
     if probes:
         xs = [r["step"] for r in probes]
-        _plot(run_dir.plots / "name_copy.png",
+        plot_lines(run_dir.plots / "name_copy.png",
               [("answer position", xs, [r["answer_copy"] for r in probes]),
                ("question position", xs, [r["question_copy"] for r in probes])],
               "name copying on held-out 3-person puzzles", "step")

@@ -40,7 +40,7 @@ from trainers.checkpoint import load_backbone, resume_state, save_checkpoint, un
 from trainers.data import epoch_order, greedy_accuracy, heldout_problems
 from trainers.losses import (NORMALISATIONS, entropy_from_logits, group_advantages, policy_loss,
                              token_logprobs)
-from trainers.sft import EvalSettings, LoraSettings, _plot, apply_lora, export_model, make_optimizer
+from trainers.base import EvalSettings, TrainerConfig, apply_lora, export_model, live_engine, make_optimizer, plot_lines
 
 log = logging.getLogger(__name__)
 
@@ -48,14 +48,12 @@ CoverageFn = Callable[[Any, list, list[str]], float]   # (task, problems, comple
 
 
 @dataclass
-class RLConfig:
+class RLConfig(TrainerConfig):
+    """Group-relative RL against the task verifier (lr, betas, checkpoints and eval: RL defaults)."""
+
     # keys that --resume may change: more (or fewer) steps and bookkeeping, not what ran so far
     RESUME_SAFE: ClassVar[tuple[str, ...]] = ("steps", "save_every", "keep_checkpoints", "threads")
-    model: str = "tiny"
-    task: str = "kk"
     levels: list[int] = field(default_factory=lambda: [3])
-    chat: bool = False               # prompts as chat messages (tokenizer's chat template)
-    seed: int = 0
     steps: int = 40
     prompts_per_step: int = 8
     group_size: int = 8              # G completions per prompt
@@ -63,10 +61,8 @@ class RLConfig:
     temperature: float = 1.0
     top_p: float = 1.0
     lr: float = 5e-5
-    weight_decay: float = 0.0
     betas: list[float] = field(default_factory=lambda: [0.9, 0.99])
     warmup_steps: int = 0
-    grad_clip: float = 1.0
     beta: float = 0.04               # KL coefficient; 0 = no reference model
     eps_low: float = 0.2
     eps_high: float = 0.2
@@ -83,23 +79,13 @@ class RLConfig:
     gen_batch_size: int = 64         # sequences per generation batch
     coverage: bool = True            # log step-level coverage of the rollouts (search.novelty)
     save_every: int = 10
-    keep_checkpoints: int = 2
-    threads: int = 2
-    lora: LoraSettings = field(default_factory=LoraSettings)
     eval: EvalSettings = field(default_factory=lambda: EvalSettings(every=10, n=32))
-
-
-def make_engine(model: torch.nn.Module, tokenizer: Any, batch_size: int, threads: int) -> Any:
-    """The HF generation engine on the live model (shares its weights, so no copy per step)."""
-    from tailor_evo.generation.hf import HFEngine
-
-    return HFEngine(model, tokenizer, batch_size=batch_size, num_threads=threads, show_progress=False)
 
 
 def rollout_engine_factory(cfg: RLConfig) -> Callable[[torch.nn.Module, Any], Any]:
     """The engine the rollouts go through: HF on the live model, or vLLM synced to it every step."""
     if cfg.rollout_backend == "hf":
-        return lambda m, t: make_engine(m, t, cfg.gen_batch_size, cfg.threads)
+        return lambda m, t: live_engine(m, t, cfg.gen_batch_size, cfg.threads)
     if not torch.cuda.is_available():
         raise InputError("rl.rollout_backend 'vllm' needs a CUDA GPU and none is visible; use 'hf' on this machine",
                          field="rollout_backend")
@@ -374,7 +360,7 @@ def train_rl(cfg: RLConfig, run_dir: RunDir, resume: bool = False, *,
 
     from tailor_evo.commands.common import seed_everything
     from tailor_evo.generation.base import SamplingParams
-    from tailor_evo.tasks.base import get_task
+    from tailor_evo.tasks.registry import get_task
     from trainers.rollout import rollout
 
     _validate(cfg)
@@ -527,14 +513,14 @@ def write_rl_report(run_dir: RunDir, cfg: RLConfig, overlaps: int) -> None:
     evals = [r for r in metrics if "eval_accuracy" in r]
     if steps:
         xs = [r["step"] for r in steps]
-        _plot(run_dir.plots / "rl_reward.png", [("reward", xs, [r["reward"] for r in steps]),
+        plot_lines(run_dir.plots / "rl_reward.png", [("reward", xs, [r["reward"] for r in steps]),
                                                 ("accuracy", xs, [r["accuracy"] for r in steps])],
               "RL rollouts", "step")
-        _plot(run_dir.plots / "rl_kl_entropy.png", [("KL", xs, [r["kl"] for r in steps]),
+        plot_lines(run_dir.plots / "rl_kl_entropy.png", [("KL", xs, [r["kl"] for r in steps]),
                                                     ("entropy", xs, [r["entropy"] for r in steps])],
               "KL to reference and entropy", "step")
     if evals:
-        _plot(run_dir.plots / "rl_eval.png", [("held-out greedy accuracy", [r["step"] for r in evals],
+        plot_lines(run_dir.plots / "rl_eval.png", [("held-out greedy accuracy", [r["step"] for r in evals],
                                                [r["eval_accuracy"] for r in evals])], "Evaluation", "step")
     lines = ["# RL run", "", f"- model: `{cfg.model}`, task: {cfg.task}, levels: {cfg.levels}",
              f"- steps: {len(steps)}, {cfg.prompts_per_step} prompts x {cfg.group_size} samples, "

@@ -11,16 +11,17 @@ from __future__ import annotations
 import logging
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
 
 from tailor_evo.errors import InputError
-from tailor_evo.io import save_figure
 from tailor_evo.rundir import RunDir
-from trainers.checkpoint import load_backbone, resume_state, save_checkpoint, save_model, unwrap
+from trainers.base import (TrainerConfig, apply_lora, cosine_schedule, export_model, live_engine, make_optimizer,
+                           plot_lines)
+from trainers.checkpoint import load_backbone, resume_state, save_checkpoint, unwrap
 from trainers.data import collate, collate_packed, epoch_order, load_sft_data
 from trainers.losses import sft_loss
 
@@ -28,105 +29,22 @@ log = logging.getLogger(__name__)
 
 
 @dataclass
-class LoraSettings:
-    """Optional LoRA adapters through ``peft`` (for backbones too large to fine-tune fully)."""
+class SFTConfig(TrainerConfig):
+    """Supervised fine-tuning; ``task`` and ``chat`` serve the periodic evaluation only."""
 
-    enabled: bool = False
-    r: int = 8
-    alpha: int = 16
-    dropout: float = 0.0
-    target_modules: list[str] = field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"])
-
-
-@dataclass
-class EvalSettings:
-    """Greedy accuracy on held-out problems of the task every ``every`` steps (0 = off)."""
-
-    every: int = 0
-    n: int = 32
-    levels: list[int] = field(default_factory=list)   # empty: the training levels (RL) or the task's default (SFT)
-    max_new_tokens: int = 320
-    batch_size: int = 16
-
-
-@dataclass
-class SFTConfig:
     # keys that --resume may change: more (or fewer) steps and bookkeeping, not what ran so far
     RESUME_SAFE: ClassVar[tuple[str, ...]] = ("epochs", "max_steps", "save_every", "keep_checkpoints",
                                               "log_every", "threads")
-    model: str = "tiny"
     data: str = ""
-    task: str = "kk"                 # used only by the periodic evaluation
-    chat: bool = False               # evaluation prompts in chat form (tokenizer's chat template)
-    seed: int = 0
     epochs: int = 3
     max_steps: int = 0               # > 0 overrides epochs
     batch_size: int = 8              # sequences per forward pass (per process)
     grad_accum: int = 1              # forward passes per optimizer step
-    lr: float = 1e-3
-    weight_decay: float = 0.0
-    betas: list[float] = field(default_factory=lambda: [0.9, 0.95])
     warmup_ratio: float = 0.05
     min_lr_ratio: float = 0.0        # cosine floor as a fraction of lr
-    grad_clip: float = 1.0
     max_length: int = 1024
     packing: bool = True             # lay examples end to end (block-diagonal attention) instead of padding
-    save_every: int = 50             # optimizer steps between checkpoints (0 = only at the end)
-    keep_checkpoints: int = 2
     log_every: int = 1
-    threads: int = 2                 # torch intra-op threads
-    lora: LoraSettings = field(default_factory=LoraSettings)
-    eval: EvalSettings = field(default_factory=EvalSettings)
-
-
-def apply_lora(model: torch.nn.Module, settings: LoraSettings) -> torch.nn.Module:
-    """Wrap ``model`` with LoRA adapters when enabled; ``peft`` is imported only then."""
-    if not settings.enabled:
-        return model
-    try:
-        from peft import LoraConfig, get_peft_model
-    except ImportError:
-        raise InputError("LoRA needs the 'peft' package: pip install 'tailor-evo[lora]'", field="lora.enabled") from None
-    cfg = LoraConfig(r=settings.r, lora_alpha=settings.alpha, lora_dropout=settings.dropout,
-                     target_modules=list(settings.target_modules), task_type="CAUSAL_LM")
-    return get_peft_model(model, cfg)
-
-
-def export_model(model: torch.nn.Module, tokenizer: Any, out: Path) -> Path:
-    """The final model directory (config + safetensors + tokenizer); LoRA adapters are merged in
-    so that later commands can load it like any backbone."""
-    import shutil
-
-    model = unwrap(model)
-    if hasattr(model, "merge_and_unload"):
-        import copy
-
-        model = copy.deepcopy(model).merge_and_unload()
-    tmp = out.with_name(f".{out.name}.tmp")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    save_model(model, tokenizer, tmp)
-    if out.exists():
-        shutil.rmtree(out)
-    tmp.rename(out)
-    return out
-
-
-def make_optimizer(model: torch.nn.Module, lr: float, weight_decay: float, betas: list[float]) -> torch.optim.AdamW:
-    params = [p for p in model.parameters() if p.requires_grad]
-    return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, betas=(betas[0], betas[1]))
-
-
-def cosine_schedule(optimizer: torch.optim.Optimizer, warmup: int, total: int,
-                    min_ratio: float = 0.0) -> torch.optim.lr_scheduler.LambdaLR:
-    """Linear warm-up to the peak, then cosine decay to ``min_ratio`` of it."""
-    def factor(step: int) -> float:
-        if warmup > 0 and step < warmup:
-            return (step + 1) / warmup
-        progress = min(1.0, (step - warmup) / max(1, total - warmup))
-        return min_ratio + (1.0 - min_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
-
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
 def packing_supported() -> bool:
@@ -257,13 +175,12 @@ class _nullcontext:
 
 def _make_evaluator(cfg: SFTConfig, model: torch.nn.Module, tokenizer: Any):
     """A closure measuring greedy held-out accuracy of the live model (eval mode, then back to train)."""
-    from tailor_evo.tasks.base import get_task
+    from tailor_evo.tasks.registry import get_task
     from trainers.data import greedy_accuracy, heldout_problems
-    from trainers.rl import make_engine
 
     task = get_task(cfg.task)
     problems = heldout_problems(task, cfg.eval.n, cfg.seed, cfg.eval.levels or None)
-    engine = make_engine(unwrap(model), tokenizer, batch_size=cfg.eval.batch_size, threads=cfg.threads)
+    engine = live_engine(unwrap(model), tokenizer, batch_size=cfg.eval.batch_size, threads=cfg.threads)
 
     def evaluate() -> dict[str, float]:
         m = unwrap(model)
@@ -284,7 +201,7 @@ def write_sft_report(run_dir: RunDir, cfg: SFTConfig, data_summary: str) -> None
     rows = [r for r in run_dir.read_metrics() if "loss" in r]
     evals = [r for r in run_dir.read_metrics() if "eval_accuracy" in r]
     if rows:
-        _plot(run_dir.plots / "sft_loss.png", [("loss", [r["step"] for r in rows], [r["loss"] for r in rows])],
+        plot_lines(run_dir.plots / "sft_loss.png", [("loss", [r["step"] for r in rows], [r["loss"] for r in rows])],
               "SFT training loss", "step")
     lines = ["# SFT run", "", f"- model: `{cfg.model}`", f"- data: `{cfg.data}` ({data_summary})",
              f"- steps: {rows[-1]['step'] if rows else 0}", f"- final loss: {rows[-1]['loss']:.4f}" if rows else "",
@@ -294,18 +211,3 @@ def write_sft_report(run_dir: RunDir, cfg: SFTConfig, data_summary: str) -> None
     if rows:
         lines += ["", "![loss](plots/sft_loss.png)"]
     write_text_atomic(run_dir.report_path, "\n".join(x for x in lines if x is not None) + "\n")
-
-
-def _plot(path: Path, series: list[tuple[str, list, list]], title: str, xlabel: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 3.5))
-    for label, xs, ys in series:
-        ax.plot(xs, ys, label=label)
-    ax.set(title=title, xlabel=xlabel)
-    ax.grid(alpha=0.3)
-    ax.legend()
-    save_figure(fig, path, dpi=110, bbox_inches="tight")

@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 import click
 
 from tailor_evo.config import load_config
+from tailor_evo.errors import InputError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -62,3 +63,21 @@ def seed_everything(seed: int) -> None:
         torch.manual_seed(seed)
     except ImportError:
         pass
+
+
+def parse_levels(text: str | None) -> list[int] | None:
+    """'3,4,5' or '3-7' -> [3, 4, 5, ...]."""
+    if not text:
+        return None
+    levels: list[int] = []
+    try:
+        for part in text.split(","):
+            part = part.strip()
+            if "-" in part:
+                lo, hi = part.split("-", 1)
+                levels.extend(range(int(lo), int(hi) + 1))
+            elif part:
+                levels.append(int(part))
+    except ValueError:
+        raise InputError(f"levels must look like '3,4,5' or '3-7', got {text!r}", field="--levels") from None
+    return levels

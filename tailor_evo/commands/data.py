@@ -7,6 +7,7 @@ from collections import Counter
 
 import click
 
+from tailor_evo.commands.common import parse_levels
 from tailor_evo.errors import InputError
 from tailor_evo.io import read_records, write_records
 from tailor_evo.tasks import get_task
@@ -30,24 +31,6 @@ class _DataGroup(click.Group):
 @click.group(cls=_DataGroup)
 def data() -> None:
     """Task data: generate, solve, score, warmstart."""
-
-
-def parse_levels(text: str | None) -> list[int] | None:
-    """'3,4,5' or '3-7' -> [3, 4, 5, ...]."""
-    if not text:
-        return None
-    levels: list[int] = []
-    try:
-        for part in text.split(","):
-            part = part.strip()
-            if "-" in part:
-                lo, hi = part.split("-", 1)
-                levels.extend(range(int(lo), int(hi) + 1))
-            elif part:
-                levels.append(int(part))
-    except ValueError:
-        raise InputError(f"levels must look like '3,4,5' or '3-7', got {text!r}", field="--levels") from None
-    return levels
 
 
 def parse_options(items: tuple[str, ...]) -> dict:

@@ -56,7 +56,7 @@ def list_(task_name: str | None) -> None:
 def show(library: str, task_name: str | None) -> None:
     """Print each primitive's description and the description rendered from its program."""
     from populations.library import load_library
-    from tailor_evo.tasks.base import get_task
+    from tailor_evo.tasks.registry import get_task
 
     lib = load_library(library, task_name)
     grammar = get_task(lib.task).grammar()

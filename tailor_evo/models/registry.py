@@ -180,10 +180,6 @@ BACKBONES: dict[str, Backbone] = {
 }
 
 
-def known_names() -> list[str]:
-    return list(BACKBONES)
-
-
 def backbone_path(name: str) -> Path:
     """Where a named backbone lives once prepared (it may not exist yet)."""
     return models_dir() / BACKBONES[name].dir_name()

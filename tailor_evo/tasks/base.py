@@ -166,7 +166,8 @@ class Grammar:
 
 
 class Task(ABC):
-    """Base class of a task. Subclasses register themselves with :func:`register`."""
+    """Base class of a task. :mod:`tailor_evo.tasks.registry` knows the built-in ones; add yours with
+    :func:`tailor_evo.tasks.registry.register`."""
 
     name: str = ""
     difficulty_name: str = "difficulty"     # e.g. "people" or "op"
@@ -266,29 +267,6 @@ class Task(ABC):
         question or the full prompt). The default only normalises case and spaces.
         """
         return " ".join(step.lower().split())
-
-
-_REGISTRY: dict[str, type[Task]] = {}
-
-
-def register(cls: type[Task]) -> type[Task]:
-    _REGISTRY[cls.name] = cls
-    return cls
-
-
-def get_task(name: str) -> Task:
-    from tailor_evo.errors import InputError
-    import tailor_evo.tasks  # noqa: F401  (registers the built-in tasks)
-
-    if name not in _REGISTRY:
-        raise InputError(f"unknown task {name!r} (known: {', '.join(sorted(_REGISTRY))})", field="task")
-    return _REGISTRY[name]()
-
-
-def task_names() -> list[str]:
-    import tailor_evo.tasks  # noqa: F401
-
-    return sorted(_REGISTRY)
 
 
 def split_seed(seed: int, split: str) -> int:

@@ -10,9 +10,9 @@ import random
 from typing import TYPE_CHECKING, Any
 
 from tailor_evo.errors import InputError
-from tailor_evo.tasks.base import Grammar, Problem, Task, Trajectory, Verdict, register
+from tailor_evo.tasks.base import Grammar, Problem, Task, Trajectory, Verdict
 from tailor_evo.tasks.igsm.generator import GenerationError, GenOptions, generate_graph
-from tailor_evo.tasks.igsm.graph import MOD, Graph
+from tailor_evo.tasks.igsm.graph import MOD, Graph, graph_of
 from tailor_evo.tasks.igsm.text import problem_text, reference_solution, template_bin
 from tailor_evo.tasks.igsm.verifier import verify_answer
 
@@ -33,16 +33,6 @@ INSTRUCTION = (
 _GEN_OPTIONS = {"max_op", "max_edge", "ip", "max_tries", "abstract_share", "split"}
 
 
-def graph_of(problem: Problem) -> Graph:
-    """The problem's graph (cached on the problem object; ``meta`` is not modified)."""
-    g = getattr(problem, "_igsm_graph", None)
-    if g is None:
-        g = Graph.from_meta(problem.meta, source=problem.id)
-        object.__setattr__(problem, "_igsm_graph", g)
-    return g
-
-
-@register
 class IGSMTask(Task):
     name = "igsm"
     difficulty_name = "op"

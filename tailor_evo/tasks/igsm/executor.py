@@ -13,17 +13,13 @@ from __future__ import annotations
 import random
 from collections import deque
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Callable
 
-from tailor_evo.tasks.base import Problem, Step, Trajectory
+from tailor_evo.tasks.base import Problem, Step, Task, Trajectory
 from tailor_evo.tasks.igsm.graph import ABSTRACT, INSTANCE, MOD, Graph, Param, apply
 from tailor_evo.tasks.igsm.moves import GRAMMAR
 from tailor_evo.tasks.igsm.text import (RenderedUnit, Symbols, item_name, reference_fragments,
                                         reference_order, render_units, target_name, unit_body)
-
-if TYPE_CHECKING:
-    from tailor_evo.tasks.igsm import IGSMTask
-
 
 class _Budget(Exception):
     """The step budget ran out."""
@@ -475,14 +471,14 @@ WORDING: dict[str, dict[str, str]] = {
 }
 
 
-def execute(task: "IGSMTask", program: dict, problem: Problem, rng: random.Random,
+def execute(task: Task, program: dict, problem: Problem, rng: random.Random,
             max_steps: int = 400) -> Trajectory:
     """Run ``program`` on ``problem``; an unfinished trajectory (never an exception) when it cannot finish."""
     errors = GRAMMAR.validate(program)
     if errors:
         return Trajectory([], None, False, "", reason="invalid program: " + "; ".join(errors[:3]))
     try:
-        from tailor_evo.tasks.igsm import graph_of
+        from tailor_evo.tasks.igsm.graph import graph_of
 
         g = graph_of(problem)
     except Exception as exc:  # noqa: BLE001 - bad records become unfinished trajectories

@@ -422,3 +422,12 @@ def apply(op: str, a: int, b: int) -> int:
     if op == "*":
         return (a * b) % MOD
     raise ValueError(f"unknown operator {op!r}")
+
+
+def graph_of(problem: Any) -> "Graph":
+    """The problem's graph (cached on the problem object; ``meta`` is not modified)."""
+    g = getattr(problem, "_igsm_graph", None)
+    if g is None:
+        g = Graph.from_meta(problem.meta, source=problem.id)
+        object.__setattr__(problem, "_igsm_graph", g)
+    return g

@@ -14,11 +14,11 @@ import re
 from typing import Any
 
 from tailor_evo.errors import InputError
-from tailor_evo.tasks.base import Grammar, Problem, Task, Trajectory, Verdict, register
+from tailor_evo.tasks.base import Grammar, Problem, Task, Trajectory, Verdict
 from tailor_evo.tasks.kk import text as T
 from tailor_evo.tasks.kk.cot import rule_based_cot, rule_based_steps
 from tailor_evo.tasks.kk.generator import MAX_PEOPLE, MIN_PEOPLE, GenerationError, GenOptions, sample_puzzle
-from tailor_evo.tasks.kk.logic import Puzzle, StatementError, check_tree, official_repr, parse_official_statements, \
+from tailor_evo.tasks.kk.logic import Puzzle, puzzle_of, StatementError, check_tree, official_repr, parse_official_statements, \
     to_json
 from tailor_evo.tasks.kk.verifier import verify_completion
 
@@ -34,16 +34,6 @@ INSTRUCTION = (
 _GEN_OPTIONS = {"depth", "width", "max_tries", "names"}
 KNIGHT_KNAVE_WORDS = {"Knave": "Knave", "Knight": "Knight", "a_knave": "a knave", "a_knight": "a knight",
                       "knave": "knave", "knight": "knight"}
-
-
-def puzzle_of(problem: Problem) -> Puzzle:
-    """The problem's statements with precomputed masks (cached on the object; meta untouched)."""
-    pz = getattr(problem, "_kk_puzzle", None)
-    if pz is None:
-        n = len(problem.meta["names"])
-        pz = Puzzle(tuple(check_tree(s, n) for s in problem.meta["statements"]))
-        object.__setattr__(problem, "_kk_puzzle", pz)
-    return pz
 
 
 def problem_id(statements: Any, names: list[str]) -> str:
@@ -80,7 +70,6 @@ def _exhaustive_templates(quiz: str, statements, names: list[str]) -> list[int] 
     return out if T.quiz_text(statements, names, out) == quiz else None
 
 
-@register
 class KnightsKnavesTask(Task):
     name = "kk"
     difficulty_name = "people"

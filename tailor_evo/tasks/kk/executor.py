@@ -20,18 +20,14 @@ from __future__ import annotations
 import itertools
 import random
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable
+from typing import Callable
 
-from tailor_evo.tasks.base import THINK_CLOSE, THINK_OPEN, Problem, Step, Trajectory
-from tailor_evo.tasks.kk import text as T
+from tailor_evo.tasks.base import THINK_CLOSE, THINK_OPEN, Problem, Step, Task, Trajectory
+import tailor_evo.tasks.kk.text as T
 from tailor_evo.tasks.kk.facts import enc
 from tailor_evo.tasks.kk.logic import LEAF_OPS, Puzzle, index_of, mentions, size, to_json
 from tailor_evo.tasks.kk.moves import GRAMMAR
 from tailor_evo.tasks.kk.styles import Wording
-
-if TYPE_CHECKING:
-    from tailor_evo.tasks.kk import KnightsKnavesTask
-
 
 class _OutOfSteps(Exception):
     pass
@@ -426,7 +422,7 @@ def _conclude(ctx: _Ctx, verify: bool) -> list[bool]:
     return roles
 
 
-def execute(task: "KnightsKnavesTask", program: dict, problem: Problem, rng: random.Random,
+def execute(task: Task, program: dict, problem: Problem, rng: random.Random,
             max_steps: int = 400) -> Trajectory:
     """Run ``program`` on ``problem``; see the module docstring. ``rng`` is accepted for the
     interface; KK wording is deterministic so that a primitive's trajectories are reproducible."""
@@ -434,7 +430,7 @@ def execute(task: "KnightsKnavesTask", program: dict, problem: Problem, rng: ran
     if errors:
         return Trajectory(steps=[], answer=None, finished=False, completion="",
                           reason="invalid program: " + "; ".join(errors[:3]))
-    from tailor_evo.tasks.kk import puzzle_of
+    from tailor_evo.tasks.kk.logic import puzzle_of
 
     try:
         puzzle = puzzle_of(problem)

@@ -1,4 +1,4 @@
-"""Statements, their evaluation, and the brute-force solver for Knights and Knaves.
+"""Statements, their evaluation, and the solver (over all assignments) for Knights and Knaves.
 
 A statement is a tree of nested tuples (hashable, cheap to compare):
 ``("knight", j)``, ``("knave", j)``, ``("not", X)``, ``("and", X1, ..., Xw)``,
@@ -266,12 +266,11 @@ class Puzzle:
         return roles_of(m.bit_length() - 1, self.n)
 
 
-def brute_force(statements: Sequence[Tree]) -> list[list[bool]]:
-    """All consistent assignments by direct enumeration (no masks): a cross-check for tests and tools."""
-    n = len(statements)
-    out = []
-    for a in range(1 << n):
-        roles = roles_of(a, n)
-        if all(evaluate(s, roles) == roles[i] for i, s in enumerate(statements)):
-            out.append(roles)
-    return out
+def puzzle_of(problem: Any) -> "Puzzle":
+    """The problem's statements with precomputed masks (cached on the object; meta untouched)."""
+    pz = getattr(problem, "_kk_puzzle", None)
+    if pz is None:
+        n = len(problem.meta["names"])
+        pz = Puzzle(tuple(check_tree(s, n) for s in problem.meta["statements"]))
+        object.__setattr__(problem, "_kk_puzzle", pz)
+    return pz

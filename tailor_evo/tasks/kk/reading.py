@@ -19,7 +19,7 @@ import random
 from typing import Callable
 
 from tailor_evo.tasks.base import Problem
-from tailor_evo.tasks.kk import text as T
+import tailor_evo.tasks.kk.text as T
 
 
 def _random_roles(rng: random.Random, n: int) -> list[bool]:
@@ -74,7 +74,7 @@ def reading_text(problem: Problem, rng: random.Random, n_exercises: int = 3, var
     it comes last, after four other exercises, and half the time it is a bare
     ``<answer>`` block without its lead-in sentence.
     """
-    from tailor_evo.tasks.kk import puzzle_of
+    from tailor_evo.tasks.kk.logic import puzzle_of
 
     names = list(problem.meta["names"])
     clauses = [T.clause(st, names) for st in puzzle_of(problem).statements]

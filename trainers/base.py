@@ -1,0 +1,131 @@
+"""What the SFT and RL trainers share: the common config fields, LoRA, the optimiser and
+schedule, the exported model, the evaluation engine on the live model and the curve plot.
+
+Both trainers (and pretraining) import this module; neither imports the other.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from tailor_evo.errors import InputError
+from tailor_evo.io import save_figure
+from trainers.checkpoint import save_model, unwrap
+
+
+@dataclass
+class LoraSettings:
+    """Optional LoRA adapters through ``peft`` (for backbones too large to fine-tune fully)."""
+
+    enabled: bool = False
+    r: int = 8
+    alpha: int = 16
+    dropout: float = 0.0
+    target_modules: list[str] = field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"])
+
+
+@dataclass
+class EvalSettings:
+    """Greedy accuracy on held-out problems of the task every ``every`` steps (0 = off)."""
+
+    every: int = 0
+    n: int = 32
+    levels: list[int] = field(default_factory=list)   # empty: the training levels (RL) or the task's default (SFT)
+    max_new_tokens: int = 320
+    batch_size: int = 16
+
+
+@dataclass
+class TrainerConfig:
+    """The fields every trainer has. SFT and RL extend it (and may change a default)."""
+
+    model: str = "tiny"
+    task: str = "kk"
+    chat: bool = False               # prompts in chat form (the tokenizer's chat template)
+    seed: int = 0
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.95])
+    grad_clip: float = 1.0
+    save_every: int = 50             # optimizer steps between checkpoints (0 = only at the end)
+    keep_checkpoints: int = 2
+    threads: int = 2                 # torch intra-op threads
+    lora: LoraSettings = field(default_factory=LoraSettings)
+    eval: EvalSettings = field(default_factory=EvalSettings)
+
+
+def apply_lora(model: torch.nn.Module, settings: LoraSettings) -> torch.nn.Module:
+    """Wrap ``model`` with LoRA adapters when enabled; ``peft`` is imported only then."""
+    if not settings.enabled:
+        return model
+    try:
+        from peft import LoraConfig, get_peft_model
+    except ImportError:
+        raise InputError("LoRA needs the 'peft' package: pip install 'tailor-evo[lora]'", field="lora.enabled") from None
+    cfg = LoraConfig(r=settings.r, lora_alpha=settings.alpha, lora_dropout=settings.dropout,
+                     target_modules=list(settings.target_modules), task_type="CAUSAL_LM")
+    return get_peft_model(model, cfg)
+
+
+def export_model(model: torch.nn.Module, tokenizer: Any, out: Path) -> Path:
+    """The final model directory (config + safetensors + tokenizer); LoRA adapters are merged in
+    so that later commands can load it like any backbone."""
+    import shutil
+
+    model = unwrap(model)
+    if hasattr(model, "merge_and_unload"):
+        import copy
+
+        model = copy.deepcopy(model).merge_and_unload()
+    tmp = out.with_name(f".{out.name}.tmp")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    save_model(model, tokenizer, tmp)
+    if out.exists():
+        shutil.rmtree(out)
+    tmp.rename(out)
+    return out
+
+
+def make_optimizer(model: torch.nn.Module, lr: float, weight_decay: float, betas: list[float]) -> torch.optim.AdamW:
+    params = [p for p in model.parameters() if p.requires_grad]
+    return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, betas=(betas[0], betas[1]))
+
+
+def cosine_schedule(optimizer: torch.optim.Optimizer, warmup: int, total: int,
+                    min_ratio: float = 0.0) -> torch.optim.lr_scheduler.LambdaLR:
+    """Linear warm-up to the peak, then cosine decay to ``min_ratio`` of it."""
+    def factor(step: int) -> float:
+        if warmup > 0 and step < warmup:
+            return (step + 1) / warmup
+        progress = min(1.0, (step - warmup) / max(1, total - warmup))
+        return min_ratio + (1.0 - min_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def live_engine(model: torch.nn.Module, tokenizer: Any, batch_size: int, threads: int) -> Any:
+    """The HF generation engine on the live model (shares its weights, so no copy per step)."""
+    from tailor_evo.generation.hf import HFEngine
+
+    return HFEngine(model, tokenizer, batch_size=batch_size, num_threads=threads, show_progress=False)
+
+
+def plot_lines(path: Path, series: list[tuple[str, list, list]], title: str, xlabel: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    for label, xs, ys in series:
+        ax.plot(xs, ys, label=label)
+    ax.set(title=title, xlabel=xlabel)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    save_figure(fig, path, dpi=110, bbox_inches="tight")
