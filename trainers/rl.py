@@ -347,6 +347,84 @@ def resolve_coverage(cfg: RLConfig, coverage_fn: CoverageFn | None) -> CoverageF
     return rollout_coverage
 
 
+def _step_problems(pool: list, order: list[int], state: Any, cfg: RLConfig, accelerator: Any) -> tuple[list, list[int]]:
+    """The prompts of the next step (a new epoch order when the pool runs out); under
+    ``accelerate launch`` each process takes its own share of them."""
+    if state.position + cfg.prompts_per_step > len(pool):
+        state.epoch, state.position = state.epoch + 1, 0
+        order = epoch_order(len(pool), cfg.seed, state.epoch)
+    problems = [pool[i] for i in order[state.position: state.position + cfg.prompts_per_step]]
+    state.position += cfg.prompts_per_step
+    problems = problems[accelerator.process_index::accelerator.num_processes] or problems[:1]
+    return problems, order
+
+
+def _rollouts(engine: Any, policy: torch.nn.Module, task: Any, problems: list, cfg: RLConfig, step: int,
+              process_index: int) -> list:
+    """``group_size`` completions per prompt from the current policy, seeded by (seed, step, process)."""
+    from tailor_evo.generation.base import SamplingParams
+    from trainers.rollout import rollout
+
+    params = SamplingParams(n=cfg.group_size, temperature=cfg.temperature, top_p=cfg.top_p,
+                            max_new_tokens=cfg.max_new_tokens,
+                            seed=(cfg.seed * 1_000_003 + step) * 64 + process_index)
+    policy.eval()
+    with torch.no_grad():
+        groups = rollout(engine, task, problems, params, chat=cfg.chat)
+    policy.train()
+    return [r for g in groups for r in g]
+
+
+def _scored_batch(task: Any, flat: list, cfg: RLConfig, pad_id: int,
+                  device: torch.device) -> tuple[RolloutBatch, torch.Tensor]:
+    """The rollouts scored under ``cfg.reward`` as one padded batch, and their group advantages."""
+    verdicts = [score_rollout(task, r, cfg.reward) for r in flat]
+    samples = []
+    for r in flat:
+        if r.completion.prompt_token_ids is None:
+            raise InputError("the generation engine returned no prompt token ids", field="engine")
+        samples.append((list(r.completion.prompt_token_ids), list(r.completion.token_ids), r.completion.logprobs))
+    batch = build_batch(samples, [v.reward for v in verdicts], [v.correct for v in verdicts],
+                        [v.format_ok for v in verdicts], pad_id)
+    batch = RolloutBatch(*(t.to(device) if isinstance(t, torch.Tensor) else t
+                           for t in (getattr(batch, f) for f in batch.__dataclass_fields__)))
+    return batch, group_advantages(batch.rewards, cfg.group_size, scale=cfg.scale_advantages)
+
+
+def _baseline_logprobs(policy: torch.nn.Module, ref_model: torch.nn.Module | None, batch: RolloutBatch,
+                       cfg: RLConfig, use_engine_lp: bool) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """(reference, rollout-policy) log-probs of the completions; None where the objective needs none."""
+    share = cfg.group_size if cfg.share_prompts else 1
+    ref_logp = None
+    if cfg.beta > 0:
+        if ref_model is not None:
+            ref_logp = sequence_logprobs(ref_model, batch, cfg.micro_batch, share)
+        else:
+            with policy.disable_adapter():
+                ref_logp = sequence_logprobs(policy, batch, cfg.micro_batch, share)
+    old_logp = None
+    if use_engine_lp and batch.engine_logp is not None:
+        old_logp = batch.engine_logp
+    elif cfg.mu > 1 or cfg.old_logprobs == "recompute":
+        old_logp = sequence_logprobs(policy, batch, cfg.micro_batch, share)
+    return ref_logp, old_logp
+
+
+def _step_record(step: int, batch: RolloutBatch, res: Any, scheduler: Any, cfg: RLConfig, *, seconds: float,
+                 t_gen: float, t_ref: float, t_train: float) -> dict[str, Any]:
+    """The metrics row of one step."""
+    lengths = batch.completion_mask.sum(dim=1)
+    return {
+        "step": step, "reward": float(batch.rewards.mean()), "accuracy": float(batch.correct.mean()),
+        "format_ok": float(batch.format_ok.mean()), "kl": res.kl, "entropy": res.entropy,
+        "response_length": float(lengths.mean()), "clip_fraction": res.clip_fraction, "loss": res.loss,
+        "grad_norm": res.grad_norm, "lr": scheduler.get_last_lr()[0],
+        "zero_signal_groups": int((batch.rewards.view(-1, cfg.group_size).std(dim=1) == 0).sum()),
+        "rollout_tokens": int(lengths.sum()), "seconds": seconds,
+        "seconds_generate": t_gen, "seconds_logprobs": t_ref, "seconds_train": t_train,
+    }
+
+
 def train_rl(cfg: RLConfig, run_dir: RunDir, resume: bool = False, *,
              engine_factory: Callable[[torch.nn.Module, Any], Any] | None = None,
              coverage_fn: CoverageFn | None = None) -> Path:
@@ -359,9 +437,7 @@ def train_rl(cfg: RLConfig, run_dir: RunDir, resume: bool = False, *,
     from tqdm.auto import tqdm
 
     from tailor_evo.commands.common import seed_everything
-    from tailor_evo.generation.base import SamplingParams
     from tailor_evo.tasks.registry import get_task
-    from trainers.rollout import rollout
 
     _validate(cfg)
     torch.set_num_threads(cfg.threads)
@@ -417,75 +493,22 @@ def train_rl(cfg: RLConfig, run_dir: RunDir, resume: bool = False, *,
     policy.train()
     while state.step < cfg.steps:
         t0 = time.perf_counter()
-        if state.position + cfg.prompts_per_step > len(pool):
-            state.epoch, state.position = state.epoch + 1, 0
-            order = epoch_order(len(pool), cfg.seed, state.epoch)
-        problems = [pool[i] for i in order[state.position: state.position + cfg.prompts_per_step]]
-        state.position += cfg.prompts_per_step
-        # under `accelerate launch` each process rolls out its own share of the step's prompts
-        problems = problems[accelerator.process_index::accelerator.num_processes] or problems[:1]
-
-        # 1. rollouts on the current policy
-        params = SamplingParams(n=cfg.group_size, temperature=cfg.temperature, top_p=cfg.top_p,
-                                max_new_tokens=cfg.max_new_tokens,
-                                seed=(cfg.seed * 1_000_003 + state.step) * 64 + accelerator.process_index)
-        policy.eval()
-        with torch.no_grad():
-            groups = rollout(engine, task, problems, params, chat=cfg.chat)
-        policy.train()
+        problems, order = _step_problems(pool, order, state, cfg, accelerator)
+        flat = _rollouts(engine, policy, task, problems, cfg, state.step, accelerator.process_index)   # 1. roll out
         t_gen = time.perf_counter() - t0
-
-        flat = [r for g in groups for r in g]
-        verdicts = [score_rollout(task, r, cfg.reward) for r in flat]
-        samples = []
-        for r in flat:
-            if r.completion.prompt_token_ids is None:
-                raise InputError("the generation engine returned no prompt token ids", field="engine")
-            samples.append((list(r.completion.prompt_token_ids), list(r.completion.token_ids), r.completion.logprobs))
-        batch = build_batch(samples, [v.reward for v in verdicts], [v.correct for v in verdicts],
-                            [v.format_ok for v in verdicts], pad_id)
-        batch = RolloutBatch(*(t.to(accelerator.device) if isinstance(t, torch.Tensor) else t
-                               for t in (getattr(batch, f) for f in batch.__dataclass_fields__)))
-        advantages = group_advantages(batch.rewards, cfg.group_size, scale=cfg.scale_advantages)
-
-        # 2. reference and rollout-policy log-probs
+        batch, advantages = _scored_batch(task, flat, cfg, pad_id, accelerator.device)                 # 2. score
         t1 = time.perf_counter()
-        share = cfg.group_size if cfg.share_prompts else 1
-        ref_logp = None
-        if cfg.beta > 0:
-            if ref_model is not None:
-                ref_logp = sequence_logprobs(ref_model, batch, cfg.micro_batch, share)
-            else:
-                with policy.disable_adapter():
-                    ref_logp = sequence_logprobs(policy, batch, cfg.micro_batch, share)
-        old_logp = None
-        if use_engine_lp and batch.engine_logp is not None:
-            old_logp = batch.engine_logp
-        elif cfg.mu > 1 or cfg.old_logprobs == "recompute":
-            old_logp = sequence_logprobs(policy, batch, cfg.micro_batch, share)
+        ref_logp, old_logp = _baseline_logprobs(policy, ref_model, batch, cfg, use_engine_lp)          # 3. log-probs
         t_ref = time.perf_counter() - t1
-
-        # 3. policy update
         t2 = time.perf_counter()
-        res = optimise(model, optimizer, scheduler, batch, advantages, ref_logp, old_logp, cfg, accelerator)
+        res = optimise(model, optimizer, scheduler, batch, advantages, ref_logp, old_logp, cfg, accelerator)  # 4.
         t_train = time.perf_counter() - t2
         state.step += 1
-
-        lengths = batch.completion_mask.sum(dim=1)
-        record: dict[str, Any] = {
-            "step": state.step, "reward": float(batch.rewards.mean()), "accuracy": float(batch.correct.mean()),
-            "format_ok": float(batch.format_ok.mean()), "kl": res.kl, "entropy": res.entropy,
-            "response_length": float(lengths.mean()), "clip_fraction": res.clip_fraction, "loss": res.loss,
-            "grad_norm": res.grad_norm, "lr": scheduler.get_last_lr()[0],
-            "zero_signal_groups": int((batch.rewards.view(-1, cfg.group_size).std(dim=1) == 0).sum()),
-            "rollout_tokens": int(lengths.sum()), "seconds": time.perf_counter() - t0,
-            "seconds_generate": t_gen, "seconds_logprobs": t_ref, "seconds_train": t_train,
-        }
+        record = _step_record(state.step, batch, res, scheduler, cfg,                                  # 5. log
+                              seconds=time.perf_counter() - t0, t_gen=t_gen, t_ref=t_ref, t_train=t_train)
         if cover is not None:
             record["coverage"] = float(cover(task, [r.problem for r in flat], [r.completion.text for r in flat]))
-        if eval_problems and cfg.eval.every > 0 and (state.step % cfg.eval.every == 0 or state.step == cfg.steps):
-            record.update(evaluate())
-        elif eval_problems and state.step == cfg.steps:
+        if eval_problems and (state.step == cfg.steps or (cfg.eval.every > 0 and state.step % cfg.eval.every == 0)):
             record.update(evaluate())
         if accelerator.is_main_process:
             run_dir.log(record)
