@@ -10,6 +10,7 @@ import click
 
 from tailor_evo.commands.common import config_options, direct_overrides, global_seed, resolve_config
 from tailor_evo.errors import InputError
+from tailor_evo.io import read_json
 
 
 @click.command()
@@ -44,7 +45,7 @@ def search(ctx: click.Context, task: str | None, config_path: str | None, overri
     rd.save_config(cfg)
     result = run_search(cfg, rd, resume=resume, progress=not quiet)
     cov_path = rd.path / "coverage.json"
-    ratios = json.loads(cov_path.read_text())["ratios"] if cov_path.exists() else {}
+    ratios = read_json(cov_path)["ratios"] if cov_path.exists() else {}
     ratio_text = ", ".join(f"{k} {v:.2f}x" for k, v in ratios.items())
     click.echo(f"archive: {len(result.archive)} primitives after {result.generations} generations"
                + (f"; coverage {ratio_text}" if ratio_text else "") + f"; report: {rd.report_path}")
@@ -189,9 +190,16 @@ def diff(run_a: str, run_b: str) -> None:
     def setup(run: str) -> dict:
         import yaml
 
+        from tailor_evo.io import read_text
+
         path = Path(run) / "config.yaml"
-        cfg = yaml.safe_load(path.read_text()) if path.exists() else {}
-        return cfg or {}
+        if not path.exists():
+            return {}
+        try:
+            cfg = yaml.safe_load(read_text(path, "config file"))
+        except yaml.YAMLError as exc:
+            raise InputError(f"invalid YAML: {exc}", file=str(path)) from None
+        return cfg if isinstance(cfg, dict) else {}
 
     ca, cb = setup(run_a), setup(run_b)
     nov = (ca.get("novelty") or {})

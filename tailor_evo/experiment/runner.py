@@ -23,7 +23,7 @@ from tailor_evo.experiment.grid import Cell, ExperimentConfig, cell_config, expa
 from tailor_evo.experiment.summary import (CellSummary, MethodRow, aggregate, fmt, results_table, reward_auc,
                                            steps_to_target)
 from tailor_evo.errors import InputError
-from tailor_evo.io import append_jsonl, read_records, write_json_atomic, write_text_atomic
+from tailor_evo.io import append_jsonl, read_json, read_records, write_json_atomic, write_text_atomic
 from tailor_evo.pipeline import run_pipeline
 from tailor_evo.rundir import RunDir
 
@@ -34,7 +34,7 @@ def summarise(cfg: ExperimentConfig, cell: Cell, cell_dir: Path) -> CellSummary 
     path = cell_dir / "summary.json"
     if not path.exists():
         return None
-    data = json.loads(path.read_text())
+    data = read_json(path)
     st, secs = data["stages"], data.get("seconds", {})
     rewards = st["rl"]["reward_curve"]
     return CellSummary(
