@@ -5,5 +5,5 @@ interface (``tailor_evo.tasks.base``). Entry points for other parts of the produ
 
 - :func:`search.engine.run_search` runs a search into a run directory,
 - :func:`search.archive.load_archive` reads the elite primitives back,
-- :func:`search.novelty.coverage` is the shared reasoning-state coverage measure.
+- :mod:`search.coverage` holds the shared reasoning-state coverage measure.
 """

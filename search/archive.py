@@ -20,7 +20,8 @@ from pathlib import Path
 
 from search.embed import Embedder
 from search.genome import Primitive
-from search.novelty import Coverage, StateIndex
+from search.coverage import Coverage
+from search.novelty import StateIndex
 from tailor_evo.errors import InputError
 from tailor_evo.io import check_types, iter_jsonl, read_json, write_json_atomic, write_jsonl_atomic, write_records
 

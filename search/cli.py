@@ -185,7 +185,7 @@ def diff(run_a: str, run_b: str) -> None:
     """Coverage of one archive against the other (cells of their probe states, shared codebook)."""
     from search.archive import load_archive, load_states
     from search.embed import make_embedder
-    from search.novelty import Coverage
+    from search.coverage import Coverage
 
     def setup(run: str) -> dict:
         import yaml

@@ -36,7 +36,7 @@ from search.embed import make_embedder
 from search.genome import Primitive, program_id
 from search.gp import TreeOperators
 from search.llm_operator import LLMOperator, load_prompt
-from search.novelty import Coverage
+from search.coverage import Coverage
 from search.quality import QualityConfig
 from search.render import EvalJob, EvalResult, ExecutorRenderer, LLMRenderer
 from search.seeds import load_seed_library

@@ -14,13 +14,13 @@ verified trajectories on the shared probe problems) feed novelty and coverage.
 from __future__ import annotations
 
 import random
-import re
 from collections import Counter
 from dataclasses import dataclass, field
 
 from search.quality import QualityConfig, score_quality
 from tailor_evo.generation.base import Engine, SamplingParams
-from tailor_evo.tasks.base import THINK_CLOSE, THINK_OPEN, Problem, Step, Task, Trajectory
+from search.coverage import split_steps
+from tailor_evo.tasks.base import Problem, Step, Task, Trajectory
 
 
 @dataclass
@@ -101,18 +101,9 @@ class ExecutorRenderer:
         return _summarise(job, outcomes, self.n_samples, self.max_steps, self.quality)
 
 
-_SENTENCE = re.compile(r"(?<=[.!?])\s+")
-
-
 def split_reasoning(completion: str) -> list[Step]:
-    """Steps of a free-text completion: the sentences inside <think> (the whole text if no tags)."""
-    text = completion
-    if THINK_OPEN in text:
-        text = text.split(THINK_OPEN, 1)[1]
-    if THINK_CLOSE in text:
-        text = text.split(THINK_CLOSE, 1)[0]
-    sentences = [s.strip() for s in _SENTENCE.split(text) if s.strip()]
-    return [Step(text=s, state=s, key="", kind="text") for s in sentences]
+    """Steps of a free-text completion (:func:`search.coverage.split_steps`), as trajectory steps."""
+    return [Step(text=s, state=s, key="", kind="text") for s in split_steps(completion)]
 
 
 class LLMRenderer:

@@ -4,7 +4,7 @@ The comparison renders every archived primitive and every primitive of the
 ``rule-based`` and ``four-behaviour`` seed libraries with the task executor on the
 same held-out report problems, pools the states of the *verified* trajectories per
 method, and measures each pool with the same coverage function
-(:func:`search.novelty.coverage` semantics, the run's embedder and codebook).
+(:mod:`search.coverage` semantics, the run's embedder and codebook).
 """
 
 from __future__ import annotations

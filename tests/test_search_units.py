@@ -14,7 +14,8 @@ from search.embed import HashEmbedder
 from search.genome import Primitive, program_id
 from search.gp import MUTATIONS, TreeOperators
 from search.llm_operator import extract_json_object, parse_reply
-from search.novelty import Coverage, StateIndex, coverage
+from search.coverage import Coverage, coverage
+from search.novelty import StateIndex
 from search.selection import MapElitesGrid, nsga2, pareto_front
 from test_search_toytask import LEFT, RIGHT, ToySum
 

@@ -12,7 +12,8 @@ from test_eval_toy import ScriptedEngine, ToySumTask, correct_completion, wrong_
 
 from tailor_evo.errors import InputError
 from trainers.evaluate import OverlapError
-from trainers.warmstart import (PrimitiveRef, build_warmstart, greedy_select, render_card, state_cells,
+from search.coverage import state_cells
+from trainers.warmstart import (PrimitiveRef, build_warmstart, greedy_select, render_card,
                                 training_problems)
 
 TOY_PRIMS = [PrimitiveRef(op, f"{op} strategy", {"op": op, "args": []})
@@ -261,15 +262,15 @@ def test_real_task_seed_libraries_give_verified_balanced_data(task_name, method)
 
 def test_abstract_coverage_counts_moves_not_names():
     from tailor_evo.tasks import get_task
-    from trainers.warmstart import abstract_coverage
+    from search.coverage import abstract_coverage
 
     task = get_task("kk")
     problems = task.generate(40, 3, levels=[3])
     pairs = [(p.question, task.reference_completion(p)) for p in problems]
     one = pairs[:1]
     # the same reasoning on many puzzles adds far fewer abstract cells than raw-text cells
-    from trainers.warmstart import coverage_score, text_steps
+    from search.coverage import coverage_score, split_steps
 
-    raw = coverage_score([text_steps(c) for _, c in pairs])
+    raw = coverage_score([split_steps(c) for _, c in pairs])
     assert abstract_coverage(task, pairs) < raw
     assert 0 < abstract_coverage(task, one) <= abstract_coverage(task, pairs)

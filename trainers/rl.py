@@ -77,7 +77,7 @@ class RLConfig(TrainerConfig):
     vllm_gpu_memory: float = 0.3     # fraction of GPU memory vLLM may take next to the trainer
     pool_size: int = 512             # RL problems generated up front (cycled through)
     gen_batch_size: int = 64         # sequences per generation batch
-    coverage: bool = True            # log step-level coverage of the rollouts (search.novelty)
+    coverage: bool = True            # log step-level coverage of the rollouts (search.coverage)
     save_every: int = 10
     eval: EvalSettings = field(default_factory=lambda: EvalSettings(every=10, n=32))
 
@@ -339,9 +339,9 @@ def resolve_coverage(cfg: RLConfig, coverage_fn: CoverageFn | None) -> CoverageF
     if coverage_fn is not None:
         return coverage_fn
     try:
-        from search.novelty import rollout_coverage  # type: ignore[attr-defined]
+        from search.coverage import rollout_coverage
     except ImportError as exc:
-        log.warning("coverage logging is on but search.novelty.rollout_coverage cannot be imported (%s); "
+        log.warning("coverage logging is on but search.coverage.rollout_coverage cannot be imported (%s); "
                     "continuing without it (set coverage=false to silence this)", exc)
         return None
     return rollout_coverage

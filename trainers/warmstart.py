@@ -33,20 +33,19 @@ import json
 import logging
 import math
 import random
-import re
 import statistics
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-import numpy as np
 from tqdm.auto import tqdm
 
 from tailor_evo.errors import InputError
 from tailor_evo.generation.base import Engine, SamplingParams
-from tailor_evo.tasks.base import THINK_CLOSE, THINK_OPEN, Problem, Task, split_seed
+from tailor_evo.tasks.base import Problem, Task, split_seed
+from search.coverage import abstract_coverage, coverage_score, split_steps, state_cells
 from trainers.evaluate import assert_disjoint, eval_problems
 
 log = logging.getLogger(__name__)
@@ -222,18 +221,6 @@ def _load_archive_records(archive_dir: Path) -> list[dict]:
 # rendering
 
 
-_SENTENCE = re.compile(r"(?<=[.!?;])\s+|\n+")
-
-
-def text_steps(completion: str) -> list[str]:
-    """Sentences of the reasoning part of a completion: the steps of free-text trajectories."""
-    body = completion
-    if THINK_OPEN in body:
-        body = body.split(THINK_OPEN, 1)[1]
-    body = body.split(THINK_CLOSE, 1)[0]
-    return [s.strip() for s in _SENTENCE.split(body) if s.strip()]
-
-
 def _reason_kind(reason: str) -> str:
     """The kind of a failure reason without its problem-specific detail, so that counts aggregate
     ("incomplete strategy: undecided Lily" -> "incomplete strategy")."""
@@ -304,7 +291,7 @@ def reference_candidates(task: Task, problems: list[Problem], dropped: Counter) 
         if not verdict.correct:
             dropped[f"verifier: {_reason_kind(verdict.reason)}"] += 1
             continue
-        steps = text_steps(completion)
+        steps = split_steps(completion)
         out.append(Candidate(p, "rule-based", completion, steps, [" ".join(s.lower().split()) for s in steps]))
     return out
 
@@ -331,7 +318,7 @@ def teacher_candidates(task: Task, teacher: Engine, problems: list[Problem], *, 
                         dropped["duplicate teacher answer"] += 1
                         continue
                     seen.add(text)
-                    steps = text_steps(text)
+                    steps = split_steps(text)
                     out.append(Candidate(r.problem, teacher_name, text.strip(), steps,
                                          [" ".join(s.lower().split()) for s in steps]))
             bar.update(len(chunk))
@@ -340,81 +327,6 @@ def teacher_candidates(task: Task, teacher: Engine, problems: list[Problem], *, 
 
 # --------------------------------------------------------------------------------------------------
 # coverage and selection
-
-
-_EMBEDDERS: dict[str, Any] = {}
-
-
-def get_embedder(name: str = "hash"):
-    """One shared instance per embedder name, so its per-text cache and the coverage codebook are reused."""
-    if name not in _EMBEDDERS:
-        from search.embed import make_embedder
-
-        _EMBEDDERS[name] = make_embedder(name)
-    return _EMBEDDERS[name]
-
-
-def abstract_states(task: Task, question: str, completion: str) -> list[str]:
-    """The text steps of a completion with the problem's surface names replaced by roles."""
-    return [task.abstract_step(question, s) for s in text_steps(completion)]
-
-
-def abstract_coverage(task: Task, pairs: Iterable[tuple[str, str]], embedder: str = "hash") -> float:
-    """Coverage of (question-or-prompt, completion) pairs measured on name-abstracted text steps.
-
-    Every method's data is text in the end, so this one measure applies equally to
-    rendered primitives and to teacher completions, and it counts distinct reasoning
-    moves rather than distinct people (see ``Task.abstract_step``).
-    """
-    return coverage_score([abstract_states(task, q, c) for q, c in pairs], embedder)
-
-
-def coverage_score(state_lists: Sequence[Sequence[str]], embedder: str = "hash") -> float:
-    """Step-level coverage of a set of trajectories: the search's measure (distinct SimHash cells occupied).
-
-    The codebook does not depend on the data, so values of different methods built on
-    the same problems are directly comparable, and match the search report.
-    """
-    from search.novelty import coverage
-
-    return coverage([s for states in state_lists for s in states], get_embedder(embedder))
-
-
-def state_cells(state_lists: Sequence[Sequence[str]], *, codebook: str = "simhash", embedder: str = "hash",
-                n_cells: int | None = None, seed: int = 0) -> list[frozenset[int]]:
-    """Map every trajectory (its list of step states) to the set of codebook cells its states fall into.
-
-    ``simhash`` is the search's fixed coverage codebook, so the greedy selection
-    maximises exactly the coverage the data card reports. ``kmeans`` fits a FAISS
-    k-means codebook on the distinct states instead (``n_cells`` defaults to
-    4 * sqrt(#states), capped at 1024): coarser cells that merge near-synonymous states.
-    """
-    uniq: dict[str, int] = {}
-    for states in state_lists:
-        for st in states:
-            uniq.setdefault(st, len(uniq))
-    if not uniq:
-        return [frozenset() for _ in state_lists]
-    texts = list(uniq)
-    x = np.ascontiguousarray(get_embedder(embedder).encode(texts), dtype=np.float32)
-    if codebook == "simhash":
-        from search.novelty import Coverage
-
-        cov = Coverage(get_embedder(embedder))
-        cell_of = [next(iter(cov.cells_of(x[i:i + 1]))) for i in range(len(texts))]
-    elif codebook == "kmeans":
-        import faiss
-
-        k = min(len(texts), n_cells or min(1024, max(2, int(4 * math.sqrt(len(texts))))))
-        if k < len(texts):
-            km = faiss.Kmeans(x.shape[1], k, niter=20, seed=seed, verbose=False, min_points_per_centroid=1)
-            km.train(x)
-            cell_of = km.index.search(x, 1)[1][:, 0].tolist()
-        else:
-            cell_of = list(range(len(texts)))
-    else:
-        raise InputError(f"unknown codebook {codebook!r} (known: simhash, kmeans)", field="codebook")
-    return [frozenset(cell_of[uniq[st]] for st in states) for states in state_lists]
 
 
 def greedy_select(cells: Sequence[frozenset[int]], strata: Sequence[Any], size: int, *, seed: int = 0,
@@ -611,7 +523,7 @@ def _fill_stats(task: Task, stats: WarmstartStats, candidates: list[Candidate], 
         stats.max_chars = max(chars)
         stats.mean_words = statistics.fmean(len(c.completion.split()) for c in selected)
         stats.mean_steps = statistics.fmean(len(c.states) for c in selected)
-    stats.coverage_measure = f"distinct SimHash cells of step states (search.novelty.coverage, {embedder} embedder)"
+    stats.coverage_measure = f"distinct SimHash cells of step states (search.coverage, {embedder} embedder)"
     stats.coverage_selected = coverage_score([c.states for c in selected], embedder)
     random_subset = random.Random(seed).sample(candidates, len(selected)) if selected else []
     stats.coverage_random = coverage_score([c.states for c in random_subset], embedder)

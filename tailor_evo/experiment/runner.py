@@ -57,7 +57,7 @@ def warmstart_abstract_coverage(task: str, stage: dict, cell_dir: Path) -> float
     if stage.get("coverage_abstract") is not None:
         return float(stage["coverage_abstract"])
     from tailor_evo.tasks import get_task
-    from trainers.warmstart import abstract_coverage
+    from search.coverage import abstract_coverage
 
     path = cell_dir / "warmstart" / "data.jsonl"
     if not path.exists():
