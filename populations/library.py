@@ -14,26 +14,15 @@ index and the field, so a hand-edited file can be fixed in one pass.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from search.genome import Primitive
 from tailor_evo.errors import InputError
 
 SEEDS_DIR = Path(__file__).resolve().parent / "seeds"
 REQUIRED = ("name", "description", "program")
 OPTIONAL = ("tags", "notes")
-
-
-@dataclass
-class SeedPrimitive:
-    """One primitive of a library, with attribute access for callers that prefer it."""
-
-    name: str
-    description: str
-    program: dict
-    library: str
-    task: str
 
 
 class Library(list):
@@ -44,8 +33,10 @@ class Library(list):
         self.task, self.name, self.path = task, name, path
 
     @property
-    def primitives(self) -> list[SeedPrimitive]:
-        return [SeedPrimitive(p["name"], p["description"], p["program"], self.name, self.task) for p in self]
+    def primitives(self) -> list[Primitive]:
+        """The library's primitives as search records (``operator`` is ``seed:<library>``)."""
+        return [Primitive.create(self.task, p["program"], p["description"], name=p["name"],
+                                 operator=f"seed:{self.name}") for p in self]
 
 
 def resolve_path(path_or_name: str | Path, task: Any = None) -> Path:

@@ -368,7 +368,7 @@ class Search:
                     state.seed_errors.append(f"{lib}/{s.name}: {reason}")
                     continue
                 p = Primitive.create(self.task.name, s.program, s.description or self.grammar.describe(s.program),
-                                     name=s.name, operator=f"seed:{s.library}", generation=0)
+                                     name=s.name, operator=s.operator, generation=0)
                 if p.id not in seen:
                     seen.add(p.id)
                     prims.append(p)

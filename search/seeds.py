@@ -7,11 +7,12 @@ knows the library format); the search only asks it for a library by name, such a
 
 from __future__ import annotations
 
-from populations.library import SeedPrimitive, load_library
+from populations.library import load_library
+from search.genome import Primitive
 
-__all__ = ["SeedPrimitive", "load_seed_library"]
+__all__ = ["load_seed_library"]
 
 
-def load_seed_library(name_or_path: str, task: str) -> list[SeedPrimitive]:
+def load_seed_library(name_or_path: str, task: str) -> list[Primitive]:
     """Primitives of one validated seed library; raises InputError naming the file and field on bad content."""
     return load_library(name_or_path, task).primitives

@@ -13,10 +13,11 @@ from test_eval_toy import ScriptedEngine, ToySumTask, correct_completion, wrong_
 from tailor_evo.errors import InputError
 from trainers.evaluate import OverlapError
 from search.coverage import state_cells
-from trainers.warmstart import (PrimitiveRef, build_warmstart, greedy_select, render_card,
+from search.genome import Primitive
+from trainers.warmstart import (build_warmstart, greedy_select, render_card,
                                 training_problems)
 
-TOY_PRIMS = [PrimitiveRef(op, f"{op} strategy", {"op": op, "args": []})
+TOY_PRIMS = [Primitive(id=op, task="toysum", description=f"{op} strategy", program={"op": op, "args": []})
              for op in ("forward", "backward", "pairs", "sloppy", "stall")]
 
 

@@ -27,9 +27,9 @@ evaluation valid.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import heapq
-import json
 import logging
 import math
 import random
@@ -42,6 +42,7 @@ from typing import Any, Callable
 
 from tqdm.auto import tqdm
 
+from search.genome import Primitive
 from tailor_evo.errors import InputError
 from tailor_evo.generation.base import Engine, SamplingParams
 from tailor_evo.tasks.base import Problem, Task, split_seed
@@ -53,16 +54,6 @@ log = logging.getLogger(__name__)
 METHODS = ("rule-based", "four-behaviour", "redistill", "tailor")
 SEED_LIBRARIES = {"rule-based": "rule-based", "four-behaviour": "four-behaviour"}
 EVAL_RESERVE_PER_LEVEL = 100     # evaluation problems per level that training problems are checked against
-
-
-@dataclass
-class PrimitiveRef:
-    """The part of a primitive the builder needs: a stable id, its description and its program."""
-
-    id: str
-    description: str
-    program: dict | None
-    name: str = ""
 
 
 @dataclass
@@ -161,60 +152,32 @@ def check_against_eval(task: Task, train: Sequence[Problem], seed: int, levels: 
 # primitives
 
 
-def _as_primitive(obj: Any, fallback_id: str) -> PrimitiveRef:
-    get = obj.get if isinstance(obj, dict) else (lambda k, d=None: getattr(obj, k, d))
-    pid = get("id") or get("name") or fallback_id
-    program = get("program")
-    if program is not None and not isinstance(program, dict):
-        program = json.loads(program) if isinstance(program, str) else program
-    return PrimitiveRef(id=str(pid), description=str(get("description") or ""), program=program,
-                        name=str(get("name") or ""))
+def seed_primitives(task: Task, library: str) -> list[Primitive]:
+    """The primitives of a seed library (``rule-based`` or ``four-behaviour``) for ``task``.
 
-
-def seed_primitives(task: Task, library: str) -> list[PrimitiveRef]:
-    """The primitives of a seed library (``rule-based`` or ``four-behaviour``) for ``task``."""
+    In warm-start data a seed primitive is identified by its library name (``case-split``)
+    rather than by its program hash: records and their rendering seeds stay as they were.
+    """
     from populations.library import load_library
 
-    lib = load_library(library, task.name)
-    return [_as_primitive(p, f"{library}-{i}") for i, p in enumerate(lib.primitives)]
+    return [dataclasses.replace(p, id=p.name) for p in load_library(library, task.name).primitives]
 
 
-def archive_primitives(task: Task, archive_dir: str | Path, max_primitives: int | None = None) -> list[PrimitiveRef]:
+def archive_primitives(task: Task, archive_dir: str | Path, max_primitives: int | None = None) -> list[Primitive]:
     """The elite primitives of a search run directory (or its ``archive.jsonl``), best quality first."""
+    from search.archive import load_archive
+
     archive_dir = Path(archive_dir)
     if not archive_dir.exists():
         raise InputError("search run directory not found", file=str(archive_dir), field="--archive")
-    records = _load_archive_records(archive_dir)
-    prims = []
-    for i, rec in enumerate(records):
-        if rec.get("task", task.name) != task.name:
-            raise InputError(f"archive is for task {rec.get('task')!r}, not {task.name!r}",
-                             file=str(archive_dir), field="task")
-        p = _as_primitive(rec, f"archive-{i}")
-        if p.program is None:
-            raise InputError("archive primitive has no program", file=str(archive_dir), line=i + 1, field="program")
-        prims.append((_quality(rec), p))
-    prims.sort(key=lambda qp: -qp[0])
-    out = [p for _, p in prims]
-    if not out:
+    prims = load_archive(archive_dir)
+    for p in prims:
+        if p.task != task.name:
+            raise InputError(f"archive is for task {p.task!r}, not {task.name!r}", file=str(archive_dir), field="task")
+    if not prims:
         raise InputError("archive holds no primitives", file=str(archive_dir))
-    return out[:max_primitives] if max_primitives else out
-
-
-def _quality(rec: Any) -> float:
-    get = rec.get if isinstance(rec, dict) else (lambda k, d=None: getattr(rec, k, d))
-    scores = get("scores") or {}
-    if not isinstance(scores, dict):
-        scores = asdict(scores) if hasattr(scores, "__dataclass_fields__") else {}
-    q = scores.get("quality", get("quality"))
-    return float(q) if q is not None else 0.0
-
-
-def _load_archive_records(archive_dir: Path) -> list[dict]:
-    """The archive rows through the search package's loader (it validates and locates errors)."""
-    from search.archive import load_archive
-
-    return [p.to_dict() for p in load_archive(archive_dir)]
+    prims = sorted(prims, key=lambda p: -p.quality)      # stable: admission order among equals
+    return prims[:max_primitives] if max_primitives else prims
 
 
 # --------------------------------------------------------------------------------------------------
@@ -253,7 +216,7 @@ def _assign_problems(problems: list[Problem], n_prims: int, per_prim: int, seed:
     return out
 
 
-def render_primitives(task: Task, primitives: list[PrimitiveRef], problems: list[Problem], *, seed: int,
+def render_primitives(task: Task, primitives: list[Primitive], problems: list[Problem], *, seed: int,
                       per_primitive: int, max_steps: int = 400,
                       dropped: Counter | None = None, progress: bool = True) -> list[Candidate]:
     """Run each primitive's program on its share of problems; verify; keep the correct trajectories.
@@ -400,7 +363,7 @@ def build_warmstart(task: Task, method: str, size: int, seed: int, *, archive_di
                     teacher_samples: int = 2, teacher_temperature: float = 0.7, max_new_tokens: int = 512,
                     chat: bool = False, embedder: str = "hash", codebook: str = "simhash",
                     teacher_name: str = "teacher",
-                    primitives: Sequence[PrimitiveRef] | None = None, check_eval: bool = True,
+                    primitives: Sequence[Primitive] | None = None, check_eval: bool = True,
                     progress: bool = True, max_completion_tokens: int | None = None,
                     count_tokens: Callable[[str], int] | None = None) -> WarmstartResult:
     """Build ``size`` warm-start records for ``method`` on the training problems of ``seed``.
@@ -488,7 +451,7 @@ def build_warmstart(task: Task, method: str, size: int, seed: int, *, archive_di
     return WarmstartResult(records=records, stats=stats, candidates=candidates, selected=chosen)
 
 
-def _dedupe(prims: list[PrimitiveRef]) -> list[PrimitiveRef]:
+def _dedupe(prims: list[Primitive]) -> list[Primitive]:
     seen: set[str] = set()
     out = []
     for p in prims:
@@ -498,7 +461,7 @@ def _dedupe(prims: list[PrimitiveRef]) -> list[PrimitiveRef]:
     return out
 
 
-def _seed_or_none(task: Task, library: str) -> list[PrimitiveRef] | None:
+def _seed_or_none(task: Task, library: str) -> list[Primitive] | None:
     """Seed primitives, or None when the task has no executor (then the reference solution is used)."""
     try:
         task.grammar()
