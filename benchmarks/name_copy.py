@@ -8,7 +8,10 @@ measures are greedy next-token accuracy on name tokens (see ``trainers/probes.py
   the introduction fixes the next name, so a model that reads reaches 1.0;
 * question position: names in the question after the introduction; which person
   a statement mentions is not predictable, so even a reader stays well below 1
-  (1/people = 0.333 for a model that knows only the set of names).
+  (1/people = 0.333 for a model that knows only the set of names);
+* role transfer: a <think> part states a (random) role for every person, the answer
+  repeats them; accuracy on the answer's role words (a reader reaches 1.0, a model
+  that ignores the stated roles stays near 0.5).
 
 Models are compared side by side on the same puzzles:
 
@@ -37,13 +40,14 @@ def main() -> None:
     problems = task.generate(args.n, args.seed, levels=[args.people])
     print(f"{args.n} held-out {args.people}-person puzzles; chance without reading 1/{len(T.COMMON_NAMES)} = "
           f"{1 / len(T.COMMON_NAMES):.3f}; knowing only the set of people 1/{args.people} = {1 / args.people:.3f}")
-    print(f"{'model':50s} {'answer pos.':>11s} {'tokens':>7s} {'question pos.':>13s} {'tokens':>7s} {'seconds':>8s}")
+    print(f"{'model':50s} {'answer pos.':>11s} {'tokens':>7s} {'question pos.':>13s} {'tokens':>7s} "
+          f"{'role transfer':>13s} {'tokens':>7s} {'seconds':>8s}")
     for spec in args.models:
         start = time.time()
         model, tokenizer = load(spec)
         r = name_copy(model, tokenizer, problems, task)
         print(f"{spec[-50:]:50s} {r.answer_accuracy:11.3f} {r.answer_tokens:7d} {r.question_accuracy:13.3f} "
-              f"{r.question_tokens:7d} {time.time() - start:8.1f}")
+              f"{r.question_tokens:7d} {r.role_accuracy:13.3f} {r.role_tokens:7d} {time.time() - start:8.1f}")
 
 
 if __name__ == "__main__":

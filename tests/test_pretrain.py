@@ -37,6 +37,30 @@ def test_kk_reading_text_carries_no_information_about_the_solution():
     assert abs(matches - expected) < 5 * expected ** 0.5, (matches, expected)
 
 
+def test_role_transfer_copies_the_stated_roles_which_match_the_gold_only_at_chance():
+    """The varied layout's transfer exercise: the answer repeats the roles the line before it
+    stated (checked person by person), and those roles are as uninformative as a guess."""
+    from tailor_evo.tasks.kk.reading import _transfer
+
+    task = get_task("kk")
+    problems = task.generate(1200, 12, levels=[3])
+    rng = random.Random(1)
+    matches = 0
+    for p in problems:
+        names = p.meta["names"]
+        stated, block = _transfer(rng, names, [""] * len(names)).split("\n", 1)
+        said = dict(re.findall(r"(\w+)(?: is a | = |: | must be a )(knight|knave)\.", stated))
+        verdict = task.verify(p, f"<think> x </think> {block}")
+        assert verdict.format_ok and set(said) == set(names)
+        assert {n: ("knight" if r else "knave") for n, r in verdict.parsed.items()} == said
+        matches += verdict.correct
+    expected = len(problems) / 8
+    assert abs(matches - expected) < 5 * expected ** 0.5, (matches, expected)
+    varied = [task.reading_text(p, rng, varied=True) for p in problems[:200]]
+    stated_then_answer = re.compile(r"(?:(?:So )?\w+(?: is a | = |: | must be a )(?:knight|knave)\. ?){3}\n<answer>")
+    assert 60 < sum(stated_then_answer.search(t) is not None for t in varied) < 140   # about half of them
+
+
 def test_igsm_reading_text_computes_nothing():
     """iGSM exercises only copy the question's text: no number the question does not state, no answer tag."""
     task = get_task("igsm")

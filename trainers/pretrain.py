@@ -303,8 +303,9 @@ def train_pretrain(cfg: PretrainConfig, run_dir: RunDir, resume: bool = False) -
         if (cfg.eval_every > 0 and state.step % cfg.eval_every == 0) or state.step == cfg.steps:
             nc = name_copy(model, tokenizer, probe, kk)
             record = {"step": state.step, **record, **nc.to_dict()}
-            log.info("step %d: loss %.3f, answer-position copy %.3f, question-position copy %.3f, %.1fM tokens",
-                     state.step, loss, nc.answer_accuracy, nc.question_accuracy, seen / 1e6)
+            log.info("step %d: loss %.3f, answer-position copy %.3f, question-position copy %.3f, role transfer "
+                     "%.3f, %.1fM tokens", state.step, loss, nc.answer_accuracy, nc.question_accuracy,
+                     nc.role_accuracy, seen / 1e6)
         if record:
             run_dir.log(record)
         if (cfg.save_every > 0 and state.step % cfg.save_every == 0) or state.step == cfg.steps:
@@ -347,7 +348,9 @@ def write_pretrain_report(run_dir: RunDir, cfg: PretrainConfig, n_params: int) -
         xs = [r["step"] for r in probes]
         plot_lines(run_dir.plots / "name_copy.png",
               [("answer position", xs, [r["answer_copy"] for r in probes]),
-               ("question position", xs, [r["question_copy"] for r in probes])],
+               ("question position", xs, [r["question_copy"] for r in probes])]
+              + ([("role transfer", xs, [r.get("role_copy", float("nan")) for r in probes])]
+                 if any("role_copy" in r for r in probes) else []),
               "name copying on held-out 3-person puzzles", "step")
     last = probes[-1] if probes else {}
     tokens = loss[-1]["tokens"] if loss else 0
@@ -361,6 +364,7 @@ def write_pretrain_report(run_dir: RunDir, cfg: PretrainConfig, n_params: int) -
              f"{(loss[-1].get('dropped_documents') or 'none') if loss else 'none'}"]
     if last:
         lines.append(f"- name copying at step {last['step']}: answer position {last['answer_copy']:.3f}, "
-                     f"question position {last['question_copy']:.3f}")
+                     f"question position {last['question_copy']:.3f}"
+                     + (f", role transfer {last['role_copy']:.3f}" if "role_copy" in last else ""))
     lines += ["", "![loss](plots/loss.png)", "", "![name copying](plots/name_copy.png)"]
     write_text_atomic(run_dir.report_path, "\n".join(lines) + "\n")

@@ -10,6 +10,11 @@ well it reasons. Two measures, both greedy next-token accuracy on name tokens:
 * **question position**: every name in the question after the introduction.
   Which person a statement mentions cannot be predicted, so the ceiling is well
   below 1: 1/people (0.333 at 3 people) for a model that knows the set of names.
+* **role transfer**: the prompt, then a ``<think>`` part that states a role for
+  every person (random roles, in a random order and wording), then the answer that
+  repeats them; accuracy on the answer's role words. The roles are given, so a
+  reader reaches 1.0, while a model that ignores them stays at the majority rate
+  (about 0.5). An answer must copy the conclusions of its own reasoning this way.
 
 Used by ``models pretrain`` (periodic probe) and ``benchmarks/name_copy.py``.
 """
@@ -27,9 +32,12 @@ class NameCopy:
     answer_tokens: int
     question_accuracy: float     # question-position measure
     question_tokens: int
+    role_accuracy: float = 0.0   # role-transfer measure
+    role_tokens: int = 0
 
     def to_dict(self, prefix: str = "") -> dict[str, float]:
-        return {f"{prefix}answer_copy": self.answer_accuracy, f"{prefix}question_copy": self.question_accuracy}
+        return {f"{prefix}answer_copy": self.answer_accuracy, f"{prefix}question_copy": self.question_accuracy,
+                f"{prefix}role_copy": self.role_accuracy}
 
 
 def _name_ids(tokenizer, names: list[str]) -> dict[int, str]:
@@ -50,7 +58,7 @@ def name_copy(model, tokenizer, problems: list, task) -> NameCopy:
 
     was_training = model.training
     model.eval()
-    a_hit = a_tot = q_hit = q_tot = 0
+    a_hit = a_tot = q_hit = q_tot = role_hit = role_tot = 0
     try:
         for p in problems:
             names = list(p.meta["names"])
@@ -74,6 +82,31 @@ def name_copy(model, tokenizer, problems: list, task) -> NameCopy:
                     a_hit, a_tot = a_hit + hit, a_tot + 1
                 elif i + 1 < end_q:
                     q_hit, q_tot = q_hit + hit, q_tot + 1
+            r_hit, r_tot = _role_transfer(model, tokenizer, task, p, names)
+            role_hit, role_tot = role_hit + r_hit, role_tot + r_tot
     finally:
         model.train(was_training)
-    return NameCopy(a_hit / max(a_tot, 1), a_tot, q_hit / max(q_tot, 1), q_tot)
+    return NameCopy(a_hit / max(a_tot, 1), a_tot, q_hit / max(q_tot, 1), q_tot,
+                    role_hit / max(role_tot, 1), role_tot)
+
+
+def _role_transfer(model, tokenizer, task, problem, names: list[str]) -> tuple[int, int]:
+    """(hits, role tokens) of the role-transfer measure on one problem (its own seeded roles)."""
+    import random
+
+    from tailor_evo.tasks.kk import text as T
+    from tailor_evo.tasks.kk.reading import role_statements
+
+    rng = random.Random(problem.id)          # a local stream: the probe never touches the global RNGs
+    roles = [rng.random() < 0.5 for _ in names]
+    prefix = f"{task.prompt(problem)} <think> {role_statements(rng, names, roles)} </think> <answer> "
+    text = prefix + T.solution_text_format(names, roles) + " </answer>"
+    ids = tokenizer(text, return_tensors="pt").input_ids.to(next(model.parameters()).device)
+    start = len(tokenizer(prefix).input_ids)
+    pred = model(ids).logits[0].argmax(-1)
+    role_ids = {tokenizer(" " + w, add_special_tokens=False).input_ids[0] for w in ("knight", "knave")}
+    hit = tot = 0
+    for i in range(start - 1, ids.shape[1] - 1):
+        if ids[0, i + 1].item() in role_ids:
+            hit, tot = hit + int(pred[i].item() == ids[0, i + 1].item()), tot + 1
+    return hit, tot

@@ -58,6 +58,28 @@ def _recall(rng: random.Random, names: list[str], clauses: list[str]) -> str:
     return f"Suppose {supposed}. Then {names[i]} is a {T.role_word(roles[i])}."
 
 
+# the ways a text (a supposition, a reasoning trace) may state a person's role
+_STATED: tuple[Callable[[str, str], str], ...] = (
+    lambda n, r: f"{n} is a {r}.", lambda n, r: f"So {n} = {r}.", lambda n, r: f"{n} must be a {r}.",
+    lambda n, r: f"{n}: {r}.")
+
+
+def role_statements(rng: random.Random, names: list[str], roles: list[bool]) -> str:
+    """``roles`` stated person by person, in a random order and one of a few wordings."""
+    order = list(range(len(names)))
+    rng.shuffle(order)
+    form = rng.choice(_STATED)
+    return " ".join(form(names[i], T.role_word(roles[i])) for i in order)
+
+
+def _transfer(rng: random.Random, names: list[str], clauses: list[str]) -> str:
+    """Roles stated in any order and wording, then the answer block that copies them in
+    introduction order: binding each person to the role the text gave them. The roles are
+    random, like every role list here, so the answer carries no solution."""
+    roles = _random_roles(rng, len(names))
+    return f"{role_statements(rng, names, roles)}\n<answer> {T.solution_text_format(names, roles)} </answer>"
+
+
 EXERCISES: dict[str, Callable[..., str]] = {
     "answer_format": _answer_format, "listing": _listing, "by_index": _by_index,
     "what_said": _what_said, "who_said": _who_said, "recall": _recall,
@@ -72,7 +94,9 @@ def reading_text(problem: Problem, rng: random.Random, n_exercises: int = 3, var
     ``varied`` widens the contexts it is practised in, because a real answer comes
     after a long reasoning text that names the people in any order: half the time
     it comes last, after four other exercises, and half the time it is a bare
-    ``<answer>`` block without its lead-in sentence.
+    ``<answer>`` block without its lead-in sentence; and half the time the answer copies
+    roles that the line before it stated (in any order and wording) instead of guessing,
+    as a real answer copies the conclusions of its reasoning (``_transfer``).
     """
     from tailor_evo.tasks.kk.logic import puzzle_of
 
@@ -90,4 +114,7 @@ def reading_text(problem: Problem, rng: random.Random, n_exercises: int = 3, var
     lines = [EXERCISES[k](rng, names, clauses) for k in kinds]
     if varied and rng.random() < 0.5:
         lines = [ln.removeprefix("A guessed answer: ") for ln in lines]
+    if varied and rng.random() < 0.5:
+        at = kinds.index("answer_format")
+        lines[at] = _transfer(rng, names, clauses)
     return "\n".join([problem.question] + lines)
