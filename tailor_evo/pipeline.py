@@ -27,10 +27,10 @@ from tailor_evo.tasks import get_task
 from trainers.rl import RLConfig
 from trainers.base import EvalSettings
 from trainers.sft import SFTConfig
+from trainers.warmstart import METHODS
 
 log = logging.getLogger(__name__)
 
-METHODS = ("tailor", "four-behaviour", "rule-based", "redistill")
 
 
 @dataclass

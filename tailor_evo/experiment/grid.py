@@ -10,12 +10,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tailor_evo.errors import InputError
-from tailor_evo.pipeline import METHODS, PipelineConfig
+from tailor_evo.pipeline import PipelineConfig
+from trainers.warmstart import METHODS
 
 log = logging.getLogger(__name__)
 
 # Methods that others depend on run first: redistill's default teacher is the rule-based cell's SFT model.
 RUN_ORDER = ["rule-based", "four-behaviour", "tailor", "redistill"]
+assert sorted(RUN_ORDER) == sorted(METHODS)
 
 
 @dataclass

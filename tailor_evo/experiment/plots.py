@@ -12,8 +12,9 @@ import numpy as np  # noqa: E402
 
 from tailor_evo.experiment.summary import CellSummary, MethodRow, smooth  # noqa: E402
 from tailor_evo.io import save_figure  # noqa: E402
+from trainers.warmstart import METHODS  # noqa: E402
 
-METHOD_ORDER = ["tailor", "four-behaviour", "rule-based", "redistill"]
+METHOD_ORDER = list(METHODS)
 
 
 def _methods(cells: list[CellSummary]) -> list[str]:

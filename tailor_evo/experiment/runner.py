@@ -26,6 +26,7 @@ from tailor_evo.errors import InputError
 from tailor_evo.io import append_jsonl, read_json, read_records, write_json_atomic, write_text_atomic
 from tailor_evo.pipeline import run_pipeline
 from tailor_evo.rundir import RunDir
+from trainers.warmstart import BASELINES
 
 log = logging.getLogger(__name__)
 
@@ -170,7 +171,7 @@ def _claims(rows: list[MethodRow], done: list[CellSummary]) -> list[str]:
             continue
         t = rs["tailor"]
         lines.append(f"**{task}, {backbone}** ({t.seeds} seed(s) for tailor):")
-        for base in ("rule-based", "four-behaviour", "redistill"):
+        for base in BASELINES:
             if base not in rs:
                 continue
             b = rs[base]
