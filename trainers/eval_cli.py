@@ -14,18 +14,9 @@ import click
 
 from tailor_evo.commands.common import config_options, parse_levels, resolve_config, seed_everything
 from tailor_evo.errors import InputError
+from tailor_evo.generation import make_engine
 
 log = logging.getLogger(__name__)
-
-
-def make_engine(spec: str, *, batch_size: int = 16):
-    """An Engine from ``BACKEND:MODEL`` (``hf:tiny``, ``openai:URL#MODEL``, ``vllm:MODEL``) or a bare model name/dir."""
-    from tailor_evo.generation import make_engine as _make
-
-    kind = spec.partition(":")[0]
-    # only the in-process transformers engine batches by a fixed size; servers batch themselves
-    kw = {} if kind in ("openai", "vllm") else {"batch_size": batch_size, "show_progress": False}
-    return _make(spec, **kw)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -233,7 +224,7 @@ def warmstart(task_name: str, method: str, archive_dir: str | None, teacher: str
     outputs = {m: _output_for(output, m, len(methods) > 1) for m in methods}
     task = get_task(task_name)
     lv = parse_levels(levels)
-    teacher_engine = make_engine(teacher) if teacher else None
+    teacher_engine = make_engine(teacher, batch_size=16) if teacher else None
     results = []
     for m in methods:
         res = build_warmstart(task, m, size, seed, archive_dir=archive_dir, teacher=teacher_engine, levels=lv,

@@ -10,14 +10,16 @@ from tailor_evo.generation.base import Completion, Engine, SamplingParams  # noq
 ENGINE_KINDS = ("hf", "openai", "vllm")
 
 
-def make_engine(spec: str, **kw: Any) -> Engine:
+def make_engine(spec: str, *, batch_size: int | None = None, **kw: Any) -> Engine:
     """Build an engine from a one-string spec, as used in configs and on the command line.
 
     - ``hf:NAME_OR_PATH`` (``hf:tiny``, ``hf:/path/to/model``); a bare name means ``hf``.
     - ``openai:BASE_URL#MODEL`` (``openai:http://127.0.0.1:8000/v1#tiny``).
     - ``vllm:NAME_OR_PATH``.
 
-    Keyword arguments go to the engine's constructor.
+    Keyword arguments go to the engine's constructor. ``batch_size`` sets the in-process
+    ``hf`` engine's fixed batch (and turns its progress bar off); servers (``openai``,
+    ``vllm``) batch by themselves, so it does not apply to them.
     """
     kind, sep, rest = spec.partition(":")
     if not sep or kind not in ENGINE_KINDS:
@@ -27,6 +29,8 @@ def make_engine(spec: str, **kw: Any) -> Engine:
     if kind == "hf":
         from tailor_evo.generation.hf import HFEngine
 
+        if batch_size is not None:
+            kw = {"batch_size": batch_size, "show_progress": False, **kw}
         return HFEngine.from_pretrained(rest, **kw)
     if kind == "openai":
         url, hash_, model = rest.rpartition("#")
