@@ -5,6 +5,7 @@ import re
 
 import pytest
 
+from tailor_evo.errors import InputError
 from tailor_evo.models.corpus import Corpus, CorpusMix, procedural_text
 from tailor_evo.tasks import get_task
 from tailor_evo.tasks.base import ANSWER_CLOSE, ANSWER_OPEN, THINK_OPEN
@@ -59,6 +60,27 @@ def test_role_transfer_copies_the_stated_roles_which_match_the_gold_only_at_chan
     varied = [task.reading_text(p, rng, varied=True) for p in problems[:200]]
     stated_then_answer = re.compile(r"(?:(?:So )?\w+(?: is a | = |: | must be a )(?:knight|knave)\. ?){3}\n<answer>")
     assert 60 < sum(stated_then_answer.search(t) is not None for t in varied) < 140   # about half of them
+
+
+def test_role_drills_bind_each_person_to_the_stated_role():
+    from tailor_evo.models.corpus import role_drill_text
+    from tailor_evo.tasks.kk.verifier import parse_answer
+
+    rng = random.Random(3)
+    for _ in range(50):
+        for drill in re.findall(r"You meet .*?</answer>", role_drill_text(rng), re.S):
+            intro, rest = drill.split(". ", 1)
+            names = re.findall(r"[A-Z][a-z]+", intro.split(":", 1)[1])
+            stated, answer = rest.split("\n<answer>", 1)
+            said = dict(re.findall(r"(\w+)(?: is a | = |: | must be a )(knight|knave)\.", stated))
+            parsed, reason = parse_answer(answer.removesuffix("</answer>"), names)
+            assert parsed is not None, reason
+            assert said == {n: "knight" if parsed[n] else "knave" for n in names}
+    mix = CorpusMix(tasks={"kk": 0.5}, procedural=0.0, role_drills=0.5)
+    sources = [Corpus(mix, seed=0).document(0, j).source for j in range(200)]
+    assert 60 < sources.count("roles") < 140
+    with pytest.raises(InputError, match="role_drills"):
+        CorpusMix(role_drills=-1).check()
 
 
 def test_igsm_reading_text_computes_nothing():

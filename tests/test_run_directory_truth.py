@@ -276,6 +276,19 @@ def test_written_files_honour_the_umask(tmp_path):
     assert stat.S_IMODE((tmp_path / "report.md").stat().st_mode) == 0o644
 
 
+def test_saved_model_files_honour_the_umask(tmp_path, small_model):
+    from trainers.checkpoint import save_model
+
+    model, _ = small_model
+    old = os.umask(0o022)
+    try:
+        save_model(model, None, tmp_path / "m")
+    finally:
+        os.umask(old)
+    modes = {f.name: stat.S_IMODE(f.stat().st_mode) for f in (tmp_path / "m").iterdir()}
+    assert modes and set(modes.values()) == {0o644}, modes
+
+
 def test_server_queues_a_burst_and_rejects_non_finite_sampling_values():
     from tailor_evo.generation.server import OpenAIServer, RequestError, parse_params
 

@@ -72,6 +72,17 @@ def save_model(model: torch.nn.Module, tokenizer: Any, out: Path) -> None:
     model.save_pretrained(out, safe_serialization=True)
     if tokenizer is not None:
         tokenizer.save_pretrained(out)
+    honour_umask(out)
+
+
+def honour_umask(directory: Path) -> None:
+    """Give files that a library wrote with a private mode (safetensors writes 0600) the mode
+    ``open`` would have given them, so a shared results directory stays readable."""
+    mask = os.umask(0)
+    os.umask(mask)
+    for f in directory.rglob("*"):
+        if f.is_file():
+            os.chmod(f, 0o666 & ~mask)
 
 
 def load_model_weights(model: torch.nn.Module, model_dir: Path) -> None:

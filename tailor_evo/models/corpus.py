@@ -45,6 +45,7 @@ class CorpusMix:
     levels: dict[str, list[int]] = field(default_factory=lambda: {"kk": [2, 3, 4, 5], "igsm": [2, 3, 4, 5]})
     prompt_form: float = 0.0     # share of task documents whose problem sits inside the task's own prompt
     varied: bool = False         # tasks' varied exercise layouts (Task.reading_text(varied=True))
+    role_drills: float = 0.0     # share of short role-transfer drills (names bound to random roles, then the answer)
 
     def check(self) -> None:
         from tailor_evo.tasks import get_task
@@ -58,6 +59,8 @@ class CorpusMix:
                                  field=f"corpus.tasks.{name}")
             if share < 0:
                 raise InputError(f"share must be >= 0, got {share}", field=f"corpus.tasks.{name}")
+        if self.role_drills < 0:
+            raise InputError(f"share must be >= 0, got {self.role_drills}", field="corpus.role_drills")
         if self.procedural < 0 or self.procedural + sum(self.tasks.values()) <= 0:
             raise InputError("the shares must be >= 0 and not all zero", field="corpus.procedural")
         if not 0.0 <= self.prompt_form <= 1.0:
@@ -84,6 +87,25 @@ def procedural_text(rng: random.Random) -> str:
     return f"Remember: {pairs}. " + " ".join(f"{items[i]} = {values[i]}." for i in asked)
 
 
+def role_drill_text(rng: random.Random, drills: int = 3) -> str:
+    """Short role-transfer drills: people introduced, a random role stated for each (any order and
+    wording), then the answer block that binds each person, in introduction order, to that role.
+
+    Dense practice of the step an answer takes from the reasoning before it; no puzzle and no
+    solution is involved (the roles are random).
+    """
+    from tailor_evo.tasks.kk import text as T
+    from tailor_evo.tasks.kk.reading import role_statements
+
+    out = []
+    for _ in range(drills):
+        names = rng.sample(T.COMMON_NAMES, k=rng.randint(2, 5))
+        roles = [rng.random() < 0.5 for _ in names]
+        out.append(f"You meet {len(names)} inhabitants: {T.list_names(names)}. {role_statements(rng, names, roles)}\n"
+                   f"<answer> {T.solution_text_format(names, roles)} </answer>")
+    return "\n".join(out)
+
+
 @dataclass
 class Document:
     source: str                    # a task name or "procedural"
@@ -100,8 +122,10 @@ class Corpus:
         mix.check()
         self.mix, self.seed = mix, seed
         self.tasks = {name: get_task(name) for name, share in mix.tasks.items() if share > 0}
-        self.sources = list(self.tasks) + (["procedural"] if mix.procedural > 0 else [])
-        self.weights = [mix.tasks[n] for n in self.tasks] + ([mix.procedural] if mix.procedural > 0 else [])
+        self.sources = list(self.tasks) + (["procedural"] if mix.procedural > 0 else []) \
+            + (["roles"] if mix.role_drills > 0 else [])
+        self.weights = [mix.tasks[n] for n in self.tasks] + ([mix.procedural] if mix.procedural > 0 else []) \
+            + ([mix.role_drills] if mix.role_drills > 0 else [])
 
     def document(self, step: int, j: int) -> Document:
         """Document ``j`` of batch ``step``."""
@@ -109,6 +133,8 @@ class Corpus:
         source = rng.choices(self.sources, weights=self.weights)[0]
         if source == "procedural":
             return Document(source, procedural_text(rng))
+        if source == "roles":
+            return Document(source, role_drill_text(rng))
         task = self.tasks[source]
         levels = self.mix.levels.get(source) or list(task.default_levels)
         problem = task.generate(1, rng.randrange(2**31), levels=[rng.choice(levels)])[0]
