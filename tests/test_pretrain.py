@@ -57,9 +57,13 @@ def test_role_transfer_copies_the_stated_roles_which_match_the_gold_only_at_chan
         matches += verdict.correct
     expected = len(problems) / 8
     assert abs(matches - expected) < 5 * expected ** 0.5, (matches, expected)
-    varied = [task.reading_text(p, rng, varied=True) for p in problems[:200]]
-    stated_then_answer = re.compile(r"(?:(?:So )?\w+(?: is a | = |: | must be a )(?:knight|knave)\. ?){3}\n<answer>")
-    assert 60 < sum(stated_then_answer.search(t) is not None for t in varied) < 140   # about half of them
+    assert not any(stated_then_answer_re().search(task.reading_text(p, rng, varied=True)) for p in problems[:100])
+    varied = [task.reading_text(p, rng, varied=True, transfer=True) for p in problems[:200]]
+    assert 60 < sum(stated_then_answer_re().search(t) is not None for t in varied) < 140   # about half of them
+
+
+def stated_then_answer_re() -> re.Pattern:
+    return re.compile(r"(?:(?:So )?\w+(?: is a | = |: | must be a )(?:knight|knave)\. ?){3}\n<answer>")
 
 
 def test_role_drills_bind_each_person_to_the_stated_role():

@@ -45,6 +45,7 @@ class CorpusMix:
     levels: dict[str, list[int]] = field(default_factory=lambda: {"kk": [2, 3, 4, 5], "igsm": [2, 3, 4, 5]})
     prompt_form: float = 0.0     # share of task documents whose problem sits inside the task's own prompt
     varied: bool = False         # tasks' varied exercise layouts (Task.reading_text(varied=True))
+    transfer: bool = False       # with varied: half the KK answers copy roles stated just before (random roles)
     role_drills: float = 0.0     # share of short role-transfer drills (names bound to random roles, then the answer)
 
     def check(self) -> None:
@@ -138,7 +139,10 @@ class Corpus:
         task = self.tasks[source]
         levels = self.mix.levels.get(source) or list(task.default_levels)
         problem = task.generate(1, rng.randrange(2**31), levels=[rng.choice(levels)])[0]
-        text = task.reading_text(problem, rng, varied=True) if self.mix.varied else task.reading_text(problem, rng)
+        if self.mix.varied:
+            text = task.reading_text(problem, rng, varied=True, **({"transfer": True} if self.mix.transfer else {}))
+        else:
+            text = task.reading_text(problem, rng)
         if self.mix.prompt_form > 0 and rng.random() < self.mix.prompt_form:
             # the same exercises, read where SFT, RL and evaluation show the problem: inside the
             # task's prompt, the exercises taking the place of the reply

@@ -216,7 +216,7 @@ class Task(ABC):
     def reference_completion(self, problem: Problem) -> str:
         return self.format_response(self.reference_solution(problem), problem.answer_text)
 
-    def reading_text(self, problem: Problem, rng: random.Random, varied: bool = False) -> str:
+    def reading_text(self, problem: Problem, rng: random.Random, varied: bool = False, transfer: bool = False) -> str:
         """The problem followed by reading exercises (never its solution), for pretraining.
 
         ``varied`` asks for more varied layouts (more exercises, other orders), used by

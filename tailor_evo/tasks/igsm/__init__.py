@@ -100,7 +100,8 @@ class IGSMTask(Task):
     def instruction(self) -> str:
         return INSTRUCTION
 
-    def reading_text(self, problem: Problem, rng: random.Random, varied: bool = False) -> str:
+    def reading_text(self, problem: Problem, rng: random.Random, varied: bool = False, transfer: bool = False) -> str:
+        """(``transfer`` is a KK exercise; iGSM answers are single numbers.)"""
         from tailor_evo.tasks.igsm.reading import reading_text
 
         return reading_text(problem, rng, varied=varied)

@@ -135,10 +135,10 @@ class KnightsKnavesTask(Task):
     def instruction(self) -> str:
         return INSTRUCTION
 
-    def reading_text(self, problem: Problem, rng: random.Random, varied: bool = False) -> str:
+    def reading_text(self, problem: Problem, rng: random.Random, varied: bool = False, transfer: bool = False) -> str:
         from tailor_evo.tasks.kk.reading import reading_text
 
-        return reading_text(problem, rng, varied=varied)
+        return reading_text(problem, rng, varied=varied, transfer=transfer)
 
     def verify(self, problem: Problem, completion: str, shaped: bool = False) -> Verdict:
         """Binary reward by default; ``shaped=True`` gives the Logic-RL format+answer reward."""

@@ -86,7 +86,8 @@ EXERCISES: dict[str, Callable[..., str]] = {
 }
 
 
-def reading_text(problem: Problem, rng: random.Random, n_exercises: int = 3, varied: bool = False) -> str:
+def reading_text(problem: Problem, rng: random.Random, n_exercises: int = 3, varied: bool = False,
+                 transfer: bool = False) -> str:
     """The puzzle followed by ``n_exercises`` distinct exercises, each on its own line.
 
     The answer-format exercise is always one of them: it is the copying skill a KK
@@ -94,9 +95,9 @@ def reading_text(problem: Problem, rng: random.Random, n_exercises: int = 3, var
     ``varied`` widens the contexts it is practised in, because a real answer comes
     after a long reasoning text that names the people in any order: half the time
     it comes last, after four other exercises, and half the time it is a bare
-    ``<answer>`` block without its lead-in sentence; and half the time the answer copies
-    roles that the line before it stated (in any order and wording) instead of guessing,
-    as a real answer copies the conclusions of its reasoning (``_transfer``).
+    ``<answer>`` block without its lead-in sentence. ``transfer`` (with ``varied``) makes
+    half the answers copy roles that the line before stated (in any order and wording)
+    instead of guessing, as a real answer copies the conclusions of its reasoning.
     """
     from tailor_evo.tasks.kk.logic import puzzle_of
 
@@ -114,7 +115,7 @@ def reading_text(problem: Problem, rng: random.Random, n_exercises: int = 3, var
     lines = [EXERCISES[k](rng, names, clauses) for k in kinds]
     if varied and rng.random() < 0.5:
         lines = [ln.removeprefix("A guessed answer: ") for ln in lines]
-    if varied and rng.random() < 0.5:
+    if varied and transfer and rng.random() < 0.5:
         at = kinds.index("answer_format")
         lines[at] = _transfer(rng, names, clauses)
     return "\n".join([problem.question] + lines)
