@@ -65,7 +65,7 @@ def prepare_cmd(name: str, force: bool) -> None:
 @models.command("pretrain")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Run directory.")
 @click.option("--preset", default="tiny-base", show_default=True,
-              help="Recipe to start from: tiny-base, tiny-base-m (each runs its earlier phase first), "
+              help="Recipe to start from: tiny-base, tiny-base-m, tiny-base-roles (each runs its earlier phase first), "
                    "or a single phase: tiny-base-reading, tiny-base-m-reading.")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its latest checkpoint.")
 @click.option("--overwrite", is_flag=True, help="Start again in a non-empty run directory.")
