@@ -11,9 +11,9 @@ import errno
 import json
 import os
 import stat
-import sys
 
 import pytest
+from test_eval import _main
 
 from tailor_evo.config import dump_yaml, load_config, resumed_config
 from tailor_evo.errors import InputError
@@ -22,18 +22,6 @@ from tailor_evo.pipeline import PipelineConfig
 from tailor_evo.rundir import RunDir
 from trainers.rl import RLConfig
 from trainers.sft import SFTConfig
-
-
-def _main(monkeypatch, capsys, argv):
-    from tailor_evo.cli import main
-
-    monkeypatch.setattr(sys, "argv", ["tailor-evo", *argv])
-    try:
-        main()
-        code = 0
-    except SystemExit as exc:
-        code = exc.code
-    return code, capsys.readouterr()
 
 
 # --- 1. accepted, then ignored -------------------------------------------------------------------
