@@ -8,7 +8,11 @@ mask. The figure that matters is supervised-and-prompt tokens (not padding)
 processed per second. The achieved FLOP/s is set against a measured matmul peak
 of the model's own shapes, so the distance to the machine's limit is visible.
 
-    OMP_NUM_THREADS=2 .venv/bin/python benchmarks/sft_step.py --steps 6
+    OMP_NUM_THREADS=2 .venv/bin/python benchmarks/sft_step.py --steps 6 [--compile]
+
+With ``--compile`` a third row times packed batches through ``torch.compile``
+(dynamic shapes); its first step, which compiles, is reported apart, because in a
+short run the compilation can cost more than it saves.
 """
 
 from __future__ import annotations
@@ -54,7 +58,8 @@ def matmul_peak(hidden: int, tokens: int, threads: int, repeats: int = 20) -> fl
     return 2 * tokens * hidden * (hidden * 8 // 3) * repeats / (time.perf_counter() - start) / 1e9
 
 
-def run(model_dir: Path, data, batch_size: int, steps: int, packed: bool, threads: int) -> dict:
+def run(model_dir: Path, data, batch_size: int, steps: int, packed: bool, threads: int,
+        compiled: bool = False) -> dict:
     from transformers import AutoModelForCausalLM
 
     from trainers.data import collate, collate_packed
@@ -67,23 +72,26 @@ def run(model_dir: Path, data, batch_size: int, steps: int, packed: bool, thread
     model.train()
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
     n_params = sum(p.numel() for p in model.parameters())
+    forward = torch.compile(model, dynamic=True) if compiled else model
     real = computed = 0
-    elapsed = 0.0
+    elapsed = warmup = 0.0
     for step in range(steps + 1):
         chunk = data[step * batch_size: (step + 1) * batch_size]
         batch = collate_packed(chunk, 0, 1024) if packed else collate(chunk, 0)
         start = time.perf_counter()
         labels = batch["labels"]
-        loss = sft_loss(forward_logits(model, batch), labels, normaliser=int((labels[:, 1:] != -100).sum()))
+        loss = sft_loss(forward_logits(forward, batch), labels, normaliser=int((labels[:, 1:] != -100).sum()))
         loss.backward()
         opt.step()
         opt.zero_grad(set_to_none=True)
-        if step > 0:   # the first step is a warm-up
+        if step == 0:   # the first step is a warm-up (and, compiled, the compilation)
+            warmup = time.perf_counter() - start
+        else:
             elapsed += time.perf_counter() - start
             real += sum(len(e.input_ids) for e in chunk)
             computed += batch["input_ids"].numel()
     return {"tokens_per_s": real / elapsed, "computed_share": real / computed, "s_per_step": elapsed / steps,
-            "gflops": 6 * n_params * computed / elapsed / 1e9}
+            "gflops": 6 * n_params * computed / elapsed / 1e9, "first_step_s": warmup}
 
 
 def main() -> None:
@@ -91,6 +99,8 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=6)
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--compile", action="store_true",
+                    help="also time packed batches through torch.compile (inductor; the first step compiles)")
     args = ap.parse_args()
     from transformers import AutoTokenizer
 
@@ -104,13 +114,17 @@ def main() -> None:
         peak = matmul_peak(192, 4096, args.threads)
         print(f"{len(data)} examples, mean {mean_len:.0f} tokens; batch {args.batch_size}; {args.threads} threads; "
               f"fp32 matmul peak of the MLP shape {peak:.0f} GFLOP/s")
-        print(f"{'layout':8s} {'tokens/s':>9s} {'s/step':>7s} {'real/computed':>13s} {'GFLOP/s (6N)':>12s} {'of peak':>8s}")
+        print(f"{'layout':16s} {'tokens/s':>9s} {'s/step':>7s} {'real/computed':>13s} {'GFLOP/s (6N)':>12s} "
+              f"{'of peak':>8s} {'first step s':>12s}")
         res = {}
-        for packed in (False, True):
-            r = res[packed] = run(model_dir, data, args.batch_size, args.steps, packed, args.threads)
-            print(f"{'packed' if packed else 'padded':8s} {r['tokens_per_s']:9.0f} {r['s_per_step']:7.2f} "
-                  f"{r['computed_share']:13.2f} {r['gflops']:12.1f} {r['gflops'] / peak:8.2f}")
-        print(f"packed / padded tokens/s: {res[True]['tokens_per_s'] / res[False]['tokens_per_s']:.2f}x")
+        variants = [("padded", False, False), ("packed", True, False)] + \
+            ([("packed+compiled", True, True)] if args.compile else [])
+        for name, packed, compiled in variants:
+            r = res[name] = run(model_dir, data, args.batch_size, args.steps, packed, args.threads, compiled)
+            print(f"{name:16s} {r['tokens_per_s']:9.0f} {r['s_per_step']:7.2f} {r['computed_share']:13.2f} "
+                  f"{r['gflops']:12.1f} {r['gflops'] / peak:8.2f} {r['first_step_s']:12.1f}")
+        base = res["padded"]["tokens_per_s"]
+        print("tokens/s against padded: " + ", ".join(f"{k} {v['tokens_per_s'] / base:.2f}x" for k, v in res.items()))
 
 
 if __name__ == "__main__":
