@@ -154,9 +154,10 @@ def resumed_config(cls: type[T], saved: str | Path, config_path: str | Path | No
     cfg = load_config(cls, config_path, overrides, base=base)
     if seed is not None and hasattr(cfg, "seed"):
         cfg.seed = seed
-    changed = [key for key in _diff(to_dict(base), to_dict(cfg)) if key not in safe]
+    saved_values, given_values = to_dict(base), to_dict(cfg)
+    changed = [key for key in _diff(saved_values, given_values) if key not in safe]
     if changed:
-        detail = "; ".join(f"{key}: saved {_get(to_dict(base), key)!r}, given {_get(to_dict(cfg), key)!r}"
+        detail = "; ".join(f"{key}: saved {_get(saved_values, key)!r}, given {_get(given_values, key)!r}"
                            for key in changed)
         allowed = f" (safe to change on resume: {', '.join(safe)})" if safe else ""
         raise InputError(f"--resume continues the saved run and cannot change {detail}; start a new run "

@@ -8,6 +8,7 @@ expected (resume logic relies on that).
 from __future__ import annotations
 
 import errno
+import functools
 import json
 import os
 import tempfile
@@ -26,7 +27,7 @@ def atomic_open(path: str | os.PathLike, mode: str = "w", encoding: str | None =
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
-    os.chmod(tmp, 0o666 & ~_umask())     # mkstemp makes 0600; a finished file honours the umask like open()
+    os.chmod(tmp, file_mode())     # mkstemp makes 0600; a finished file honours the umask like open()
     try:
         kwargs = {} if "b" in mode else {"encoding": encoding}
         with open(tmp, mode, **kwargs) as fh:
@@ -36,16 +37,30 @@ def atomic_open(path: str | os.PathLike, mode: str = "w", encoding: str | None =
         os.replace(tmp, path)
     except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
-        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        if is_disk_full(exc):
             raise InputError("no space left on the device while writing; the previous version (if any) "
                              "is intact", file=str(path)) from None
         raise
 
 
-def _umask() -> int:
+def file_mode() -> int:
+    """The mode ``open`` gives a new file under the current umask."""
     mask = os.umask(0)
     os.umask(mask)
-    return mask
+    return 0o666 & ~mask
+
+
+def honour_umask(directory: str | os.PathLike) -> None:
+    """Give the files below ``directory`` that a library wrote with a private mode (safetensors
+    writes 0600) the mode ``open`` would have given them, so a shared results directory stays readable."""
+    mode = file_mode()
+    for f in Path(directory).rglob("*"):
+        if f.is_file():
+            os.chmod(f, mode)
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
 
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> None:
@@ -170,26 +185,34 @@ def read_text(path: str | os.PathLike, what: str = "file") -> str:
                          line=line) from None
 
 
-def check_types(rec: dict, cls: type, *, file: str, line: int) -> None:
-    """Check the fields of ``rec`` that dataclass ``cls`` declares against their declared types
-    (str, int, float, bool, list, dict), so a wrongly typed field is named with its line."""
+_TYPE_CHECKS: dict[type, Any] = {
+    str: lambda v: isinstance(v, str),
+    bool: lambda v: isinstance(v, bool),
+    int: lambda v: isinstance(v, int) and not isinstance(v, bool),
+    float: lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+    list: lambda v: isinstance(v, list),
+    dict: lambda v: isinstance(v, dict),
+}
+
+
+@functools.lru_cache(maxsize=None)
+def _field_types(cls: type) -> tuple[tuple[str, type], ...]:
+    """(field, plain type) of a dataclass, resolved once per class."""
     import dataclasses
     import typing
 
     hints = typing.get_type_hints(cls)
-    for f in dataclasses.fields(cls):
-        if f.name not in rec:
-            continue
-        tp = typing.get_origin(hints[f.name]) or hints[f.name]
-        value = rec[f.name]
-        ok = {str: isinstance(value, str),
-              bool: isinstance(value, bool),
-              int: isinstance(value, int) and not isinstance(value, bool),
-              float: isinstance(value, (int, float)) and not isinstance(value, bool),
-              list: isinstance(value, list), dict: isinstance(value, dict)}.get(tp, True)
-        if not ok:
-            raise InputError(f"expected {getattr(tp, '__name__', tp)}, got {type(value).__name__}",
-                             file=file, line=line, field=f.name)
+    return tuple((f.name, typing.get_origin(hints[f.name]) or hints[f.name]) for f in dataclasses.fields(cls))
+
+
+def check_types(rec: dict, cls: type, *, file: str, line: int) -> None:
+    """Check the fields of ``rec`` that dataclass ``cls`` declares against their declared types
+    (str, int, float, bool, list, dict), so a wrongly typed field is named with its line."""
+    for name, tp in _field_types(cls):
+        check = _TYPE_CHECKS.get(tp)
+        if name in rec and check is not None and not check(rec[name]):
+            raise InputError(f"expected {tp.__name__}, got {type(rec[name]).__name__}",
+                             file=file, line=line, field=name)
 
 
 def read_problems(task: Any, path: str | os.PathLike) -> list[tuple[dict, Any]]:

@@ -97,9 +97,9 @@ class PipelineConfig:
             raise InputError(f"must be one of {', '.join(METHODS)}, got {self.method!r}", field="method")
         if not self.levels:
             raise InputError("needs at least one difficulty level", field="levels")
-        refused = []
+        refused, defaults = [], PipelineConfig()
         for key, source in PIPELINE_OWNED.items():
-            value, default = _get_dotted(self, key), _get_dotted(PipelineConfig(), key)
+            value, default = _get_dotted(self, key), _get_dotted(defaults, key)
             if value != default and value != _owned_value(self, key):
                 how = f"set `{source}` instead" if source else "it is the previous stage's output"
                 refused.append((key, f"{key}={value!r} ({how})"))

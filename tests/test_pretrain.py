@@ -41,7 +41,7 @@ def test_kk_reading_text_carries_no_information_about_the_solution():
 def test_role_transfer_copies_the_stated_roles_which_match_the_gold_only_at_chance():
     """The varied layout's transfer exercise: the answer repeats the roles the line before it
     stated (checked person by person), and those roles are as uninformative as a guess."""
-    from tailor_evo.tasks.kk.reading import _transfer
+    from tailor_evo.tasks.kk.reading import transfer_text
 
     task = get_task("kk")
     problems = task.generate(1200, 12, levels=[3])
@@ -49,7 +49,7 @@ def test_role_transfer_copies_the_stated_roles_which_match_the_gold_only_at_chan
     matches = 0
     for p in problems:
         names = p.meta["names"]
-        stated, block = _transfer(rng, names, [""] * len(names)).split("\n", 1)
+        stated, block = transfer_text(rng, names).split("\n", 1)
         said = dict(re.findall(r"(\w+)(?: is a | = |: | must be a )(knight|knave)\.", stated))
         verdict = task.verify(p, f"<think> x </think> {block}")
         assert verdict.format_ok and set(said) == set(names)

@@ -14,7 +14,6 @@ uninterrupted one.
 
 from __future__ import annotations
 
-import errno
 import logging
 import os
 import random
@@ -28,6 +27,7 @@ import numpy as np
 import torch
 
 from tailor_evo.errors import InputError
+from tailor_evo.io import honour_umask, is_disk_full
 
 log = logging.getLogger(__name__)
 
@@ -73,16 +73,6 @@ def save_model(model: torch.nn.Module, tokenizer: Any, out: Path) -> None:
     if tokenizer is not None:
         tokenizer.save_pretrained(out)
     honour_umask(out)
-
-
-def honour_umask(directory: Path) -> None:
-    """Give files that a library wrote with a private mode (safetensors writes 0600) the mode
-    ``open`` would have given them, so a shared results directory stays readable."""
-    mask = os.umask(0)
-    os.umask(mask)
-    for f in directory.rglob("*"):
-        if f.is_file():
-            os.chmod(f, 0o666 & ~mask)
 
 
 def load_model_weights(model: torch.nn.Module, model_dir: Path) -> None:
@@ -155,7 +145,7 @@ def save_checkpoint(root: Path, state: TrainState, model: torch.nn.Module, token
         _replace_dir(tmp, final)
     except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True)
-        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        if is_disk_full(exc):
             raise InputError("no space left on the device while writing a checkpoint; free space and "
                              "--resume (the previous checkpoint is intact)", file=str(final)) from None
         raise

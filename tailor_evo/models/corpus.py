@@ -96,14 +96,12 @@ def role_drill_text(rng: random.Random, drills: int = 3) -> str:
     solution is involved (the roles are random).
     """
     from tailor_evo.tasks.kk import text as T
-    from tailor_evo.tasks.kk.reading import role_statements
+    from tailor_evo.tasks.kk.reading import transfer_text
 
     out = []
     for _ in range(drills):
         names = rng.sample(T.COMMON_NAMES, k=rng.randint(2, 5))
-        roles = [rng.random() < 0.5 for _ in names]
-        out.append(f"You meet {len(names)} inhabitants: {T.list_names(names)}. {role_statements(rng, names, roles)}\n"
-                   f"<answer> {T.solution_text_format(names, roles)} </answer>")
+        out.append(f"You meet {len(names)} inhabitants: {T.list_names(names)}. {transfer_text(rng, names)}")
     return "\n".join(out)
 
 

@@ -72,12 +72,13 @@ def role_statements(rng: random.Random, names: list[str], roles: list[bool]) -> 
     return " ".join(form(names[i], T.role_word(roles[i])) for i in order)
 
 
-def _transfer(rng: random.Random, names: list[str], clauses: list[str]) -> str:
+def transfer_text(rng: random.Random, names: list[str]) -> str:
     """Roles stated in any order and wording, then the answer block that copies them in
     introduction order: binding each person to the role the text gave them. The roles are
     random, like every role list here, so the answer carries no solution."""
     roles = _random_roles(rng, len(names))
     return f"{role_statements(rng, names, roles)}\n<answer> {T.solution_text_format(names, roles)} </answer>"
+
 
 
 EXERCISES: dict[str, Callable[..., str]] = {
@@ -97,7 +98,7 @@ def reading_text(problem: Problem, rng: random.Random, n_exercises: int = 3, var
     it comes last, after four other exercises, and half the time it is a bare
     ``<answer>`` block without its lead-in sentence. ``transfer`` (with ``varied``) makes
     half the answers copy roles that the line before stated (in any order and wording)
-    instead of guessing, as a real answer copies the conclusions of its reasoning.
+    instead of guessing, as a real answer copies the conclusions of its reasoning (:func:`transfer_text`).
     """
     from tailor_evo.tasks.kk.logic import puzzle_of
 
@@ -117,5 +118,5 @@ def reading_text(problem: Problem, rng: random.Random, n_exercises: int = 3, var
         lines = [ln.removeprefix("A guessed answer: ") for ln in lines]
     if varied and transfer and rng.random() < 0.5:
         at = kinds.index("answer_format")
-        lines[at] = _transfer(rng, names, clauses)
+        lines[at] = transfer_text(rng, names)
     return "\n".join([problem.question] + lines)
