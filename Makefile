@@ -4,10 +4,13 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-$(VENV)/.installed: pyproject.toml
+# The Countdown task is a plugin in its own folder (plugins/countdown): installed beside the
+# package so that its tests run with the others, the way a user would install their own task.
+$(VENV)/.installed: pyproject.toml plugins/countdown/pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[test]'
+	$(PY) -m pip install -q --no-deps -e plugins/countdown
 	touch $@
 
 .PHONY: install run test test-slow backbones

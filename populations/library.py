@@ -4,8 +4,9 @@ A library file is JSON, either a bare list of primitives or an object
 ``{"task": "kk", "library": "rule-based", "primitives": [...]}``. Each primitive
 has a ``name`` (unique in the file), a ``description`` (what an LLM reads) and a
 ``program`` (a tree over the task's move grammar, what the executor runs);
-``tags`` and ``notes`` are optional. Files live in ``populations/seeds/<task>/``,
-so a library can be named ``kk/rule-based`` (or ``rule-based`` with a task).
+``tags`` and ``notes`` are optional. A task's files live in its seed folder
+(``Task.seeds_dir``; for the built-in tasks ``populations/seeds/<task>/``), so a
+library can be named ``kk/rule-based`` (or ``rule-based`` with a task).
 
 Validation reports every problem at once, each naming the file, the entry
 index and the field, so a hand-edited file can be fixed in one pass.
@@ -46,11 +47,24 @@ def resolve_path(path_or_name: str | Path, task: Any = None) -> Path:
         return path
     text = str(path_or_name)
     if "/" in text:
-        return SEEDS_DIR / f"{text}.json"
+        task_name, text = text.split("/", 1)
+        return seeds_dir(task_name) / f"{text}.json"
     task_name = _task_name(task)
     if task_name is None:
         raise InputError(f"library {text!r} needs a task (or write it as <task>/{text})", field="library")
-    return SEEDS_DIR / task_name / f"{text}.json"
+    return seeds_dir(task_name) / f"{text}.json"
+
+
+def seeds_dir(task_name: str) -> Path:
+    """Where a task's seed libraries live: the folder its class names (a plugin ships its
+    own), else ``populations/seeds/<task>``."""
+    from tailor_evo.tasks.registry import get_task, task_names
+
+    if task_name in task_names():
+        folder = getattr(get_task(task_name), "seeds_dir", None)
+        if folder is not None:
+            return Path(folder)
+    return SEEDS_DIR / task_name
 
 
 def _task_name(task: Any) -> str | None:
@@ -97,10 +111,23 @@ def _split(data: Any, path: Path, task: Any) -> tuple[str | None, str, Any, list
     wanted = _task_name(task)
     if file_task and wanted and file_task != wanted:
         errors.append(f"{path}: field 'task': library is for task {file_task!r}, not {wanted!r}")
-    task_name = file_task or wanted or (path.parent.name if path.parent.parent == SEEDS_DIR else None)
+    task_name = file_task or wanted or _task_of_folder(path)
     if task_name is None:
         errors.append(f"{path}: cannot tell the task: add a 'task' field or pass --task")
     return task_name, lib_name, prims, errors
+
+
+def _task_of_folder(path: Path) -> str | None:
+    """The task whose seed folder holds ``path`` (a file without a ``task`` field)."""
+    if path.resolve().parent.parent == SEEDS_DIR:
+        return path.resolve().parent.name
+    from tailor_evo.tasks.registry import get_task, task_names
+
+    for name in task_names():
+        folder = getattr(get_task(name), "seeds_dir", None)
+        if folder is not None and Path(folder).resolve() == path.resolve().parent:
+            return name
+    return None
 
 
 def validate_library(path: str | Path, task: Any = None) -> list[str]:
@@ -172,6 +199,8 @@ def load_library(path_or_name: str | Path, task: Any = None) -> Library:
 
 
 def list_libraries(task: str | None = None) -> list[Path]:
-    """The seed library files shipped in ``populations/seeds`` (of one task, or all)."""
-    root = SEEDS_DIR / task if task else SEEDS_DIR
-    return sorted(root.glob("*.json" if task else "*/*.json"))
+    """The seed library files of one task, or of every known task (plugins included)."""
+    from tailor_evo.tasks.registry import task_names
+
+    names = [task] if task else task_names()
+    return sorted(p for name in names for p in seeds_dir(name).glob("*.json"))

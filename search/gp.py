@@ -81,14 +81,8 @@ class GrammarPset:
 
     # --- random subtrees ---------------------------------------------------------------
     def grow(self, type_name: str, rng: random.Random, max_depth: int) -> dict:
-        """A random well-typed subtree; near the depth limit only terminals (when the type has any)."""
-        options = self._by_type.get(type_name, [])
-        if not options:
-            raise ValueError(f"grammar has no move returning {type_name}")
-        terminals = [m for m in options if not m.args]
-        if max_depth <= 1 and terminals:
-            options = terminals
-        move = rng.choice(options)
+        """A random well-typed subtree, closing off near the depth limit (``Grammar.choices``)."""
+        move = rng.choice(self.grammar.choices(type_name, max_depth <= 1))
         return {"op": move.name, "args": [self.grow(a, rng, max_depth - 1) for a in move.args]}
 
     def expr(self, pset: gp.PrimitiveSetTyped, type_: type, max_depth: int = 3) -> list:

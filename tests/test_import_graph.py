@@ -15,6 +15,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("tailor_evo", "search", "trainers", "populations")
 _IMPORT_STRING = re.compile(r"^(?:%s)(?:\.\w+)+(?::\w+)?$" % "|".join(PACKAGES))
+# strings that look like module paths but import nothing
+NOT_IMPORTS = {"tailor_evo.tasks"}      # the entry-point group of task plugins (tailor_evo.tasks.registry)
 
 
 def _modules() -> dict[str, Path]:
@@ -52,7 +54,8 @@ def import_graph() -> dict[str, set[str]]:
                 for alias in node.names:
                     sub = f"{mod}.{alias.name}"
                     targets.add(sub if sub in modules else mod)
-            elif isinstance(node, ast.Constant) and isinstance(node.value, str) and _IMPORT_STRING.match(node.value):
+            elif isinstance(node, ast.Constant) and isinstance(node.value, str) and _IMPORT_STRING.match(node.value) \
+                    and node.value not in NOT_IMPORTS:
                 targets.add(node.value.split(":")[0])
         graph[name] = {t for t in (_known(t, modules) for t in targets) if t and t != name}
     return graph

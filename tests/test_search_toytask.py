@@ -41,7 +41,7 @@ class ToySum(Task):
     def instruction(self):
         return "Add the numbers."
 
-    def verify(self, problem, completion):
+    def verify(self, problem, completion, shaped=False):
         m = re.search(r"<answer>\s*(-?\d+)\s*</answer>", completion or "")
         if not m:
             return Verdict(0.0, False, False, "missing answer")

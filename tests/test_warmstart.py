@@ -11,7 +11,7 @@ import pytest
 from test_eval_toy import ScriptedEngine, ToySumTask, correct_completion, wrong_completion
 
 from tailor_evo.errors import InputError
-from trainers.evaluate import OverlapError
+from tailor_evo.tasks.base import question_key
 from search.coverage import state_cells
 from search.genome import Primitive
 from trainers.warmstart import (build_warmstart, greedy_select, render_card,
@@ -150,14 +150,18 @@ def test_redistill_keeps_verified_teacher_answers_and_counts_the_rest():
         build_warmstart(task, "redistill", 8, seed=0, progress=False)
 
 
-def test_training_problems_checked_against_eval(monkeypatch):
+def test_training_problems_in_the_eval_set_are_left_out_and_counted(monkeypatch):
     import trainers.warmstart as ws
 
     task = ToySumTask()
     leaked = training_problems(task, 0, 15)
     monkeypatch.setattr(ws, "eval_problems", lambda *a, **k: leaked[:2])
-    with pytest.raises(OverlapError):
-        _build(size=6, n_problems=15)
+    result = _build(size=6, n_problems=15)
+    leaked_keys = {question_key(p) for p in leaked[:2]}
+    assert result.stats.eval_overlaps == len(leaked_keys) >= 1
+    assert result.stats.n_problems == 15 - result.stats.eval_overlaps
+    assert not leaked_keys & {question_key(c.problem) for c in result.candidates}
+    assert "left out because the evaluation set has them" in render_card([result])
 
 
 def test_methods_share_the_same_problems():

@@ -45,9 +45,9 @@ from tqdm.auto import tqdm
 from search.genome import Primitive
 from tailor_evo.errors import InputError
 from tailor_evo.generation.base import Engine, SamplingParams
-from tailor_evo.tasks.base import Problem, Task, split_seed
+from tailor_evo.tasks.base import Problem, Task, question_key, split_seed
 from search.coverage import abstract_coverage, coverage_score, split_steps, state_cells
-from trainers.evaluate import assert_disjoint, eval_problems
+from trainers.evaluate import eval_problems
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +80,7 @@ class WarmstartStats:
     levels: list[int]
     n_problems: int
     n_primitives: int
+    eval_overlaps: int = 0           # training problems left out because the evaluation set has them
     n_rendered: int = 0
     n_verified: int = 0
     n_selected: int = 0
@@ -134,8 +135,11 @@ def training_problems(task: Task, seed: int, n: int, levels: Sequence[int] | Non
     return out
 
 
-def check_against_eval(task: Task, train: Sequence[Problem], seed: int, levels: Sequence[int]) -> None:
-    """Raise if a training problem is also among the evaluation problems of the same seed.
+def drop_eval_overlaps(task: Task, train: Sequence[Problem], seed: int,
+                       levels: Sequence[int]) -> tuple[list[Problem], int]:
+    """The training problems that are not among the evaluation problems of the same seed,
+    and how many were removed (a task with a small problem space, such as 3-number
+    Countdown, draws some of the same problems in both streams).
 
     Checked: the per-level set ``tailor-evo eval`` uses (requested levels plus the task's
     default levels, a generous count per level), and the flat ``eval`` stream
@@ -147,7 +151,9 @@ def check_against_eval(task: Task, train: Sequence[Problem], seed: int, levels: 
     for lv in {tuple(levels), tuple(task.default_levels)}:
         if lv:
             held_out += task.generate(EVAL_RESERVE_PER_LEVEL * len(lv), split_seed(seed, "eval"), list(lv))
-    assert_disjoint(train, held_out, train_name="warm-start", held_out_name="evaluation")
+    seen = {question_key(p) for p in held_out}
+    kept = [p for p in train if question_key(p) not in seen]
+    return kept, len(train) - len(kept)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -386,8 +392,11 @@ def build_warmstart(task: Task, method: str, size: int, seed: int, *, archive_di
         raise InputError("must be positive", field="size")
     levels = list(levels) if levels else list(task.default_levels)
     problems = training_problems(task, seed, n_problems or size + size // 4, levels)
+    overlaps = 0
     if check_eval:
-        check_against_eval(task, problems, seed, levels)
+        problems, overlaps = drop_eval_overlaps(task, problems, seed, levels)
+        if overlaps:
+            log.warning("%d training problem(s) also in the evaluation set were left out", overlaps)
     dropped: Counter = Counter()
 
     names: dict[str, str] = {}
@@ -437,7 +446,7 @@ def build_warmstart(task: Task, method: str, size: int, seed: int, *, archive_di
         candidates = fits
     stats = WarmstartStats(task=task.name, method=method, seed=seed, size=size, levels=levels,
                            n_problems=len(problems), n_primitives=n_prims, n_rendered=n_rendered,
-                           n_verified=n_verified, dropped=dict(dropped))
+                           n_verified=n_verified, dropped=dict(dropped), eval_overlaps=overlaps)
     stats.verified_per_primitive = dict(Counter(c.primitive_id for c in candidates))
     stats.primitive_names = names
     stats.skipped_primitives = skipped
@@ -532,6 +541,8 @@ def render_card(results: Sequence[WarmstartResult], *, title: str = "Warm-start 
         lines += ["", f"## {s.method}", ""]
         if s.shortfall:
             lines.append(f"**Short by {s.shortfall} records**: not enough verified trajectories.\n")
+        if s.eval_overlaps:
+            lines.append(f"Training problems left out because the evaluation set has them: {s.eval_overlaps}")
         if s.skipped_primitives:
             lines.append("Skipped primitives: " + ", ".join(f"{k}: {v}" for k, v in s.skipped_primitives.items()))
             lines.append("")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import random
 from abc import ABC, abstractmethod
+from pathlib import Path
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -148,14 +149,20 @@ class Grammar:
         """Grow a random valid tree; near the depth limit prefer terminals of the needed type."""
         return self._grow(self.root, rng, 0, max_depth)
 
-    def _grow(self, tp: str, rng: random.Random, depth: int, max_depth: int) -> dict:
+    def choices(self, tp: str, near_limit: bool) -> list[MoveSpec]:
+        """The moves that may grow a node of type ``tp``. Near the depth limit: terminals, else
+        moves that do not recurse into ``tp`` (a type without terminals, such as a plan that
+        always wraps a strategy), so that random trees stay bounded."""
         candidates = [m for m in self.moves if m.ret == tp]
-        terminals = [m for m in candidates if not m.args]
-        if depth >= max_depth - 1 and terminals:
-            candidates = terminals
         if not candidates:
             raise ValueError(f"grammar has no move returning {tp}")
-        spec = rng.choice(candidates)
+        if near_limit:
+            closing = [m for m in candidates if not m.args] or [m for m in candidates if tp not in m.args]
+            candidates = closing or candidates
+        return candidates
+
+    def _grow(self, tp: str, rng: random.Random, depth: int, max_depth: int) -> dict:
+        spec = rng.choice(self.choices(tp, depth >= max_depth - 1))
         return {"op": spec.name, "args": [self._grow(a, rng, depth + 1, max_depth) for a in spec.args]}
 
     def describe(self, program: dict) -> str:
@@ -172,6 +179,9 @@ class Task(ABC):
     name: str = ""
     difficulty_name: str = "difficulty"     # e.g. "people" or "op"
     default_levels: tuple[int, ...] = ()
+    # Folder of the task's seed libraries (``<library>.json``); None: ``populations/seeds/<name>``.
+    # A plugin ships its libraries in its own package and names the folder here.
+    seeds_dir: Path | None = None
 
     # --- problems -----------------------------------------------------------------
     @abstractmethod
@@ -195,8 +205,12 @@ class Task(ABC):
         return f"{self.instruction()}\n\nUser: {problem.question}\nAssistant:"
 
     @abstractmethod
-    def verify(self, problem: Problem, completion: str) -> Verdict:
-        """Judge a completion. Must never raise on any string."""
+    def verify(self, problem: Problem, completion: str, shaped: bool = False) -> Verdict:
+        """Judge a completion. Must never raise on any string.
+
+        ``shaped=True`` (the RL ``shaped`` reward) may give partial reward for the format or a
+        well-formed answer; ``correct`` must not change with it.
+        """
 
     def partial_credit(self, problem: Problem, verdict: Verdict) -> float:
         """Share of the answer that is right, in [0, 1], for the RL ``partial`` reward.
