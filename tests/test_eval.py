@@ -165,6 +165,29 @@ def test_cli_eval_writes_results_plots_and_report(tmp_path, monkeypatch, capsys)
     assert (out / "config.yaml").exists() and len((out / "samples.jsonl").read_text().splitlines()) == 6
 
 
+def test_cli_eval_adds_its_results_to_the_model_card(tmp_path, monkeypatch, capsys):
+    from huggingface_hub import ModelCard
+
+    import trainers.eval_cli as eval_cli
+    from trainers.model_card import CardInfo, write_model_card
+
+    task = ToySumTask()
+    problems = eval_problems(task, seed=0, levels=[2, 3], n_per_level=3)
+    engine = _scripted(problems, {p.id for p in problems[:4]}, set(), {p.id: 1 for p in problems})
+    monkeypatch.setattr(eval_cli, "make_engine", lambda spec, **kw: engine)
+    model = tmp_path / "model"
+    model.mkdir()
+    write_model_card(model, CardInfo(stage="rl", base_model="tiny", task="toysum", seed=0, recipe={}))
+    code, cap = _main(monkeypatch, capsys, ["eval", "--model", str(model), "--task", "toysum", "--levels", "2,3",
+                                            "--n-per-level", "3", "--out", str(tmp_path / "run")])
+    assert code == 0, cap.err
+    res = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert res["model_card_updated"] is True
+    got = {r.dataset_config: r.metric_value for r in ModelCard.load(model / "README.md").data.eval_results}
+    assert got == {"level-2": round(res["per_level"][0]["accuracy"], 4),
+                   "level-3": round(res["per_level"][1]["accuracy"], 4), "level-all": round(res["overall"]["accuracy"], 4)}
+
+
 @pytest.mark.parametrize("argv,needle", [
     (["--task", "toysum", "--model", "x", "--n-per-level", "0"], "n_per_level"),
     (["--task", "nosuchtask", "--model", "x"], "nosuchtask"),

@@ -49,6 +49,22 @@ def test_every_stage_writes_its_outputs(finished_run):
     assert "report:" in output and "eval after RL" in output
 
 
+def test_exported_models_carry_cards_with_their_results(finished_run):
+    from huggingface_hub import ModelCard
+
+    out, _ = finished_run
+    sft = ModelCard.load(out / "sft" / "model" / "README.md").data.to_dict()
+    assert sft["base_model"] == "tiny-base" and sft["tailor_evo"]["stage"] == "sft"
+    assert sft["tailor_evo"]["data"]["warm_start"][0]["method"] == "tailor"
+    rl = ModelCard.load(out / "rl" / "model" / "README.md")
+    meta = rl.data.to_dict()
+    assert meta["tailor_evo"]["lineage"] == [str(out / "sft" / "model"), "tiny-base"]
+    assert meta["tailor_evo"]["seed"] == 0 and meta["tailor_evo"]["recipe"]["steps"] == 2
+    accuracy = json.loads((out / "eval_rl" / "results.json").read_text())["overall"]["accuracy"]
+    held = [r for r in rl.data.eval_results if r.dataset_split == "held-out" and r.dataset_config == "level-3"]
+    assert [r.metric_value for r in held] == [round(accuracy, 4)]
+
+
 def test_resume_of_a_finished_run_skips_every_stage(finished_run):
     out, _ = finished_run
     before = json.loads((out / "summary.json").read_text())

@@ -9,13 +9,16 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from tailor_evo.errors import InputError
 from tailor_evo.io import save_figure
 from trainers.checkpoint import save_model, unwrap
+
+if TYPE_CHECKING:
+    from trainers.model_card import CardInfo
 
 
 @dataclass
@@ -57,6 +60,7 @@ class TrainerConfig:
     threads: int = 2                 # torch intra-op threads
     lora: LoraSettings = field(default_factory=LoraSettings)
     eval: EvalSettings = field(default_factory=EvalSettings)
+    report_to: list[str] = field(default_factory=list)   # trackers: tensorboard, wandb (tailor_evo.trackers)
 
 
 def apply_lora(model: torch.nn.Module, settings: LoraSettings) -> torch.nn.Module:
@@ -72,9 +76,10 @@ def apply_lora(model: torch.nn.Module, settings: LoraSettings) -> torch.nn.Modul
     return get_peft_model(model, cfg)
 
 
-def export_model(model: torch.nn.Module, tokenizer: Any, out: Path) -> Path:
-    """The final model directory (config + safetensors + tokenizer); LoRA adapters are merged in
-    so that later commands can load it like any backbone."""
+def export_model(model: torch.nn.Module, tokenizer: Any, out: Path, card: "CardInfo | None" = None) -> Path:
+    """The final model directory (config + safetensors + tokenizer, and a model card when
+    ``card`` is given); LoRA adapters are merged in so that later commands can load it like
+    any backbone."""
     import shutil
 
     model = unwrap(model)
@@ -86,6 +91,10 @@ def export_model(model: torch.nn.Module, tokenizer: Any, out: Path) -> Path:
     if tmp.exists():
         shutil.rmtree(tmp)
     save_model(model, tokenizer, tmp)
+    if card is not None:
+        from trainers.model_card import write_model_card
+
+        write_model_card(tmp, card)
     if out.exists():
         shutil.rmtree(out)
     tmp.rename(out)

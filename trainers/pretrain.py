@@ -51,7 +51,7 @@ class ArchSettings:
 @dataclass
 class PretrainConfig:
     # keys that --resume may change: more (or fewer) steps and bookkeeping, not what ran so far
-    RESUME_SAFE: ClassVar[tuple[str, ...]] = ("steps", "save_every")
+    RESUME_SAFE: ClassVar[tuple[str, ...]] = ("steps", "save_every", "report_to")
     name: str = "tiny-base"             # what the exported model calls itself (its registry name)
     seed: int = 0
     init_from: str = ""                 # start from this model directory (a finished earlier phase) instead of
@@ -75,8 +75,12 @@ class PretrainConfig:
     threads: int = 2                    # torch intra-op threads (CPU)
     device: str = "auto"                # "auto" (a CUDA GPU when there is one), "cpu", "cuda", "cuda:1", ...
     save_dtype: str = "float16"         # dtype of the exported model (loads upcast to float32)
+    report_to: list[str] = field(default_factory=list)   # trackers: tensorboard, wandb (tailor_evo.trackers)
 
     def check(self) -> None:
+        from tailor_evo.trackers import check_report_to
+
+        check_report_to(self.report_to)
         checks = [("steps", self.steps >= 1), ("batch_size", self.batch_size >= 1), ("seq_len", self.seq_len >= 32),
                   ("log_every", self.log_every >= 1), ("eval_n", self.eval_n >= 1), ("eval_every", self.eval_every >= 0),
                   ("save_every", self.save_every >= 0),
@@ -258,6 +262,7 @@ def train_pretrain(cfg: PretrainConfig, run_dir: RunDir, resume: bool = False) -
     seed_everything(cfg.seed)
     model, tokenizer = _initial_model(cfg, run_dir, resume)
     run_dir.save_config(cfg)
+    run_dir.track(cfg.report_to, cfg, "pretrain")
     device = torch.device("cuda" if cfg.device == "auto" and torch.cuda.is_available() else
                           "cpu" if cfg.device == "auto" else cfg.device)
     model.to(device)
@@ -318,6 +323,7 @@ def train_pretrain(cfg: PretrainConfig, run_dir: RunDir, resume: bool = False) -
     bar.close()
     out_dir = export_base(model, tokenizer, run_dir.path / "model", cfg, n_params, seen)
     write_pretrain_report(run_dir, cfg, n_params)
+    run_dir.close_trackers()
     return out_dir
 
 
@@ -330,7 +336,13 @@ def export_base(model: torch.nn.Module, tokenizer: Any, out: Path, cfg: Pretrain
     from trainers.base import export_model
 
     dtype = getattr(torch, cfg.save_dtype)
-    export_model(copy.deepcopy(model).to(device="cpu", dtype=dtype), tokenizer, out)
+    from trainers.model_card import CardInfo
+
+    card = CardInfo(stage="pretrain", base_model="", task="reading",
+                    seed=cfg.seed, recipe=asdict(cfg),
+                    data={"corpus": "tailor-evo reading corpus (task reading exercises, no solutions)",
+                          "tokens": tokens, "steps": cfg.steps})
+    export_model(copy.deepcopy(model).to(device="cpu", dtype=dtype), tokenizer, out, card=card)
     info = {"backbone": cfg.name, "made_by": "tailor-evo models pretrain", "seed": cfg.seed,
             "parameters": n_params, "steps": cfg.steps, "tokens": tokens, "config": asdict(cfg)}
     write_json_atomic(out / "tailor_evo.json", info)

@@ -52,7 +52,7 @@ class RLConfig(TrainerConfig):
     """Group-relative RL against the task verifier (lr, betas, checkpoints and eval: RL defaults)."""
 
     # keys that --resume may change: more (or fewer) steps and bookkeeping, not what ran so far
-    RESUME_SAFE: ClassVar[tuple[str, ...]] = ("steps", "save_every", "keep_checkpoints", "threads")
+    RESUME_SAFE: ClassVar[tuple[str, ...]] = ("steps", "save_every", "keep_checkpoints", "threads", "report_to")
     levels: list[int] = field(default_factory=lambda: [3])
     steps: int = 40
     prompts_per_step: int = 8
@@ -117,6 +117,9 @@ def score_rollout(task: Any, rollout_item: Any, reward: str) -> Any:
 
 
 def _validate(cfg: RLConfig) -> None:
+    from tailor_evo.trackers import check_report_to
+
+    check_report_to(cfg.report_to)
     checks = [("steps", cfg.steps >= 1), ("prompts_per_step", cfg.prompts_per_step >= 1),
               ("group_size", cfg.group_size >= 2), ("max_new_tokens", cfg.max_new_tokens >= 1),
               ("lr", cfg.lr > 0), ("beta", cfg.beta >= 0), ("eps_low", 0 <= cfg.eps_low < 1),
@@ -454,6 +457,7 @@ def train_rl(cfg: RLConfig, run_dir: RunDir, resume: bool = False, *,
     model = apply_lora(model, cfg.lora)
     if accelerator.is_main_process:
         run_dir.save_config(cfg)
+        run_dir.track(cfg.report_to, cfg, "rl")
 
     eval_problems = (heldout_problems(task, cfg.eval.n, cfg.seed, cfg.eval.levels or cfg.levels)
                      if cfg.eval.n > 0 else [])
@@ -522,9 +526,19 @@ def train_rl(cfg: RLConfig, run_dir: RunDir, resume: bool = False, *,
     accelerator.wait_for_everyone()
     out = run_dir.path / "model"
     if accelerator.is_main_process:
-        export_model(model, tokenizer, out)
+        export_model(model, tokenizer, out, card=_card(cfg, run_dir, len(pool), overlaps))
         write_rl_report(run_dir, cfg, overlaps)
+    run_dir.close_trackers()
     return out
+
+
+def _card(cfg: RLConfig, run_dir: RunDir, pool_size: int, overlaps: int) -> Any:
+    from trainers.model_card import CardInfo, results_from_metrics
+
+    facts = {"problems": f"{cfg.task} RL stream of seed {cfg.seed}", "levels": list(cfg.levels),
+             "pool": pool_size, "left_out_for_eval_overlap": overlaps, "reward": cfg.reward}
+    return CardInfo(stage="rl", base_model=cfg.model, task=cfg.task, seed=cfg.seed, recipe=dataclasses.asdict(cfg),
+                    data=facts, results=results_from_metrics(run_dir.read_metrics(), cfg.task, cfg.seed))
 
 
 def write_rl_report(run_dir: RunDir, cfg: RLConfig, overlaps: int) -> None:

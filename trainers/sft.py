@@ -11,9 +11,9 @@ from __future__ import annotations
 import logging
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 
@@ -22,8 +22,12 @@ from tailor_evo.rundir import RunDir
 from trainers.base import (TrainerConfig, apply_lora, cosine_schedule, export_model, live_engine, make_optimizer,
                            plot_lines)
 from trainers.checkpoint import load_backbone, resume_state, save_checkpoint, unwrap
-from trainers.data import collate, collate_packed, epoch_order, load_sft_data
+from trainers.data import SFTData, collate, collate_packed, epoch_order, load_sft_data
+from tailor_evo.trackers import check_report_to
 from trainers.losses import sft_loss
+
+if TYPE_CHECKING:
+    from trainers.model_card import CardInfo
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +38,7 @@ class SFTConfig(TrainerConfig):
 
     # keys that --resume may change: more (or fewer) steps and bookkeeping, not what ran so far
     RESUME_SAFE: ClassVar[tuple[str, ...]] = ("epochs", "max_steps", "save_every", "keep_checkpoints",
-                                              "log_every", "threads")
+                                              "log_every", "threads", "report_to")
     data: str = ""
     epochs: int = 3
     max_steps: int = 0               # > 0 overrides epochs
@@ -57,6 +61,7 @@ def packing_supported() -> bool:
 
 
 def _validate(cfg: SFTConfig) -> None:
+    check_report_to(cfg.report_to)
     checks = [("batch_size", cfg.batch_size >= 1), ("grad_accum", cfg.grad_accum >= 1), ("lr", cfg.lr > 0),
               ("epochs", cfg.epochs >= 1 or cfg.max_steps > 0), ("max_length", cfg.max_length >= 2),
               ("threads", cfg.threads >= 1), ("betas", len(cfg.betas) == 2)]
@@ -89,6 +94,7 @@ def train_sft(cfg: SFTConfig, run_dir: RunDir, resume: bool = False) -> Path:
     log.info("SFT data: %s", data.summary())
     if accelerator.is_main_process:
         run_dir.save_config(cfg)
+        run_dir.track(cfg.report_to, cfg, "sft")
 
     n = len(data.examples)
     per_step = cfg.batch_size * cfg.grad_accum * accelerator.num_processes
@@ -153,9 +159,19 @@ def train_sft(cfg: SFTConfig, run_dir: RunDir, resume: bool = False) -> Path:
     accelerator.wait_for_everyone()
     out = run_dir.path / "model"
     if accelerator.is_main_process:
-        export_model(model, tokenizer, out)
+        export_model(model, tokenizer, out, card=_card(cfg, data, run_dir))
         write_sft_report(run_dir, cfg, data.summary())
+    run_dir.close_trackers()
     return out
+
+
+def _card(cfg: SFTConfig, data: SFTData, run_dir: RunDir) -> "CardInfo":
+    from trainers.model_card import CardInfo, results_from_metrics, warmstart_facts
+
+    facts = {"source": str(cfg.data), "records_used": len(data.examples), "records_total": data.total,
+             "skipped": dict(data.skipped), **warmstart_facts(cfg.data)}
+    return CardInfo(stage="sft", base_model=cfg.model, task=cfg.task, seed=cfg.seed, recipe=asdict(cfg),
+                    data=facts, results=results_from_metrics(run_dir.read_metrics(), cfg.task, cfg.seed))
 
 
 def forward_logits(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
