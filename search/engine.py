@@ -104,7 +104,7 @@ class LLMConfig:
 @dataclass
 class SearchConfig:
     # keys that --resume may change: parallelism and more generations, not what ran so far
-    RESUME_SAFE: ClassVar[tuple[str, ...]] = ("workers", "evolution.generations")
+    RESUME_SAFE: ClassVar[tuple[str, ...]] = ("workers", "evolution.generations", "report_to")
     task: str = ""                  # a registered task name (required)
     seed: int = 0
     operator: str = "gp"            # gp | llm
@@ -112,6 +112,7 @@ class SearchConfig:
     workers: int = 1                 # evaluation processes; results do not depend on it
     samples: int = 2                # sample trajectories stored per primitive
     selection: str = "nsga2"        # nsga2 | map-elites
+    report_to: list[str] = field(default_factory=list)    # trackers: tensorboard, wandb (tailor_evo.trackers)
     evolution: EvolutionConfig = field(default_factory=EvolutionConfig)
     problems: ProblemsConfig = field(default_factory=ProblemsConfig)
     quality: QualityConfig = field(default_factory=QualityConfig)
@@ -130,6 +131,9 @@ class SearchConfig:
                 raise InputError(f"must be one of {', '.join(allowed)}, got {value!r}", field=name)
         if self.workers < 1:
             raise InputError("must be at least 1", field="workers")
+        from tailor_evo.trackers import check_report_to
+
+        check_report_to(self.report_to)
         if self.evolution.population < 1 or self.evolution.generations < 0:
             raise InputError("population must be >= 1 and generations >= 0", field="evolution")
         if (self.operator == "llm" or self.renderer == "llm") and not self.llm.spec:
@@ -500,7 +504,11 @@ def run_search(cfg: SearchConfig, run_dir: str | Path | RunDir, *, resume: bool 
     if not resume:
         rd.save_config(cfg)
     search = Search(cfg, rd, map_fn=map_fn, engine=engine, teacher=teacher, progress=progress)
-    result = search.run(resume=resume)
+    rd.track(cfg.report_to, cfg, "search")
+    try:
+        result = search.run(resume=resume)
+    finally:
+        rd.close_trackers()
     if report:
         from search.report import write_outputs
 

@@ -85,6 +85,7 @@ class PipelineConfig:
     seed: int = 0
     levels: list[int] = field(default_factory=lambda: [3])     # training difficulty (search, warm start, RL)
     chat: bool = False                                         # prompts through the tokenizer's chat template
+    report_to: list[str] = field(default_factory=list)         # trackers for every stage: tensorboard, wandb
     search: SearchConfig = field(default_factory=_default_search)
     warmstart: WarmstartSettings = field(default_factory=WarmstartSettings)
     sft: SFTConfig = field(default_factory=_default_sft)
@@ -92,7 +93,10 @@ class PipelineConfig:
     eval: FinalEval = field(default_factory=FinalEval)
 
     def check(self) -> None:
+        from tailor_evo.trackers import check_report_to
+
         get_task(self.task)
+        check_report_to(self.report_to)
         if self.method not in METHODS:
             raise InputError(f"must be one of {', '.join(METHODS)}, got {self.method!r}", field="method")
         if not self.levels:
@@ -124,6 +128,7 @@ PIPELINE_OWNED = {
     "search.task": "task", "search.seed": "seed", "search.problems.levels": "levels",
     "sft.task": "task", "sft.seed": "seed", "sft.model": "backbone", "sft.chat": "chat", "sft.data": "",
     "rl.task": "task", "rl.seed": "seed", "rl.levels": "levels", "rl.chat": "chat", "rl.model": "",
+    "search.report_to": "report_to", "sft.report_to": "report_to", "rl.report_to": "report_to",
 }
 
 
@@ -264,6 +269,8 @@ def stage_rl(cfg: PipelineConfig, out: Path, model_dir: str) -> dict:
 
 def stage_eval(cfg: PipelineConfig, out: Path, model_dir: str) -> dict:
     from tailor_evo.generation.hf import HFEngine
+    from tailor_evo.trackers import Trackers
+    from trainers.eval_cli import record_on_card
     from trainers.evaluate import eval_problems, evaluate, plot_results, render_report
 
     task = get_task(cfg.task)
@@ -284,6 +291,11 @@ def stage_eval(cfg: PipelineConfig, out: Path, model_dir: str) -> dict:
     write_json_atomic(out / "results.json", data)
     plots = plot_results(result, str(out / "plots"))
     write_text_atomic(out / "report.md", render_report(result, model=model_dir, seed=cfg.seed, plots=plots))
+    record_on_card(model_dir, result, task.name, data=None, seed=cfg.seed)
+    trackers = Trackers(cfg.report_to, out, {"model": model_dir, "eval": asdict(cfg.eval)}, out.name)
+    for m in result.per_level:
+        trackers.log({"level": m.level, **m.to_dict()})
+    trackers.close()
     return {"accuracy": result.overall.accuracy, "macro_accuracy": result.macro_accuracy,
             "per_level": {str(m.level): m.accuracy for m in result.per_level},
             "format_error_rate": result.overall.format_error_rate, "summary": result.summary_line()}

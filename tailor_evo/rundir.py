@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import shutil
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field, is_dataclass
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +37,7 @@ def empty_dir(path: Path, keep: tuple[str, ...] = ()) -> None:
 @dataclass
 class RunDir:
     path: Path
+    _trackers: Any = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self.path = Path(self.path)
@@ -91,7 +92,23 @@ class RunDir:
         write_text_atomic(self.config_path, dump_yaml(cfg))
 
     def log(self, record: dict) -> None:
+        """Append a metrics row (and mirror it to the trackers opened with :meth:`track`)."""
         append_jsonl(self.metrics_path, record)
+        if self._trackers is not None:
+            self._trackers.log(record)
+
+    def track(self, report_to: Any, config: Any, job: str) -> None:
+        """Mirror the rows logged from now on to the trackers named in ``report_to``
+        (``tensorboard``, ``wandb``; see :mod:`tailor_evo.trackers`)."""
+        from tailor_evo.trackers import Trackers
+
+        self.close_trackers()
+        self._trackers = Trackers(report_to, self.path, asdict(config) if is_dataclass(config) else dict(config), job)
+
+    def close_trackers(self) -> None:
+        if self._trackers is not None:
+            self._trackers.close()
+            self._trackers = None
 
     def read_metrics(self) -> list[dict]:
         """Metrics so far; a torn last line (crash mid-write) is dropped, not fatal."""
