@@ -144,19 +144,25 @@ def iter_jsonl(path: str | os.PathLike, required: Sequence[str] = ()) -> Iterato
             yield lineno, rec
 
 
-def read_records(path: str | os.PathLike, required: Sequence[str] = ()) -> list[dict]:
-    """Read JSONL or Parquet (by extension) into a list of dicts, checking required fields."""
-    path = Path(path)
-    if path.suffix == ".parquet":
-        if not path.exists():
+def read_records(path: str | os.PathLike, required: Sequence[str] = (), default_split: str = "train") -> list[dict]:
+    """Read JSONL or Parquet (by extension), or a Hugging Face dataset (a ``save_to_disk``
+    directory or a cached id, :mod:`tailor_evo.hf_datasets`), into a list of dicts,
+    checking required fields (an error names the row as its line)."""
+    from tailor_evo.hf_datasets import is_dataset_source, load_rows
+
+    if is_dataset_source(path):
+        rows = load_rows(path, default_split)
+    elif Path(path).suffix == ".parquet":
+        if not Path(path).exists():
             raise InputError("file not found", file=str(path))
-        rows = _read_parquet_rows(path)
-        for i, rec in enumerate(rows, start=1):
-            for field in required:
-                if field not in rec:
-                    raise InputError("missing field", file=str(path), line=i, field=field)
-        return rows
-    return [rec for _, rec in iter_jsonl(path, required)]
+        rows = _read_parquet_rows(Path(path))
+    else:
+        return [rec for _, rec in iter_jsonl(path, required)]
+    for i, rec in enumerate(rows, start=1):
+        for field in required:
+            if field not in rec:
+                raise InputError("missing field", file=str(path), line=i, field=field)
+    return rows
 
 
 def _read_parquet_rows(path: Path) -> list[dict]:
@@ -215,15 +221,34 @@ def check_types(rec: dict, cls: type, *, file: str, line: int) -> None:
                              file=file, line=line, field=name)
 
 
-def read_problems(task: Any, path: str | os.PathLike) -> list[tuple[dict, Any]]:
-    """(record, problem) pairs of a JSONL/Parquet file, each record parsed by ``task.from_record``
-    (our format or the task's public one); an error names the file, the line and the field."""
-    path = Path(path)
-    rows = enumerate(read_records(path), start=1) if path.suffix == ".parquet" else iter_jsonl(path)
+def read_problems(task: Any, path: str | os.PathLike, default_split: str = "test") -> list[tuple[dict, Any]]:
+    """(record, problem) pairs of a JSONL/Parquet file or a Hugging Face dataset, each record
+    parsed by ``task.from_record`` (our format or the task's public one); an error names the
+    file, the line (row) and the field."""
+    from tailor_evo.hf_datasets import is_dataset_source
+
+    if is_dataset_source(path):
+        # Arrow cannot hold every task's nested ``meta``; a dataset keeps it as a JSON string
+        rows = ((i, _json_field(rec, "meta", path, i))
+                for i, rec in enumerate(read_records(path, default_split=default_split), start=1))
+    elif Path(path).suffix == ".parquet":
+        rows = enumerate(read_records(path), start=1)
+    else:
+        rows = iter_jsonl(path)
     out = [(rec, task.from_record(rec, source=str(path), line=line)) for line, rec in rows]
     if not out:
         raise InputError("no records", file=str(path))
     return out
+
+
+def _json_field(rec: dict, key: str, path: Any, line: int) -> dict:
+    """``rec`` with ``rec[key]`` decoded when it is a JSON string."""
+    if not isinstance(rec.get(key), str):
+        return rec
+    try:
+        return {**rec, key: json.loads(rec[key])}
+    except json.JSONDecodeError as exc:
+        raise InputError(f"not valid JSON ({exc.msg})", file=str(path), line=line, field=key) from None
 
 
 def write_records(path: str | os.PathLike, records: list[dict]) -> int:

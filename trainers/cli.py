@@ -42,8 +42,9 @@ def _config(cls: type, ctx: click.Context, out: str, resume: bool, config_path: 
 
 @train.command("sft")
 @click.option("--model", default=None, help="Backbone name (tiny, smollm2-135m, ...) or model directory.")
-@click.option("--data", "data_path", default=None, type=click.Path(dir_okay=False),
-              help="Warm-start data (JSONL/Parquet with prompt and completion).")
+@click.option("--data", "data_path", default=None,
+              help="Warm-start data with prompt and completion: JSONL/Parquet, a datasets directory or a cached "
+                   "dataset id (DIR_OR_ID[:SPLIT], default split train).")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Run directory.")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its latest checkpoint.")
 @click.option("--overwrite", is_flag=True, help="Start again in a non-empty run directory.")

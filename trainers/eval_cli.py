@@ -38,6 +38,7 @@ class EvalConfig:
     chat: bool = False
     batch_size: int = 16
     seed: int = 0
+    report_to: list[str] = field(default_factory=list)  # trackers: tensorboard, wandb (tailor_evo.trackers)
 
 
 def run_eval(cfg: EvalConfig, out: str | Path, *, engine=None, overwrite: bool = False,
@@ -46,6 +47,7 @@ def run_eval(cfg: EvalConfig, out: str | Path, *, engine=None, overwrite: bool =
     from tailor_evo.io import read_records, write_json_atomic, write_jsonl_atomic, write_text_atomic
     from tailor_evo.rundir import RunDir
     from tailor_evo.tasks import get_task
+    from tailor_evo.trackers import check_report_to
     from trainers.evaluate import assert_disjoint, eval_problems, evaluate, plot_results, render_report
 
     task = get_task(cfg.task)
@@ -57,6 +59,7 @@ def run_eval(cfg: EvalConfig, out: str | Path, *, engine=None, overwrite: bool =
         raise InputError(f"must be at least k={cfg.k}", field="n_samples")
     if not cfg.model and engine is None:
         raise InputError("no model given", field="--model")
+    check_report_to(cfg.report_to)
     problems = data_problems(task, cfg) if cfg.data else eval_problems(task, cfg.seed, cfg.levels or None,
                                                                         cfg.n_per_level or 50)
     if train_data:
@@ -74,14 +77,32 @@ def run_eval(cfg: EvalConfig, out: str | Path, *, engine=None, overwrite: bool =
     results["model"] = cfg.model
     results["data"] = cfg.data or None
     results["seed"] = cfg.seed
+    results["model_card_updated"] = record_on_card(cfg.model, result, task.name, data=cfg.data, seed=cfg.seed)
     write_json_atomic(run.path / "results.json", results)
     write_jsonl_atomic(run.path / "samples.jsonl", [
         {**o.__dict__, "question": p.question} for o, p in zip(result.outcomes, problems)])
+    run.track(cfg.report_to, cfg, "eval")
     for m in result.per_level:
         run.log({"level": m.level, **m.to_dict()})
+    run.close_trackers()
     plots = plot_results(result, str(run.plots))
     write_text_atomic(run.report_path, render_report(result, model=cfg.model, seed=cfg.seed, plots=plots))
     return results
+
+
+def record_on_card(model: str | None, result, task: str, *, data: str | None, seed: int) -> bool:
+    """Add an evaluation to the model directory's card, when it has a tailor-evo one."""
+    from trainers.model_card import add_eval_results, card_results, model_dir_of
+
+    model_dir = model_dir_of(model)
+    if model_dir is None:
+        return False
+    split = Path(data).name if data else "held-out"
+    updated = add_eval_results(model_dir, card_results(result.per_level, result.overall, task, split=split,
+                                                       seed=None if data else seed))
+    if updated:
+        log.info("results added to the model card %s", model_dir / "README.md")
+    return updated
 
 
 def data_problems(task, cfg: EvalConfig) -> list:
@@ -121,9 +142,9 @@ def data_problems(task, cfg: EvalConfig) -> list:
 @click.command("eval")
 @click.option("--model", default=None, help="Model directory, registry name (tiny, smollm2-135m) or BACKEND:MODEL.")
 @click.option("--task", "task_name", default=None, help="Task: kk or igsm.")
-@click.option("--data", "data_path", default=None, type=click.Path(dir_okay=False),
-              help="Score the problems of this JSONL/Parquet file (ours, or the public KK format) instead of "
-                   "generated ones.")
+@click.option("--data", "data_path", default=None,
+              help="Score these problems (ours, or the public KK format) instead of generated ones: JSONL/Parquet, "
+                   "a datasets directory or a cached dataset id (DIR_OR_ID[:SPLIT], default split test).")
 @click.option("--levels", default=None, help="Difficulty levels, e.g. 3,4,5 or 2-8 (default: the task's; "
                                              "with --data: all in the file).")
 @click.option("--n-per-level", type=int, default=None,
@@ -192,12 +213,16 @@ def _output_for(output: str, method: str, several: bool) -> Path:
 @click.option("--max-new-tokens", type=int, default=512, show_default=True, help="Teacher answer length limit.")
 @click.option("--embedder", default="hash", show_default=True, help="State embedder: hash or minilm.")
 @click.option("--chat/--no-chat", default=False, help="Chat prompts for the teacher.")
-@click.option("-o", "--output", required=True, help="Output .jsonl or .parquet ({method} is replaced).")
+@click.option("-o", "--output", required=True,
+              help="Output .jsonl or .parquet ({method} is replaced), or a directory with --format datasets.")
+@click.option("--format", "fmt", type=click.Choice(["file", "datasets"]), default="file", show_default=True,
+              help="file: JSONL/Parquet by extension; datasets: a Hugging Face DatasetDict directory, "
+                   "one split per method (datasets.load_from_disk reads it).")
 @click.option("--card", "card_path", default=None, type=click.Path(dir_okay=False),
-              help="Data card path (default: card.md next to the output).")
+              help="Data card path (default: card.md next to the output; README.md inside a datasets directory).")
 def warmstart(task_name: str, method: str, archive_dir: str | None, teacher: str | None, size: int, seed: int,
               levels: str | None, n_problems: int | None, max_primitives: int | None, teacher_samples: int,
-              max_new_tokens: int, embedder: str, chat: bool, output: str, card_path: str | None) -> None:
+              max_new_tokens: int, embedder: str, chat: bool, output: str, fmt: str, card_path: str | None) -> None:
     """Build warm-start data from verified trajectories chosen for reasoning-state coverage."""
     from tailor_evo.io import write_records, write_text_atomic
     from tailor_evo.tasks import get_task
@@ -215,13 +240,21 @@ def warmstart(task_name: str, method: str, archive_dir: str | None, teacher: str
         raise InputError("must be positive", field="--teacher-samples")
     if max_new_tokens <= 0:
         raise InputError("must be positive", field="--max-new-tokens")
-    if Path(output).suffix not in (".jsonl", ".parquet"):
-        raise InputError("output must end in .jsonl or .parquet", file=output, field="-o")
+    if fmt == "file" and Path(output).suffix not in (".jsonl", ".parquet"):
+        raise InputError("output must end in .jsonl or .parquet (or use --format datasets)", file=output, field="-o")
+    if fmt == "datasets" and (Path(output).suffix or "{method}" in output):
+        raise InputError("with --format datasets the output is one directory (no extension, no {method}): "
+                         "each method is a split", file=output, field="-o")
+    if fmt == "datasets":
+        from tailor_evo.hf_datasets import require_datasets
+
+        require_datasets()               # a missing extra is reported before any work
     if "tailor" in methods and not archive_dir:
         raise InputError("the tailor method needs --archive SEARCH_RUN_DIR", field="--archive")
     if "redistill" in methods and not teacher:
         raise InputError("the redistill method needs --teacher BACKEND:MODEL", field="--teacher")
-    outputs = {m: _output_for(output, m, len(methods) > 1) for m in methods}
+    outputs = ({m: Path(output) for m in methods} if fmt == "datasets" else
+               {m: _output_for(output, m, len(methods) > 1) for m in methods})
     task = get_task(task_name)
     lv = parse_levels(levels)
     teacher_engine = make_engine(teacher, batch_size=16) if teacher else None
@@ -238,13 +271,20 @@ def warmstart(task_name: str, method: str, archive_dir: str | None, teacher: str
             raise InputError(f"the {m} method produced no warm-start records: {s.n_primitives} primitives "
                              f"({skipped} skipped), {s.n_rendered} rendered, {s.n_verified} verified; dropped: {drops}",
                              file=archive_dir or None)
-        write_records(outputs[m], res.records)
+        if fmt == "file":
+            write_records(outputs[m], res.records)
         click.echo(f"{m}: {s.n_selected}/{size} records -> {outputs[m]}  (verified {s.n_verified} of "
                    f"{s.n_rendered}, dropped {sum(s.dropped.values())}; coverage {s.coverage_selected:.0f} "
                    f"cells vs {s.coverage_random:.0f} for a random subset)")
         if s.shortfall:
             click.echo(f"  warning: {s.shortfall} records short of the budget", err=True)
         results.append(res)
-    card = Path(card_path) if card_path else Path(outputs[methods[0]]).parent / "card.md"
+    if fmt == "datasets":
+        from tailor_evo.hf_datasets import split_name, write_dataset_dict
+
+        write_dataset_dict(output, {r.stats.method: r.records for r in results})
+        click.echo(f"datasets directory: {output} (splits: {', '.join(split_name(m) for m in methods)})")
+    default_card = Path(output) / "README.md" if fmt == "datasets" else Path(outputs[methods[0]]).parent / "card.md"
+    card = Path(card_path) if card_path else default_card
     write_text_atomic(card, render_card(results))
     click.echo(f"data card: {card}")
