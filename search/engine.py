@@ -99,6 +99,9 @@ class LLMConfig:
     render_max_new_tokens: int = 512
     chat: bool = False              # chat messages instead of plain prompts (instruct models)
     timeout: float = 600.0          # seconds per request for HTTP backends (CPU servers are slow)
+    # decode the operator's replies under the move grammar's JSON schema: auto (when the engine
+    # can), on (an error when it cannot) or off
+    constrained: str = "auto"
 
 
 @dataclass
@@ -136,6 +139,8 @@ class SearchConfig:
         check_report_to(self.report_to)
         if self.evolution.population < 1 or self.evolution.generations < 0:
             raise InputError("population must be >= 1 and generations >= 0", field="evolution")
+        if self.llm.constrained not in ("auto", "on", "off"):
+            raise InputError(f"must be auto, on or off, got {self.llm.constrained!r}", field="llm.constrained")
         if (self.operator == "llm" or self.renderer == "llm") and not self.llm.spec:
             raise InputError("the llm operator/renderer needs a backend (--llm BACKEND:MODEL)", field="llm.spec")
 
@@ -228,6 +233,16 @@ class Search:
         self.kinds = tuple(self.task.behaviour_kinds())
 
     # --- set-up ---------------------------------------------------------------------------
+    def _reply_schema(self, engine: Any) -> dict | None:
+        """The JSON schema of an operator reply when decoding is constrained (``llm.constrained``)."""
+        from search.reply_schema import reply_schema
+
+        mode, can = self.cfg.llm.constrained, bool(getattr(engine, "supports_constraints", False))
+        if mode == "on" and not can:
+            raise InputError(f"the engine {self.cfg.llm.spec!r} cannot constrain its decoding; "
+                             "set llm.constrained to auto or off", field="llm.constrained")
+        return reply_schema(self.grammar, self.ops.max_depth) if mode == "on" or (mode == "auto" and can) else None
+
     def _start(self) -> None:
         cfg = self.cfg
         if self._own_pool:
@@ -237,7 +252,8 @@ class Search:
             engine = self.engine or make_llm_engine(cfg.llm.spec, timeout=cfg.llm.timeout)
             if cfg.operator == "llm":
                 self.llm_op = LLMOperator(engine, self.grammar, self.ops.check, cfg.llm.temperature,
-                                          cfg.llm.max_new_tokens, cfg.evolution.crossover_prob, chat=cfg.llm.chat)
+                                          cfg.llm.max_new_tokens, cfg.evolution.crossover_prob, chat=cfg.llm.chat,
+                                          schema=self._reply_schema(engine))
             if cfg.renderer == "llm":
                 self.llm_renderer = LLMRenderer(self.teacher or engine, self.task, load_prompt("render"),
                                                 max_new_tokens=cfg.llm.render_max_new_tokens,
@@ -389,6 +405,7 @@ class Search:
     def _generation(self, g: int, rng: random.Random, state: SearchState, archive: Archive) -> dict:
         t0 = time.perf_counter()
         ok0, rej0, inv0 = Counter(state.op_ok), Counter(state.op_rejected), Counter(state.llm_invalid)
+        valid0 = self.llm_op.valid if self.llm_op else 0
         seen = set(state.seen)
         if g == 0:
             children = self.initial_population(rng, state)
@@ -438,7 +455,8 @@ class Search:
             "operator_ok": dict(state.op_ok - ok0) if g else {"seed/random": len(children)},
             "operator_rejected": dict(state.op_rejected - rej0),
             "llm_invalid": dict(state.llm_invalid - inv0),
-            "llm_valid": self.llm_op.valid if self.llm_op else 0,
+            "llm_valid": self.llm_op.valid - valid0 if self.llm_op else 0,      # this generation's
+            "llm_mode": self.llm_op.mode if self.llm_op else None,
             "renderer_wrong": self.llm_renderer.wrong if self.llm_renderer else 0,
             "seed_errors": list(state.seed_errors) if g == 0 else [],   # seeds that could not be used, and why
             "seconds": round(time.perf_counter() - t0, 3),

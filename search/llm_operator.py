@@ -3,8 +3,13 @@
 The model sees the move grammar and one parent (mutation) or two (recombination) and
 is asked for a JSON object ``{"description": ..., "program": ...}``. Replies are parsed,
 never executed: the first JSON object in the text is decoded, its program validated
-against the grammar, and anything unusable is dropped with a counted reason (small
-models mostly produce unusable replies; the counts make that visible in metrics).
+against the grammar, and anything unusable is dropped with a counted reason.
+
+When the engine can constrain its decoding (``supports_constraints``), the operator
+passes the grammar's JSON schema (:mod:`search.reply_schema`) so that every reply is a
+well-typed program of bounded depth: small models write almost no usable reply free
+(``docs/search.md`` has the measured rates), and all of them constrained. The node-count
+bound is still checked after decoding.
 Prompts live in ``search/prompts/*.txt``.
 """
 
@@ -91,8 +96,13 @@ class LLMOperator:
     max_new_tokens: int = 384
     crossover_prob: float = 0.3
     chat: bool = False             # send the prompt as one user message (for instruct models)
+    schema: dict | None = None     # JSON schema of a reply: constrained decoding when set
     invalid: Counter = field(default_factory=Counter)
     valid: int = 0
+
+    @property
+    def mode(self) -> str:
+        return "constrained" if self.schema is not None else "free"
 
     def __post_init__(self) -> None:
         self.templates = {"mutate": load_prompt("mutate"), "crossover": load_prompt("crossover")}
@@ -119,7 +129,7 @@ class LLMOperator:
                 picks.append([rng.choice(pool)])
         prompts = [self.prompt(p) for p in picks]
         params = SamplingParams(n=1, temperature=self.temperature, max_new_tokens=self.max_new_tokens,
-                                seed=rng.getrandbits(31))
+                                seed=rng.getrandbits(31), json_schema=self.schema)
         texts = [p for _, p in prompts]
         groups = self.engine.generate([[{"role": "user", "content": t}] for t in texts] if self.chat else texts,
                                       params)

@@ -292,3 +292,24 @@ def test_serve_command_in_a_subprocess(tiny_dir):
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def test_serve_decodes_under_a_json_schema_and_refuses_a_bad_one(server):
+    schema = {"type": "object", "properties": {"verdict": {"enum": ["knight", "knave"]}},
+              "required": ["verdict"], "additionalProperties": False}
+    body = {"model": "tiny-test", "prompt": "Who?", "max_tokens": 40, "n": 3, "seed": 1,
+            "response_format": {"type": "json_schema", "json_schema": {"name": "v", "schema": schema}}}
+    reply = requests.post(server.url + "/completions", json=body, timeout=120).json()
+    assert [json.loads(c["text"])["verdict"] in ("knight", "knave") for c in reply["choices"]] == [True] * 3
+    # the client sends the same fields
+    [comps] = OpenAIEngine(server.url, "tiny-test").generate(
+        ["Who?"], SamplingParams(n=2, max_new_tokens=40, seed=2, json_schema=schema))
+    assert all(json.loads(c.text)["verdict"] in ("knight", "knave") for c in comps)
+    for bad, param in ((dict(body, response_format={"type": "json_schema", "json_schema": {"schema": {"type": 7}}}),
+                        "response_format"),
+                       (dict(body, response_format=None, structured_outputs={"grammar": "start: ( \"a\""}), "grammar"),
+                       (dict(body, response_format={"type": "xml"}), "response_format")):
+        resp = requests.post(server.url + "/completions", json=bad, timeout=60)
+        assert resp.status_code == 400, resp.text
+        error = resp.json()["error"]
+        assert error["param"] == param and error["message"]

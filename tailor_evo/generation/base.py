@@ -21,6 +21,10 @@ class SamplingParams:
     max_new_tokens: int = 256
     stop: list[str] = field(default_factory=list)
     seed: int | None = None
+    # constrained decoding (at most one): a JSON schema, or a Lark grammar (llguidance / vLLM
+    # "guidance" syntax); every completion is then text the schema or grammar admits
+    json_schema: dict | None = None
+    grammar: str | None = None
 
 
 @dataclass

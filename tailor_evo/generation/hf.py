@@ -41,6 +41,7 @@ from typing import Any, Literal
 import torch
 
 from tailor_evo.generation.base import Completion, PromptLike, SamplingParams
+from tailor_evo.generation.constraints import TokenMasker, compile_constraint, has_constraint
 
 ChatMode = Literal["auto"] | bool
 
@@ -53,6 +54,7 @@ class _Row:
     sample_index: int
     token_ids: list[int] = field(default_factory=list)
     logprobs: list[float] = field(default_factory=list)
+    complete: bool = False          # a constrained text reached the end of its grammar
 
 
 class HFEngine:
@@ -63,6 +65,8 @@ class HFEngine:
     prompt's samples even when ``n`` exceeds ``batch_size``. ``num_threads`` sets
     torch's (process-wide) thread count.
     """
+
+    supports_constraints = True     # SamplingParams.json_schema / grammar (tailor_evo.generation.constraints)
 
     def __init__(self, model: Any, tokenizer: Any, *, batch_size: int = 32, num_threads: int | None = None,
                  use_chat_template: ChatMode = "auto", show_progress: bool = True) -> None:
@@ -135,6 +139,9 @@ class HFEngine:
         results: list[list[Completion | None]] = [[None] * params.n for _ in prompts]
         if not prompts:
             return []
+        grammar = None
+        if has_constraint(params):
+            grammar = compile_constraint(params)
         encoded = [self.encode(p) for p in prompts]
         for i, ids in enumerate(encoded):
             if not ids:  # an empty prompt: start from bos when the model has one
@@ -155,7 +162,7 @@ class HFEngine:
         try:
             with torch.inference_mode():
                 for batch in batches:
-                    for row in self._sample_batch([encoded[i] for i in batch], batch, params, gen):
+                    for row in self._sample_batch([encoded[i] for i in batch], batch, params, gen, grammar):
                         results[row.prompt_index][row.sample_index] = self._finish(
                             row, encoded[row.prompt_index], params)
                     progress.update(1)
@@ -236,7 +243,7 @@ class HFEngine:
         return cache, logits, mask
 
     def _sample_batch(self, prompt_ids: list[list[int]], prompt_indices: list[int], params: SamplingParams,
-                      gen: torch.Generator) -> list[_Row]:
+                      gen: torch.Generator, grammar: str | None = None) -> list[_Row]:
         n = params.n
         cache, logits, mask = self._prefill(prompt_ids, params.max_new_tokens)
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
@@ -250,17 +257,26 @@ class HFEngine:
         active = list(range(len(rows)))
         next_pos = positions[:, -1] + 1
         stop_check = _StopChecker(self.tokenizer, params.stop) if params.stop else None
+        masker = (TokenMasker(self.tokenizer, self.eos_ids, logits.shape[-1], grammar, len(rows))
+                  if grammar is not None else None)
         done: list[_Row] = []
         for step in range(params.max_new_tokens):
             logp = torch.log_softmax(logits, dim=-1)
-            tokens = _sample(logits, logp, params, gen)
+            if masker is None:
+                tokens = _sample(logits, logp, params, gen)
+            else:       # sample from the allowed tokens; the reported log-probs stay the raw model's
+                masked = masker.mask(logits, active)
+                tokens = _sample(masked, torch.log_softmax(masked, dim=-1), params, gen)
             chosen = logp.gather(1, tokens[:, None])[:, 0]
             keep: list[int] = []
             for j, (tok, lp) in enumerate(zip(tokens.tolist(), chosen.tolist())):
                 row = rows[active[j]]
                 row.token_ids.append(tok)
                 row.logprobs.append(lp)
-                if tok in self.eos_ids or (stop_check is not None and stop_check.hit(row.token_ids)):
+                ended = tok in self.eos_ids or (stop_check is not None and stop_check.hit(row.token_ids))
+                if not ended and masker is not None and masker.advance(active[j], tok):
+                    ended = row.complete = True
+                if ended:
                     done.append(row)
                 else:
                     keep.append(j)
@@ -284,6 +300,8 @@ class HFEngine:
         body = ids
         if ids and ids[-1] in self.eos_ids:
             reason, body = "stop", ids[:-1]
+        elif row.complete:
+            reason = "stop"
         text = self.tokenizer.decode(body, skip_special_tokens=False)
         if params.stop:
             cut = min((k for k in (text.find(s) for s in params.stop) if k >= 0), default=-1)
@@ -380,6 +398,8 @@ def _check_params(params: SamplingParams) -> None:
         raise ValueError("top_p must be in (0, 1]")
     if params.max_new_tokens < 1:
         raise ValueError("max_new_tokens must be >= 1")
+    if params.json_schema is not None and params.grammar is not None:
+        raise ValueError("give json_schema or grammar, not both")
 
 
 def _progress(total: int, enabled: bool) -> Any:

@@ -35,7 +35,14 @@ class BackendError(TailorError):
 
 
 class OpenAIEngine:
-    """An :class:`~tailor_evo.generation.base.Engine` over an OpenAI-compatible HTTP API."""
+    """An :class:`~tailor_evo.generation.base.Engine` over an OpenAI-compatible HTTP API.
+
+    Constrained decoding: a JSON schema goes as ``response_format`` ``json_schema``, which
+    the OpenAI API, vLLM, SGLang and ``tailor-evo serve`` all accept; a Lark grammar goes as
+    vLLM's ``structured_outputs`` (and ``guided_grammar`` for older vLLM servers).
+    """
+
+    supports_constraints = True
 
     def __init__(self, base_url: str, model: str, *, api_key_env: str = "OPENAI_API_KEY", timeout: float = 60,
                  max_retries: int = 3, concurrency: int = 4, logprobs: bool = True,
@@ -85,6 +92,7 @@ class OpenAIEngine:
             body["stop"] = list(params.stop)
         if params.seed is not None:
             body["seed"] = params.seed + index
+        body.update(constraint_fields(params))
         if isinstance(prompt, str):
             path = "/completions"
             body["prompt"] = prompt
@@ -200,3 +208,13 @@ def _logprobs(block: Any, chat: bool) -> list[float] | None:
     if isinstance(values, list) and all(isinstance(v, (int, float)) for v in values):
         return [float(v) for v in values]
     return None
+
+
+def constraint_fields(params: SamplingParams) -> dict[str, Any]:
+    """Request fields that carry ``params``' JSON schema or Lark grammar (empty when unconstrained)."""
+    if params.json_schema is not None:
+        return {"response_format": {"type": "json_schema",
+                                    "json_schema": {"name": "reply", "schema": params.json_schema, "strict": True}}}
+    if params.grammar is not None:
+        return {"structured_outputs": {"grammar": params.grammar}, "guided_grammar": params.grammar}
+    return {}

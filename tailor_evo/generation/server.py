@@ -149,7 +149,9 @@ def parse_params(body: dict, default_max_tokens: int) -> SamplingParams:
     if not isinstance(stop, list) or not all(isinstance(s, str) for s in stop):
         raise RequestError("'stop' must be a string or a list of strings", param="stop")
     max_tokens = body.get("max_completion_tokens", body.get("max_tokens"))
-    return SamplingParams(
+    json_schema, grammar = parse_constraint(body)
+    params = SamplingParams(
+        json_schema=json_schema, grammar=grammar,
         n=_number(body, "n", int, 1, 1, 1024),
         temperature=_number(body, "temperature", float, 1.0, 0.0, 10.0),
         top_p=_number(body, "top_p", float, 1.0, 1e-9, 1.0),
@@ -157,6 +159,52 @@ def parse_params(body: dict, default_max_tokens: int) -> SamplingParams:
         stop=stop,
         seed=_number(body, "seed", int, None),
     )
+    if json_schema is not None or grammar is not None:
+        from tailor_evo.generation.constraints import ConstraintError, compile_constraint
+
+        try:
+            compile_constraint(params)      # a bad schema or grammar is the client's error, said at once
+        except ConstraintError as exc:
+            raise RequestError(str(exc), param="response_format" if json_schema is not None else "grammar") from None
+    return params
+
+
+def parse_constraint(body: dict) -> tuple[dict | None, str | None]:
+    """(JSON schema, Lark grammar) from the request, in the forms clients send them:
+    OpenAI's ``response_format`` (``json_schema``), vLLM's ``structured_outputs``
+    (``json`` / ``grammar``) and its older ``guided_json`` / ``guided_grammar``."""
+    schema: Any = None
+    grammar: Any = None
+    fmt = body.get("response_format")
+    if fmt is not None:
+        if not isinstance(fmt, dict) or fmt.get("type") not in ("text", "json_schema"):
+            raise RequestError("'response_format' must be {'type': 'text'} or {'type': 'json_schema', "
+                               "'json_schema': {'schema': ...}}", param="response_format")
+        if fmt["type"] == "json_schema":
+            inner = fmt.get("json_schema")
+            schema = inner.get("schema") if isinstance(inner, dict) else None
+            if not isinstance(schema, dict):
+                raise RequestError("'response_format.json_schema.schema' must be an object", param="response_format")
+    structured = body.get("structured_outputs")
+    if structured is not None:
+        if not isinstance(structured, dict):
+            raise RequestError("'structured_outputs' must be an object", param="structured_outputs")
+        schema = structured.get("json", schema)
+        grammar = structured.get("grammar", grammar)
+    schema = body.get("guided_json", schema)
+    grammar = body.get("guided_grammar", grammar)
+    if isinstance(schema, str):
+        try:
+            schema = json.loads(schema)
+        except json.JSONDecodeError as exc:
+            raise RequestError(f"the JSON schema is not JSON: {exc.msg}", param="response_format") from None
+    if schema is not None and not isinstance(schema, dict):
+        raise RequestError("a JSON schema must be an object", param="response_format")
+    if grammar is not None and not isinstance(grammar, str):
+        raise RequestError("a grammar must be a string (Lark syntax)", param="grammar")
+    if schema is not None and grammar is not None:
+        raise RequestError("give a JSON schema or a grammar, not both", param="grammar")
+    return schema, grammar
 
 
 def parse_completion_prompts(body: dict) -> list[PromptLike]:

@@ -54,10 +54,13 @@ class VLLMEngine:
             return "\n\n".join(m["content"] for m in messages)
         return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
 
+    supports_constraints = True     # through vLLM's structured outputs
+
     def generate(self, prompts: Sequence[PromptLike], params: SamplingParams) -> list[list[Completion]]:
+        extra = structured_outputs(self._vllm, params)
         sp = self._vllm.SamplingParams(n=params.n, temperature=params.temperature, top_p=params.top_p,
                                        max_tokens=params.max_new_tokens, stop=list(params.stop) or None,
-                                       seed=params.seed, logprobs=0)
+                                       seed=params.seed, logprobs=0, **extra)
         outputs = self.llm.generate([self._render(p) for p in prompts], sp, use_tqdm=len(prompts) > 1)
         results = []
         for out in outputs:
@@ -72,6 +75,22 @@ class VLLMEngine:
                                         prompt_token_ids=list(out.prompt_token_ids or [])))
             results.append(comps)
         return results
+
+
+def structured_outputs(vllm: Any, params: SamplingParams) -> dict:
+    """The ``SamplingParams`` keyword that carries a JSON schema or a Lark grammar into vLLM:
+    ``structured_outputs`` (vLLM 0.10 and later) or ``guided_decoding`` (earlier releases)."""
+    if params.json_schema is None and params.grammar is None:
+        return {}
+    spec = {"json": params.json_schema} if params.json_schema is not None else {"grammar": params.grammar}
+    params_mod = getattr(vllm, "sampling_params", None)
+    new = getattr(params_mod, "StructuredOutputsParams", None)
+    if new is not None:
+        return {"structured_outputs": new(**spec)}
+    old = getattr(params_mod, "GuidedDecodingParams", None)
+    if old is not None:
+        return {"guided_decoding": old(**spec)}
+    raise TailorError("this vLLM release has no structured outputs; drop json_schema/grammar or upgrade vLLM")
 
 
 # Where the in-process model lives inside ``vllm.LLM``; it moved between vLLM releases.
