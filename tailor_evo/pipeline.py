@@ -27,7 +27,7 @@ from tailor_evo.tasks import get_task
 from trainers.rl import RLConfig
 from trainers.base import EvalSettings
 from trainers.sft import SFTConfig
-from trainers.warmstart import METHODS
+from trainers.warmstart import ARCHIVE_METHODS, METHODS, OFFLINE_SEARCH
 
 log = logging.getLogger(__name__)
 
@@ -187,6 +187,8 @@ def stage_search(cfg: PipelineConfig, out: Path) -> dict:
     from search.engine import run_search
 
     scfg = cfg.search                   # task, seed and levels: filled by PipelineConfig.fill_owned
+    if cfg.method == "tailor-gp":       # the ablation: the offline operators, whatever the config says
+        scfg = dataclasses.replace(scfg, **OFFLINE_SEARCH)
     rd, resume = _sub_rundir(out)
     result = run_search(scfg, rd, resume=resume)
     return {"archive_dir": str(out), "archive_size": result.archive_size,
@@ -345,7 +347,7 @@ def run_pipeline(cfg: PipelineConfig, root: str | Path, *, resume: bool = False,
     stages: dict[str, dict] = {}
 
     archive_dir = None
-    if cfg.method == "tailor":
+    if cfg.method in ARCHIVE_METHODS:
         sdir = Path(search_dir) if search_dir else root / "search"
         stages["search"] = _run_stage(root, "search", lambda: stage_search(cfg, sdir), timer)
         archive_dir = sdir

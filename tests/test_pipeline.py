@@ -82,3 +82,21 @@ def test_refuses_to_mix_into_a_non_empty_directory(finished_run):
 def test_bad_method_is_a_clear_error():
     with pytest.raises(InputError, match="method"):
         PipelineConfig(method="magic").check()
+
+
+def test_tailor_gp_searches_offline_whatever_the_search_config_says(tmp_path):
+    from tailor_evo.experiment.grid import Cell
+
+    out = tmp_path / "run"
+    args = ["run", "--out", str(out), "--set", "method=tailor-gp", "--set", "search.operator=llm",
+            "--set", "search.renderer=llm"] + [a for s in SMALL for a in ("--set", s)]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    from search.engine import SearchConfig
+
+    searched = load_config(SearchConfig, out / "search" / "config.yaml")
+    assert (searched.operator, searched.renderer) == ("gp", "executor")
+    records = [json.loads(line) for line in (out / "warmstart" / "data.jsonl").read_text().splitlines()]
+    assert records and {r["method"] for r in records} == {"tailor-gp"}
+    cells = [Cell("kk", [3], "tiny", m, 0) for m in ("tailor", "tailor-gp")]
+    assert cells[0].search_name() != cells[1].search_name()

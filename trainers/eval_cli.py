@@ -197,7 +197,7 @@ def _output_for(output: str, method: str, several: bool) -> Path:
 @click.command("warmstart")
 @click.option("--task", "task_name", required=True, help="Task: kk or igsm.")
 @click.option("--method", "method", required=True,
-              help="rule-based, four-behaviour, redistill or tailor; several comma-separated build them all "
+              help="rule-based, four-behaviour, redistill, tailor or tailor-gp; several comma-separated build them all "
                    "on the same problems (then -o must contain {method}).")
 @click.option("--archive", "archive_dir", default=None, type=click.Path(),
               help="Search run directory (for the tailor method).")
@@ -226,7 +226,7 @@ def warmstart(task_name: str, method: str, archive_dir: str | None, teacher: str
     """Build warm-start data from verified trajectories chosen for reasoning-state coverage."""
     from tailor_evo.io import write_records, write_text_atomic
     from tailor_evo.tasks import get_task
-    from trainers.warmstart import METHODS, build_warmstart, render_card
+    from trainers.warmstart import ARCHIVE_METHODS, METHODS, build_warmstart, render_card
 
     methods = [m.strip() for m in method.split(",") if m.strip()]
     for m in methods:
@@ -249,7 +249,7 @@ def warmstart(task_name: str, method: str, archive_dir: str | None, teacher: str
         from tailor_evo.hf_datasets import require_datasets
 
         require_datasets()               # a missing extra is reported before any work
-    if "tailor" in methods and not archive_dir:
+    if any(m in ARCHIVE_METHODS for m in methods) and not archive_dir:
         raise InputError("the tailor method needs --archive SEARCH_RUN_DIR", field="--archive")
     if "redistill" in methods and not teacher:
         raise InputError("the redistill method needs --teacher BACKEND:MODEL", field="--teacher")

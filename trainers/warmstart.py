@@ -1,6 +1,6 @@
 """Warm-start (SFT) data: verified reasoning trajectories chosen for coverage of reasoning states.
 
-All four methods are built on the *same* training problems with the *same* size
+All methods are built on the *same* training problems with the *same* size
 budget, so that a downstream difference is due to the method and nothing else:
 
 * ``rule-based``     the task's rule-based seed primitive (its canonical solution procedure);
@@ -8,7 +8,10 @@ budget, so that a downstream difference is due to the method and nothing else:
                      backward chaining primitives;
 * ``redistill``      a teacher engine answers the plain prompt (no primitive) and only
                      verified answers are kept;
-* ``tailor``         the elite primitives of a search archive.
+* ``tailor``         the elite primitives of a search archive;
+* ``tailor-gp``      the same from an archive searched with the offline operators (GP
+                     variation, executor rendering) whatever the search config says: the
+                     ablation of the LLM operator and renderer when the config uses them.
 
 Pipeline: training problems (``warmstart`` stream, checked disjoint from the
 evaluation problems of the same seed) -> render candidates -> verify (every drop is
@@ -52,8 +55,10 @@ from trainers.evaluate import eval_problems
 log = logging.getLogger(__name__)
 
 # the warm-start methods, in the order reports list them (the one home of this list)
-METHODS = ("tailor", "four-behaviour", "rule-based", "redistill")
+METHODS = ("tailor", "tailor-gp", "four-behaviour", "rule-based", "redistill")
 BASELINES = ("rule-based", "four-behaviour", "redistill")   # what the tailor method is compared against
+ARCHIVE_METHODS = ("tailor", "tailor-gp")                   # methods whose primitives come from a search
+OFFLINE_SEARCH = {"operator": "gp", "renderer": "executor"}  # what tailor-gp's search runs
 SEED_LIBRARIES = {"rule-based": "rule-based", "four-behaviour": "four-behaviour"}
 EVAL_RESERVE_PER_LEVEL = 100     # evaluation problems per level that training problems are checked against
 
@@ -413,7 +418,7 @@ def build_warmstart(task: Task, method: str, size: int, seed: int, *, archive_di
     else:
         if primitives is not None:
             prims = list(primitives)
-        elif method == "tailor":
+        elif method in ARCHIVE_METHODS:
             if archive_dir is None:
                 raise InputError("the tailor method needs a search run directory", field="--archive")
             prims = archive_primitives(task, archive_dir, max_primitives)

@@ -11,12 +11,13 @@ from pathlib import Path
 
 from tailor_evo.errors import InputError
 from tailor_evo.pipeline import PipelineConfig
-from trainers.warmstart import METHODS
+from trainers.warmstart import ARCHIVE_METHODS, METHODS
 
 log = logging.getLogger(__name__)
 
 # Methods that others depend on run first: redistill's default teacher is the rule-based cell's SFT model.
-RUN_ORDER = ["rule-based", "four-behaviour", "tailor", "redistill"]
+RUN_ORDER = ["rule-based", "four-behaviour", "tailor", "tailor-gp", "redistill"]
+DEFAULT_METHODS = ["rule-based", "four-behaviour", "tailor", "redistill"]   # tailor-gp: an ablation, on request
 assert sorted(RUN_ORDER) == sorted(METHODS)
 
 
@@ -28,7 +29,7 @@ class ExperimentConfig:
     difficulties: dict = field(default_factory=lambda: {"kk": [[3]], "igsm": [[2, 3, 4]]})
     eval_levels: dict = field(default_factory=lambda: {"kk": [3, 4], "igsm": [2, 3, 4, 5]})
     backbones: list[str] = field(default_factory=lambda: ["tiny"])
-    methods: list[str] = field(default_factory=lambda: list(RUN_ORDER))
+    methods: list[str] = field(default_factory=lambda: list(DEFAULT_METHODS))
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
     # redistill teacher: "sft:rule-based" = the same cell's backbone after rule-based SFT
     # (self re-distillation, runs anywhere), or any engine spec (hf:NAME, openai:URL#MODEL, vllm:NAME)
@@ -69,7 +70,8 @@ class Cell:
         return f"{self.task}-{self.difficulty_tag}-{backbone}-{self.method}-s{self.seed}"
 
     def search_name(self) -> str:
-        return f"{self.task}-{self.difficulty_tag}-s{self.seed}"
+        """The search this cell's archive comes from (shared by the cells of one task, levels and seed)."""
+        return f"{self.task}-{self.difficulty_tag}-s{self.seed}" + ("-gp" if self.method == "tailor-gp" else "")
 
 
 def expand(cfg: ExperimentConfig) -> list[Cell]:
@@ -149,7 +151,7 @@ def estimate(cfg: ExperimentConfig, cells: list[Cell]) -> dict[str, float]:
     seen_search: set[str] = set()
     per_cell = {}
     for cell in cells:
-        needs_search = cell.method == "tailor" and cell.search_name() not in seen_search
+        needs_search = cell.method in ARCHIVE_METHODS and cell.search_name() not in seen_search
         if needs_search:
             seen_search.add(cell.search_name())
         per_cell[cell.name] = estimate_cell_seconds(cell_config(cfg, cell), needs_search)
