@@ -57,7 +57,7 @@ def main() -> None:
         engine = HFEngine.from_pretrained(name, batch_size=args.batch, show_progress=False)
         chat = bool(getattr(engine.tokenizer, "chat_template", None))
         batch, op = prompts(engine, args.batch, chat)
-        schema = reply_schema(op.grammar, 10)
+        schema = reply_schema(op.grammar, 10, 40)   # the search defaults: evolution.max_depth, max_nodes
         modes = {"free": SamplingParams(temperature=0.9, max_new_tokens=args.tokens, seed=0),
                  "constrained": SamplingParams(temperature=0.9, max_new_tokens=args.tokens, seed=0,
                                                json_schema=schema)}

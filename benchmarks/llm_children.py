@@ -32,6 +32,7 @@ def main() -> None:
     ap.add_argument("--children", type=int, default=16)
     ap.add_argument("--max-new-tokens", type=int, default=384)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--modes", default="free,constrained")
     args = ap.parse_args()
     grammar = get_task("kk").grammar()
     ops = TreeOperators(grammar)
@@ -41,7 +42,9 @@ def main() -> None:
     for name in args.models.split(","):
         engine = HFEngine.from_pretrained(name, batch_size=8, show_progress=False)
         chat = bool(getattr(engine.tokenizer, "chat_template", None))
-        for mode, schema in (("free", None), ("constrained", reply_schema(grammar, ops.max_depth))):
+        schemas = {"free": None, "constrained": reply_schema(grammar, ops.max_depth, ops.max_nodes)}
+        for mode in args.modes.split(","):
+            schema = schemas[mode]
             op = LLMOperator(engine, grammar, ops.check, temperature=0.9, max_new_tokens=args.max_new_tokens,
                              chat=chat, schema=schema)
             t0 = time.perf_counter()

@@ -241,7 +241,7 @@ class Search:
         if mode == "on" and not can:
             raise InputError(f"the engine {self.cfg.llm.spec!r} cannot constrain its decoding; "
                              "set llm.constrained to auto or off", field="llm.constrained")
-        return reply_schema(self.grammar, self.ops.max_depth) if mode == "on" or (mode == "auto" and can) else None
+        return reply_schema(self.grammar, self.ops.max_depth, self.ops.max_nodes) if mode == "on" or (mode == "auto" and can) else None
 
     def _start(self) -> None:
         cfg = self.cfg

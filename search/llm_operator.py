@@ -137,6 +137,11 @@ class LLMOperator:
         seen = {canonical_json(p[2]) for p in pool}
         for (kind, _), parents, group in zip(prompts, picks, groups):
             text = group[0].text if group else ""
+            if self.schema is not None and group and group[0].finish_reason != "stop":
+                # a constrained reply cut by the token budget is an unfinished object: parsing it
+                # would pick up one of its inner nodes
+                self.invalid["unfinished within max_new_tokens"] += 1
+                continue
             parsed, reason = parse_reply(text, self.check)
             if parsed is not None and canonical_json(parsed["program"]) in seen:
                 parsed, reason = None, "copy of a parent or sibling"

@@ -33,14 +33,20 @@ def _instance(schema: dict, defs: dict, rng: random.Random) -> dict:
 
 @pytest.mark.parametrize("task_name", TASKS)
 def test_every_program_the_schema_admits_is_valid(task_name):
+    from search.genome import program_size
+    from search.gp import TreeOperators
+
     grammar = get_task(task_name).grammar()
-    root, defs = program_schema(grammar, DEPTH)
+    ops = TreeOperators(grammar, max_depth=DEPTH, max_nodes=25)
+    root, defs = program_schema(grammar, DEPTH, 25)
     rng = random.Random(0)
-    seen = set()
+    seen, sizes = set(), []
     for _ in range(300):
         program = _instance(root, defs, rng)
-        assert grammar.validate(program, max_depth=DEPTH) == [], program
+        assert ops.check(program) is None, program          # grammar, depth and node limit
+        sizes.append(program_size(program))
         seen.add(program["op"])
+    assert max(sizes) > 10                                   # not only tiny trees
     assert seen == {m.name for m in grammar.moves if m.ret == grammar.root}   # every root move is reachable
 
 
@@ -62,7 +68,7 @@ def _random_text(masker: TokenMasker, tokenizer, eos: set[int], rng: torch.Gener
 @pytest.mark.parametrize("task_name", TASKS)
 def test_random_strings_of_the_compiled_grammar_are_valid_replies(task_name, tiny_tokenizer):
     grammar = get_task(task_name).grammar()
-    compiled = compile_constraint(SamplingParams(json_schema=reply_schema(grammar, DEPTH, 60)))
+    compiled = compile_constraint(SamplingParams(json_schema=reply_schema(grammar, DEPTH, max_description_chars=60)))
     rng = torch.Generator().manual_seed(0)
     eos = {tiny_tokenizer.eos_token_id}
     for _ in range(5):
@@ -89,7 +95,7 @@ def untrained():
 def test_untrained_tiny_writes_only_valid_programs_when_constrained(untrained):
     grammar = get_task("kk").grammar()
     params = SamplingParams(n=6, temperature=1.0, max_new_tokens=400, seed=3,
-                            json_schema=reply_schema(grammar, DEPTH, 80))
+                            json_schema=reply_schema(grammar, DEPTH, max_description_chars=80))
     groups = untrained.generate(["Write a new reasoning primitive as JSON:", "Mutate it:"], params)
     for comp in (c for g in groups for c in g):
         assert comp.finish_reason == "stop", comp.text
@@ -117,3 +123,47 @@ def test_bad_constraints_are_clear_errors():
         compile_constraint(SamplingParams(json_schema={"type": "string"}, grammar='start: "a"'))
     with pytest.raises(ValueError, match="no program"):
         program_schema(get_task("kk").grammar(), 0)
+
+
+def test_the_operator_constrains_when_asked_and_counts_a_cut_reply():
+    from search.gp import TreeOperators
+    from search.llm_operator import LLMOperator
+    from tailor_evo.generation.base import Completion
+
+    grammar = get_task("kk").grammar()
+    ops = TreeOperators(grammar)
+    seen_params = []
+
+    class Cut:
+        supports_constraints = True
+
+        def generate(self, prompts, params):
+            seen_params.append(params)
+            inner = '{"description": "x", "program": {"op": "primitive", "args": [{"op": "style_terse"}'
+            return [[Completion(text=inner, token_ids=[1], finish_reason="length")] for _ in prompts]
+
+    schema = reply_schema(grammar, ops.max_depth, ops.max_nodes)
+    op = LLMOperator(Cut(), grammar, ops.check, schema=schema)
+    pool = [("a", "seed", grammar.random_program(random.Random(0)))]
+    assert op.propose(pool, 3, random.Random(0)) == []
+    assert op.mode == "constrained" and seen_params[0].json_schema == schema
+    assert op.invalid == {"unfinished within max_new_tokens": 3}
+
+
+def test_generate_command_takes_a_schema_or_a_grammar(tmp_path):
+    from click.testing import CliRunner
+
+    from tailor_evo.cli import cli
+    from tailor_evo.errors import InputError
+
+    schema = tmp_path / "role.json"
+    schema.write_text(json.dumps({"enum": ["knight", "knave"]}))
+    result = CliRunner().invoke(cli, ["generate", "--model", "tiny", "--prompt", "Ann is a", "--n", "3",
+                                      "--max-new-tokens", "12", "--json-schema", str(schema)])
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    texts = [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
+    assert len(texts) == 3 and set(texts) <= {"knight", "knave"}
+    bad = tmp_path / "bad.lark"
+    bad.write_text('start: ( "a"')
+    result = CliRunner().invoke(cli, ["generate", "--model", "tiny", "--prompt", "x", "--grammar", str(bad)])
+    assert isinstance(result.exception, InputError) and "invalid grammar" in str(result.exception)

@@ -53,10 +53,15 @@ def read_prompts(path: str) -> tuple[list[dict], list[Any]]:
 @click.option("--seed", type=int, default=None, help="Sampling seed (default: the global --seed, else 0).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True, help="hf backend batch size.")
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU threads for the hf backend.")
+@click.option("--json-schema", "schema_path", type=click.Path(dir_okay=False), default=None,
+              help="Constrain every completion to this JSON schema (a JSON file).")
+@click.option("--grammar", "grammar_path", type=click.Path(dir_okay=False), default=None,
+              help="Constrain every completion to this Lark grammar (a text file).")
 @click.pass_context
 def generate(ctx: click.Context, model: str, prompt: str | None, input_path: str | None, output: str | None,
              chat: bool, n: int, temperature: float, top_p: float, max_new_tokens: int, stop: tuple[str, ...],
-             seed: int | None, batch_size: int, threads: int | None) -> None:
+             seed: int | None, batch_size: int, threads: int | None, schema_path: str | None,
+             grammar_path: str | None) -> None:
     """Generate completions from MODEL for --prompt or every line of --input."""
     from tailor_evo.generation import make_engine
     from tailor_evo.generation.base import SamplingParams
@@ -77,8 +82,21 @@ def generate(ctx: click.Context, model: str, prompt: str | None, input_path: str
     kind = model.partition(":")[0]
     kw: dict[str, Any] = {"batch_size": batch_size, "num_threads": threads} if kind not in ("openai", "vllm") else {}
     engine = make_engine(model, **kw)
+    from tailor_evo.io import read_json, read_text
+
     params = SamplingParams(n=n, temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens,
-                            stop=list(stop), seed=seed)
+                            stop=list(stop), seed=seed,
+                            json_schema=read_json(schema_path) if schema_path else None,
+                            grammar=read_text(grammar_path, "grammar file") if grammar_path else None)
+    if params.json_schema is not None or params.grammar is not None:
+        from tailor_evo.generation.constraints import ConstraintError, compile_constraint
+
+        if not getattr(engine, "supports_constraints", False):
+            raise InputError(f"the engine {model!r} cannot constrain its decoding", field="--json-schema")
+        try:
+            compile_constraint(params)
+        except ConstraintError as exc:
+            raise InputError(str(exc), file=schema_path or grammar_path) from None
     results = engine.generate(prompts, params)
     out_records = []
     for rec, comps in zip(records, results):
