@@ -356,7 +356,8 @@ class Search:
         children = []
         for prop in self.llm_op.propose(pool, n, rng):
             pid = program_id(prop.program)
-            if pid in seen:
+            if pid in seen:          # a valid reply, but not a new child: counted once, as refused
+                self.llm_op.valid -= 1
                 self.llm_op.invalid["already evaluated"] += 1
                 continue
             seen.add(pid)
