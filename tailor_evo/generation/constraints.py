@@ -32,8 +32,7 @@ class ConstraintError(ValueError):
 def _llguidance() -> Any:
     try:
         import llguidance
-        import llguidance.hf  # noqa: F401 - the tokenizer bridge
-        import llguidance.torch  # noqa: F401 - the bitmask helpers
+        import llguidance.hf  # noqa: F401 - the tokenizer bridge (llguidance.torch is not needed: 4 s to import)
     except ImportError:
         raise ConstraintError("constrained decoding needs the llguidance package: "
                               "pip install 'tailor-evo[constrained]'") from None
@@ -90,15 +89,16 @@ class TokenMasker:
             raise ConstraintError(f"grammar does not start: {first.get_error()[:300]}")
         self.matchers = [first] + [first.deep_copy() for _ in range(rows - 1)]
         self.vocab_size = vocab_size
-        self._fill = ll.torch.fill_next_token_bitmask
         self._shifts = torch.arange(32, dtype=torch.int32)
-        self._bitmask = ll.torch.allocate_token_bitmask(rows, self.lltok.vocab_size)
+        # one bit per token of the tokenizer, 32 to an int32 word, one row per sequence
+        self._bitmask = torch.zeros((rows, (self.lltok.vocab_size + 31) // 32), dtype=torch.int32)
 
     def mask(self, logits: torch.Tensor, active: list[int]) -> torch.Tensor:
         """A copy of ``logits`` (one row per active sequence) with forbidden tokens at -inf."""
         bitmask = self._bitmask[: len(active)]
+        width = bitmask.shape[1] * bitmask.element_size()
         for j, row in enumerate(active):
-            self._fill(self.matchers[row], bitmask, j)
+            self.matchers[row].unsafe_compute_mask_ptr(bitmask[j].data_ptr(), width)
         # unpack the 32-bit words (bit i of word w allows token 32 w + i); plain tensor ops, so
         # nothing is compiled at the first call
         allowed = ((bitmask.unsqueeze(-1) >> self._shifts) & 1).bool().flatten(1)
