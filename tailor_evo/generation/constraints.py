@@ -75,15 +75,14 @@ def _validate(ll: Any, grammar: str) -> tuple[bool, str]:
 class TokenMasker:
     """Per-row matchers of one generate call and the logits mask they allow."""
 
-    _tokenizers: dict[int, Any] = {}
-
     def __init__(self, tokenizer: Any, eos_ids: set[int], vocab_size: int, grammar: str, rows: int) -> None:
         ll = _llguidance()
-        key = id(tokenizer)
-        if key not in self._tokenizers:      # ~1 s for a large vocabulary: once per tokenizer
-            self._tokenizers[key] = ll.hf.from_tokenizer(tokenizer, n_vocab=vocab_size,
-                                                         eos_token=sorted(eos_ids) or None)
-        self.lltok = self._tokenizers[key]
+        # the bridge costs ~1 s for a large vocabulary: made once, kept on the tokenizer itself
+        bridges = tokenizer.__dict__.setdefault("_llguidance_bridges", {})
+        key = (vocab_size, tuple(sorted(eos_ids)))
+        if key not in bridges:
+            bridges[key] = ll.hf.from_tokenizer(tokenizer, n_vocab=vocab_size, eos_token=sorted(eos_ids) or None)
+        self.lltok = bridges[key]
         first = ll.LLMatcher(self.lltok, grammar, log_level=1)
         if first.is_error():
             raise ConstraintError(f"grammar does not start: {first.get_error()[:300]}")
