@@ -398,8 +398,6 @@ def _check_params(params: SamplingParams) -> None:
         raise ValueError("top_p must be in (0, 1]")
     if params.max_new_tokens < 1:
         raise ValueError("max_new_tokens must be >= 1")
-    if params.json_schema is not None and params.grammar is not None:
-        raise ValueError("give json_schema or grammar, not both")
 
 
 def _progress(total: int, enabled: bool) -> Any:
