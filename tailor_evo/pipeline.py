@@ -52,7 +52,7 @@ class FinalEval:
     n_samples: int = 0                # sampled completions per problem for pass@k (0 = greedy only)
     max_new_tokens: int = 384
     batch_size: int = 32
-    backend: str = "hf"               # "hf" (any device) or "vllm" (GPU, needs the vllm extra)
+    backend: str = "hf"               # "hf" or "vllm" (a GPU with the vllm extra, or CPU in `make vllm-env`)
     base: bool = True                 # also evaluate the backbone itself, so the report shows what SFT added
 
 

@@ -43,6 +43,22 @@ def test_unreachable_vllm_model_is_a_clear_error():
         vllm_backend.vllm_model(SimpleNamespace(llm_engine=None))
 
 
+def test_push_prefers_the_workers_in_place_reload():
+    """vLLM 0.2x+ turns parameters into kernel format after loading; its worker's
+    reload_weights is the way in there, and the model's load_weights only for older releases."""
+    model = FakeVLLMModel()
+    llm = fake_llm(model, v1=True)
+    reloaded = []
+    worker = llm.llm_engine.model_executor.driver_worker.worker
+    worker.reload_weights = lambda weights_iterator, is_checkpoint_format: reloaded.append(
+        (dict(weights_iterator), is_checkpoint_format))
+    vllm_backend.push_weights(llm, [("w", torch.ones(1))])
+    assert len(reloaded) == 1 and reloaded[0][1] is True and set(reloaded[0][0]) == {"w"} and model.loaded == []
+    del worker.reload_weights
+    vllm_backend.push_weights(llm, [("w", torch.ones(1))])
+    assert len(model.loaded) == 1
+
+
 def test_every_generation_pushes_the_current_policy_weights(monkeypatch):
     policy = torch.nn.Linear(3, 2)
     target = FakeVLLMModel()
@@ -77,10 +93,10 @@ def test_lora_policies_are_refused(monkeypatch):
         vllm_backend.VLLMRolloutEngine(policy, "some/model")
 
 
-def test_vllm_rollouts_without_a_gpu_name_the_setting(monkeypatch):
+def test_vllm_rollouts_without_vllm_name_the_setting(monkeypatch):
     from trainers.rl import RLConfig, rollout_engine_factory
 
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(vllm_backend, "vllm_available", lambda: False)
     with pytest.raises(InputError, match="rollout_backend"):
         rollout_engine_factory(RLConfig(rollout_backend="vllm"))
     assert callable(rollout_engine_factory(RLConfig()))
@@ -101,3 +117,34 @@ def test_unknown_eval_backend_is_rejected(tmp_path):
     cfg.eval.n_per_level = 2
     with pytest.raises(InputError, match="eval backend"):
         stage_eval(cfg, tmp_path / "eval", str(tmp_path / "model"))
+
+
+def test_eval_backend_turns_a_bare_model_into_a_spec():
+    from trainers.eval_cli import engine_spec
+
+    assert engine_spec("tiny-base", "vllm") == "vllm:tiny-base"
+    assert engine_spec("/models/m", "hf") == "hf:/models/m"
+    assert engine_spec("openai:http://127.0.0.1:8000/v1#m", "vllm") == "openai:http://127.0.0.1:8000/v1#m"
+    assert engine_spec("hf:tiny", "vllm") == "hf:tiny"
+
+
+def test_unknown_eval_command_backend_is_rejected(tmp_path):
+    from trainers.eval_cli import EvalConfig, run_eval
+
+    with pytest.raises(InputError, match="backend"):
+        run_eval(EvalConfig(model="tiny", backend="sglang", n_per_level=2), tmp_path / "e")
+
+
+def test_missing_vllm_names_how_to_get_it(monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_vllm(name, *args, **kwargs):
+        if name == "vllm":
+            raise ImportError("no vllm")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_vllm)
+    with pytest.raises(vllm_backend.MissingExtraError, match="make vllm-env"):
+        vllm_backend.VLLMEngine("tiny")

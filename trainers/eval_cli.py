@@ -14,7 +14,7 @@ import click
 
 from tailor_evo.commands.common import config_options, parse_levels, resolve_config, seed_everything
 from tailor_evo.errors import InputError
-from tailor_evo.generation import make_engine
+from tailor_evo.generation import ENGINE_KINDS, make_engine
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +37,7 @@ class EvalConfig:
     max_new_tokens: int = 256
     chat: bool = False
     batch_size: int = 16
+    backend: str = "hf"                                 # engine for a bare model name or directory: hf or vllm
     seed: int = 0
     report_to: list[str] = field(default_factory=list)  # trackers: tensorboard, wandb (tailor_evo.trackers)
 
@@ -59,6 +60,8 @@ def run_eval(cfg: EvalConfig, out: str | Path, *, engine=None, overwrite: bool =
         raise InputError(f"must be at least k={cfg.k}", field="n_samples")
     if not cfg.model and engine is None:
         raise InputError("no model given", field="--model")
+    if cfg.backend not in ("hf", "vllm"):
+        raise InputError(f"unknown backend {cfg.backend!r} (known: hf, vllm)", field="backend")
     check_report_to(cfg.report_to)
     problems = data_problems(task, cfg) if cfg.data else eval_problems(task, cfg.seed, cfg.levels or None,
                                                                         cfg.n_per_level or 50)
@@ -68,7 +71,7 @@ def run_eval(cfg: EvalConfig, out: str | Path, *, engine=None, overwrite: bool =
     run = RunDir.create(out, overwrite=overwrite)   # refuse a non-empty directory before loading a model
     seed_everything(cfg.seed)
     if engine is None:
-        engine = make_engine(cfg.model, batch_size=cfg.batch_size)
+        engine = make_engine(engine_spec(cfg.model, cfg.backend), batch_size=cfg.batch_size)
     run.save_config(cfg)
     result = evaluate(engine, task, problems, k=sorted({1, cfg.k}), n_samples=cfg.n_samples or None,
                       temperature=cfg.temperature, top_p=cfg.top_p, max_new_tokens=cfg.max_new_tokens,
@@ -88,6 +91,13 @@ def run_eval(cfg: EvalConfig, out: str | Path, *, engine=None, overwrite: bool =
     plots = plot_results(result, str(run.plots))
     write_text_atomic(run.report_path, render_report(result, model=cfg.model, seed=cfg.seed, plots=plots))
     return results
+
+
+def engine_spec(model: str, backend: str) -> str:
+    """``model`` as an engine spec: a spec with its own kind (``vllm:``, ``openai:``) is kept;
+    a bare backbone name or directory runs on ``backend``."""
+    kind, sep, _ = model.partition(":")
+    return model if sep and kind in ENGINE_KINDS else f"{backend}:{model}"
 
 
 def record_on_card(model: str | None, result, task: str, *, data: str | None, seed: int) -> bool:

@@ -214,10 +214,14 @@ def results_from_metrics(rows: list[dict], task: str, seed: int) -> list[CardEva
 
 
 def model_dir_of(spec: str | None) -> Path | None:
-    """The local model directory an engine spec points at (``DIR`` or ``hf:DIR``), else None."""
+    """The local model directory an engine spec points at (``DIR``, ``hf:DIR`` or ``vllm:DIR``), else None."""
     if not spec:
         return None
-    path = Path(spec[3:] if spec.startswith("hf:") else spec)
+    for prefix in ("hf:", "vllm:"):
+        if spec.startswith(prefix):
+            spec = spec[len(prefix):]
+            break
+    path = Path(spec)
     return path if path.is_dir() else None
 
 

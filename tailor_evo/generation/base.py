@@ -7,7 +7,7 @@ evaluation) talks to an :class:`Engine`, so backends can be swapped from config.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol, Union
+from typing import Any, Protocol, Union
 
 Messages = list[dict]            # chat messages [{"role": ..., "content": ...}]
 PromptLike = Union[str, Messages]
@@ -41,3 +41,31 @@ class Engine(Protocol):
     """Generate ``params.n`` completions for each prompt; result[i] belongs to prompts[i]."""
 
     def generate(self, prompts: list[PromptLike], params: SamplingParams) -> list[list[Completion]]: ...
+
+
+def render_prompt(tokenizer: Any, prompt: PromptLike, use_chat_template: bool | str = "auto") -> tuple[str, bool]:
+    """The prompt text, and whether it came from the chat template (then it carries its own bos).
+
+    One rule for every in-process engine, so that ``hf`` and ``vllm`` feed a model the same
+    tokens: a string goes in as it is unless ``use_chat_template`` is True; messages go
+    through the tokenizer's chat template, or are joined by blank lines when there is none
+    (or ``use_chat_template`` is False).
+    """
+    has_template = bool(getattr(tokenizer, "chat_template", None))
+    if isinstance(prompt, str):
+        if use_chat_template is True and has_template:
+            prompt = [{"role": "user", "content": prompt}]
+        else:
+            return prompt, False
+    if not isinstance(prompt, list) or not all(isinstance(m, dict) and "content" in m and "role" in m
+                                                for m in prompt):
+        raise ValueError("a prompt must be a string or a list of {'role', 'content'} messages")
+    if use_chat_template is False or not has_template:
+        return "\n\n".join(m["content"] for m in prompt), False
+    return tokenizer.apply_chat_template(prompt, tokenize=False, add_generation_prompt=True), True
+
+
+def encode_prompt(tokenizer: Any, prompt: PromptLike, use_chat_template: bool | str = "auto") -> list[int]:
+    """The prompt's token ids under :func:`render_prompt` (special tokens only when not templated)."""
+    text, templated = render_prompt(tokenizer, prompt, use_chat_template)
+    return list(tokenizer(text, add_special_tokens=not templated)["input_ids"])

@@ -40,7 +40,7 @@ from typing import Any, Literal
 
 import torch
 
-from tailor_evo.generation.base import Completion, PromptLike, SamplingParams
+from tailor_evo.generation.base import Completion, PromptLike, SamplingParams, encode_prompt, render_prompt
 from tailor_evo.generation.constraints import TokenMasker, compile_constraint, has_constraint
 
 ChatMode = Literal["auto"] | bool
@@ -101,22 +101,11 @@ class HFEngine:
     # --- prompts ---------------------------------------------------------------------
 
     def render(self, prompt: PromptLike) -> tuple[str, bool]:
-        """The prompt text and whether it came from the chat template (then it carries its own bos)."""
-        has_template = bool(getattr(self.tokenizer, "chat_template", None))
-        if isinstance(prompt, str):
-            if self.use_chat_template is True and has_template:
-                prompt = [{"role": "user", "content": prompt}]
-            else:
-                return prompt, False
-        messages = _check_messages(prompt)
-        if self.use_chat_template is False or not has_template:
-            return "\n\n".join(m["content"] for m in messages), False
-        text = self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-        return text, True
+        """The prompt text and whether it came from the chat template (see :func:`render_prompt`)."""
+        return render_prompt(self.tokenizer, prompt, self.use_chat_template)
 
     def encode(self, prompt: PromptLike) -> list[int]:
-        text, templated = self.render(prompt)
-        return list(self.tokenizer(text, add_special_tokens=not templated)["input_ids"])
+        return encode_prompt(self.tokenizer, prompt, self.use_chat_template)
 
     # --- generation ------------------------------------------------------------------
 
@@ -380,13 +369,6 @@ def _eos_ids(model: Any, tokenizer: Any) -> set[int]:
         elif isinstance(value, (list, tuple)):
             ids.update(int(v) for v in value)
     return ids
-
-
-def _check_messages(prompt: Any) -> list[dict]:
-    if not isinstance(prompt, list) or not all(isinstance(m, dict) and "content" in m and "role" in m
-                                                for m in prompt):
-        raise ValueError("a prompt must be a string or a list of {'role', 'content'} messages")
-    return prompt
 
 
 def _check_params(params: SamplingParams) -> None:

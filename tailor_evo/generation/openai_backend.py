@@ -10,8 +10,9 @@ retried ``max_retries`` times with exponential back-off and then raise a one-lin
 :class:`BackendError`; a malformed reply (not JSON, no ``choices``, wrong count)
 raises at once, because asking again would not fix it.
 
-Token ids and log-probs are filled in when the server returns them (``tailor-evo
-serve`` and vLLM return ``token_ids``; log-probs are requested by default).
+Token ids and log-probs are filled in when the server returns them (log-probs are
+requested by default). ``tailor-evo serve`` always returns ``token_ids``; vLLM's server
+does when asked (``return_token_ids=True``, a vLLM field that other APIs may refuse).
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ class OpenAIEngine:
 
     def __init__(self, base_url: str, model: str, *, api_key_env: str = "OPENAI_API_KEY", timeout: float = 60,
                  max_retries: int = 3, concurrency: int = 4, logprobs: bool = True,
-                 backoff_s: float = 0.5) -> None:
+                 backoff_s: float = 0.5, return_token_ids: bool = False) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be >= 1")
         self.base_url = base_url.rstrip("/")
@@ -57,6 +58,7 @@ class OpenAIEngine:
         self.concurrency = concurrency
         self.logprobs = logprobs
         self.backoff_s = backoff_s
+        self.return_token_ids = return_token_ids
         self._local = threading.local()
 
     # --- protocol ----------------------------------------------------------------------
@@ -93,6 +95,8 @@ class OpenAIEngine:
         if params.seed is not None:
             body["seed"] = params.seed + index
         body.update(constraint_fields(params))
+        if self.return_token_ids:
+            body["return_token_ids"] = True
         if isinstance(prompt, str):
             path = "/completions"
             body["prompt"] = prompt
