@@ -21,7 +21,7 @@ from tailor_evo.tasks.registry import get_task, task_names
 
 def seed_libraries(task: str) -> dict[str, list[dict]]:
     """Library name -> primitives of every seed library shipped for ``task`` (validated on load)."""
-    from populations.library import list_libraries, load_library
+    from tailor_evo.populations.library import list_libraries, load_library
 
     return {path.stem: list(load_library(path, task)) for path in list_libraries(task)}
 

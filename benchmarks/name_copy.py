@@ -26,7 +26,7 @@ import time
 from tailor_evo.models.registry import load
 from tailor_evo.tasks import get_task
 from tailor_evo.tasks.kk import text as T
-from trainers.probes import name_copy
+from tailor_evo.trainers.probes import name_copy
 
 
 def main() -> None:

@@ -32,8 +32,8 @@ def build_model(out: Path, hidden: int, layers: int) -> Path:
 def ours(model_dir: Path, args: argparse.Namespace, work: Path) -> dict:
     from tailor_evo.generation.hf import HFEngine
     from tailor_evo.rundir import RunDir
-    from trainers.rl import RLConfig, train_rl
-    from trainers.base import EvalSettings
+    from tailor_evo.trainers.rl import RLConfig, train_rl
+    from tailor_evo.trainers.base import EvalSettings
 
     def engine_factory(model, tokenizer):
         engine = HFEngine(model, tokenizer, batch_size=args.prompts * args.group, num_threads=args.threads,
@@ -64,8 +64,8 @@ def trl(model_dir: Path, args: argparse.Namespace, work: Path) -> dict:
     from trl import GRPOConfig, GRPOTrainer
 
     from tailor_evo.tasks.registry import get_task
-    from trainers.data import epoch_order
-    from trainers.rl import RLConfig, rl_problem_pool
+    from tailor_evo.trainers.data import epoch_order
+    from tailor_evo.trainers.rl import RLConfig, rl_problem_pool
 
     task = get_task(args.task)
     # the very problems our trainer used, in the order it used them

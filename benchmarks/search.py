@@ -32,11 +32,11 @@ import numpy as np
 
 
 def bench_eval(task_name: str, n_candidates: int) -> None:
-    from search.engine import SearchConfig
-    from search.gp import TreeOperators
-    from search.render import EvalJob, ExecutorRenderer
-    from search.genome import program_id
-    from search.seeds import load_seed_library
+    from tailor_evo.search.engine import SearchConfig
+    from tailor_evo.search.gp import TreeOperators
+    from tailor_evo.search.render import EvalJob, ExecutorRenderer
+    from tailor_evo.search.genome import program_id
+    from tailor_evo.search.seeds import load_seed_library
     from tailor_evo.tasks.base import split_seed
     from tailor_evo.tasks.registry import get_task
 

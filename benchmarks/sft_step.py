@@ -29,7 +29,7 @@ import torch
 def examples(tokenizer, n: int, seed: int):
     """Prompt + completion pairs with the length spread of the main job's warm start (KK, 3 people)."""
     from tailor_evo.tasks import get_task
-    from trainers.data import encode_example
+    from tailor_evo.trainers.data import encode_example
 
     task = get_task("kk")
     rng = random.Random(seed)
@@ -62,9 +62,9 @@ def run(model_dir: Path, data, batch_size: int, steps: int, packed: bool, thread
         compiled: bool = False) -> dict:
     from transformers import AutoModelForCausalLM
 
-    from trainers.data import collate, collate_packed
-    from trainers.losses import sft_loss
-    from trainers.sft import forward_logits
+    from tailor_evo.trainers.data import collate, collate_packed
+    from tailor_evo.trainers.losses import sft_loss
+    from tailor_evo.trainers.sft import forward_logits
 
     torch.manual_seed(0)
     torch.set_num_threads(threads)

@@ -24,7 +24,7 @@ from pathlib import Path
 
 def kk_prompts(n: int) -> list[str]:
     from tailor_evo.tasks import get_task
-    from trainers.evaluate import eval_problems
+    from tailor_evo.trainers.evaluate import eval_problems
 
     task = get_task("kk")
     return [task.prompt(p) for p in eval_problems(task, 0, [3], n)]
@@ -82,8 +82,8 @@ def rl_seconds(backend: str, args: argparse.Namespace, work: Path) -> dict:
     from tailor_evo.generation.hf import HFEngine
     from tailor_evo.models.registry import resolve
     from tailor_evo.rundir import RunDir
-    from trainers.base import EvalSettings
-    from trainers.rl import RLConfig, rollout_engine_factory, train_rl
+    from tailor_evo.trainers.base import EvalSettings
+    from tailor_evo.trainers.rl import RLConfig, rollout_engine_factory, train_rl
 
     cfg = RLConfig(model=str(resolve("tiny-base")), task="kk", levels=[3], seed=0, steps=args.steps + 1,
                    prompts_per_step=args.prompts, group_size=args.group, max_new_tokens=args.tokens, beta=0.04,

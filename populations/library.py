@@ -18,7 +18,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from search.genome import Primitive
+from tailor_evo.search.genome import Primitive
 from tailor_evo.errors import InputError
 
 SEEDS_DIR = Path(__file__).resolve().parent / "seeds"

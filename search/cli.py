@@ -30,7 +30,7 @@ def search(ctx: click.Context, task: str | None, config_path: str | None, overri
            operator: str | None, renderer: str | None, llm_spec: str | None, workers: int | None, out: str,
            resume: bool, overwrite: bool, quiet: bool) -> None:
     """Evolve reasoning primitives for a task into an archive in --out."""
-    from search.engine import SearchConfig, run_search
+    from tailor_evo.search.engine import SearchConfig, run_search
     from tailor_evo.config import resumed_config
     from tailor_evo.rundir import RunDir
 
@@ -79,7 +79,7 @@ def show(run_dir: str) -> None:
     """Summary and table of all archived primitives."""
     from collections import Counter
 
-    from search.archive import load_archive
+    from tailor_evo.search.archive import load_archive
 
     prims = load_archive(run_dir)
     if not prims:
@@ -98,7 +98,7 @@ def show(run_dir: str) -> None:
 @click.option("--by", type=click.Choice(["quality", "novelty", "length"]), default="quality", show_default=True)
 def top(run_dir: str, k: int, by: str) -> None:
     """The k best primitives by a score (ties broken by the other score)."""
-    from search.archive import load_archive
+    from tailor_evo.search.archive import load_archive
 
     prims = load_archive(run_dir)
     other = "novelty" if by == "quality" else "quality"
@@ -107,7 +107,7 @@ def top(run_dir: str, k: int, by: str) -> None:
 
 
 def _load_lineage(run_dir: Path) -> dict[str, dict]:
-    from search.engine import LINEAGE
+    from tailor_evo.search.engine import LINEAGE
     from tailor_evo.io import iter_jsonl
 
     path = run_dir / LINEAGE
@@ -122,7 +122,7 @@ def _load_lineage(run_dir: Path) -> dict[str, dict]:
 @click.option("--depth", type=int, default=12, show_default=True, help="Generations of ancestry to show.")
 def lineage(run_dir: str, pid: str, depth: int) -> None:
     """Ancestry tree of a primitive (id or unique id prefix); archived ancestors are marked *."""
-    from search.archive import load_archive
+    from tailor_evo.search.archive import load_archive
 
     prims = {p.id: p for p in load_archive(run_dir)}
     known = _load_lineage(Path(run_dir))
@@ -160,7 +160,7 @@ def lineage(run_dir: str, pid: str, depth: int) -> None:
               help="Output file (default: stdout for jsonl, RUN_DIR/export.parquet for parquet).")
 def export(run_dir: str, fmt: str, output: str | None) -> None:
     """Write the archive as JSONL or Parquet (nested fields as JSON text)."""
-    from search.archive import _flat_row, load_archive
+    from tailor_evo.search.archive import _flat_row, load_archive
     from tailor_evo.io import write_jsonl_atomic, write_records
 
     prims = load_archive(run_dir)
@@ -183,9 +183,9 @@ def export(run_dir: str, fmt: str, output: str | None) -> None:
 @click.argument("run_b", type=click.Path())
 def diff(run_a: str, run_b: str) -> None:
     """Coverage of one archive against the other (cells of their probe states, shared codebook)."""
-    from search.archive import load_archive, load_states
-    from search.embed import make_embedder
-    from search.coverage import Coverage
+    from tailor_evo.search.archive import load_archive, load_states
+    from tailor_evo.search.embed import make_embedder
+    from tailor_evo.search.coverage import Coverage
 
     def setup(run: str) -> dict:
         import yaml

@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from search.embed import Embedder, make_embedder
+from tailor_evo.search.embed import Embedder, make_embedder
 from tailor_evo.errors import InputError
 from tailor_evo.tasks.base import THINK_CLOSE, THINK_OPEN
 

@@ -31,16 +31,16 @@ import faiss
 from deap import base
 from tqdm.auto import tqdm
 
-from search.archive import Archive, ArchiveConfig
-from search.embed import make_embedder
-from search.genome import Primitive, program_id
-from search.gp import TreeOperators
-from search.llm_operator import LLMOperator, load_prompt
-from search.coverage import Coverage
-from search.quality import QualityConfig
-from search.render import EvalJob, EvalResult, ExecutorRenderer, LLMRenderer
-from search.seeds import load_seed_library
-from search.selection import METHODS, MapElitesGrid, nsga2
+from tailor_evo.search.archive import Archive, ArchiveConfig
+from tailor_evo.search.embed import make_embedder
+from tailor_evo.search.genome import Primitive, program_id
+from tailor_evo.search.gp import TreeOperators
+from tailor_evo.search.llm_operator import LLMOperator, load_prompt
+from tailor_evo.search.coverage import Coverage
+from tailor_evo.search.quality import QualityConfig
+from tailor_evo.search.render import EvalJob, EvalResult, ExecutorRenderer, LLMRenderer
+from tailor_evo.search.seeds import load_seed_library
+from tailor_evo.search.selection import METHODS, MapElitesGrid, nsga2
 from tailor_evo.errors import InputError
 from tailor_evo.io import atomic_open, write_jsonl_atomic
 from tailor_evo.rundir import RunDir
@@ -180,13 +180,26 @@ def save_checkpoint(run_dir: RunDir, state: SearchState) -> None:
         pickle.dump(state, fh, protocol=pickle.HIGHEST_PROTOCOL)
 
 
+class _Unpickler(pickle.Unpickler):
+    """Reads checkpoints written before the search, trainers and populations packages
+    moved inside ``tailor_evo``: their classes were pickled as ``search.genome.Primitive``
+    and so on, and are looked up at their new home."""
+
+    OLD = ("search", "trainers", "populations")
+
+    def find_class(self, module: str, name: str) -> Any:
+        if module.split(".")[0] in self.OLD:
+            module = f"tailor_evo.{module}"
+        return super().find_class(module, name)
+
+
 def load_checkpoint(run_dir: RunDir) -> SearchState | None:
     path = run_dir.checkpoints / CHECKPOINT
     if not path.exists():
         return None
     try:
         with open(path, "rb") as fh:
-            state = pickle.load(fh)
+            state = _Unpickler(fh).load()
     except (pickle.UnpicklingError, EOFError, AttributeError, ImportError) as exc:
         raise InputError(f"unreadable checkpoint ({type(exc).__name__}); start again with --overwrite",
                          file=str(path)) from None
@@ -235,7 +248,7 @@ class Search:
     # --- set-up ---------------------------------------------------------------------------
     def _reply_schema(self, engine: Any) -> dict | None:
         """The JSON schema of an operator reply when decoding is constrained (``llm.constrained``)."""
-        from search.reply_schema import reply_schema
+        from tailor_evo.search.reply_schema import reply_schema
 
         mode, can = self.cfg.llm.constrained, bool(getattr(engine, "supports_constraints", False))
         if mode == "on" and not can:
@@ -529,7 +542,7 @@ def run_search(cfg: SearchConfig, run_dir: str | Path | RunDir, *, resume: bool 
     finally:
         rd.close_trackers()
     if report:
-        from search.report import write_outputs
+        from tailor_evo.search.report import write_outputs
 
         result.coverage_ratios = dict(write_outputs(search, result).ratios)
     return result

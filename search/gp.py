@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 from deap import gp
 
-from search.genome import program_size
+from tailor_evo.search.genome import program_size
 from tailor_evo.tasks.base import Grammar, MoveSpec
 
 

@@ -21,14 +21,14 @@ from collections import Counter
 from dataclasses import dataclass, field
 from importlib import resources
 
-from search.genome import canonical_json
+from tailor_evo.search.genome import canonical_json
 from tailor_evo.generation.base import Engine, SamplingParams
 from tailor_evo.tasks.base import Grammar
 
 
 def load_prompt(name: str) -> str:
     """Text of ``search/prompts/<name>.txt``."""
-    return resources.files("search.prompts").joinpath(f"{name}.txt").read_text(encoding="utf-8")
+    return resources.files("tailor_evo.search.prompts").joinpath(f"{name}.txt").read_text(encoding="utf-8")
 
 
 def grammar_listing(grammar: Grammar) -> str:

@@ -18,7 +18,7 @@ from collections.abc import Iterable
 import faiss
 import numpy as np
 
-from search.embed import Embedder
+from tailor_evo.search.embed import Embedder
 
 EMPTY_ARCHIVE_NOVELTY = 2.0  # the largest distance between unit vectors
 

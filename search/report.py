@@ -13,10 +13,10 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from search.genome import Primitive
-from search.plots import plot_progress, plot_scatter
-from search.render import EvalJob, ExecutorRenderer
-from search.seeds import load_seed_library
+from tailor_evo.search.genome import Primitive
+from tailor_evo.search.plots import plot_progress, plot_scatter
+from tailor_evo.search.render import EvalJob, ExecutorRenderer
+from tailor_evo.search.seeds import load_seed_library
 from tailor_evo.errors import InputError
 from tailor_evo.io import write_json_atomic, write_text_atomic
 from tailor_evo.tasks.base import split_seed

@@ -7,8 +7,8 @@ knows the library format); the search only asks it for a library by name, such a
 
 from __future__ import annotations
 
-from populations.library import load_library
-from search.genome import Primitive
+from tailor_evo.populations.library import load_library
+from tailor_evo.search.genome import Primitive
 
 __all__ = ["load_seed_library"]
 

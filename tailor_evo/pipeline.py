@@ -19,15 +19,15 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, ClassVar
 
-from search.engine import SearchConfig
+from tailor_evo.search.engine import SearchConfig
 from tailor_evo.errors import InputError
 from tailor_evo.io import read_json, write_json_atomic, write_records, write_text_atomic
 from tailor_evo.rundir import RunDir
 from tailor_evo.tasks import get_task
-from trainers.rl import RLConfig
-from trainers.base import EvalSettings
-from trainers.sft import SFTConfig
-from trainers.warmstart import ARCHIVE_METHODS, METHODS, OFFLINE_SEARCH
+from tailor_evo.trainers.rl import RLConfig
+from tailor_evo.trainers.base import EvalSettings
+from tailor_evo.trainers.sft import SFTConfig
+from tailor_evo.trainers.warmstart import ARCHIVE_METHODS, METHODS, OFFLINE_SEARCH
 
 log = logging.getLogger(__name__)
 
@@ -184,7 +184,7 @@ def _sub_rundir(path: Path) -> tuple[RunDir, bool]:
 
 
 def stage_search(cfg: PipelineConfig, out: Path) -> dict:
-    from search.engine import run_search
+    from tailor_evo.search.engine import run_search
 
     scfg = cfg.search                   # task, seed and levels: filled by PipelineConfig.fill_owned
     if cfg.method == "tailor-gp":       # the ablation: the offline operators, whatever the config says
@@ -196,7 +196,7 @@ def stage_search(cfg: PipelineConfig, out: Path) -> dict:
 
 
 def stage_warmstart(cfg: PipelineConfig, out: Path, archive_dir: Path | None, teacher_spec: str | None) -> dict:
-    from trainers.warmstart import build_warmstart, render_card
+    from tailor_evo.trainers.warmstart import build_warmstart, render_card
 
     task = get_task(cfg.task)
     teacher = None
@@ -240,7 +240,7 @@ def _backbone_dir(cfg: PipelineConfig) -> str:
 
 
 def stage_sft(cfg: PipelineConfig, out: Path, data_path: str, n_records: int) -> dict:
-    from trainers.sft import train_sft
+    from tailor_evo.trainers.sft import train_sft
 
     if n_records == 0:
         from tailor_evo.models.registry import resolve
@@ -257,7 +257,7 @@ def stage_sft(cfg: PipelineConfig, out: Path, data_path: str, n_records: int) ->
 
 
 def stage_rl(cfg: PipelineConfig, out: Path, model_dir: str) -> dict:
-    from trainers.rl import train_rl
+    from tailor_evo.trainers.rl import train_rl
 
     rcfg = dataclasses.replace(cfg.rl, model=model_dir)      # the rest: filled by PipelineConfig.fill_owned
     rd, resume = _sub_rundir(out)
@@ -272,8 +272,8 @@ def stage_rl(cfg: PipelineConfig, out: Path, model_dir: str) -> dict:
 def stage_eval(cfg: PipelineConfig, out: Path, model_dir: str) -> dict:
     from tailor_evo.generation.hf import HFEngine
     from tailor_evo.trackers import Trackers
-    from trainers.eval_cli import record_on_card
-    from trainers.evaluate import eval_problems, evaluate, plot_results, render_report
+    from tailor_evo.trainers.eval_cli import record_on_card
+    from tailor_evo.trainers.evaluate import eval_problems, evaluate, plot_results, render_report
 
     task = get_task(cfg.task)
     problems = eval_problems(task, cfg.seed, cfg.eval.levels, cfg.eval.n_per_level)

@@ -9,7 +9,7 @@ import random
 import pytest
 import torch
 
-from search.reply_schema import program_schema, reply_schema
+from tailor_evo.search.reply_schema import program_schema, reply_schema
 from tailor_evo.generation.base import SamplingParams
 from tailor_evo.generation.constraints import ConstraintError, TokenMasker, compile_constraint
 from tailor_evo.tasks import get_task
@@ -33,8 +33,8 @@ def _instance(schema: dict, defs: dict, rng: random.Random) -> dict:
 
 @pytest.mark.parametrize("task_name", TASKS)
 def test_every_program_the_schema_admits_is_valid(task_name):
-    from search.genome import program_size
-    from search.gp import TreeOperators
+    from tailor_evo.search.genome import program_size
+    from tailor_evo.search.gp import TreeOperators
 
     grammar = get_task(task_name).grammar()
     ops = TreeOperators(grammar, max_depth=DEPTH, max_nodes=25)
@@ -80,7 +80,7 @@ def test_random_strings_of_the_compiled_grammar_are_valid_replies(task_name, tin
 
 @pytest.fixture(scope="module")
 def tiny_tokenizer():
-    from trainers.checkpoint import load_backbone
+    from tailor_evo.trainers.checkpoint import load_backbone
 
     return load_backbone("tiny")[1]
 
@@ -126,8 +126,8 @@ def test_bad_constraints_are_clear_errors():
 
 
 def test_the_operator_constrains_when_asked_and_counts_a_cut_reply():
-    from search.gp import TreeOperators
-    from search.llm_operator import LLMOperator
+    from tailor_evo.search.gp import TreeOperators
+    from tailor_evo.search.llm_operator import LLMOperator
     from tailor_evo.generation.base import Completion
 
     grammar = get_task("kk").grammar()

@@ -60,7 +60,7 @@ def test_a_broken_plugin_is_named_and_leaves_the_others_working(monkeypatch):
 
 
 def test_seed_libraries_come_from_the_plugin_folder(task):
-    from populations.library import list_libraries, load_library
+    from tailor_evo.populations.library import list_libraries, load_library
 
     paths = list_libraries("countdown")
     assert {p.stem for p in paths} == {"rule-based", "four-behaviour"}
@@ -188,7 +188,7 @@ def test_random_programs_run_and_finished_ones_are_right(task):
 
 
 def test_seed_primitives_show_their_behaviours(task):
-    from populations.library import load_library
+    from tailor_evo.populations.library import load_library
 
     p = task.generate(1, 0, levels=[3])[0]
     by_name = {e["name"]: task.execute(e["program"], p, random.Random(0))

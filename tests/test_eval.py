@@ -10,8 +10,8 @@ import pytest
 from test_eval_toy import ScriptedEngine, ToySumTask, correct_completion, wrong_completion
 
 from tailor_evo.errors import InputError
-from trainers.evaluate import OverlapError, assert_disjoint, eval_problems, evaluate, pass_at_k
-from trainers.warmstart import training_problems
+from tailor_evo.trainers.evaluate import OverlapError, assert_disjoint, eval_problems, evaluate, pass_at_k
+from tailor_evo.trainers.warmstart import training_problems
 
 
 def _brute_pass_at_k(n: int, c: int, k: int) -> float:
@@ -146,7 +146,7 @@ def _main(monkeypatch, capsys, argv):
 
 
 def test_cli_eval_writes_results_plots_and_report(tmp_path, monkeypatch, capsys):
-    import trainers.eval_cli as eval_cli
+    import tailor_evo.trainers.eval_cli as eval_cli
 
     task = ToySumTask()
     problems = eval_problems(task, seed=0, levels=[2, 3], n_per_level=3)
@@ -168,8 +168,8 @@ def test_cli_eval_writes_results_plots_and_report(tmp_path, monkeypatch, capsys)
 def test_cli_eval_adds_its_results_to_the_model_card(tmp_path, monkeypatch, capsys):
     from huggingface_hub import ModelCard
 
-    import trainers.eval_cli as eval_cli
-    from trainers.model_card import CardInfo, write_model_card
+    import tailor_evo.trainers.eval_cli as eval_cli
+    from tailor_evo.trainers.model_card import CardInfo, write_model_card
 
     task = ToySumTask()
     problems = eval_problems(task, seed=0, levels=[2, 3], n_per_level=3)

@@ -34,7 +34,7 @@ class Oracle:
 
 
 def _eval_with(monkeypatch, problems, right):
-    import trainers.eval_cli as eval_cli
+    import tailor_evo.trainers.eval_cli as eval_cli
 
     monkeypatch.setattr(eval_cli, "make_engine", lambda spec, **kw: Oracle(problems, right))
 

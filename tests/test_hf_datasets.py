@@ -91,8 +91,8 @@ def test_warmstart_writes_a_dataset_dict_that_sft_reads(tmp_path):
     from click.testing import CliRunner
 
     from tailor_evo.cli import cli
-    from trainers.checkpoint import load_backbone
-    from trainers.data import load_sft_data
+    from tailor_evo.trainers.checkpoint import load_backbone
+    from tailor_evo.trainers.data import load_sft_data
 
     out = tmp_path / "ws"
     result = CliRunner().invoke(cli, ["data", "warmstart", "--task", "kk", "--method", "rule-based,four-behaviour",

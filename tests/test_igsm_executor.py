@@ -226,7 +226,7 @@ def test_seed_files_valid_and_distinct():
     for prim in rb + fb:
         assert GRAMMAR.validate(prim["program"]) == [] and prim["name"] and prim["description"]
     assert len({json.dumps(p["program"], sort_keys=True) for p in rb + fb}) == 5
-    from populations.library import validate_library
+    from tailor_evo.populations.library import validate_library
 
     for path in SEEDS.glob("*.json"):
         assert validate_library(path, "igsm") == []

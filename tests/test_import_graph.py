@@ -13,18 +13,20 @@ import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("tailor_evo", "search", "trainers", "populations")
-_IMPORT_STRING = re.compile(r"^(?:%s)(?:\.\w+)+(?::\w+)?$" % "|".join(PACKAGES))
+# folder -> the package it installs as (search/ is tailor_evo.search, see pyproject.toml)
+PACKAGES = {"tailor_evo": "tailor_evo", "search": "tailor_evo.search", "trainers": "tailor_evo.trainers",
+            "populations": "tailor_evo.populations"}
+_IMPORT_STRING = re.compile(r"^tailor_evo(?:\.\w+)+(?::\w+)?$")
 # strings that look like module paths but import nothing
 NOT_IMPORTS = {"tailor_evo.tasks"}      # the entry-point group of task plugins (tailor_evo.tasks.registry)
 
 
 def _modules() -> dict[str, Path]:
     out = {}
-    for pkg in PACKAGES:
-        for path in (ROOT / pkg).rglob("*.py"):
-            parts = path.relative_to(ROOT).with_suffix("").parts
-            name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+    for folder, package in PACKAGES.items():
+        for path in (ROOT / folder).rglob("*.py"):
+            parts = path.relative_to(ROOT / folder).with_suffix("").parts
+            name = ".".join((package,) + (parts[:-1] if parts[-1] == "__init__" else parts))
             out[name] = path
     return out
 

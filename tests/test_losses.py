@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from trainers.losses import (entropy_from_logits, group_advantages, k3_kl, policy_loss, sft_loss,
+from tailor_evo.trainers.losses import (entropy_from_logits, group_advantages, k3_kl, policy_loss, sft_loss,
                              token_logprobs)
 
 # A hand-made batch: 3 sequences x 4 token slots, the last sequence shorter (mask).

@@ -6,7 +6,7 @@ from types import SimpleNamespace
 
 from huggingface_hub import ModelCard
 
-from trainers.model_card import (CardEval, CardInfo, add_eval_results, card_results, model_dir_of,
+from tailor_evo.trainers.model_card import (CardEval, CardInfo, add_eval_results, card_results, model_dir_of,
                                  results_from_metrics, write_model_card)
 
 

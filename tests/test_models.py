@@ -188,7 +188,7 @@ def test_shipped_base_loads_generates_and_reads(name):
     from tailor_evo.generation.base import SamplingParams
     from tailor_evo.generation.hf import HFEngine
     from tailor_evo.tasks import get_task
-    from trainers.probes import name_copy
+    from tailor_evo.trainers.probes import name_copy
 
     info = registry.shipped_info(name)
     assert info["backbone"] == name and info["tokens"] > 0 and info["made_by"].startswith("tailor-evo models pretrain")

@@ -92,7 +92,7 @@ def test_tailor_gp_searches_offline_whatever_the_search_config_says(tmp_path):
             "--set", "search.renderer=llm"] + [a for s in SMALL for a in ("--set", s)]
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 0, result.output + repr(result.exception)
-    from search.engine import SearchConfig
+    from tailor_evo.search.engine import SearchConfig
 
     searched = load_config(SearchConfig, out / "search" / "config.yaml")
     assert (searched.operator, searched.renderer) == ("gp", "executor")

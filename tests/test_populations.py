@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from populations.library import SEEDS_DIR, list_libraries, load_library, validate_library
+from tailor_evo.populations.library import SEEDS_DIR, list_libraries, load_library, validate_library
 from tailor_evo.errors import InputError
 
 GOOD_PROGRAM = {"op": "primitive", "args": [{"op": "style_terse"}, {"op": "conclude"}]}

@@ -165,7 +165,7 @@ SMALL = {"arch.hidden_size": 32, "arch.layers": 1, "arch.heads": 2, "arch.vocab_
 
 def _cfg(**extra):
     from tailor_evo.config import load_config
-    from trainers.pretrain import PretrainConfig
+    from tailor_evo.trainers.pretrain import PretrainConfig
 
     return load_config(PretrainConfig, None, [f"{k}={v}" for k, v in {**SMALL, **extra}.items()])
 
@@ -174,7 +174,7 @@ def test_packed_rows_hold_whole_documents(tmp_path):
     from transformers import AutoTokenizer
 
     from tailor_evo.models.tiny import build_tiny
-    from trainers.pretrain import Packer
+    from tailor_evo.trainers.pretrain import Packer
 
     path = build_tiny(tmp_path / "m", hidden_size=32, layers=1, heads=2, vocab_size=600)
     tok = AutoTokenizer.from_pretrained(path)
@@ -195,7 +195,7 @@ def test_pretrain_resumes_to_the_same_weights_and_exports_a_loadable_base(tmp_pa
 
     from tailor_evo.models.registry import load
     from tailor_evo.rundir import RunDir
-    from trainers import pretrain
+    from tailor_evo.trainers import pretrain
 
     full = pretrain.train_pretrain(_cfg(steps=4), RunDir.create(tmp_path / "full"))
     # the same run interrupted while building batch 3 (after the step-2 checkpoint), then resumed
@@ -244,7 +244,7 @@ def test_presets_chain_their_phases_and_init_from_checks_the_shape(tmp_path):
     from tailor_evo.errors import InputError
     from tailor_evo.models.tiny import build_tiny
     from tailor_evo.rundir import RunDir
-    from trainers.pretrain import preset_chain, preset_config, train_pretrain
+    from tailor_evo.trainers.pretrain import preset_chain, preset_config, train_pretrain
 
     assert preset_chain("tiny-base") == ["tiny-base-reading", "tiny-base"]
     assert preset_config("tiny-base").corpus.varied and not preset_config("tiny-base-reading").corpus.varied

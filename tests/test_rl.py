@@ -13,11 +13,11 @@ from tailor_evo.generation.base import SamplingParams
 from tailor_evo.rundir import RunDir
 from tailor_evo.tasks.base import Problem, Task, Verdict, question_key
 from tailor_evo.tasks.registry import register
-from trainers import rl as rl_module
-from trainers.checkpoint import load_backbone
-from trainers.rl import RLConfig, build_batch, completion_logits, rl_problem_pool, train_rl
-from trainers.losses import token_logprobs
-from trainers.base import EvalSettings
+from tailor_evo.trainers import rl as rl_module
+from tailor_evo.trainers.checkpoint import load_backbone
+from tailor_evo.trainers.rl import RLConfig, build_batch, completion_logits, rl_problem_pool, train_rl
+from tailor_evo.trainers.losses import token_logprobs
+from tailor_evo.trainers.base import EvalSettings
 
 CORPUS = ["Question: say something with the letter e. Assistant: <think> yes </think> <answer> here </answer>",
           "Question: say something short. Assistant: <think> ok </think> <answer> no </answer>"] * 20
@@ -173,7 +173,7 @@ def test_rl_resume_matches_uninterrupted_run(tiny_dir, tmp_path, monkeypatch):
 def test_shared_prompt_pass_equals_plain_pass(tiny_dir):
     """Running each prompt once per group gives the same log-probs and the same gradients."""
     from tailor_evo.generation.hf import HFEngine
-    from trainers.rl import micro_batches
+    from tailor_evo.trainers.rl import micro_batches
 
     model, tok = load_backbone(str(tiny_dir))
     engine = HFEngine(model, tok, batch_size=8, show_progress=False)
@@ -222,7 +222,7 @@ def test_partial_reward_trains_on_the_task_partial_credit(tiny_dir, tmp_path):
 
 def test_lora_rl_uses_the_base_model_as_reference(tiny_dir, tmp_path):
     pytest.importorskip("peft")
-    from trainers.base import LoraSettings
+    from tailor_evo.trainers.base import LoraSettings
 
     run = RunDir.create(tmp_path / "rl")
     out = train_rl(_cfg(tiny_dir, steps=2, beta=0.5, lr=5e-2, coverage=False, eval=EvalSettings(every=0, n=0),

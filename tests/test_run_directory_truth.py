@@ -20,8 +20,8 @@ from tailor_evo.errors import InputError
 from tailor_evo.io import iter_jsonl, read_records, write_text_atomic
 from tailor_evo.pipeline import PipelineConfig
 from tailor_evo.rundir import RunDir
-from trainers.rl import RLConfig
-from trainers.sft import SFTConfig
+from tailor_evo.trainers.rl import RLConfig
+from tailor_evo.trainers.sft import SFTConfig
 
 
 # --- 1. accepted, then ignored -------------------------------------------------------------------
@@ -174,7 +174,7 @@ def test_list_items_of_the_wrong_type_name_the_item():
 
 
 def test_archive_rows_are_type_checked(tmp_path):
-    from search.archive import load_archive
+    from tailor_evo.search.archive import load_archive
 
     row = {"id": "p", "task": "kk", "description": "d", "program": {"op": "x"}, "quality": "high"}
     (tmp_path / "archive.jsonl").write_text(json.dumps(row) + "\n")
@@ -195,7 +195,7 @@ def small_model():
 
 
 def test_a_truncated_newest_checkpoint_falls_back_to_the_previous_good_one(tmp_path, small_model, caplog):
-    from trainers.checkpoint import TrainState, resume_state, save_checkpoint
+    from tailor_evo.trainers.checkpoint import TrainState, resume_state, save_checkpoint
 
     model, opt = small_model
     run = RunDir.create(tmp_path / "r")
@@ -212,7 +212,7 @@ def test_a_truncated_newest_checkpoint_falls_back_to_the_previous_good_one(tmp_p
 def test_disk_full_while_saving_is_named_and_leaves_no_temporary_directory(tmp_path, small_model, monkeypatch):
     import torch
 
-    from trainers.checkpoint import TrainState, list_checkpoints, save_checkpoint
+    from tailor_evo.trainers.checkpoint import TrainState, list_checkpoints, save_checkpoint
 
     model, opt = small_model
     root = tmp_path / "ckpt"
@@ -265,7 +265,7 @@ def test_written_files_honour_the_umask(tmp_path):
 
 
 def test_saved_model_files_honour_the_umask(tmp_path, small_model):
-    from trainers.checkpoint import save_model
+    from tailor_evo.trainers.checkpoint import save_model
 
     model, _ = small_model
     old = os.umask(0o022)

@@ -17,8 +17,8 @@ import pytest
 from click.testing import CliRunner
 
 import test_search_toytask as toy
-from search.archive import load_archive
-from search.engine import CHECKPOINT, SearchConfig, load_checkpoint, run_search
+from tailor_evo.search.archive import load_archive
+from tailor_evo.search.engine import CHECKPOINT, SearchConfig, load_checkpoint, run_search
 from tailor_evo.cli import cli
 from tailor_evo.generation.base import Completion
 from tailor_evo.rundir import RunDir
@@ -107,7 +107,7 @@ import sys
 sys.path.insert(0, {tests!r})
 from pathlib import Path
 import test_search_run as t
-from search.engine import run_search
+from tailor_evo.search.engine import run_search
 cfg = t.small_cfg(Path({tmp!r}), 6)
 cfg.workers = 2
 run_search(cfg, Path({run!r}), resume={resume}, progress=False, report=False)
@@ -269,7 +269,7 @@ def test_map_elites_selection_runs_and_keeps_cell_elites(tmp_path):
     cfg = small_cfg(tmp_path, 3, selection="map-elites")
     res = run_search(cfg, tmp_path / "run", progress=False, report=False)
     state = load_checkpoint(RunDir(tmp_path / "run"))
-    from search.selection import MapElitesGrid
+    from tailor_evo.search.selection import MapElitesGrid
 
     cells = [MapElitesGrid().cell(p.descriptors, ("length", "take", "verify")) for p in state.population]
     assert len(cells) == len(set(cells))            # one elite per behaviour cell

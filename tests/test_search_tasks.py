@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from search.engine import SearchConfig, run_search
+from tailor_evo.search.engine import SearchConfig, run_search
 from tailor_evo.tasks import get_task
 
 

@@ -9,14 +9,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from search.archive import Archive, ArchiveConfig
-from search.embed import HashEmbedder
-from search.genome import Primitive, program_id
-from search.gp import MUTATIONS, TreeOperators
-from search.llm_operator import extract_json_object, parse_reply
-from search.coverage import Coverage, coverage
-from search.novelty import StateIndex
-from search.selection import MapElitesGrid, nsga2, pareto_front
+from tailor_evo.search.archive import Archive, ArchiveConfig
+from tailor_evo.search.embed import HashEmbedder
+from tailor_evo.search.genome import Primitive, program_id
+from tailor_evo.search.gp import MUTATIONS, TreeOperators
+from tailor_evo.search.llm_operator import extract_json_object, parse_reply
+from tailor_evo.search.coverage import Coverage, coverage
+from tailor_evo.search.novelty import StateIndex
+from tailor_evo.search.selection import MapElitesGrid, nsga2, pareto_front
 from test_search_toytask import LEFT, RIGHT, ToySum
 
 
@@ -195,9 +195,29 @@ def test_llm_reply_parsing(grammar):
 
 @pytest.mark.slow
 def test_minilm_embedder_loads_offline_and_separates_meanings():
-    from search.embed import make_embedder
+    from tailor_evo.search.embed import make_embedder
 
     e = make_embedder("minilm")
     v = e.encode(["Rosa is a knight.", "Rosa is a knave.", "x = 3 + 4 mod 23"])
     assert v.shape == (3, e.dim) and np.allclose(np.linalg.norm(v, axis=1), 1.0, atol=1e-4)
     assert float(v[0] @ v[1]) > float(v[0] @ v[2])
+
+
+def test_checkpoints_from_before_the_package_move_still_load(tmp_path):
+    """Checkpoints pickled when the search package was the top-level ``search`` name their
+    classes ``search.engine.SearchState`` and ``search.genome.Primitive``; they still load."""
+    import pickle
+
+    from tailor_evo.rundir import RunDir
+    from tailor_evo.search.engine import CHECKPOINT, SearchState, load_checkpoint
+
+    prim = Primitive(id="p1", task="kk", description="case split", program={"op": "split"})
+    old = pickle.dumps(SearchState(generation=3, population=[prim], archive=[prim]), protocol=0)
+    assert b"ctailor_evo.search.engine\nSearchState" in old
+    old = old.replace(b"ctailor_evo.search.", b"csearch.")
+    assert b"tailor_evo.search" not in old
+    run = RunDir.create(tmp_path / "run")
+    (run.checkpoints / CHECKPOINT).write_bytes(old)
+    state = load_checkpoint(run)
+    assert isinstance(state, SearchState) and state.generation == 3
+    assert isinstance(state.archive[0], Primitive) and state.archive[0].description == "case split"

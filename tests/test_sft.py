@@ -10,10 +10,10 @@ import torch
 
 from tailor_evo.errors import InputError
 from tailor_evo.rundir import RunDir
-from trainers import sft as sft_module
-from trainers.checkpoint import load_backbone
-from trainers.data import IGNORE_INDEX, collate, encode_example, load_sft_data
-from trainers.sft import SFTConfig, train_sft
+from tailor_evo.trainers import sft as sft_module
+from tailor_evo.trainers.checkpoint import load_backbone
+from tailor_evo.trainers.data import IGNORE_INDEX, collate, encode_example, load_sft_data
+from tailor_evo.trainers.sft import SFTConfig, train_sft
 
 CORPUS = ["Question: add two and three. Assistant: <think> two plus three is five </think> <answer> 5 </answer>",
           "Question: add one and one. Assistant: <think> one plus one is two </think> <answer> 2 </answer>"] * 20
@@ -151,7 +151,7 @@ def test_sft_resume_matches_uninterrupted_run(tiny_dir, tmp_path, monkeypatch):
 
 def test_lora_sft_exports_a_merged_plain_model(tiny_dir, tmp_path):
     pytest.importorskip("peft")
-    from trainers.base import LoraSettings
+    from tailor_evo.trainers.base import LoraSettings
 
     data = write_data(tmp_path / "d.jsonl")
     cfg = _cfg(tiny_dir, data, max_steps=2, lr=5e-2, lora=LoraSettings(enabled=True, r=4, alpha=8))
@@ -168,9 +168,9 @@ def test_packed_batch_gives_the_loss_and_gradients_of_the_padded_one(tmp_path):
     import torch
 
     from tailor_evo.models.tiny import build_tiny
-    from trainers.data import SFTExample, collate, collate_packed
-    from trainers.losses import sft_loss
-    from trainers.sft import forward_logits
+    from tailor_evo.trainers.data import SFTExample, collate, collate_packed
+    from tailor_evo.trainers.losses import sft_loss
+    from tailor_evo.trainers.sft import forward_logits
 
     path = build_tiny(tmp_path / "m", hidden_size=32, layers=2, heads=2, vocab_size=320,
                       corpus=["Rosa is a knight. Mei is a knave."] * 5)

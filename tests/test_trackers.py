@@ -49,7 +49,7 @@ def test_a_run_directory_mirrors_its_rows_to_tensorboard(tmp_path):
 
 
 def test_rl_run_reward_curve_in_tensorboard_equals_metrics_jsonl(tmp_path):
-    from trainers.rl import RLConfig, train_rl
+    from tailor_evo.trainers.rl import RLConfig, train_rl
 
     cfg = RLConfig(model="tiny", task="kk", levels=[3], steps=3, prompts_per_step=2, group_size=2,
                    max_new_tokens=8, save_every=0, report_to=["tensorboard"])

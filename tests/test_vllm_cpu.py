@@ -66,7 +66,7 @@ def hf_engine(base_dir):
 
 def kk_prompts(n: int) -> list[str]:
     from tailor_evo.tasks import get_task
-    from trainers.evaluate import eval_problems
+    from tailor_evo.trainers.evaluate import eval_problems
 
     task = get_task("kk")
     return [task.prompt(p) for p in eval_problems(task, 0, [3], n)]
@@ -186,9 +186,9 @@ def vllm_logprobs(llm, ids: list[int], start: int) -> torch.Tensor:
 def test_rl_weight_push_reaches_vllm(push, base_dir, toy_task, tmp_path, monkeypatch):
     from tailor_evo.generation import vllm_backend
     from tailor_evo.rundir import RunDir
-    from trainers.base import EvalSettings
-    from trainers.checkpoint import load_backbone
-    from trainers.rl import RLConfig, rollout_engine_factory, train_rl
+    from tailor_evo.trainers.base import EvalSettings
+    from tailor_evo.trainers.checkpoint import load_backbone
+    from tailor_evo.trainers.rl import RLConfig, rollout_engine_factory, train_rl
 
     if not push:   # the push made a no-op: vLLM keeps sampling from the starting weights
         monkeypatch.setattr(vllm_backend.VLLMRolloutEngine, "sync_weights", lambda self: None)
@@ -239,7 +239,7 @@ def test_generate_command_on_a_vllm_spec(base_dir, hf_engine, tmp_path):
 
 def test_eval_backend_vllm_scores_like_hf(base_dir, tmp_path):
     from tailor_evo.io import read_json
-    from trainers.eval_cli import EvalConfig, run_eval
+    from tailor_evo.trainers.eval_cli import EvalConfig, run_eval
 
     results = {}
     for backend in ("hf", "vllm"):

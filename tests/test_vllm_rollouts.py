@@ -94,7 +94,7 @@ def test_lora_policies_are_refused(monkeypatch):
 
 
 def test_vllm_rollouts_without_vllm_name_the_setting(monkeypatch):
-    from trainers.rl import RLConfig, rollout_engine_factory
+    from tailor_evo.trainers.rl import RLConfig, rollout_engine_factory
 
     monkeypatch.setattr(vllm_backend, "vllm_available", lambda: False)
     with pytest.raises(InputError, match="rollout_backend"):
@@ -103,7 +103,7 @@ def test_vllm_rollouts_without_vllm_name_the_setting(monkeypatch):
 
 
 def test_unknown_rollout_backend_is_rejected():
-    from trainers.rl import RLConfig, _validate
+    from tailor_evo.trainers.rl import RLConfig, _validate
 
     with pytest.raises(InputError, match="rollout_backend"):
         _validate(RLConfig(rollout_backend="sglang"))
@@ -120,7 +120,7 @@ def test_unknown_eval_backend_is_rejected(tmp_path):
 
 
 def test_eval_backend_turns_a_bare_model_into_a_spec():
-    from trainers.eval_cli import engine_spec
+    from tailor_evo.trainers.eval_cli import engine_spec
 
     assert engine_spec("tiny-base", "vllm") == "vllm:tiny-base"
     assert engine_spec("/models/m", "hf") == "hf:/models/m"
@@ -129,7 +129,7 @@ def test_eval_backend_turns_a_bare_model_into_a_spec():
 
 
 def test_unknown_eval_command_backend_is_rejected(tmp_path):
-    from trainers.eval_cli import EvalConfig, run_eval
+    from tailor_evo.trainers.eval_cli import EvalConfig, run_eval
 
     with pytest.raises(InputError, match="backend"):
         run_eval(EvalConfig(model="tiny", backend="sglang", n_per_level=2), tmp_path / "e")

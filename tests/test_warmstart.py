@@ -12,9 +12,9 @@ from test_eval_toy import ScriptedEngine, ToySumTask, correct_completion, wrong_
 
 from tailor_evo.errors import InputError
 from tailor_evo.tasks.base import question_key
-from search.coverage import state_cells
-from search.genome import Primitive
-from trainers.warmstart import (build_warmstart, greedy_select, render_card,
+from tailor_evo.search.coverage import state_cells
+from tailor_evo.search.genome import Primitive
+from tailor_evo.trainers.warmstart import (build_warmstart, greedy_select, render_card,
                                 training_problems)
 
 TOY_PRIMS = [Primitive(id=op, task="toysum", description=f"{op} strategy", program={"op": op, "args": []})
@@ -151,7 +151,7 @@ def test_redistill_keeps_verified_teacher_answers_and_counts_the_rest():
 
 
 def test_training_problems_in_the_eval_set_are_left_out_and_counted(monkeypatch):
-    import trainers.warmstart as ws
+    import tailor_evo.trainers.warmstart as ws
 
     task = ToySumTask()
     leaked = training_problems(task, 0, 15)
@@ -208,7 +208,7 @@ def _main(monkeypatch, capsys, argv):
 
 
 def test_cli_warmstart_writes_data_and_card(tmp_path, monkeypatch, capsys):
-    import trainers.warmstart as ws
+    import tailor_evo.trainers.warmstart as ws
 
     monkeypatch.setattr(ws, "_seed_or_none", lambda task, lib: TOY_PRIMS[:1] if lib == "rule-based" else TOY_PRIMS)
     out = tmp_path / "ws-{method}.jsonl"
@@ -267,14 +267,14 @@ def test_real_task_seed_libraries_give_verified_balanced_data(task_name, method)
 
 def test_abstract_coverage_counts_moves_not_names():
     from tailor_evo.tasks import get_task
-    from search.coverage import abstract_coverage
+    from tailor_evo.search.coverage import abstract_coverage
 
     task = get_task("kk")
     problems = task.generate(40, 3, levels=[3])
     pairs = [(p.question, task.reference_completion(p)) for p in problems]
     one = pairs[:1]
     # the same reasoning on many puzzles adds far fewer abstract cells than raw-text cells
-    from search.coverage import coverage_score, split_steps
+    from tailor_evo.search.coverage import coverage_score, split_steps
 
     raw = coverage_score([split_steps(c) for _, c in pairs])
     assert abstract_coverage(task, pairs) < raw

@@ -15,10 +15,10 @@ import torch
 
 from tailor_evo.errors import InputError
 from tailor_evo.io import save_figure
-from trainers.checkpoint import save_model, unwrap
+from tailor_evo.trainers.checkpoint import save_model, unwrap
 
 if TYPE_CHECKING:
-    from trainers.model_card import CardInfo
+    from tailor_evo.trainers.model_card import CardInfo
 
 
 @dataclass
@@ -92,7 +92,7 @@ def export_model(model: torch.nn.Module, tokenizer: Any, out: Path, card: "CardI
         shutil.rmtree(tmp)
     save_model(model, tokenizer, tmp)
     if card is not None:
-        from trainers.model_card import write_model_card
+        from tailor_evo.trainers.model_card import write_model_card
 
         write_model_card(tmp, card)
     if out.exists():

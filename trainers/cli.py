@@ -53,7 +53,7 @@ def _config(cls: type, ctx: click.Context, out: str, resume: bool, config_path: 
 def sft(ctx: click.Context, model: str | None, data_path: str | None, out: str, resume: bool, overwrite: bool,
         config_path: str | None, overrides: tuple[str, ...]) -> None:
     """Supervised fine-tuning on completions only; writes OUT/model."""
-    from trainers.sft import SFTConfig, train_sft
+    from tailor_evo.trainers.sft import SFTConfig, train_sft
 
     cfg = _config(SFTConfig, ctx, out, resume, config_path, overrides, model=model, data=data_path)
     run_dir = _run_dir(out, resume, overwrite)
@@ -72,7 +72,7 @@ def sft(ctx: click.Context, model: str | None, data_path: str | None, out: str, 
 def rl(ctx: click.Context, model: str | None, task_name: str | None, out: str, resume: bool, overwrite: bool,
        config_path: str | None, overrides: tuple[str, ...]) -> None:
     """Group-relative, clipped, KL-regularised RL against the task verifier; writes OUT/model."""
-    from trainers.rl import RLConfig, train_rl
+    from tailor_evo.trainers.rl import RLConfig, train_rl
 
     cfg = _config(RLConfig, ctx, out, resume, config_path, overrides, model=model, task=task_name)
     run_dir = _run_dir(out, resume, overwrite)

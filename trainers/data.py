@@ -188,7 +188,7 @@ def greedy_accuracy(engine: Any, task: Any, problems: list, max_new_tokens: int,
                     chat: bool = False) -> dict[str, float]:
     """Greedy accuracy (overall and per difficulty level) and format rate through the engine + verifier."""
     from tailor_evo.generation.base import SamplingParams
-    from trainers.rollout import rollout
+    from tailor_evo.trainers.rollout import rollout
 
     if not problems:
         return {}

@@ -49,7 +49,7 @@ def run_eval(cfg: EvalConfig, out: str | Path, *, engine=None, overwrite: bool =
     from tailor_evo.rundir import RunDir
     from tailor_evo.tasks import get_task
     from tailor_evo.trackers import check_report_to
-    from trainers.evaluate import assert_disjoint, eval_problems, evaluate, plot_results, render_report
+    from tailor_evo.trainers.evaluate import assert_disjoint, eval_problems, evaluate, plot_results, render_report
 
     task = get_task(cfg.task)
     if cfg.n_per_level is not None and cfg.n_per_level <= 0:
@@ -102,7 +102,7 @@ def engine_spec(model: str, backend: str) -> str:
 
 def record_on_card(model: str | None, result, task: str, *, data: str | None, seed: int) -> bool:
     """Add an evaluation to the model directory's card, when it has a tailor-evo one."""
-    from trainers.model_card import add_eval_results, card_results, model_dir_of
+    from tailor_evo.trainers.model_card import add_eval_results, card_results, model_dir_of
 
     model_dir = model_dir_of(model)
     if model_dir is None:
@@ -236,7 +236,7 @@ def warmstart(task_name: str, method: str, archive_dir: str | None, teacher: str
     """Build warm-start data from verified trajectories chosen for reasoning-state coverage."""
     from tailor_evo.io import write_records, write_text_atomic
     from tailor_evo.tasks import get_task
-    from trainers.warmstart import ARCHIVE_METHODS, METHODS, build_warmstart, render_card
+    from tailor_evo.trainers.warmstart import ARCHIVE_METHODS, METHODS, build_warmstart, render_card
 
     methods = [m.strip() for m in method.split(",") if m.strip()]
     for m in methods:

@@ -28,7 +28,7 @@ from tqdm.auto import tqdm
 from tailor_evo.errors import TailorError
 from tailor_evo.generation.base import Engine, SamplingParams
 from tailor_evo.tasks.base import Problem, Task, question_key, split_seed
-from trainers.rollout import Rollout, rollout
+from tailor_evo.trainers.rollout import Rollout, rollout
 
 
 class OverlapError(TailorError):
@@ -275,7 +275,7 @@ def plot_results(result: EvalResult, plots_dir: str) -> list[str]:
     """Accuracy per level (greedy and pass@k as grouped bars) and overall bars; returns the PNG paths."""
     from pathlib import Path
 
-    from trainers.plots import plot_bars, plot_grouped_bars
+    from tailor_evo.trainers.plots import plot_bars, plot_grouped_bars
 
     plots = Path(plots_dir)
     groups = {}

@@ -31,7 +31,7 @@ import torch
 from tailor_evo.errors import InputError
 from tailor_evo.models.corpus import Corpus, CorpusMix, procedural_text
 from tailor_evo.rundir import RunDir
-from trainers.checkpoint import resume_state, save_checkpoint
+from tailor_evo.trainers.checkpoint import resume_state, save_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -254,8 +254,8 @@ def train_pretrain(cfg: PretrainConfig, run_dir: RunDir, resume: bool = False) -
 
     from tailor_evo.commands.common import seed_everything
     from tailor_evo.tasks import get_task
-    from trainers.probes import name_copy
-    from trainers.base import cosine_schedule, make_optimizer
+    from tailor_evo.trainers.probes import name_copy
+    from tailor_evo.trainers.base import cosine_schedule, make_optimizer
 
     cfg.check()
     torch.set_num_threads(cfg.threads)
@@ -333,10 +333,10 @@ def export_base(model: torch.nn.Module, tokenizer: Any, out: Path, cfg: Pretrain
     import copy
 
     from tailor_evo.io import write_json_atomic
-    from trainers.base import export_model
+    from tailor_evo.trainers.base import export_model
 
     dtype = getattr(torch, cfg.save_dtype)
-    from trainers.model_card import CardInfo
+    from tailor_evo.trainers.model_card import CardInfo
 
     card = CardInfo(stage="pretrain", base_model="", task="reading",
                     seed=cfg.seed, recipe=asdict(cfg),
@@ -352,7 +352,7 @@ def export_base(model: torch.nn.Module, tokenizer: Any, out: Path, cfg: Pretrain
 def write_pretrain_report(run_dir: RunDir, cfg: PretrainConfig, n_params: int) -> None:
     """``report.md`` and the loss / name-copy curves from the metrics log."""
     from tailor_evo.io import write_text_atomic
-    from trainers.base import plot_lines
+    from tailor_evo.trainers.base import plot_lines
 
     rows = run_dir.read_metrics()
     loss = [r for r in rows if "loss" in r]

@@ -36,11 +36,11 @@ import torch
 
 from tailor_evo.errors import InputError
 from tailor_evo.rundir import RunDir
-from trainers.checkpoint import load_backbone, resume_state, save_checkpoint, unwrap
-from trainers.data import epoch_order, greedy_accuracy, heldout_problems
-from trainers.losses import (NORMALISATIONS, entropy_from_logits, group_advantages, policy_loss,
+from tailor_evo.trainers.checkpoint import load_backbone, resume_state, save_checkpoint, unwrap
+from tailor_evo.trainers.data import epoch_order, greedy_accuracy, heldout_problems
+from tailor_evo.trainers.losses import (NORMALISATIONS, entropy_from_logits, group_advantages, policy_loss,
                              token_logprobs)
-from trainers.base import EvalSettings, TrainerConfig, apply_lora, export_model, live_engine, make_optimizer, plot_lines
+from tailor_evo.trainers.base import EvalSettings, TrainerConfig, apply_lora, export_model, live_engine, make_optimizer, plot_lines
 
 log = logging.getLogger(__name__)
 
@@ -348,7 +348,7 @@ def resolve_coverage(cfg: RLConfig, coverage_fn: CoverageFn | None) -> CoverageF
     if coverage_fn is not None:
         return coverage_fn
     try:
-        from search.coverage import rollout_coverage
+        from tailor_evo.search.coverage import rollout_coverage
     except ImportError as exc:
         log.warning("coverage logging is on but search.coverage.rollout_coverage cannot be imported (%s); "
                     "continuing without it (set coverage=false to silence this)", exc)
@@ -372,7 +372,7 @@ def _rollouts(engine: Any, policy: torch.nn.Module, task: Any, problems: list, c
               process_index: int) -> list:
     """``group_size`` completions per prompt from the current policy, seeded by (seed, step, process)."""
     from tailor_evo.generation.base import SamplingParams
-    from trainers.rollout import rollout
+    from tailor_evo.trainers.rollout import rollout
 
     params = SamplingParams(n=cfg.group_size, temperature=cfg.temperature, top_p=cfg.top_p,
                             max_new_tokens=cfg.max_new_tokens,
@@ -539,7 +539,7 @@ def train_rl(cfg: RLConfig, run_dir: RunDir, resume: bool = False, *,
 
 
 def _card(cfg: RLConfig, run_dir: RunDir, pool_size: int, overlaps: int) -> Any:
-    from trainers.model_card import CardInfo, results_from_metrics
+    from tailor_evo.trainers.model_card import CardInfo, results_from_metrics
 
     facts = {"problems": f"{cfg.task} RL stream of seed {cfg.seed}", "levels": list(cfg.levels),
              "pool": pool_size, "left_out_for_eval_overlap": overlaps, "reward": cfg.reward}

@@ -19,15 +19,15 @@ import torch
 
 from tailor_evo.errors import InputError
 from tailor_evo.rundir import RunDir
-from trainers.base import (TrainerConfig, apply_lora, cosine_schedule, export_model, live_engine, make_optimizer,
+from tailor_evo.trainers.base import (TrainerConfig, apply_lora, cosine_schedule, export_model, live_engine, make_optimizer,
                            plot_lines)
-from trainers.checkpoint import load_backbone, resume_state, save_checkpoint, unwrap
-from trainers.data import SFTData, collate, collate_packed, epoch_order, load_sft_data
+from tailor_evo.trainers.checkpoint import load_backbone, resume_state, save_checkpoint, unwrap
+from tailor_evo.trainers.data import SFTData, collate, collate_packed, epoch_order, load_sft_data
 from tailor_evo.trackers import check_report_to
-from trainers.losses import sft_loss
+from tailor_evo.trainers.losses import sft_loss
 
 if TYPE_CHECKING:
-    from trainers.model_card import CardInfo
+    from tailor_evo.trainers.model_card import CardInfo
 
 log = logging.getLogger(__name__)
 
@@ -166,7 +166,7 @@ def train_sft(cfg: SFTConfig, run_dir: RunDir, resume: bool = False) -> Path:
 
 
 def _card(cfg: SFTConfig, data: SFTData, run_dir: RunDir) -> "CardInfo":
-    from trainers.model_card import CardInfo, results_from_metrics, warmstart_facts
+    from tailor_evo.trainers.model_card import CardInfo, results_from_metrics, warmstart_facts
 
     facts = {"source": str(cfg.data), "records_used": len(data.examples), "records_total": data.total,
              "skipped": dict(data.skipped), **warmstart_facts(cfg.data)}
@@ -192,7 +192,7 @@ class _nullcontext:
 def _make_evaluator(cfg: SFTConfig, model: torch.nn.Module, tokenizer: Any):
     """A closure measuring greedy held-out accuracy of the live model (eval mode, then back to train)."""
     from tailor_evo.tasks.registry import get_task
-    from trainers.data import greedy_accuracy, heldout_problems
+    from tailor_evo.trainers.data import greedy_accuracy, heldout_problems
 
     task = get_task(cfg.task)
     problems = heldout_problems(task, cfg.eval.n, cfg.seed, cfg.eval.levels or None)

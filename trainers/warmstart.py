@@ -45,12 +45,12 @@ from typing import Any, Callable
 
 from tqdm.auto import tqdm
 
-from search.genome import Primitive
+from tailor_evo.search.genome import Primitive
 from tailor_evo.errors import InputError
 from tailor_evo.generation.base import Engine, SamplingParams
 from tailor_evo.tasks.base import Problem, Task, question_key, split_seed
-from search.coverage import abstract_coverage, coverage_score, split_steps, state_cells
-from trainers.evaluate import eval_problems
+from tailor_evo.search.coverage import abstract_coverage, coverage_score, split_steps, state_cells
+from tailor_evo.trainers.evaluate import eval_problems
 
 log = logging.getLogger(__name__)
 
@@ -171,14 +171,14 @@ def seed_primitives(task: Task, library: str) -> list[Primitive]:
     In warm-start data a seed primitive is identified by its library name (``case-split``)
     rather than by its program hash: records and their rendering seeds stay as they were.
     """
-    from populations.library import load_library
+    from tailor_evo.populations.library import load_library
 
     return [dataclasses.replace(p, id=p.name) for p in load_library(library, task.name).primitives]
 
 
 def archive_primitives(task: Task, archive_dir: str | Path, max_primitives: int | None = None) -> list[Primitive]:
     """The elite primitives of a search run directory (or its ``archive.jsonl``), best quality first."""
-    from search.archive import load_archive
+    from tailor_evo.search.archive import load_archive
 
     archive_dir = Path(archive_dir)
     if not archive_dir.exists():
@@ -276,7 +276,7 @@ def teacher_candidates(task: Task, teacher: Engine, problems: list[Problem], *, 
                        temperature: float, max_new_tokens: int, chat: bool, batch_size: int,
                        dropped: Counter, teacher_name: str = "teacher", progress: bool = True) -> list[Candidate]:
     """Re-distillation: the teacher answers the plain task prompt; only verified answers survive."""
-    from trainers.rollout import rollout
+    from tailor_evo.trainers.rollout import rollout
 
     out: list[Candidate] = []
     params = SamplingParams(n=samples, temperature=temperature, max_new_tokens=max_new_tokens, seed=seed)

@@ -16,7 +16,7 @@ from tailor_evo.tasks import get_task
 class _DataGroup(click.Group):
     """``warmstart`` lives with the trainers; import it only when it is asked for."""
 
-    _lazy = {"warmstart": "trainers.eval_cli:warmstart"}
+    _lazy = {"warmstart": "tailor_evo.trainers.eval_cli:warmstart"}
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(set(super().list_commands(ctx)) | set(self._lazy))

@@ -83,7 +83,7 @@ def pretrain_cmd(ctx: click.Context, out: str, preset: str, resume: bool, overwr
     """
     from pathlib import Path
 
-    from trainers.pretrain import preset_chain
+    from tailor_evo.trainers.pretrain import preset_chain
 
     chain = preset_chain(preset)
     start = ""
@@ -108,7 +108,7 @@ def _pretrain_phase(ctx: click.Context, out, preset: str, resume: bool, overwrit
     from tailor_evo.commands.common import global_seed
     from tailor_evo.config import load_config, resumed_config
     from tailor_evo.rundir import RunDir
-    from trainers.pretrain import PretrainConfig, preset_config, train_pretrain
+    from tailor_evo.trainers.pretrain import PretrainConfig, preset_config, train_pretrain
 
     if resume:
         cfg = resumed_config(PretrainConfig, out / "config.yaml", config_path, overrides, seed=global_seed(ctx),

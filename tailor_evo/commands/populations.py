@@ -17,7 +17,7 @@ def populations() -> None:
 @click.option("--task", "task_name", default=None, help="Task the file is for (when the file does not say).")
 def validate(files: tuple[str, ...], task_name: str | None) -> None:
     """Check library FILES (paths or names like kk/rule-based); print OK or every error (exit 2)."""
-    from populations.library import resolve_path, validate_library
+    from tailor_evo.populations.library import resolve_path, validate_library
 
     failed = 0
     for item in files:
@@ -38,7 +38,7 @@ def validate(files: tuple[str, ...], task_name: str | None) -> None:
 @click.option("--task", "task_name", default=None, help="Only this task's libraries.")
 def list_(task_name: str | None) -> None:
     """List the shipped seed libraries with their primitives."""
-    from populations.library import list_libraries, load_library
+    from tailor_evo.populations.library import list_libraries, load_library
 
     paths = list_libraries(task_name)
     if not paths:
@@ -55,7 +55,7 @@ def list_(task_name: str | None) -> None:
 @click.option("--task", "task_name", default=None)
 def show(library: str, task_name: str | None) -> None:
     """Print each primitive's description and the description rendered from its program."""
-    from populations.library import load_library
+    from tailor_evo.populations.library import load_library
     from tailor_evo.tasks.registry import get_task
 
     lib = load_library(library, task_name)

@@ -26,7 +26,7 @@ from tailor_evo.errors import InputError
 from tailor_evo.io import append_jsonl, read_json, read_records, write_json_atomic, write_text_atomic
 from tailor_evo.pipeline import run_pipeline
 from tailor_evo.rundir import RunDir
-from trainers.warmstart import BASELINES
+from tailor_evo.trainers.warmstart import BASELINES
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +58,7 @@ def warmstart_abstract_coverage(task: str, stage: dict, cell_dir: Path) -> float
     if stage.get("coverage_abstract") is not None:
         return float(stage["coverage_abstract"])
     from tailor_evo.tasks import get_task
-    from search.coverage import abstract_coverage
+    from tailor_evo.search.coverage import abstract_coverage
 
     path = cell_dir / "warmstart" / "data.jsonl"
     if not path.exists():
