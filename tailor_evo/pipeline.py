@@ -27,21 +27,11 @@ from tailor_evo.tasks import get_task
 from tailor_evo.trainers.rl import RLConfig
 from tailor_evo.trainers.base import EvalSettings
 from tailor_evo.trainers.sft import SFTConfig
-from tailor_evo.trainers.warmstart import ARCHIVE_METHODS, METHODS, OFFLINE_SEARCH
+from tailor_evo.warmstart.config import PipelineWarmstart
+from tailor_evo.warmstart.methods import ARCHIVE_METHODS, METHODS, OFFLINE_SEARCH
 
 log = logging.getLogger(__name__)
 
-
-
-@dataclass
-class WarmstartSettings:
-    size: int = 512                   # records in the warm-start data (same budget for every method)
-    teacher: str | None = None        # engine spec for the redistill method (e.g. hf:smollm2-135m)
-    teacher_samples: int = 2
-    teacher_max_new_tokens: int = 384
-    embedder: str = "hash"            # embedder of the coverage measure: hash | minilm
-    max_primitives: int | None = 32   # elite primitives of the archive used by the tailor method
-    fit_rl_budget: bool = True        # keep only trajectories that fit rl.max_new_tokens (backbone tokens)
 
 
 @dataclass
@@ -87,7 +77,7 @@ class PipelineConfig:
     chat: bool = False                                         # prompts through the tokenizer's chat template
     report_to: list[str] = field(default_factory=list)         # trackers for every stage: tensorboard, wandb
     search: SearchConfig = field(default_factory=_default_search)
-    warmstart: WarmstartSettings = field(default_factory=WarmstartSettings)
+    warmstart: PipelineWarmstart = field(default_factory=PipelineWarmstart)
     sft: SFTConfig = field(default_factory=_default_sft)
     rl: RLConfig = field(default_factory=_default_rl)
     eval: FinalEval = field(default_factory=FinalEval)
@@ -196,7 +186,8 @@ def stage_search(cfg: PipelineConfig, out: Path) -> dict:
 
 
 def stage_warmstart(cfg: PipelineConfig, out: Path, archive_dir: Path | None, teacher_spec: str | None) -> dict:
-    from tailor_evo.trainers.warmstart import build_warmstart, render_card
+    from tailor_evo.warmstart.build import build_warmstart
+    from tailor_evo.warmstart.card import render_card
 
     task = get_task(cfg.task)
     teacher = None
@@ -213,11 +204,9 @@ def stage_warmstart(cfg: PipelineConfig, out: Path, archive_dir: Path | None, te
         tokenizer = AutoTokenizer.from_pretrained(_backbone_dir(cfg))
         budget = {"max_completion_tokens": cfg.rl.max_new_tokens,
                   "count_tokens": lambda text: len(tokenizer(text, add_special_tokens=False).input_ids) + 1}
-    result = build_warmstart(task, cfg.method, cfg.warmstart.size, cfg.seed, archive_dir=archive_dir,
-                             teacher=teacher, levels=cfg.levels, teacher_samples=cfg.warmstart.teacher_samples,
-                             max_new_tokens=cfg.warmstart.teacher_max_new_tokens, chat=cfg.chat,
-                             embedder=cfg.warmstart.embedder, max_primitives=cfg.warmstart.max_primitives,
-                             teacher_name=teacher_spec or "teacher", **budget)
+    result = build_warmstart(task, cfg.method, cfg.warmstart, cfg.seed, levels=cfg.levels, chat=cfg.chat,
+                             archive_dir=archive_dir, teacher=teacher, teacher_name=teacher_spec or "teacher",
+                             **budget)
     if not result.records:
         # e.g. a redistill teacher that solves nothing: the cell goes on with no warm start
         # (SFT is skipped) and the summary and report say so

@@ -11,7 +11,7 @@ from test_eval_toy import ScriptedEngine, ToySumTask, correct_completion, wrong_
 
 from tailor_evo.errors import InputError
 from tailor_evo.trainers.evaluate import OverlapError, assert_disjoint, eval_problems, evaluate, pass_at_k
-from tailor_evo.trainers.warmstart import training_problems
+from tailor_evo.warmstart import training_problems
 
 
 def _brute_pass_at_k(n: int, c: int, k: int) -> float:

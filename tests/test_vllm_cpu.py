@@ -224,17 +224,20 @@ def test_rl_weight_push_reaches_vllm(push, base_dir, toy_task, tmp_path, monkeyp
 # The command line and the pipeline on vllm: specs
 
 
-def test_generate_command_on_a_vllm_spec(base_dir, hf_engine, tmp_path):
+@pytest.mark.parametrize("name", ["tiny-base", "tiny"])
+def test_generate_command_on_a_vllm_spec(name, tmp_path):
     from click.testing import CliRunner
 
     from tailor_evo.cli import cli
+    from tailor_evo.generation.hf import HFEngine
 
     prompt = kk_prompts(1)[0]
-    res = CliRunner().invoke(cli, ["generate", "--model", "vllm:tiny-base", "--prompt", prompt,
+    res = CliRunner().invoke(cli, ["generate", "--model", f"vllm:{name}", "--prompt", prompt,
                                     "--temperature", "0", "--max-new-tokens", "24"], catch_exceptions=False)
     assert res.exit_code == 0, res.output
-    expected = hf_engine.generate([prompt], SamplingParams(temperature=0.0, max_new_tokens=24, seed=0))[0][0].text
-    assert expected in res.output
+    hf = HFEngine.from_pretrained(name, show_progress=False)
+    expected = hf.generate([prompt], SamplingParams(temperature=0.0, max_new_tokens=24, seed=0))[0][0].text
+    assert expected.strip() and expected in res.output
 
 
 def test_eval_backend_vllm_scores_like_hf(base_dir, tmp_path):

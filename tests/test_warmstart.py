@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 import sys
@@ -14,15 +15,28 @@ from tailor_evo.errors import InputError
 from tailor_evo.tasks.base import question_key
 from tailor_evo.search.coverage import state_cells
 from tailor_evo.search.genome import Primitive
-from tailor_evo.trainers.warmstart import (build_warmstart, greedy_select, render_card,
+from tailor_evo.warmstart.config import WarmstartConfig
+from tailor_evo.warmstart import (build_warmstart, greedy_select, render_card,
                                 training_problems)
 
 TOY_PRIMS = [Primitive(id=op, task="toysum", description=f"{op} strategy", program={"op": op, "args": []})
              for op in ("forward", "backward", "pairs", "sloppy", "stall")]
 
 
+CONFIG_FIELDS = {f.name for f in dataclasses.fields(WarmstartConfig)} - {"teacher"}   # teacher: an engine here
+
+
+def build(task, method, size, seed=0, **kw):
+    """build_warmstart with the knobs given as keywords: config fields go into a WarmstartConfig
+    (all archive elites, as the tests expect), the rest are the build's own inputs."""
+    cfg = WarmstartConfig(**{"size": size, "max_primitives": None,
+                             **{k: v for k, v in kw.items() if k in CONFIG_FIELDS}})
+    return build_warmstart(task, method, cfg, seed, progress=False,
+                           **{k: v for k, v in kw.items() if k not in CONFIG_FIELDS})
+
+
 def _build(size=24, prims=TOY_PRIMS, **kw):
-    return build_warmstart(ToySumTask(), "four-behaviour", size, seed=0, primitives=prims, progress=False, **kw)
+    return build(ToySumTask(), "four-behaviour", size, primitives=prims, **kw)
 
 
 def test_only_verified_trajectories_are_kept_and_drops_are_counted():
@@ -139,19 +153,18 @@ def test_redistill_keeps_verified_teacher_answers_and_counts_the_rest():
             wrong.add(p.id)
         samples[task.prompt(p)] = [first, "no tags at all"]
     teacher = ScriptedEngine({}, samples)
-    res = build_warmstart(task, "redistill", 8, seed=0, teacher=teacher, n_problems=10, teacher_samples=2,
-                          progress=False)
+    res = build(task, "redistill", 8, teacher=teacher, n_problems=10, teacher_samples=2)
     s = res.stats
     assert s.dropped == {"verifier: wrong answer": len(wrong), "verifier: format": 10}
     assert s.n_verified == 10 - len(wrong) and len(res.records) == min(8, s.n_verified)
     assert all(r["problem_id"] not in wrong for r in res.records)
     assert all(r["method"] == "redistill" and r["primitive_id"] == "teacher" for r in res.records)
     with pytest.raises(InputError, match="teacher"):
-        build_warmstart(task, "redistill", 8, seed=0, progress=False)
+        build(task, "redistill", 8)
 
 
 def test_training_problems_in_the_eval_set_are_left_out_and_counted(monkeypatch):
-    import tailor_evo.trainers.warmstart as ws
+    import tailor_evo.warmstart.sources as ws
 
     task = ToySumTask()
     leaked = training_problems(task, 0, 15)
@@ -166,8 +179,7 @@ def test_training_problems_in_the_eval_set_are_left_out_and_counted(monkeypatch)
 
 def test_methods_share_the_same_problems():
     a = _build(size=12, n_problems=15)
-    b = build_warmstart(ToySumTask(), "rule-based", 12, seed=0, primitives=TOY_PRIMS[:1], n_problems=15,
-                        progress=False)
+    b = build(ToySumTask(), "rule-based", 12, primitives=TOY_PRIMS[:1], n_problems=15)
     problems_a = {c.problem.id for c in a.candidates}
     problems_b = {c.problem.id for c in b.candidates}
     assert problems_b <= {p.id for p in training_problems(ToySumTask(), 0, 15)}
@@ -182,12 +194,12 @@ def test_tailor_reads_archive_and_orders_by_quality(tmp_path):
             {"id": "p-high", "task": "toysum", "description": "d", "program": {"op": "pairs", "args": []},
              "quality": 0.99}]
     (run / "archive.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    res = build_warmstart(ToySumTask(), "tailor", 6, seed=0, archive_dir=run, n_problems=9, progress=False,
+    res = build(ToySumTask(), "tailor", 6, archive_dir=run, n_problems=9,
                           max_primitives=1)
     assert {r["primitive_id"] for r in res.records} == {"p-high"}
     (run / "archive.jsonl").write_text(json.dumps(rows[0]) + "\n{not json\n")
     with pytest.raises(InputError) as exc:
-        build_warmstart(ToySumTask(), "tailor", 6, seed=0, archive_dir=run, progress=False)
+        build(ToySumTask(), "tailor", 6, archive_dir=run)
     assert exc.value.line == 2
 
 
@@ -208,7 +220,7 @@ def _main(monkeypatch, capsys, argv):
 
 
 def test_cli_warmstart_writes_data_and_card(tmp_path, monkeypatch, capsys):
-    import tailor_evo.trainers.warmstart as ws
+    import tailor_evo.warmstart.build as ws
 
     monkeypatch.setattr(ws, "_seed_or_none", lambda task, lib: TOY_PRIMS[:1] if lib == "rule-based" else TOY_PRIMS)
     out = tmp_path / "ws-{method}.jsonl"
@@ -225,7 +237,9 @@ def test_cli_warmstart_writes_data_and_card(tmp_path, monkeypatch, capsys):
 
 @pytest.mark.parametrize("argv,needle", [
     (["--method", "magic", "--size", "4"], "magic"),
-    (["--method", "rule-based", "--size", "0"], "--size"),
+    (["--method", "rule-based", "--size", "0"], "size"),
+    (["--method", "rule-based", "--set", "codebook=bogus"], "codebook"),
+    (["--method", "rule-based", "--set", "fit_rl_budget=false"], "fit_rl_budget"),   # the pipeline's own key
     (["--method", "tailor", "--size", "4"], "--archive"),
     (["--method", "redistill", "--size", "4"], "--teacher"),
     (["--method", "rule-based,tailor", "--size", "4", "--archive", "x"], "{method}"),
@@ -255,7 +269,7 @@ def test_real_task_seed_libraries_give_verified_balanced_data(task_name, method)
         task.grammar()
     except (InputError, NotImplementedError):
         pytest.skip(f"task {task_name} has no executor yet")
-    res = build_warmstart(task, method, 20, seed=0, n_problems=25, progress=False)
+    res = build(task, method, 20, n_problems=25)
     problems = {p.id: p for p in training_problems(task, 0, 25)}
     assert len(res.records) == 20
     for rec in res.records:

@@ -14,9 +14,9 @@ from tailor_evo.tasks import get_task
 
 
 class _DataGroup(click.Group):
-    """``warmstart`` lives with the trainers; import it only when it is asked for."""
+    """``warmstart`` lives with the warm-start stage; import it only when it is asked for."""
 
-    _lazy = {"warmstart": "tailor_evo.trainers.eval_cli:warmstart"}
+    _lazy = {"warmstart": "tailor_evo.warmstart.cli:warmstart"}
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(set(super().list_commands(ctx)) | set(self._lazy))

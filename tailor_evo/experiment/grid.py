@@ -11,7 +11,7 @@ from pathlib import Path
 
 from tailor_evo.errors import InputError
 from tailor_evo.pipeline import PipelineConfig
-from tailor_evo.trainers.warmstart import ARCHIVE_METHODS, METHODS
+from tailor_evo.warmstart import ARCHIVE_METHODS, METHODS
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ import numpy as np  # noqa: E402
 
 from tailor_evo.experiment.summary import CellSummary, MethodRow, smooth  # noqa: E402
 from tailor_evo.io import save_figure  # noqa: E402
-from tailor_evo.trainers.warmstart import METHODS  # noqa: E402
+from tailor_evo.warmstart import METHODS  # noqa: E402
 
 METHOD_ORDER = list(METHODS)
 

@@ -26,7 +26,7 @@ from tailor_evo.errors import InputError
 from tailor_evo.io import append_jsonl, read_json, read_records, write_json_atomic, write_text_atomic
 from tailor_evo.pipeline import run_pipeline
 from tailor_evo.rundir import RunDir
-from tailor_evo.trainers.warmstart import BASELINES
+from tailor_evo.warmstart import BASELINES
 
 log = logging.getLogger(__name__)
 

@@ -91,9 +91,9 @@ class VLLMEngine:
                  tensor_parallel_size: int = 1, use_chat_template: bool | str = "auto",
                  in_process: bool = False, **llm_kwargs: Any) -> None:
         vllm = _import_vllm()
-        from tailor_evo.models.registry import BACKBONES, resolve
+        from tailor_evo.models.registry import resolve
 
-        path = str(resolve(model)) if model in BACKBONES else model
+        path = str(resolve(model))      # a backbone name, a model directory or a cached hub id; clear errors
         self.on_cpu = not _has_gpu()
         if self.on_cpu:
             dtype = "float32" if dtype == "auto" else dtype

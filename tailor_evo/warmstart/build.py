@@ -1,0 +1,135 @@
+"""The warm-start builder: problems -> candidates -> length budget -> selection -> records + stats."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Callable
+
+from tailor_evo.errors import InputError
+from tailor_evo.generation.base import Engine
+from tailor_evo.search.coverage import state_cells
+from tailor_evo.search.genome import Primitive
+from tailor_evo.tasks.base import Task
+from tailor_evo.warmstart.card import _fill_stats
+from tailor_evo.warmstart.config import WarmstartConfig
+from tailor_evo.warmstart.methods import ARCHIVE_METHODS, METHODS, SEED_LIBRARIES
+from tailor_evo.warmstart.records import Candidate, WarmstartResult, WarmstartStats
+from tailor_evo.warmstart.selection import greedy_select
+from tailor_evo.warmstart.sources import (_dedupe, _seed_or_none, archive_primitives, drop_eval_overlaps,
+                                          reference_candidates, render_primitives, teacher_candidates,
+                                          training_problems)
+
+log = logging.getLogger(__name__)
+
+
+def _record(task: Task, method: str, c: Candidate) -> dict:
+    p = c.problem
+    rid = hashlib.sha256(f"{task.name}:{method}:{p.id}:{c.primitive_id}:{c.completion}".encode()).hexdigest()[:16]
+    return {
+        "id": rid, "task": task.name, "method": method, "primitive_id": c.primitive_id,
+        "difficulty": p.difficulty, "prompt": task.prompt(p), "messages": task.prompt(p, chat=True),
+        "completion": c.completion, "answer": p.answer_text, "correct": True,
+        "problem_id": p.id, "question": p.question, "n_steps": len(c.states),
+    }
+
+
+def build_warmstart(task: Task, method: str, cfg: WarmstartConfig, seed: int, *,
+                    levels: Sequence[int] | None = None, chat: bool = False,
+                    archive_dir: str | Path | None = None, teacher: Engine | None = None,
+                    teacher_name: str = "teacher", primitives: Sequence[Primitive] | None = None,
+                    max_completion_tokens: int | None = None, count_tokens: Callable[[str], int] | None = None,
+                    progress: bool = True) -> WarmstartResult:
+    """Build ``cfg.size`` warm-start records for ``method`` on the training problems of ``seed``.
+
+    The knobs are ``cfg``'s (see :class:`WarmstartConfig`); the keywords are the inputs
+    of this one build. ``cfg.n_problems`` defaults to ``size + size // 4`` so that even a
+    one-primitive method can fill the budget with room to choose. Each primitive is
+    rendered on at most ``ceil(oversample * size / #primitives)`` problems to bound the
+    cost for large archives. ``primitives`` replaces the method's own source (seed
+    library or archive) when given; ``teacher`` is the redistill method's engine.
+
+    ``max_completion_tokens`` (counted by ``count_tokens``, e.g. the backbone's tokenizer)
+    drops verified trajectories longer than the model will be allowed to generate in RL
+    and evaluation: imitating them would teach it to run out of tokens before the answer.
+    The same filter applies to every method, and the drops are counted in the card.
+    """
+    cfg.check()
+    size, n_problems, embedder = cfg.size, cfg.n_problems, cfg.embedder
+    if method not in METHODS:
+        raise InputError(f"unknown method {method!r} (known: {', '.join(METHODS)})", field="method")
+    levels = list(levels) if levels else list(task.default_levels)
+    problems = training_problems(task, seed, n_problems or size + size // 4, levels)
+    overlaps = 0
+    if cfg.check_eval:
+        problems, overlaps = drop_eval_overlaps(task, problems, seed, levels)
+        if overlaps:
+            log.warning("%d training problem(s) also in the evaluation set were left out", overlaps)
+    dropped: Counter = Counter()
+
+    names: dict[str, str] = {}
+    skipped: dict[str, int] = {}
+    if method == "redistill":
+        if teacher is None:
+            raise InputError("the redistill method needs a teacher engine", field="--teacher")
+        n_prims = 1
+        names = {teacher_name: "teacher answers without primitives"}
+        candidates = teacher_candidates(task, teacher, problems, samples=cfg.teacher_samples, seed=seed,
+                                        temperature=cfg.teacher_temperature, max_new_tokens=cfg.teacher_max_new_tokens,
+                                        chat=chat,
+                                        batch_size=16, dropped=dropped, teacher_name=teacher_name, progress=progress)
+        n_rendered = len(problems) * cfg.teacher_samples
+    else:
+        if primitives is not None:
+            prims = list(primitives)
+        elif method in ARCHIVE_METHODS:
+            if archive_dir is None:
+                raise InputError("the tailor method needs a search run directory", field="--archive")
+            prims = archive_primitives(task, archive_dir, cfg.max_primitives)
+        else:
+            prims = _seed_or_none(task, SEED_LIBRARIES[method])
+        if prims is None:   # no executor/seed library for this task: canonical solution text
+            n_prims = 1
+            candidates = reference_candidates(task, problems, dropped)
+            n_rendered = len(problems)
+        else:
+            unique = _dedupe(prims)     # first occurrence (best quality) wins
+            if len(unique) < len(prims):
+                skipped["duplicate primitive id"] = len(prims) - len(unique)
+                log.warning("%d primitive(s) with a duplicate id skipped", len(prims) - len(unique))
+            prims = unique
+            n_prims = len(prims)
+            names = {p.id: p.name for p in prims}
+            per_prim = min(len(problems), math.ceil(cfg.oversample * size / max(1, n_prims)))
+            candidates = render_primitives(task, prims, problems, seed=seed, per_primitive=per_prim,
+                                           dropped=dropped, progress=progress)
+            n_rendered = per_prim * n_prims
+
+    n_verified = len(candidates)
+    if max_completion_tokens is not None:
+        if count_tokens is None:
+            raise ValueError("max_completion_tokens needs count_tokens")
+        fits = [c for c in candidates if count_tokens(c.completion) <= max_completion_tokens]
+        if len(fits) < len(candidates):
+            dropped[f"longer than {max_completion_tokens} tokens"] += len(candidates) - len(fits)
+        candidates = fits
+    stats = WarmstartStats(task=task.name, method=method, seed=seed, size=size, levels=levels,
+                           n_problems=len(problems), n_primitives=n_prims, n_rendered=n_rendered,
+                           n_verified=n_verified, dropped=dict(dropped), eval_overlaps=overlaps)
+    stats.verified_per_primitive = dict(Counter(c.primitive_id for c in candidates))
+    stats.primitive_names = names
+    stats.skipped_primitives = skipped
+    cells = state_cells([c.states for c in candidates], codebook=cfg.codebook, embedder=embedder, seed=seed)
+    chosen = greedy_select(cells, [(c.primitive_id, c.problem.difficulty) for c in candidates], size, seed=seed,
+                           keys=[frozenset(c.keys) for c in candidates])
+    selected = [candidates[i] for i in chosen]
+    _fill_stats(task, stats, candidates, selected, seed, embedder)
+    if stats.shortfall:
+        log.warning("%s: only %d of %d requested records (not enough verified trajectories)",
+                    method, stats.n_selected, size)
+    records = [_record(task, method, c) for c in selected]
+    return WarmstartResult(records=records, stats=stats, candidates=candidates, selected=chosen)

@@ -1,0 +1,46 @@
+"""``WarmstartConfig``: every knob of building warm-start data, in one record.
+
+``tailor-evo data warmstart`` reads it from its options, ``--config`` and ``--set``; the
+pipeline's ``warmstart:`` section is the same record plus ``fit_rl_budget``, the one
+setting only the pipeline can honour (it knows the RL token budget and the backbone).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tailor_evo.errors import InputError
+
+CODEBOOKS = ("simhash", "kmeans")
+
+
+@dataclass
+class WarmstartConfig:
+    size: int = 512                   # records per method (the same budget for every method)
+    n_problems: int | None = None     # training problems; None = size + size // 4 (identical for every method)
+    oversample: float = 4.0           # each primitive is rendered on at most ceil(oversample * size / #primitives)
+    max_primitives: int | None = 32   # elite primitives of the archive (tailor methods); None = all
+    teacher: str | None = None        # engine spec of the redistill teacher (e.g. hf:smollm2-135m)
+    teacher_samples: int = 2          # teacher answers per problem
+    teacher_temperature: float = 0.7
+    teacher_max_new_tokens: int = 384
+    embedder: str = "hash"            # embedder of the coverage measure: hash | minilm
+    codebook: str = "simhash"         # cells of the selection: the search's SimHash codebook, or kmeans
+    check_eval: bool = True           # leave out (and count) training problems that are also evaluation problems
+
+    def check(self) -> None:
+        checks = [("size", self.size > 0), ("n_problems", self.n_problems is None or self.n_problems > 0),
+                  ("oversample", self.oversample > 0),
+                  ("max_primitives", self.max_primitives is None or self.max_primitives > 0),
+                  ("teacher_samples", self.teacher_samples > 0), ("teacher_temperature", self.teacher_temperature >= 0),
+                  ("teacher_max_new_tokens", self.teacher_max_new_tokens > 0)]
+        for name, ok in checks:
+            if not ok:
+                raise InputError(f"invalid value {getattr(self, name)!r}", field=name)
+        if self.codebook not in CODEBOOKS:
+            raise InputError(f"unknown codebook {self.codebook!r} (known: {', '.join(CODEBOOKS)})", field="codebook")
+
+
+@dataclass
+class PipelineWarmstart(WarmstartConfig):
+    fit_rl_budget: bool = True        # keep only trajectories that fit rl.max_new_tokens (backbone tokens)
