@@ -24,7 +24,7 @@ from pathlib import Path
 
 def kk_prompts(n: int) -> list[str]:
     from tailor_evo.tasks import get_task
-    from tailor_evo.trainers.evaluate import eval_problems
+    from tailor_evo.tasks.streams import eval_problems
 
     task = get_task("kk")
     return [task.prompt(p) for p in eval_problems(task, 0, [3], n)]

@@ -44,6 +44,7 @@ from tailor_evo.search.selection import METHODS, MapElitesGrid, nsga2
 from tailor_evo.errors import InputError
 from tailor_evo.io import atomic_open, write_jsonl_atomic
 from tailor_evo.rundir import RunDir
+from tailor_evo.tasks import streams
 from tailor_evo.tasks.base import Problem, Task, split_seed
 from tailor_evo.tasks.registry import get_task
 
@@ -225,8 +226,8 @@ class Search:
         self.task: Task = get_task(cfg.task)
         self.grammar = self.task.grammar()
         levels = cfg.problems.levels or None
-        self.pool = self.task.generate(cfg.problems.pool, split_seed(cfg.seed, "search"), levels)
-        self.probe = self.task.generate(cfg.problems.probe, split_seed(cfg.seed, "search-probe"), levels)
+        self.pool = streams.flat(self.task, cfg.seed, "search", cfg.problems.pool, levels)
+        self.probe = streams.flat(self.task, cfg.seed, "search-probe", cfg.problems.probe, levels)
         if len(self.pool) < cfg.problems.per_eval:
             raise InputError(f"problem pool ({len(self.pool)}) smaller than the batch", field="problems.pool")
         self.embedder = make_embedder(cfg.novelty.embedder)

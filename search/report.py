@@ -19,7 +19,7 @@ from tailor_evo.search.render import EvalJob, ExecutorRenderer
 from tailor_evo.search.seeds import load_seed_library
 from tailor_evo.errors import InputError
 from tailor_evo.io import write_json_atomic, write_text_atomic
-from tailor_evo.tasks.base import split_seed
+from tailor_evo.tasks import streams
 
 BASELINES = ("rule-based", "four-behaviour")
 
@@ -37,7 +37,7 @@ class CoverageReport:
 def compare_coverage(search, archive: list[Primitive]) -> CoverageReport:
     """Coverage of the archive vs the seed libraries on the same held-out problems."""
     cfg, task = search.cfg, search.task
-    problems = task.generate(cfg.problems.report, split_seed(cfg.seed, "search-report"), cfg.problems.levels or None)
+    problems = streams.flat(task, cfg.seed, "search-report", cfg.problems.report, cfg.problems.levels)
     renderer = ExecutorRenderer(task, cfg.problems.max_steps, 0, cfg.quality)
     mask = [True] * len(problems)
     rep = CoverageReport(problems=len(problems))

@@ -26,6 +26,7 @@ from tailor_evo.rundir import RunDir
 from tailor_evo.tasks import get_task
 from tailor_evo.trainers.rl import RLConfig
 from tailor_evo.trainers.base import EvalSettings
+from tailor_evo.trainers.evaluate import EvalOptions
 from tailor_evo.trainers.sft import SFTConfig
 from tailor_evo.warmstart.config import PipelineWarmstart
 from tailor_evo.warmstart.methods import ARCHIVE_METHODS, METHODS, OFFLINE_SEARCH
@@ -35,14 +36,15 @@ log = logging.getLogger(__name__)
 
 
 @dataclass
-class FinalEval:
+class FinalEval(EvalOptions):
+    """The pipeline's evaluations (of the base, after SFT, after RL): the shared
+    :class:`EvalOptions` with the pipeline's defaults, a list of k, and ``base``."""
+
     levels: list[int] = field(default_factory=lambda: [3])
-    n_per_level: int = 100
+    n_per_level: int | None = 100
     k: list[int] = field(default_factory=lambda: [1])
-    n_samples: int = 0                # sampled completions per problem for pass@k (0 = greedy only)
     max_new_tokens: int = 384
     batch_size: int = 32
-    backend: str = "hf"               # "hf" or "vllm" (a GPU with the vllm extra, or CPU in `make vllm-env`)
     base: bool = True                 # also evaluate the backbone itself, so the report shows what SFT added
 
 
@@ -259,23 +261,22 @@ def stage_rl(cfg: PipelineConfig, out: Path, model_dir: str) -> dict:
 
 
 def stage_eval(cfg: PipelineConfig, out: Path, model_dir: str) -> dict:
-    from tailor_evo.generation.hf import HFEngine
+    from tailor_evo.generation import engine_spec, make_engine
     from tailor_evo.trackers import Trackers
     from tailor_evo.trainers.eval_cli import record_on_card
-    from tailor_evo.trainers.evaluate import eval_problems, evaluate, plot_results, render_report
+    from tailor_evo.trainers.evaluate import evaluate, plot_results, render_report
+    from tailor_evo.tasks.streams import eval_problems
 
     task = get_task(cfg.task)
-    problems = eval_problems(task, cfg.seed, cfg.eval.levels, cfg.eval.n_per_level)
-    if cfg.eval.backend == "vllm":
-        from tailor_evo.generation import make_engine
-
-        engine = make_engine(f"vllm:{model_dir}")
-    elif cfg.eval.backend == "hf":
-        engine = HFEngine.from_pretrained(model_dir, batch_size=cfg.eval.batch_size)
-    else:
-        raise InputError(f"unknown eval backend {cfg.eval.backend!r} (known: hf, vllm)", field="eval.backend")
-    result = evaluate(engine, task, problems, k=cfg.eval.k, n_samples=cfg.eval.n_samples or None,
-                      max_new_tokens=cfg.eval.max_new_tokens, chat=cfg.chat, batch_size=cfg.eval.batch_size,
+    opts = cfg.eval
+    try:
+        opts.check(opts.k)
+    except InputError as exc:
+        raise InputError(exc.detail, field=f"eval.{exc.field}") from None
+    problems = eval_problems(task, cfg.seed, opts.levels, opts.n_per_level or 100)
+    engine = make_engine(engine_spec(model_dir, opts.backend), batch_size=opts.batch_size)
+    result = evaluate(engine, task, problems, k=opts.k, n_samples=opts.n_samples or None, temperature=opts.temperature,
+                      top_p=opts.top_p, max_new_tokens=opts.max_new_tokens, chat=cfg.chat, batch_size=opts.batch_size,
                       seed=cfg.seed)
     out.mkdir(parents=True, exist_ok=True)
     data = result.to_dict(with_outcomes=True)

@@ -10,8 +10,9 @@ import pytest
 from test_eval_toy import ScriptedEngine, ToySumTask, correct_completion, wrong_completion
 
 from tailor_evo.errors import InputError
-from tailor_evo.trainers.evaluate import OverlapError, assert_disjoint, eval_problems, evaluate, pass_at_k
-from tailor_evo.warmstart import training_problems
+from tailor_evo.trainers.evaluate import OverlapError, assert_disjoint, evaluate, pass_at_k
+from tailor_evo.tasks.streams import eval_problems
+from tailor_evo.tasks.streams import training_problems
 
 
 def _brute_pass_at_k(n: int, c: int, k: int) -> float:

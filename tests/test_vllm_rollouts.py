@@ -115,12 +115,12 @@ def test_unknown_eval_backend_is_rejected(tmp_path):
     cfg = PipelineConfig()
     cfg.eval.backend = "sglang"
     cfg.eval.n_per_level = 2
-    with pytest.raises(InputError, match="eval backend"):
+    with pytest.raises(InputError, match="eval.backend"):
         stage_eval(cfg, tmp_path / "eval", str(tmp_path / "model"))
 
 
 def test_eval_backend_turns_a_bare_model_into_a_spec():
-    from tailor_evo.trainers.eval_cli import engine_spec
+    from tailor_evo.generation import engine_spec
 
     assert engine_spec("tiny-base", "vllm") == "vllm:tiny-base"
     assert engine_spec("/models/m", "hf") == "hf:/models/m"

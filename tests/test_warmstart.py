@@ -16,8 +16,8 @@ from tailor_evo.tasks.base import question_key
 from tailor_evo.search.coverage import state_cells
 from tailor_evo.search.genome import Primitive
 from tailor_evo.warmstart.config import WarmstartConfig
-from tailor_evo.warmstart import (build_warmstart, greedy_select, render_card,
-                                training_problems)
+from tailor_evo.tasks.streams import training_problems
+from tailor_evo.warmstart import build_warmstart, greedy_select, render_card
 
 TOY_PRIMS = [Primitive(id=op, task="toysum", description=f"{op} strategy", program={"op": op, "args": []})
              for op in ("forward", "backward", "pairs", "sloppy", "stall")]

@@ -175,9 +175,10 @@ def epoch_order(n: int, seed: int, epoch: int) -> list[int]:
 def heldout_problems(task: Any, n: int, seed: int, levels: list[int] | None,
                      exclude: list | None = None) -> list:
     """``n`` evaluation problems from the task's eval stream, minus any that appear in ``exclude``."""
-    from tailor_evo.tasks.base import question_key, split_seed
+    from tailor_evo.tasks import streams
+    from tailor_evo.tasks.base import question_key
 
-    problems = task.generate(n, split_seed(seed, "eval"), levels or None)
+    problems = streams.flat(task, seed, "eval", n, levels)
     if exclude:
         seen = {question_key(p) for p in exclude}
         problems = [p for p in problems if question_key(p) not in seen]

@@ -14,7 +14,8 @@ import click
 
 from tailor_evo.commands.common import config_options, parse_levels, resolve_config, seed_everything
 from tailor_evo.errors import InputError
-from tailor_evo.generation import ENGINE_KINDS, make_engine
+from tailor_evo.generation import engine_spec, make_engine
+from tailor_evo.trainers.evaluate import EvalOptions
 
 log = logging.getLogger(__name__)
 
@@ -24,20 +25,15 @@ log = logging.getLogger(__name__)
 
 
 @dataclass
-class EvalConfig:
+class EvalConfig(EvalOptions):
+    """``tailor-evo eval``: the shared :class:`EvalOptions` plus what names the model, the task
+    and the problems. ``n_per_level``: generated, default 50; with ``data``, at most this many."""
+
     model: str = ""
     task: str = "kk"
     data: str = ""                                      # problems from this JSONL/Parquet file (ours or public format)
-    levels: list[int] = field(default_factory=list)     # empty = the task's default levels (with data: all)
-    n_per_level: int | None = None                      # generated: default 50; with data: at most this many
     k: int = 4                                          # pass@1 and pass@k; 1 = greedy only
-    n_samples: int = 0                                  # 0 = k samples per problem
-    temperature: float = 1.0
-    top_p: float = 1.0
-    max_new_tokens: int = 256
     chat: bool = False
-    batch_size: int = 16
-    backend: str = "hf"                                 # engine for a bare model name or directory: hf or vllm
     seed: int = 0
     report_to: list[str] = field(default_factory=list)  # trackers: tensorboard, wandb (tailor_evo.trackers)
 
@@ -49,19 +45,13 @@ def run_eval(cfg: EvalConfig, out: str | Path, *, engine=None, overwrite: bool =
     from tailor_evo.rundir import RunDir
     from tailor_evo.tasks import get_task
     from tailor_evo.trackers import check_report_to
-    from tailor_evo.trainers.evaluate import assert_disjoint, eval_problems, evaluate, plot_results, render_report
+    from tailor_evo.trainers.evaluate import assert_disjoint, evaluate, plot_results, render_report
+    from tailor_evo.tasks.streams import eval_problems
 
     task = get_task(cfg.task)
-    if cfg.n_per_level is not None and cfg.n_per_level <= 0:
-        raise InputError("must be positive", field="n_per_level")
-    if cfg.k < 1:
-        raise InputError("must be >= 1", field="k")
-    if cfg.n_samples and cfg.n_samples < cfg.k:
-        raise InputError(f"must be at least k={cfg.k}", field="n_samples")
+    cfg.check([cfg.k])
     if not cfg.model and engine is None:
         raise InputError("no model given", field="--model")
-    if cfg.backend not in ("hf", "vllm"):
-        raise InputError(f"unknown backend {cfg.backend!r} (known: hf, vllm)", field="backend")
     check_report_to(cfg.report_to)
     problems = data_problems(task, cfg) if cfg.data else eval_problems(task, cfg.seed, cfg.levels or None,
                                                                         cfg.n_per_level or 50)
@@ -91,13 +81,6 @@ def run_eval(cfg: EvalConfig, out: str | Path, *, engine=None, overwrite: bool =
     plots = plot_results(result, str(run.plots))
     write_text_atomic(run.report_path, render_report(result, model=cfg.model, seed=cfg.seed, plots=plots))
     return results
-
-
-def engine_spec(model: str, backend: str) -> str:
-    """``model`` as an engine spec: a spec with its own kind (``vllm:``, ``openai:``) is kept;
-    a bare backbone name or directory runs on ``backend``."""
-    kind, sep, _ = model.partition(":")
-    return model if sep and kind in ENGINE_KINDS else f"{backend}:{model}"
 
 
 def record_on_card(model: str | None, result, task: str, *, data: str | None, seed: int) -> bool:

@@ -11,9 +11,10 @@ trainers and the experiment grid, so all of them report identical metrics.
 * Format-error rate: the share of greedy completions the verifier could not parse
   (``Verdict.format_ok`` false).
 
-Problem sets come from the task generator on the ``eval`` stream of
-:func:`tailor_evo.tasks.base.split_seed`; :func:`assert_disjoint` is the guard every
-consumer of training data uses to prove no evaluation problem leaked into training.
+Problem sets come from the ``eval`` stream (:func:`tailor_evo.tasks.streams.eval_problems`);
+:func:`assert_disjoint` is the guard every consumer of training data uses to prove no
+evaluation problem leaked into training. :class:`EvalOptions` holds the settings that
+``tailor-evo eval`` and the pipeline's evaluations share.
 """
 
 from __future__ import annotations
@@ -25,9 +26,9 @@ from dataclasses import asdict, dataclass, field
 
 from tqdm.auto import tqdm
 
-from tailor_evo.errors import TailorError
+from tailor_evo.errors import InputError, TailorError
 from tailor_evo.generation.base import Engine, SamplingParams
-from tailor_evo.tasks.base import Problem, Task, question_key, split_seed
+from tailor_evo.tasks.base import Problem, Task, question_key
 from tailor_evo.trainers.rollout import Rollout, rollout
 
 
@@ -35,24 +36,43 @@ class OverlapError(TailorError):
     """Training and evaluation problem sets share a problem."""
 
 
-# --------------------------------------------------------------------------------------------------
-# problem sets
+EVAL_BACKENDS = ("hf", "vllm")
 
 
-def eval_problems(task: Task, seed: int, levels: Sequence[int] | None = None, n_per_level: int = 50) -> list[Problem]:
-    """``n_per_level`` evaluation problems for each level, from the ``eval`` stream of ``seed``.
-
-    Each level is generated on its own derived seed so that asking for more levels
-    or more problems never changes the problems of another level.
+@dataclass
+class EvalOptions:
+    """What an evaluation draws and how it samples: the fields ``tailor-evo eval``
+    (:class:`~tailor_evo.trainers.eval_cli.EvalConfig`) and the pipeline's evaluations
+    (``eval:`` of ``tailor-evo run``) share. Each adds its own ``k`` and may change a default.
     """
-    levels = list(levels) if levels else list(task.default_levels)
-    if not levels:
-        raise ValueError(f"task {task.name!r} has no default levels; pass levels")
-    base = split_seed(seed, "eval")
-    out: list[Problem] = []
-    for level in levels:
-        out.extend(task.generate(n_per_level, split_seed(base, f"level-{level}"), [level]))
-    return out
+
+    levels: list[int] = field(default_factory=list)   # empty: the task's default levels (eval --data: all)
+    n_per_level: int | None = None   # problems per level (None: the caller's default)
+    n_samples: int = 0               # sampled completions per problem for pass@k (0: max(k) when k > 1)
+    temperature: float = 1.0         # of the pass@k samples (greedy accuracy is always temperature 0)
+    top_p: float = 1.0
+    max_new_tokens: int = 256
+    batch_size: int = 16
+    backend: str = "hf"              # engine for a bare model name or directory: hf, or vllm (a GPU with the
+                                     # vllm extra, or CPU in `make vllm-env`)
+
+    def check(self, ks: Sequence[int]) -> None:
+        """Clear errors, naming the field, before any model is loaded."""
+        if self.backend not in EVAL_BACKENDS:
+            raise InputError(f"unknown backend {self.backend!r} (known: {', '.join(EVAL_BACKENDS)})", field="backend")
+        if self.n_per_level is not None and self.n_per_level <= 0:
+            raise InputError("must be positive", field="n_per_level")
+        if any(k < 1 for k in ks):
+            raise InputError("must be >= 1", field="k")
+        if self.n_samples and self.n_samples < max(ks):
+            raise InputError(f"must be at least k={max(ks)}", field="n_samples")
+        if not 0 < self.top_p <= 1 or self.temperature < 0 or self.max_new_tokens < 1 or self.batch_size < 1:
+            raise InputError("temperature >= 0, 0 < top_p <= 1, max_new_tokens >= 1 and batch_size >= 1 are needed",
+                             field="eval")
+
+
+# --------------------------------------------------------------------------------------------------
+# keeping training and evaluation problems apart
 
 
 def assert_disjoint(train: Iterable[Problem | str], held_out: Iterable[Problem | str], *,

@@ -193,9 +193,9 @@ class Packer:
 def probe_problems(n: int, seed: int) -> list:
     """Held-out 3-person puzzles for the name-copy probe (the eval stream, never in the corpus seeds)."""
     from tailor_evo.tasks import get_task
-    from tailor_evo.tasks.base import split_seed
+    from tailor_evo.tasks import streams
 
-    return get_task("kk").generate(n, split_seed(seed, "pretrain-probe"), levels=[3])
+    return streams.flat(get_task("kk"), seed, "pretrain-probe", n, [3])
 
 
 def _initial_model(cfg: PretrainConfig, run_dir: RunDir, resume: bool):

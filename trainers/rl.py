@@ -331,9 +331,10 @@ def optimise(model: torch.nn.Module, optimizer: torch.optim.Optimizer, scheduler
 
 def rl_problem_pool(task: Any, cfg: RLConfig, eval_problems: list) -> tuple[list, int]:
     """The RL problem stream and how many candidates were dropped for overlapping the eval set."""
-    from tailor_evo.tasks.base import question_key, split_seed
+    from tailor_evo.tasks import streams
+    from tailor_evo.tasks.base import question_key
 
-    pool = task.generate(cfg.pool_size, split_seed(cfg.seed, "rl"), list(cfg.levels) or None)
+    pool = streams.flat(task, cfg.seed, "rl", cfg.pool_size, cfg.levels)
     held = {question_key(p) for p in eval_problems}
     kept = [p for p in pool if question_key(p) not in held]
     if len(kept) < cfg.prompts_per_step:

@@ -10,6 +10,13 @@ from tailor_evo.generation.base import Completion, Engine, SamplingParams  # noq
 ENGINE_KINDS = ("hf", "openai", "vllm")
 
 
+def engine_spec(model: str, backend: str) -> str:
+    """``model`` as an engine spec: a spec with its own kind (``vllm:``, ``openai:``) is kept;
+    a bare backbone name or model directory runs on ``backend``."""
+    kind, sep, _ = model.partition(":")
+    return model if sep and kind in ENGINE_KINDS else f"{backend}:{model}"
+
+
 def make_engine(spec: str, *, batch_size: int | None = None, **kw: Any) -> Engine:
     """Build an engine from a one-string spec, as used in configs and on the command line.
 

@@ -39,8 +39,6 @@ from tailor_evo.warmstart.card import render_card
 from tailor_evo.warmstart.methods import ARCHIVE_METHODS, BASELINES, METHODS, OFFLINE_SEARCH, SEED_LIBRARIES
 from tailor_evo.warmstart.records import Candidate, WarmstartResult, WarmstartStats
 from tailor_evo.warmstart.selection import greedy_select
-from tailor_evo.warmstart.sources import training_problems
 
 __all__ = ["ARCHIVE_METHODS", "BASELINES", "METHODS", "OFFLINE_SEARCH", "SEED_LIBRARIES", "Candidate",
-           "WarmstartResult", "WarmstartStats", "build_warmstart", "greedy_select", "render_card",
-           "training_problems"]
+           "WarmstartResult", "WarmstartStats", "build_warmstart", "greedy_select", "render_card"]

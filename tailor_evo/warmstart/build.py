@@ -20,9 +20,9 @@ from tailor_evo.warmstart.config import WarmstartConfig
 from tailor_evo.warmstart.methods import ARCHIVE_METHODS, METHODS, SEED_LIBRARIES
 from tailor_evo.warmstart.records import Candidate, WarmstartResult, WarmstartStats
 from tailor_evo.warmstart.selection import greedy_select
+from tailor_evo.tasks.streams import training_problems
 from tailor_evo.warmstart.sources import (_dedupe, _seed_or_none, archive_primitives, drop_eval_overlaps,
-                                          reference_candidates, render_primitives, teacher_candidates,
-                                          training_problems)
+                                          reference_candidates, render_primitives, teacher_candidates)
 
 log = logging.getLogger(__name__)
 

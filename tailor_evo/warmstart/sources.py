@@ -20,25 +20,11 @@ from tailor_evo.errors import InputError
 from tailor_evo.generation.base import Engine, SamplingParams
 from tailor_evo.search.coverage import split_steps
 from tailor_evo.search.genome import Primitive
-from tailor_evo.tasks.base import Problem, Task, question_key, split_seed
-from tailor_evo.trainers.evaluate import eval_problems
+from tailor_evo.tasks.base import Problem, Task, question_key
+from tailor_evo.tasks.streams import eval_problems, flat
 from tailor_evo.warmstart.records import Candidate
 
 EVAL_RESERVE_PER_LEVEL = 100     # evaluation problems per level that training problems are checked against
-
-
-def training_problems(task: Task, seed: int, n: int, levels: Sequence[int] | None = None) -> list[Problem]:
-    """``n`` problems from the ``warmstart`` stream of ``seed``, spread evenly over ``levels``."""
-    levels = list(levels) if levels else list(task.default_levels)
-    if not levels:
-        raise InputError(f"task {task.name!r} has no default levels; pass --levels", field="levels")
-    base = split_seed(seed, "warmstart")
-    out: list[Problem] = []
-    for i, level in enumerate(levels):
-        count = n // len(levels) + (1 if i < n % len(levels) else 0)
-        if count:
-            out.extend(task.generate(count, split_seed(base, f"level-{level}"), [level]))
-    return out
 
 
 def drop_eval_overlaps(task: Task, train: Sequence[Problem], seed: int,
@@ -49,14 +35,14 @@ def drop_eval_overlaps(task: Task, train: Sequence[Problem], seed: int,
 
     Checked: the per-level set ``tailor-evo eval`` uses (requested levels plus the task's
     default levels, a generous count per level), and the flat ``eval`` stream
-    (``task.generate(n, split_seed(seed, "eval"), levels)``) that trainers draw
+    (``streams.flat(task, seed, "eval", n, levels)``) that trainers draw
     held-out problems from, for the requested and for the default levels.
     """
     check_levels = sorted(set(levels) | set(task.default_levels))
     held_out = eval_problems(task, seed, check_levels, EVAL_RESERVE_PER_LEVEL)
     for lv in {tuple(levels), tuple(task.default_levels)}:
         if lv:
-            held_out += task.generate(EVAL_RESERVE_PER_LEVEL * len(lv), split_seed(seed, "eval"), list(lv))
+            held_out += flat(task, seed, "eval", EVAL_RESERVE_PER_LEVEL * len(lv), lv)
     seen = {question_key(p) for p in held_out}
     kept = [p for p in train if question_key(p) not in seen]
     return kept, len(train) - len(kept)
