@@ -18,10 +18,8 @@ from tailor_evo.warmstart.config import WarmstartConfig
 
 
 def _output_for(output: str, method: str, several: bool) -> Path:
-    if several:
-        if "{method}" not in output:
-            raise InputError("with several methods the output path must contain {method}", field="-o")
-        return Path(output.replace("{method}", method))
+    if several and "{method}" not in output:
+        raise InputError("with several methods the output path must contain {method}", field="-o")
     return Path(output.replace("{method}", method))
 
 
