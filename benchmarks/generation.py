@@ -1,5 +1,9 @@
 """New tokens per second: the hf engine vs a plain ``model.generate`` loop, side by side.
 
+The engine runs twice: with its lean decode step (:mod:`tailor_evo.generation.lean_decode`,
+the default for Llama-family models) and with the transformers forward for every step
+(``lean_decode=False``), so the share of each part is visible.
+
 Both sample (temperature 1, no top-k/top-p) from the same prompts of mixed length
 with the same batch size and token budget; only tokens up to and including eos
 count as new tokens. ``generate`` gets the batch left-padded in the given order,
@@ -87,23 +91,28 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    print(f"{'model':<14}{'batch':>6}{'prompts':>8}{'generate tok/s':>16}{'engine tok/s':>14}{'ratio':>8}")
+    print(f"{'model':<14}{'batch':>6}{'prompts':>8}{'generate tok/s':>16}{'engine-tf tok/s':>17}"
+          f"{'engine tok/s':>14}{'tf ratio':>10}{'ratio':>8}")
     for name in args.models.split(","):
         model, tokenizer = load(name)
         max_new = args.max_new_tokens or (64 if name == "tiny" else 32)
         engine = HFEngine(model, tokenizer, show_progress=False)
+        plain = HFEngine(model, tokenizer, show_progress=False, lean_decode=False)
         eos_ids = engine.eos_ids
-        bench_engine(engine, make_prompts(tokenizer, 2, seed=99), 4)  # warm-up
+        for eng in (engine, plain):
+            bench_engine(eng, make_prompts(tokenizer, 2, seed=99), 4)  # warm-up
         for batch in (int(b) for b in args.batches.split(",")):
             prompts = make_prompts(tokenizer, batch if batch > 1 else 4, seed=batch)
-            engine.batch_size = batch
-            g_rate = e_rate = 0.0
+            engine.batch_size = plain.batch_size = batch
+            g_rate = t_rate = e_rate = 0.0
             for _ in range(args.reps):
                 g_new, g_time = bench_generate(model, tokenizer, prompts, batch, max_new, eos_ids)
+                t_new, t_time = bench_engine(plain, prompts, max_new)
                 e_new, e_time = bench_engine(engine, prompts, max_new)
-                g_rate, e_rate = max(g_rate, g_new / g_time), max(e_rate, e_new / e_time)
-            print(f"{name:<14}{batch:>6}{len(prompts):>8}{g_rate:>16.1f}{e_rate:>14.1f}{e_rate / g_rate:>8.2f}",
-                  flush=True)
+                g_rate, t_rate, e_rate = (max(g_rate, g_new / g_time), max(t_rate, t_new / t_time),
+                                          max(e_rate, e_new / e_time))
+            print(f"{name:<14}{batch:>6}{len(prompts):>8}{g_rate:>16.1f}{t_rate:>17.1f}{e_rate:>14.1f}"
+                  f"{t_rate / g_rate:>10.2f}{e_rate / g_rate:>8.2f}", flush=True)
 
 
 if __name__ == "__main__":

@@ -241,3 +241,53 @@ def test_generation_leaves_the_training_mode_as_it_found_it(engine):
         assert engine.model.training
     finally:
         engine.model.eval()
+
+
+@pytest.fixture(scope="module")
+def gqa_tiny_dir(tmp_path_factory):
+    """A tiny backbone with grouped-query attention (4 query heads share 2 key/value heads), like SmolLM2."""
+    from tailor_evo.models.tiny import build_tiny
+
+    from conftest import SMALL_CORPUS
+
+    return build_tiny(tmp_path_factory.mktemp("gqa-tiny") / "m", seed=2, hidden_size=32, layers=2, heads=4,
+                      kv_heads=2, vocab_size=320, corpus=SMALL_CORPUS)
+
+
+@pytest.mark.parametrize("which", ["mha", "gqa"])
+def test_lean_decode_samples_what_the_transformers_path_samples(which, tiny_dir, gqa_tiny_dir):
+    from tailor_evo.generation.lean_decode import supports
+
+    path = tiny_dir if which == "mha" else gqa_tiny_dir
+    lean = HFEngine.from_pretrained(str(path), batch_size=16, show_progress=False, lean_decode=True)
+    plain = HFEngine(lean.model, lean.tokenizer, batch_size=16, show_progress=False, lean_decode=False)
+    assert supports(lean.model) and lean._use_lean() and not plain._use_lean()
+    # an eos that some rows hit early: rows leave the batch, and the lean buffers compact
+    probe = plain.generate(PROMPTS, SamplingParams(n=4, max_new_tokens=20, seed=9))
+    eos = probe[1][0].token_ids[2]
+    for eng in (lean, plain):
+        eng.eos_ids = {eos}
+    params = SamplingParams(n=4, max_new_tokens=20, temperature=0.8, top_p=0.95, seed=9)
+    a, b = lean.generate(PROMPTS, params), plain.generate(PROMPTS, params)
+    assert ids(a) == ids(b)
+    lengths = {len(c.token_ids) for comps in a for c in comps}
+    assert len(lengths) > 1, "no row finished early: the test would not exercise leaving rows"
+    for ca, cb in ((x, y) for xs, ys in zip(a, b) for x, y in zip(xs, ys)):
+        assert ca.text == cb.text and ca.finish_reason == cb.finish_reason
+        assert max(abs(p - q) for p, q in zip(ca.logprobs, cb.logprobs)) < 1e-5
+        ref = teacher_forced_logprobs(lean.model, ca.prompt_token_ids, ca.token_ids)
+        assert max(abs(p - q) for p, q in zip(ref, ca.logprobs)) < 1e-4
+
+
+def test_lean_decode_setting_is_checked(engine):
+    with pytest.raises(ValueError, match="lean_decode must be"):
+        HFEngine(engine.model, engine.tokenizer, lean_decode="yes")
+    wrapped = torch.nn.Module()
+    wrapped.config = engine.model.config
+    from tailor_evo.generation.lean_decode import supports
+
+    assert not supports(wrapped)   # not a LlamaForCausalLM (as a peft wrapper is not)
+    strict = HFEngine(engine.model, engine.tokenizer, lean_decode=True)
+    strict.model = wrapped
+    with pytest.raises(ValueError, match="not a plain Llama model"):
+        strict._use_lean()

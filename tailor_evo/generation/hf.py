@@ -16,6 +16,9 @@ This loop
 - drops finished sequences from the batch and the cache at once, and forgets
   cache columns that only they needed;
 - computes logits only for the last position during prefill;
+- decodes Llama-family models with a lean step over preallocated buffers
+  (:mod:`.lean_decode`; ``lean_decode``), which skips the per-call machinery of
+  the transformers forward;
 - runs under ``torch.inference_mode`` with a ``torch.Generator`` seeded per call.
 
 Log-probs: ``Completion.logprobs[i]`` is the model's raw ``log_softmax`` of the
@@ -69,7 +72,8 @@ class HFEngine:
     supports_constraints = True     # SamplingParams.json_schema / grammar (tailor_evo.generation.constraints)
 
     def __init__(self, model: Any, tokenizer: Any, *, batch_size: int = 32, num_threads: int | None = None,
-                 use_chat_template: ChatMode = "auto", show_progress: bool = True) -> None:
+                 use_chat_template: ChatMode = "auto", show_progress: bool = True,
+                 lean_decode: bool | Literal["auto"] = "auto") -> None:
         from tailor_evo.models.registry import prepare_tokenizer
 
         if batch_size < 1:
@@ -79,6 +83,9 @@ class HFEngine:
         self.batch_size = batch_size
         self.use_chat_template = use_chat_template
         self.show_progress = show_progress
+        if lean_decode not in (True, False, "auto"):
+            raise ValueError(f"lean_decode must be True, False or 'auto', got {lean_decode!r}")
+        self.lean_decode = lean_decode
         if num_threads:
             torch.set_num_threads(num_threads)
         self.eos_ids = _eos_ids(model, tokenizer)
@@ -159,6 +166,20 @@ class HFEngine:
             self.model.train(was_training)
             progress.close()
         return results  # type: ignore[return-value]
+
+    def _use_lean(self) -> bool:
+        """Decode with :class:`~tailor_evo.generation.lean_decode.LeanDecoder`? (``lean_decode``: "auto"
+        where the model is supported, True to require it, False for the transformers path.)"""
+        from tailor_evo.generation.lean_decode import supports
+
+        if self.lean_decode is False:
+            return False
+        ok = self._joinable and supports(self.model)
+        if self.lean_decode is True and not ok:
+            raise ValueError(f"lean_decode=True, but {type(self.model).__name__} "
+                             f"({getattr(self.model.config, 'model_type', '?')}) is not a plain Llama model; "
+                             "use lean_decode='auto' or False")
+        return ok
 
     def _forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, position_ids: torch.Tensor,
                  cache: Any, last_only: bool) -> torch.Tensor:
@@ -248,6 +269,13 @@ class HFEngine:
         stop_check = _StopChecker(self.tokenizer, params.stop) if params.stop else None
         masker = (TokenMasker(self.tokenizer, self.eos_ids, logits.shape[-1], grammar, len(rows))
                   if grammar is not None else None)
+        lean = None
+        if self._use_lean():
+            from tailor_evo.generation.lean_decode import LeanDecoder
+
+            lean = LeanDecoder(self.model, [layer.keys for layer in cache.layers],
+                               [layer.values for layer in cache.layers], mask, params.max_new_tokens)
+            cache = None  # the decoder holds its own copy
         done: list[_Row] = []
         for step in range(params.max_new_tokens):
             logp = torch.log_softmax(logits, dim=-1)
@@ -274,12 +302,18 @@ class HFEngine:
                 break
             if len(keep) < len(active):
                 idx = torch.tensor(keep, dtype=torch.long)
-                cache.batch_select_indices(idx)
-                mask, next_pos, tokens = mask[idx], next_pos[idx], tokens[idx]
+                next_pos, tokens = next_pos[idx], tokens[idx]
                 active = [active[j] for j in keep]
-                mask = _trim_padding(cache, mask)
-            mask = torch.cat([mask, mask.new_ones((len(active), 1))], dim=1)
-            logits = self._forward(tokens[:, None], mask, next_pos[:, None], cache, last_only=False)
+                if lean is not None:
+                    lean.select(idx)
+                else:
+                    cache.batch_select_indices(idx)
+                    mask = _trim_padding(cache, mask[idx])
+            if lean is not None:
+                logits = lean.step(tokens, next_pos)
+            else:
+                mask = torch.cat([mask, mask.new_ones((len(active), 1))], dim=1)
+                logits = self._forward(tokens[:, None], mask, next_pos[:, None], cache, last_only=False)
             next_pos = next_pos + 1
         return done
 
