@@ -1,4 +1,4 @@
-"""SFT tokens/s: padded against packed batches, side by side on the same warm-start-like data.
+"""SFT tokens/s: padded, packed and length-bucketed batches, side by side on the same warm-start-like data.
 
 Both variants train the same tiny model (the shipped ``tiny`` shape, fp32) on the
 same examples in the same order with the same loss; only the batch layout
@@ -10,8 +10,10 @@ of the model's own shapes, so the distance to the machine's limit is visible.
 
     OMP_NUM_THREADS=2 .venv/bin/python benchmarks/sft_step.py --steps 6 [--compile]
 
-With ``--compile`` a third row times packed batches through ``torch.compile``
-(dynamic shapes); its first step, which compiles, is reported apart, because in a
+Bucketed batches sort the step's examples by length into right-padded micro-batches
+with no attention mask (plain causal attention; see ``collate_buckets``). With
+``--compile`` two more rows time packed and bucketed batches through ``torch.compile``
+(dynamic shapes); the first step, which compiles, is reported apart, because in a
 short run the compilation can cost more than it saves.
 """
 
@@ -58,13 +60,14 @@ def matmul_peak(hidden: int, tokens: int, threads: int, repeats: int = 20) -> fl
     return 2 * tokens * hidden * (hidden * 8 // 3) * repeats / (time.perf_counter() - start) / 1e9
 
 
-def run(model_dir: Path, data, batch_size: int, steps: int, packed: bool, threads: int,
+def run(model_dir: Path, data, batch_size: int, steps: int, batching: str, threads: int,
         compiled: bool = False) -> dict:
     from transformers import AutoModelForCausalLM
 
-    from tailor_evo.trainers.data import collate, collate_packed
     from tailor_evo.trainers.losses import sft_loss
-    from tailor_evo.trainers.sft import forward_logits
+    from tailor_evo.trainers.sft import SFTConfig, forward_logits, step_batches
+
+    cfg = SFTConfig(batching=batching, batch_size=batch_size)   # the trainer's own batching (max_length 1024)
 
     torch.manual_seed(0)
     torch.set_num_threads(threads)
@@ -77,11 +80,12 @@ def run(model_dir: Path, data, batch_size: int, steps: int, packed: bool, thread
     elapsed = warmup = 0.0
     for step in range(steps + 1):
         chunk = data[step * batch_size: (step + 1) * batch_size]
-        batch = collate_packed(chunk, 0, 1024) if packed else collate(chunk, 0)
+        batches = step_batches(chunk, cfg, 0)
         start = time.perf_counter()
-        labels = batch["labels"]
-        loss = sft_loss(forward_logits(forward, batch), labels, normaliser=int((labels[:, 1:] != -100).sum()))
-        loss.backward()
+        supervised = sum(int((b["labels"][:, 1:] != -100).sum()) for b in batches)
+        for batch in batches:
+            loss = sft_loss(forward_logits(forward, batch), batch["labels"], normaliser=supervised)
+            loss.backward()
         opt.step()
         opt.zero_grad(set_to_none=True)
         if step == 0:   # the first step is a warm-up (and, compiled, the compilation)
@@ -89,7 +93,7 @@ def run(model_dir: Path, data, batch_size: int, steps: int, packed: bool, thread
         else:
             elapsed += time.perf_counter() - start
             real += sum(len(e.input_ids) for e in chunk)
-            computed += batch["input_ids"].numel()
+            computed += sum(b["input_ids"].numel() for b in batches)
     return {"tokens_per_s": real / elapsed, "computed_share": real / computed, "s_per_step": elapsed / steps,
             "gflops": 6 * n_params * computed / elapsed / 1e9, "first_step_s": warmup}
 
@@ -100,7 +104,7 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--compile", action="store_true",
-                    help="also time packed batches through torch.compile (inductor; the first step compiles)")
+                    help="also time packed and bucketed batches through torch.compile (inductor; the first step compiles)")
     args = ap.parse_args()
     from transformers import AutoTokenizer
 
@@ -117,10 +121,10 @@ def main() -> None:
         print(f"{'layout':16s} {'tokens/s':>9s} {'s/step':>7s} {'real/computed':>13s} {'GFLOP/s (6N)':>12s} "
               f"{'of peak':>8s} {'first step s':>12s}")
         res = {}
-        variants = [("padded", False, False), ("packed", True, False)] + \
-            ([("packed+compiled", True, True)] if args.compile else [])
-        for name, packed, compiled in variants:
-            r = res[name] = run(model_dir, data, args.batch_size, args.steps, packed, args.threads, compiled)
+        variants = [("padded", "padded", False), ("packed", "packed", False), ("bucketed", "bucketed", False)] + \
+            ([("packed+compiled", "packed", True), ("bucketed+compiled", "bucketed", True)] if args.compile else [])
+        for name, batching, compiled in variants:
+            r = res[name] = run(model_dir, data, args.batch_size, args.steps, batching, args.threads, compiled)
             print(f"{name:16s} {r['tokens_per_s']:9.0f} {r['s_per_step']:7.2f} {r['computed_share']:13.2f} "
                   f"{r['gflops']:12.1f} {r['gflops'] / peak:8.2f} {r['first_step_s']:12.1f}")
         base = res["padded"]["tokens_per_s"]

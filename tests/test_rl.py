@@ -241,3 +241,44 @@ def test_rl_learns_the_toy_reward(tiny_dir, tmp_path):
     rewards = [r["reward"] for r in run.read_metrics() if "reward" in r]
     first, last = sum(rewards[:5]) / 5, sum(rewards[-5:]) / 5
     assert last > first + 0.3 and last > 0.8, rewards
+
+
+def test_trimmed_micro_batches_give_the_same_update(tiny_dir, monkeypatch):
+    """Dropping columns that are padding in every row of a micro-batch changes no loss, log-prob or gradient."""
+    from tailor_evo.generation.hf import HFEngine
+    from tailor_evo.trainers.rl import RolloutBatch, optimise, sequence_logprobs
+
+    model, tok = load_backbone(str(tiny_dir))
+    engine = HFEngine(model, tok, batch_size=16, show_progress=False)
+    prompts = ["Question: hi.\nAssistant:", "Question: a much longer prompt about the letter e, and more.\nAssistant:"]
+    flat = [c for g in engine.generate(prompts, SamplingParams(n=4, max_new_tokens=12, seed=3)) for c in g]
+    for i, keep in enumerate((2, 5, 3, 4)):     # the short prompt's completions are short too
+        flat[i].token_ids, flat[i].logprobs = flat[i].token_ids[:keep], flat[i].logprobs[:keep]
+    batch = build_batch([(c.prompt_token_ids, c.token_ids, c.logprobs) for c in flat],
+                        [float(i % 3) for i in range(8)], [False] * 8, [True] * 8, tok.pad_token_id)
+    short = batch.rows(0, 4).trimmed()          # the short prompt's group: both ends trimmed
+    assert short.width < batch.width and short.input_ids.shape[1] < batch.input_ids.shape[1]
+    assert torch.equal(short.completion_mask.sum(1), batch.completion_mask[:4].sum(1))
+    cfg = RLConfig(micro_batch=4, group_size=4, beta=0.04)
+    advantages = torch.tensor([1.0, -1.0, 0.5, -0.5, 0.2, -0.2, 1.0, -1.0])
+    results = []
+    for trim in (False, True):
+        if not trim:
+            monkeypatch.setattr(RolloutBatch, "trimmed", lambda self: self)
+        else:
+            monkeypatch.undo()
+        torch.manual_seed(0)
+        m, _ = load_backbone(str(tiny_dir))
+        m.train()
+        ref = sequence_logprobs(m, batch, 4, 4)
+        opt = torch.optim.SGD(m.parameters(), lr=0.0)      # lr 0: the step leaves the gradients to compare
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)
+        opt.zero_grad = lambda set_to_none=True: None      # keep the gradients after the step
+        res = optimise(m, opt, sched, batch, advantages, ref - 0.01, batch.engine_logp, cfg)
+        results.append((ref, res, {n: p.grad.clone() for n, p in m.named_parameters()}))
+    (ref_a, res_a, grad_a), (ref_b, res_b, grad_b) = results
+    assert torch.allclose(ref_a * batch.completion_mask, ref_b * batch.completion_mask, atol=1e-5)
+    assert res_a.loss == pytest.approx(res_b.loss, abs=1e-5) and res_a.kl == pytest.approx(res_b.kl, abs=1e-6)
+    assert res_a.entropy == pytest.approx(res_b.entropy, rel=1e-5)
+    for n in grad_a:
+        assert torch.allclose(grad_a[n], grad_b[n], atol=1e-5, rtol=1e-4), n

@@ -163,12 +163,12 @@ def test_lora_sft_exports_a_merged_plain_model(tiny_dir, tmp_path):
     assert changed and all("proj" in k for k in changed)   # only the adapted projections moved
 
 
-def test_packed_batch_gives_the_loss_and_gradients_of_the_padded_one(tmp_path):
-    """Block-diagonal packing is exact: same loss, same gradients as right-padded rows."""
+def test_packed_and_bucketed_batches_give_the_loss_and_gradients_of_the_padded_one(tmp_path):
+    """Block-diagonal packing and length buckets are exact: same loss, same gradients as right-padded rows."""
     import torch
 
     from tailor_evo.models.tiny import build_tiny
-    from tailor_evo.trainers.data import SFTExample, collate, collate_packed
+    from tailor_evo.trainers.data import SFTExample, collate, collate_buckets, collate_packed
     from tailor_evo.trainers.losses import sft_loss
     from tailor_evo.trainers.sft import forward_logits
 
@@ -199,3 +199,24 @@ def test_packed_batch_gives_the_loss_and_gradients_of_the_padded_one(tmp_path):
     assert torch.allclose(loss_a, loss_b, atol=1e-6)
     for a, b in zip(grads_a, grads_b):
         assert torch.allclose(a, b, atol=1e-6)
+    # bucketed: sorted, right-padded micro-batches without an attention mask, one normaliser for all
+    buckets = collate_buckets(examples, pad_id=0, max_tokens=30)
+    assert len(buckets) > 1 and all(b["input_ids"].numel() <= 30 for b in buckets)
+    assert all("attention_mask" not in b for b in buckets)
+    assert sum(b["input_ids"].shape[0] for b in buckets) == len(examples)
+    supervised = int((padded["labels"][:, 1:] != -100).sum())
+    model.zero_grad()
+    loss_c = sum(sft_loss(forward_logits(model, b), b["labels"], normaliser=supervised) for b in buckets)
+    loss_c.backward()
+    assert torch.allclose(loss_a, loss_c.detach(), atol=1e-6)
+    for a, p in zip(grads_a, model.parameters()):
+        assert torch.allclose(a, p.grad, atol=1e-6)
+
+
+def test_sft_batching_settings_are_checked(tmp_path):
+    from tailor_evo.trainers.sft import SFTConfig, _validate
+
+    with pytest.raises(InputError, match="valid: bucketed, packed, padded"):
+        _validate(SFTConfig(data="x.jsonl", batching="sorted"))
+    with pytest.raises(InputError, match="bucket_tokens 512 is below max_length 1024"):
+        _validate(SFTConfig(data="x.jsonl", bucket_tokens=512))

@@ -166,6 +166,32 @@ def collate_packed(examples: list[SFTExample], pad_id: int, row_len: int) -> dic
     return {"input_ids": ids, "labels": labels, "position_ids": pos}
 
 
+def collate_buckets(examples: list[SFTExample], pad_id: int, max_tokens: int) -> list[dict[str, torch.Tensor]]:
+    """The examples sorted by length and cut into right-padded micro-batches of at most ``max_tokens``
+    (rows x width), with no attention mask.
+
+    Right padding under a causal mask needs no mask at all: every real token only attends
+    to tokens before it, which are real, and padding labels are ignored. So attention
+    takes the plain causal path, with no per-batch mask to build and no quadratic work
+    across example boundaries (which packing's block-diagonal mask still pays on CPU),
+    and sorting keeps the padding small. The caller sums the micro-batch losses with one
+    normaliser, so the step's loss and gradients are those of the whole batch.
+    """
+    ordered = sorted(examples, key=lambda e: -len(e.input_ids))
+    groups: list[list[SFTExample]] = []
+    for e in ordered:
+        if groups and (len(groups[-1]) + 1) * len(groups[-1][0].input_ids) <= max_tokens:
+            groups[-1].append(e)
+        else:
+            groups.append([e])
+    out = []
+    for group in groups:
+        batch = collate(group, pad_id)
+        del batch["attention_mask"]
+        out.append(batch)
+    return out
+
+
 def epoch_order(n: int, seed: int, epoch: int) -> list[int]:
     """A permutation of ``range(n)`` that depends only on (seed, epoch): resumable without saving it."""
     g = torch.Generator().manual_seed(seed * 1_000_003 + epoch)

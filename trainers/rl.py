@@ -12,11 +12,12 @@ One step:
 5. ``mu`` optimisation passes over the batch, each one AdamW step, on the loss of
    :func:`trainers.losses.policy_loss`.
 
-Speed on a CPU comes from four choices: each prompt is run once per group and its KV
+Speed on a CPU comes from five choices: each prompt is run once per group and its KV
 cache shared by the group's completions (prompts are usually longer than completions,
 so this cuts the tokens of the training and reference passes several-fold); the LM
 head is computed only on completion positions (prompts are left-padded and completions
-right-padded so that completions share one column range); the rollout log-probs are
+right-padded so that completions share one column range); each micro-batch drops the
+columns that are padding in all of its rows (:meth:`RolloutBatch.trimmed`); the rollout log-probs are
 the detached current log-probs when ``mu = 1`` (where they are identical) or the
 engine's, instead of an extra forward pass; and the reference pass runs in inference mode.
 """
@@ -174,6 +175,23 @@ class RolloutBatch:
 
         return RolloutBatch(*(cut(getattr(self, f)) for f in self.__dataclass_fields__))
 
+    def trimmed(self) -> "RolloutBatch":
+        """The same rows without the columns that are padding in all of them: leading prompt
+        padding and trailing completion padding. A micro-batch's longest completion is often
+        much shorter than the step's, so this saves the forward and backward work on padding;
+        the dropped columns are masked everywhere, so every loss and log-prob is unchanged."""
+        P = self.input_ids.shape[1] - self.width
+        lead = int(self.attention_mask[:, :P].argmax(dim=1).min()) if P else 0
+        c = max(1, int(self.completion_mask.sum(dim=1).max()))
+        if lead == 0 and c == self.width:
+            return self
+        cols = slice(lead, P + c)
+        return dataclasses.replace(
+            self, input_ids=self.input_ids[:, cols], attention_mask=self.attention_mask[:, cols],
+            position_ids=self.position_ids[:, cols], completion_ids=self.completion_ids[:, :c],
+            completion_mask=self.completion_mask[:, :c],
+            engine_logp=None if self.engine_logp is None else self.engine_logp[:, :c])
+
 
 def build_batch(samples: list[tuple[list[int], list[int], list[float] | None]], rewards: list[float],
                 correct: list[bool], format_ok: list[bool], pad_id: int) -> RolloutBatch:
@@ -266,8 +284,9 @@ def sequence_logprobs(model: torch.nn.Module, batch: RolloutBatch, micro_batch: 
     parts = []
     with torch.inference_mode():
         for s in range(0, batch.size, rows):
-            mb = batch.rows(s, s + rows)
-            parts.append(token_logprobs(completion_logits(model, mb, share), mb.completion_ids))
+            mb = batch.rows(s, s + rows).trimmed()
+            logp = token_logprobs(completion_logits(model, mb, share), mb.completion_ids)
+            parts.append(torch.nn.functional.pad(logp, (0, batch.width - mb.width)))
     return torch.cat(parts).clone()
 
 
@@ -299,14 +318,15 @@ def optimise(model: torch.nn.Module, optimizer: torch.optim.Optimizer, scheduler
     rows, share = micro_batches(batch, cfg.micro_batch, share_over)
     for _pass in range(cfg.mu):
         for s in range(0, batch.size, rows):
-            mb = batch.rows(s, s + rows)
+            mb = batch.rows(s, s + rows).trimmed()
+            c = mb.width
             logits = completion_logits(model, mb, share)
             logp = token_logprobs(logits, mb.completion_ids)
             if _pass == 0:
                 with torch.no_grad():
                     ent_sum += float((entropy_from_logits(logits.detach()) * mb.completion_mask).sum())
-            old = old_logp[s: s + rows] if old_logp is not None else logp.detach()
-            ref = ref_logp[s: s + rows] if ref_logp is not None else None
+            old = old_logp[s: s + rows, :c] if old_logp is not None else logp.detach()
+            ref = ref_logp[s: s + rows, :c] if ref_logp is not None else None
             loss, stats = policy_loss(logp, old, advantages[s: s + rows], mb.completion_mask,
                                       ref_logp=ref, beta=cfg.beta, eps_low=cfg.eps_low, eps_high=cfg.eps_high,
                                       normalisation=cfg.normalisation, normaliser=normaliser)

@@ -22,7 +22,7 @@ from tailor_evo.rundir import RunDir
 from tailor_evo.trainers.base import (TrainerConfig, apply_lora, cosine_schedule, export_model, live_engine, make_optimizer,
                            plot_lines)
 from tailor_evo.trainers.checkpoint import load_backbone, resume_state, save_checkpoint, unwrap
-from tailor_evo.trainers.data import SFTData, collate, collate_packed, epoch_order, load_sft_data
+from tailor_evo.trainers.data import SFTData, collate, collate_buckets, collate_packed, epoch_order, load_sft_data
 from tailor_evo.trackers import check_report_to
 from tailor_evo.trainers.losses import sft_loss
 
@@ -47,7 +47,12 @@ class SFTConfig(TrainerConfig):
     warmup_ratio: float = 0.05
     min_lr_ratio: float = 0.0        # cosine floor as a fraction of lr
     max_length: int = 1024
-    packing: bool = True             # lay examples end to end (block-diagonal attention) instead of padding
+    # How a step's examples become forward passes (all give the same loss and gradients):
+    # "bucketed" sorts them by length into right-padded micro-batches of at most
+    # bucket_tokens (rows x width) with plain causal attention, the fastest on CPU;
+    # "packed" lays them end to end (block-diagonal attention); "padded" right-pads each batch.
+    batching: str = "bucketed"
+    bucket_tokens: int = 2048
     log_every: int = 1
 
 
@@ -60,6 +65,19 @@ def packing_supported() -> bool:
     return hasattr(masking_utils, "find_packed_sequence_indices")
 
 
+BATCHINGS = ("bucketed", "packed", "padded")
+
+
+def step_batches(examples: list, cfg: SFTConfig, pad_id: int) -> list[dict[str, torch.Tensor]]:
+    """One process's examples of a step as the forward passes ``cfg.batching`` asks for."""
+    if cfg.batching == "bucketed":
+        return collate_buckets(examples, pad_id, cfg.bucket_tokens)
+    micro = [examples[i: i + cfg.batch_size] for i in range(0, len(examples), cfg.batch_size)]
+    if cfg.batching == "packed":
+        return [collate_packed(m, pad_id, cfg.max_length) for m in micro]
+    return [collate(m, pad_id) for m in micro]
+
+
 def _validate(cfg: SFTConfig) -> None:
     check_report_to(cfg.report_to)
     checks = [("batch_size", cfg.batch_size >= 1), ("grad_accum", cfg.grad_accum >= 1), ("lr", cfg.lr > 0),
@@ -70,11 +88,17 @@ def _validate(cfg: SFTConfig) -> None:
             raise InputError(f"invalid value {getattr(cfg, name)!r}", file="config", field=name)
     if not cfg.data:
         raise InputError("no training data given (--data FILE)", field="data")
-    if cfg.packing and not packing_supported():
+    if cfg.batching not in BATCHINGS:
+        raise InputError(f"invalid value {cfg.batching!r} (valid: {', '.join(BATCHINGS)})", file="config",
+                         field="batching")
+    if cfg.batching == "bucketed" and cfg.bucket_tokens < cfg.max_length:
+        raise InputError(f"bucket_tokens {cfg.bucket_tokens} is below max_length {cfg.max_length}: the longest "
+                         "example would not fit a micro-batch", file="config", field="bucket_tokens")
+    if cfg.batching == "packed" and not packing_supported():
         import transformers
 
         raise InputError(f"packed batches need a transformers release that masks packed sequences (this one is "
-                         f"{transformers.__version__}); set sft.packing=false", field="packing")
+                         f"{transformers.__version__}); set sft.batching=bucketed", field="batching")
 
 
 def train_sft(cfg: SFTConfig, run_dir: RunDir, resume: bool = False) -> Path:
@@ -120,9 +144,7 @@ def train_sft(cfg: SFTConfig, run_dir: RunDir, resume: bool = False) -> Path:
         idx = order[state.position: state.position + per_step]
         state.position += len(idx)
         mine = [data.examples[i] for i in idx[rank::world]]
-        micro = [mine[i: i + cfg.batch_size] for i in range(0, len(mine), cfg.batch_size)] or [[]]
-        batches = [collate_packed(m, pad_id, cfg.max_length) if cfg.packing else collate(m, pad_id)
-                   for m in micro if m]
+        batches = step_batches(mine, cfg, pad_id) if mine else []
         supervised = sum(int((b["labels"][:, 1:] != -100).sum()) for b in batches)
         loss_sum = 0.0
         for j, batch in enumerate(batches):
@@ -175,9 +197,12 @@ def _card(cfg: SFTConfig, data: SFTData, run_dir: RunDir) -> "CardInfo":
 
 
 def forward_logits(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-    """Logits of a padded batch (attention mask) or a packed one (position ids, no mask, no cache)."""
+    """Logits of a padded batch (attention mask), a packed one (position ids, no mask, no cache) or a
+    bucketed one (right-padded, neither: plain causal attention)."""
     if "position_ids" in batch:
         return model(input_ids=batch["input_ids"], position_ids=batch["position_ids"], use_cache=False).logits
+    if "attention_mask" not in batch:
+        return model(input_ids=batch["input_ids"], use_cache=False).logits
     return model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
 
 
