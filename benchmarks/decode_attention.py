@@ -71,7 +71,8 @@ def main() -> None:
         moved = fp32_bytes / (2 if "16" in name else 1)
         print(f"{name:36s} {ms:7.2f} {moved / ms / 1e6:7.1f}")
     ms = timed(lambda: F.linear(x, w_up), args.repeats)
-    print(f"{'for scale: the MLP up-projection':36s} {ms:7.2f}   ({2 * x.numel() * w_up.shape[0] / ms / 1e6:.1f} GFLOP/s)")
+    gflops = 2 * x.numel() * w_up.shape[0] / ms / 1e6
+    print(f"{'for scale: the MLP up-projection':36s} {ms:7.2f}   ({gflops:.1f} GFLOP/s)")
 
 
 if __name__ == "__main__":

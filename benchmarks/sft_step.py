@@ -104,7 +104,8 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--compile", action="store_true",
-                    help="also time packed and bucketed batches through torch.compile (inductor; the first step compiles)")
+                    help="also time packed and bucketed batches through torch.compile "
+                         "(inductor; the first step compiles)")
     args = ap.parse_args()
     from transformers import AutoTokenizer
 
