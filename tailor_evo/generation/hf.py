@@ -257,9 +257,17 @@ class HFEngine:
         n = params.n
         cache, logits, mask = self._prefill(prompt_ids, params.max_new_tokens)
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        lean = None
+        if self._use_lean():   # keeps one copy of each prompt's cache for its n samples
+            from tailor_evo.generation.lean_decode import LeanDecoder
+
+            lean = LeanDecoder(self.model, [layer.keys for layer in cache.layers],
+                               [layer.values for layer in cache.layers], mask, params.max_new_tokens, group=n)
+            cache = None
         # One prefill per prompt, then n copies of its cache for the n samples.
         if n > 1:
-            cache.batch_repeat_interleave(n)
+            if cache is not None:
+                cache.batch_repeat_interleave(n)
             logits = logits.repeat_interleave(n, dim=0)
             mask = mask.repeat_interleave(n, dim=0)
             positions = positions.repeat_interleave(n, dim=0)
@@ -269,13 +277,6 @@ class HFEngine:
         stop_check = _StopChecker(self.tokenizer, params.stop) if params.stop else None
         masker = (TokenMasker(self.tokenizer, self.eos_ids, logits.shape[-1], grammar, len(rows))
                   if grammar is not None else None)
-        lean = None
-        if self._use_lean():
-            from tailor_evo.generation.lean_decode import LeanDecoder
-
-            lean = LeanDecoder(self.model, [layer.keys for layer in cache.layers],
-                               [layer.values for layer in cache.layers], mask, params.max_new_tokens)
-            cache = None  # the decoder holds its own copy
         done: list[_Row] = []
         for step in range(params.max_new_tokens):
             logp = torch.log_softmax(logits, dim=-1)
