@@ -18,7 +18,7 @@ This loop
 - computes logits only for the last position during prefill;
 - decodes Llama-family models with a lean step over preallocated buffers
   (:mod:`.lean_decode`; ``lean_decode``), which skips the per-call machinery of
-  the transformers forward;
+  the transformers forward and reads a prompt's cache once for all its samples;
 - runs under ``torch.inference_mode`` with a ``torch.Generator`` seeded per call.
 
 Log-probs: ``Completion.logprobs[i]`` is the model's raw ``log_softmax`` of the
