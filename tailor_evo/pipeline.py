@@ -255,9 +255,11 @@ def stage_rl(cfg: PipelineConfig, out: Path, model_dir: str) -> dict:
     if not resume:
         rd.save_config(rcfg)
     final = train_rl(rcfg, rd, resume=resume)
-    rows = [r for r in rd.read_metrics() if "reward" in r]
+    metrics = rd.read_metrics()
+    rows = [r for r in metrics if "reward" in r]
     return {"model": str(final), "reward_curve": [r["reward"] for r in rows],
-            "accuracy_curve": [r.get("accuracy", r["reward"]) for r in rows]}
+            "accuracy_curve": [r.get("accuracy", r["reward"]) for r in rows],
+            "eval_curve": [[r["step"], r["eval_accuracy"]] for r in metrics if "eval_accuracy" in r]}
 
 
 def stage_eval(cfg: PipelineConfig, out: Path, model_dir: str) -> dict:

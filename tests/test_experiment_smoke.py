@@ -26,6 +26,10 @@ def test_cpu_smoke_experiment_produces_every_output(tmp_path):
         cell_dir = out / "cells" / f"kk-L3-tiny-{cell['method']}-s0"
         assert (cell_dir / "warmstart" / "card.md").exists() and (cell_dir / "rl" / "model").exists()
         assert len(cell["reward_curve"]) == 3
+        assert [step for step, _ in cell["eval_curve"]] == [0, 3]      # held-out accuracy at steps 0 and 3
+        assert 0 <= cell["accuracy_auc"] <= 1
+    report = (out / "report.md").read_text()
+    assert "Target held-out accuracy for \"steps to target\": 0.5" in report and "fixed in the configuration" in report
     # running it again finds every cell finished
     again = CliRunner().invoke(cli, ["experiment", "--config", str(CONFIG), "--out", str(out)])
     assert again.exit_code == 0 and "4 cells done" in again.output

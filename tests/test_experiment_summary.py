@@ -58,3 +58,43 @@ def test_grid_orders_rule_based_before_redistill_and_needs_its_model(tmp_path):
 def test_grid_rejects_unknown_method():
     with pytest.raises(InputError, match="unknown method"):
         ExperimentConfig(methods=["tailor", "magic"]).check()
+
+
+def test_held_out_accuracy_convergence_measures():
+    from tailor_evo.experiment.summary import accuracy_auc, eval_steps_to_target
+
+    curve = [[0, 0.1], [10, 0.3], [20, 0.5], [30, 0.4]]
+    assert eval_steps_to_target(curve, 0.45) == 20
+    assert eval_steps_to_target(curve, 0.9) is None and eval_steps_to_target(curve, None) is None
+    # trapezoids: (0.1+0.3)/2 + (0.3+0.5)/2 + (0.5+0.4)/2 = 1.05 per 10 steps, over 30 steps
+    assert accuracy_auc(curve) == pytest.approx(1.05 * 10 / 30)
+    assert math.isnan(accuracy_auc(curve[:1]))
+
+
+def test_aggregate_reports_held_out_convergence_and_counts_unreached_as_the_budget():
+    from tailor_evo.experiment.summary import accuracy_auc, eval_steps_to_target
+
+    cells = [cell("tailor", s, 0.1, 0.3, [0.1, 0.2, 0.3]) for s in (0, 1)]
+    for c, curve in zip(cells, ([[0, 0.1], [3, 0.4]], [[0, 0.1], [3, 0.2]])):
+        c.eval_curve, c.steps_to_target_acc, c.accuracy_auc = curve, eval_steps_to_target(curve, 0.3), accuracy_auc(curve)
+    row = aggregate(cells)[0]
+    assert row.reached_target_acc == 1
+    assert row.steps_to_target_acc[0] == pytest.approx(3.0)      # reached at 3; never: the budget, 3
+    assert row.accuracy_auc[0] == pytest.approx((0.25 + 0.15) / 2)
+    assert "0.200 ± 0.071" in results_table([row])
+
+
+def test_coverage_gain_relation_gives_a_confidence_interval():
+    from tailor_evo.experiment.runner import coverage_gain_relation
+
+    cells = [cell("tailor", s, 0.1, 0.1 + 0.05 * s + (0.02 if s % 2 else 0), [0.1], cov=10.0 + s) for s in range(6)]
+    line = coverage_gain_relation(cells)
+    assert line is not None and "Pearson r 0.9" in line and "95% CI" in line and "Spearman rho" in line
+    low, high = (float(v) for v in line.split("95% CI ")[1].split(",")[0].split(" to "))
+    assert -1 <= low < high <= 1
+    assert coverage_gain_relation(cells[:3]) is None
+
+
+def test_target_accuracy_is_checked():
+    with pytest.raises(InputError, match="accuracy in"):
+        ExperimentConfig(target_accuracy=1.5).check()

@@ -35,6 +35,9 @@ class ExperimentConfig:
     # (self re-distillation, runs anywhere), or any engine spec (hf:NAME, openai:URL#MODEL, vllm:NAME)
     redistill_teacher: str = "sft:rule-based"
     target_reward: float = 0.5        # for "steps to reach target reward"
+    # for "steps to reach target accuracy" on the periodic held-out RL evaluations; set it from a
+    # measured range before the grid runs (the report says whether it changed since)
+    target_accuracy: float | None = None
     chat_backbones: list[str] = field(default_factory=list)   # backbones prompted through their chat template
     base: PipelineConfig = field(default_factory=PipelineConfig)
 
@@ -50,6 +53,12 @@ class ExperimentConfig:
             raise InputError(f"unknown method(s) {bad} (known: {', '.join(METHODS)})", field="methods")
         if not self.seeds:
             raise InputError("needs at least one seed", field="seeds")
+        if self.target_accuracy is not None and not 0 <= self.target_accuracy <= 1:
+            raise InputError(f"invalid value {self.target_accuracy!r} (an accuracy in [0, 1])",
+                             field="target_accuracy")
+        if self.target_accuracy is not None and (self.base.rl.eval.every <= 0 or self.base.rl.eval.n <= 0):
+            raise InputError("target_accuracy needs periodic RL evaluations (base.rl.eval.every and "
+                             "base.rl.eval.n > 0)", field="target_accuracy")
 
 
 @dataclass

@@ -27,10 +27,18 @@ def _save(fig, path: Path) -> Path:
 
 
 def training_curves(cells: list[CellSummary], path: Path, title: str, window: int = 5) -> Path:
-    """RL reward per step: mean over seeds with a min-max band, one colour per method."""
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    """RL reward and rollout accuracy per step, and held-out accuracy at the periodic evaluations:
+    mean over seeds with a min-max band, one colour per method."""
+    fig, axes = plt.subplots(1, 3, figsize=(16, 4))
     for method in _methods(cells):
         cs = [c for c in cells if c.method == method]
+        evals = [c.eval_curve for c in cs if c.eval_curve]
+        if evals:
+            n = min(len(e) for e in evals)
+            arr = np.array([[a for _, a in e[:n]] for e in evals])
+            steps = [s for s, _ in evals[0][:n]]
+            axes[2].plot(steps, arr.mean(0), marker="o", label=f"{method} (n={len(evals)})")
+            axes[2].fill_between(steps, arr.min(0), arr.max(0), alpha=0.2)
         for ax, attr in zip(axes, ("reward_curve", "accuracy_curve")):
             curves = [smooth(getattr(c, attr), window) for c in cs if getattr(c, attr)]
             if not curves:
@@ -42,9 +50,11 @@ def training_curves(cells: list[CellSummary], path: Path, title: str, window: in
             ax.fill_between(steps, arr.min(0), arr.max(0), alpha=0.2)
     axes[0].set(title="RL training reward", xlabel="RL step", ylabel=f"reward (moving avg, {window} steps)")
     axes[1].set(title="RL rollout accuracy", xlabel="RL step", ylabel=f"accuracy (moving avg, {window} steps)")
+    axes[2].set(title="held-out accuracy (periodic RL evaluations)", xlabel="RL step", ylabel="greedy accuracy")
     for ax in axes:
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=8)
     fig.suptitle(title)
     return _save(fig, path)
 

@@ -16,12 +16,12 @@ import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
-from scipy.stats import spearmanr
+from scipy.stats import pearsonr, spearmanr
 
 from tailor_evo.experiment import plots
 from tailor_evo.experiment.grid import Cell, ExperimentConfig, cell_config, expand, teacher_for
-from tailor_evo.experiment.summary import (CellSummary, MethodRow, aggregate, fmt, results_table, reward_auc,
-                                           steps_to_target)
+from tailor_evo.experiment.summary import (CellSummary, MethodRow, accuracy_auc, aggregate, eval_steps_to_target,
+                                           fmt, results_table, reward_auc, steps_to_target)
 from tailor_evo.errors import InputError
 from tailor_evo.io import append_jsonl, read_json, read_records, write_json_atomic, write_text_atomic
 from tailor_evo.pipeline import run_pipeline
@@ -38,6 +38,7 @@ def summarise(cfg: ExperimentConfig, cell: Cell, cell_dir: Path) -> CellSummary 
     data = read_json(path)
     st, secs = data["stages"], data.get("seconds", {})
     rewards = st["rl"]["reward_curve"]
+    curve = eval_curve(st["rl"], cell_dir)
     return CellSummary(
         task=cell.task, backbone=cell.backbone, method=cell.method, seed=cell.seed, levels=cell.levels,
         acc_sft=st["eval_sft"]["accuracy"], acc_final=st["eval_rl"]["accuracy"],
@@ -49,7 +50,21 @@ def summarise(cfg: ExperimentConfig, cell: Cell, cell_dir: Path) -> CellSummary 
         seconds=float(sum(secs.values())), sft_skipped=bool(st.get("sft", {}).get("skipped")),
         format_err_sft=float(st["eval_sft"].get("format_error_rate", math.nan)),
         format_err_final=float(st["eval_rl"].get("format_error_rate", math.nan)),
+        eval_curve=curve, steps_to_target_acc=eval_steps_to_target(curve, cfg.target_accuracy),
+        accuracy_auc=accuracy_auc(curve),
     )
+
+
+def eval_curve(stage: dict, cell_dir: Path) -> list[list[float]]:
+    """[[step, held-out accuracy], ...] of the RL stage's periodic evaluations; read from the RL
+    metrics when the cell was built before the stage recorded it (so old grids re-aggregate)."""
+    if stage.get("eval_curve") is not None:
+        return [[float(a), float(b)] for a, b in stage["eval_curve"]]
+    path = cell_dir / "rl" / "metrics.jsonl"
+    if not path.exists():
+        return []
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return [[float(r["step"]), float(r["eval_accuracy"])] for r in rows if "eval_accuracy" in r]
 
 
 def warmstart_abstract_coverage(task: str, stage: dict, cell_dir: Path) -> float:
@@ -177,8 +192,14 @@ def _claims(rows: list[MethodRow], done: list[CellSummary]) -> list[str]:
             b = rs[base]
             word = _judge(t.acc_final, b.acc_final)
             lines.append(f"- final accuracy after RL, tailor vs {base}: {fmt(t.acc_final)} vs {fmt(b.acc_final)} -> {word}")
-            lines.append(f"- faster convergence vs {base} (area under the reward curve {fmt(t.reward_auc)} vs "
-                         f"{fmt(b.reward_auc)}; steps to target {fmt(t.steps_to_target, 1)} vs "
+            if not math.isnan(t.accuracy_auc[0]) and not math.isnan(b.accuracy_auc[0]):
+                lines.append(f"- faster convergence vs {base} (area under the held-out accuracy curve "
+                             f"{fmt(t.accuracy_auc)} vs {fmt(b.accuracy_auc)}; steps to the target accuracy "
+                             f"{fmt(t.steps_to_target_acc, 1)} ({t.reached_target_acc}/{t.seeds} reached) vs "
+                             f"{fmt(b.steps_to_target_acc, 1)} ({b.reached_target_acc}/{b.seeds})) -> "
+                             f"{_judge(t.accuracy_auc, b.accuracy_auc)}")
+            lines.append(f"- training reward vs {base} (area under the reward curve {fmt(t.reward_auc)} vs "
+                         f"{fmt(b.reward_auc)}; steps to the target reward {fmt(t.steps_to_target, 1)} vs "
                          f"{fmt(b.steps_to_target, 1)}) -> {_judge(t.reward_auc, b.reward_auc)}")
         covs = {m: r.coverage[0] for m, r in rs.items()}
         top = max(covs, key=covs.get)
@@ -187,16 +208,51 @@ def _claims(rows: list[MethodRow], done: list[CellSummary]) -> list[str]:
                      f"({', '.join(f'{m} {v:.1f}' for m, v in covs.items())}; on the raw state text: "
                      f"{', '.join(f'{m} {r.coverage_text[0]:.1f}' for m, r in rs.items())})")
         cs = [c for c in done if c.task == task and c.backbone == backbone]
-        if len(cs) >= 4 and len({c.warmstart_coverage for c in cs}) > 1 and len({c.rl_gain for c in cs}) > 1:
-            rho, p = spearmanr([c.warmstart_coverage for c in cs], [c.rl_gain for c in cs])
-            lines.append(f"- coverage vs RL gain over {len(cs)} cells: Spearman rho {rho:.2f} (p={p:.2f})")
+        line = coverage_gain_relation(cs)
+        if line:
+            lines.append(line)
         lines.append("")
     return lines or ["No tailor cells finished yet: no claim can be judged."]
+
+
+def coverage_gain_relation(cells: list[CellSummary]) -> str | None:
+    """The paper's mechanism, more coverage gives more RL gain, as correlations over cells: Pearson r
+    with its 95% confidence interval (Fisher z) and Spearman rho. None with fewer than 4 cells or no
+    variation."""
+    if len(cells) < 4 or len({c.warmstart_coverage for c in cells}) < 2 or len({c.rl_gain for c in cells}) < 2:
+        return None
+    x, y = [c.warmstart_coverage for c in cells], [c.rl_gain for c in cells]
+    pearson = pearsonr(x, y)
+    low, high = pearson.confidence_interval(0.95)
+    rho, p = spearmanr(x, y)
+    return (f"- coverage vs RL gain over {len(cells)} cells: Pearson r {pearson.statistic:.2f} "
+            f"(95% CI {low:.2f} to {high:.2f}, p={pearson.pvalue:.2f}); Spearman rho {rho:.2f} (p={p:.2f})")
 
 
 def _sft_length(cfg: ExperimentConfig) -> str:
     sft = cfg.base.sft
     return f"{sft.max_steps} steps" if sft.max_steps > 0 else f"{sft.epochs} epochs"
+
+
+def _targets(cfg: ExperimentConfig, out: Path) -> str:
+    """The convergence targets, and whether they are the ones the grid was started with (the
+    configuration saved in ``out`` when the first cell ran)."""
+    acc = ("not set (`target_accuracy`), so no steps-to-target on held-out accuracy" if cfg.target_accuracy is None
+           else f"{cfg.target_accuracy}")
+    text = (f"Target held-out accuracy for \"steps to target\": {acc}, on the periodic RL evaluations "
+            f"(every {cfg.base.rl.eval.every} steps on {cfg.base.rl.eval.n} problems). "
+            f"Target training reward: {cfg.target_reward}.")
+    saved = out / "config.yaml"
+    if saved.exists():
+        import yaml
+
+        first = yaml.safe_load(saved.read_text()) or {}
+        same = (first.get("target_accuracy") == cfg.target_accuracy
+                and first.get("target_reward") == cfg.target_reward)
+        text += (" Both were fixed in the configuration before the grid ran." if same else
+                 f" **These differ from the configuration the grid was started with** (target_accuracy "
+                 f"{first.get('target_accuracy')}, target_reward {first.get('target_reward')}).")
+    return text
 
 
 def render_report(cfg: ExperimentConfig, out: Path, rows: list[MethodRow], done: list[CellSummary],
@@ -214,7 +270,7 @@ Tasks {cfg.tasks}, backbones {cfg.backbones}, methods {cfg.methods}, seeds {cfg.
 Every method gets the same training problems, warm-start budget ({cfg.base.warmstart.size} records),
 SFT length ({_sft_length(cfg)}), RL steps ({cfg.base.rl.steps}, reward `{cfg.base.rl.reward}`) and
 evaluation problems.
-Redistill teacher: `{cfg.redistill_teacher}`. Target reward for "steps to target": {cfg.target_reward}.
+Redistill teacher: `{cfg.redistill_teacher}`. {_targets(cfg, out)}
 
 {status}{failed_txt}
 

@@ -37,6 +37,10 @@ class CellSummary:
     warmstart_coverage_text: float = 0.0  # the same on the raw state text (counts name variety too)
     format_err_sft: float = math.nan      # share of held-out answers that fail the response format
     format_err_final: float = math.nan
+    # held-out greedy accuracy of the periodic RL evaluations: [[step, accuracy], ...] from step 0
+    eval_curve: list[list[float]] = field(default_factory=list)
+    steps_to_target_acc: int | None = None  # first evaluated RL step at the target accuracy; None = never
+    accuracy_auc: float = math.nan          # area under the held-out accuracy curve over its step span
 
     @property
     def rl_gain(self) -> float:
@@ -65,6 +69,27 @@ def steps_to_target(rewards: list[float], target: float, window: int = 5) -> int
     return None
 
 
+def eval_steps_to_target(curve: list[list[float]], target: float | None) -> int | None:
+    """The first evaluated RL step whose held-out accuracy reaches ``target`` (step 0 is the SFT
+    model; None when no evaluation reached it, or when no target is set)."""
+    if target is None:
+        return None
+    for step, acc in curve:
+        if acc >= target:
+            return int(step)
+    return None
+
+
+def accuracy_auc(curve: list[list[float]]) -> float:
+    """Trapezoid area under the held-out accuracy curve divided by its step span: the mean accuracy
+    over the RL run, so runs of equal length compare directly (nan for fewer than two evaluations)."""
+    if len(curve) < 2:
+        return math.nan
+    steps = np.array([c[0] for c in curve], dtype=float)
+    accs = np.array([c[1] for c in curve], dtype=float)
+    return float(np.trapezoid(accs, steps) / (steps[-1] - steps[0])) if steps[-1] > steps[0] else math.nan
+
+
 def reward_auc(rewards: list[float]) -> float:
     """Area under the reward curve divided by its length (so runs of equal length compare directly)."""
     return float(np.mean(rewards)) if rewards else 0.0
@@ -90,6 +115,9 @@ class MethodRow:
     reward_auc: tuple[float, float]
     steps_to_target: tuple[float, float]
     reached_target: int                 # seeds that reached the target reward at all
+    accuracy_auc: tuple[float, float]   # area under the held-out accuracy curve (mean accuracy over RL)
+    steps_to_target_acc: tuple[float, float]
+    reached_target_acc: int             # seeds whose held-out accuracy reached the target at all
     coverage: tuple[float, float]
     coverage_text: tuple[float, float]
     format_err_sft: tuple[float, float]
@@ -110,6 +138,8 @@ def aggregate(cells: list[CellSummary], rl_steps_cap: int | None = None) -> list
     for (task, backbone, method), cs in sorted(groups.items()):
         levels = sorted({lv for c in cs for lv in c.acc_final_per_level}, key=lambda s: int(s))
         stt = [c.steps_to_target if c.steps_to_target is not None else (rl_steps_cap or c.rl_steps) for c in cs]
+        stt_acc = [c.steps_to_target_acc if c.steps_to_target_acc is not None else (rl_steps_cap or c.rl_steps)
+                   for c in cs if c.eval_curve]
         rows.append(MethodRow(
             task=task, backbone=backbone, method=method, seeds=len(cs),
             acc_final=mean_std([c.acc_final for c in cs]),
@@ -118,6 +148,9 @@ def aggregate(cells: list[CellSummary], rl_steps_cap: int | None = None) -> list
             reward_auc=mean_std([c.reward_auc for c in cs]),
             steps_to_target=mean_std([float(s) for s in stt]),
             reached_target=sum(c.steps_to_target is not None for c in cs),
+            accuracy_auc=mean_std([c.accuracy_auc for c in cs if not math.isnan(c.accuracy_auc)]),
+            steps_to_target_acc=mean_std([float(s) for s in stt_acc]),
+            reached_target_acc=sum(c.steps_to_target_acc is not None for c in cs),
             coverage=mean_std([c.warmstart_coverage for c in cs]),
             coverage_text=mean_std([c.warmstart_coverage_text for c in cs]),
             format_err_sft=mean_std([c.format_err_sft for c in cs]),
@@ -138,11 +171,13 @@ def results_table(rows: list[MethodRow]) -> str:
     """A Markdown table: one row per (task, backbone, method)."""
     levels = sorted({lv for r in rows for lv in r.per_level}, key=int)
     head = ["task", "backbone", "method", "seeds", "acc after SFT", "final acc", "RL gain",
-            "reward AUC", "steps to target (reached)", "warm-start coverage", "coverage (raw text)",
+            "held-out acc AUC", "steps to target acc (reached)",
+            "reward AUC", "steps to target reward (reached)", "warm-start coverage", "coverage (raw text)",
             "format errors after SFT", "final format errors"] + [f"final acc @{lv}" for lv in levels]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         cells = [r.task, r.backbone, r.method, str(r.seeds), fmt(r.acc_sft), fmt(r.acc_final), fmt(r.rl_gain),
+                 fmt(r.accuracy_auc), f"{fmt(r.steps_to_target_acc, 1)} ({r.reached_target_acc}/{r.seeds})",
                  fmt(r.reward_auc), f"{fmt(r.steps_to_target, 1)} ({r.reached_target}/{r.seeds})",
                  fmt(r.coverage, 1), fmt(r.coverage_text, 1), fmt(r.format_err_sft, 2),
                  fmt(r.format_err_final, 2)] + [fmt(r.per_level.get(lv, (math.nan, math.nan))) for lv in levels]
