@@ -76,7 +76,8 @@ def test_aggregate_reports_held_out_convergence_and_counts_unreached_as_the_budg
 
     cells = [cell("tailor", s, 0.1, 0.3, [0.1, 0.2, 0.3]) for s in (0, 1)]
     for c, curve in zip(cells, ([[0, 0.1], [3, 0.4]], [[0, 0.1], [3, 0.2]])):
-        c.eval_curve, c.steps_to_target_acc, c.accuracy_auc = curve, eval_steps_to_target(curve, 0.3), accuracy_auc(curve)
+        c.eval_curve, c.accuracy_auc = curve, accuracy_auc(curve)
+        c.steps_to_target_acc = eval_steps_to_target(curve, 0.3)
     row = aggregate(cells)[0]
     assert row.reached_target_acc == 1
     assert row.steps_to_target_acc[0] == pytest.approx(3.0)      # reached at 3; never: the budget, 3
