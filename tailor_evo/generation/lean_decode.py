@@ -80,7 +80,8 @@ class LeanDecoder:
         dtype = keys[0].dtype
         if self.shared:
             self.slots = group                                   # rows per prompt in the buffers
-            self.kp, self.vp = list(keys), list(values)          # [prompts, kv, length, d], once per prompt
+            # [prompts, kv, length, d], once per prompt (contiguous: the prefill cache hands views)
+            self.kp, self.vp = [k.contiguous() for k in keys], [v.contiguous() for v in values]
             self.bias_p = self._bias(mask.bool(), length, dtype)
             own = (prompts * group, self.kv_heads, capacity, self.head_dim)   # each row's own tokens
             self.k = [k.new_empty(own) for k in keys]
