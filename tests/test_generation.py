@@ -291,3 +291,39 @@ def test_lean_decode_setting_is_checked(engine):
     strict.model = wrapped
     with pytest.raises(ValueError, match="not a plain Llama model"):
         strict._use_lean()
+
+
+@pytest.mark.parametrize("which", ["mha", "gqa"])
+def test_lean_decoder_shared_prompt_layout_matches_per_row_copies(which, tiny_dir, gqa_tiny_dir):
+    """The shared-prompt layout, its compaction and its switch to per-row copies give the logits
+    of a decoder that holds one copy of the prompt per row."""
+    from tailor_evo.generation.lean_decode import LeanDecoder
+
+    eng = HFEngine.from_pretrained(str(tiny_dir if which == "mha" else gqa_tiny_dir), show_progress=False)
+    prompts = sorted((eng.encode(p) for p in PROMPTS[:3]), key=len, reverse=True)
+    with torch.inference_mode():
+        cache, _, mask = eng._prefill(prompts, 16)
+        keys, values = [la.keys for la in cache.layers], [la.values for la in cache.layers]
+        shared = LeanDecoder(eng.model, keys, values, mask, capacity=16, group=4)
+        rows = LeanDecoder(eng.model, [k.repeat_interleave(4, 0) for k in keys],
+                           [v.repeat_interleave(4, 0) for v in values], mask.repeat_interleave(4, 0), capacity=16)
+        pos = mask.sum(1).repeat_interleave(4)          # next position of every row
+        live = list(range(12))
+        g = torch.Generator().manual_seed(0)
+        # step 3: prompt 0 keeps one sample (9 live: compacts, still shared); step 6: prompt 1 too
+        # (6 live in 12 slots: each row gets its own copy)
+        drops = {3: [1, 2, 3], 6: [5, 6, 7]}
+        for step in range(10):
+            if step in drops:
+                keep = [j for j, r in enumerate(live) if r not in drops[step]]
+                live = [live[j] for j in keep]
+                idx = torch.tensor(keep)
+                pos = pos[idx]
+                shared.select(idx)
+                rows.select(idx)
+            tokens = torch.randint(3, 300, (len(live),), generator=g)
+            a, b = shared.step(tokens, pos), rows.step(tokens, pos)
+            assert a.shape == (len(live), b.shape[1])
+            assert torch.allclose(a, b, atol=1e-5), step
+            pos = pos + 1
+        assert not shared.shared    # it left the shared layout at step 6

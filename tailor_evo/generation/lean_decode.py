@@ -58,9 +58,11 @@ class LeanDecoder:
     shared prompt is most of it.
 
     Rows that finish leave lazily: they stay in the buffers (their outputs are
-    discarded) until at most ``compact_at`` of the slots are still alive; then
-    the live rows are copied into smaller buffers. Copying the cache at every
-    finished row would cost more than the steps it saves.
+    discarded) until at most ``compact_at`` of the rows alive at the last
+    compaction are still alive; then the live rows are copied into smaller
+    buffers. Copying the cache at every finished row would cost more than the
+    steps it saves. When few samples of each prompt are left, the shared layout
+    would waste most of its slots, so the rows then get their own copies.
     """
 
     def __init__(self, model: Any, keys: list[torch.Tensor], values: list[torch.Tensor], mask: torch.Tensor,
@@ -95,6 +97,7 @@ class LeanDecoder:
             self.bias = self._bias(mask.bool(), length + capacity, dtype)
             self.length = length
         self.alive = torch.arange(self.bias.shape[0])    # buffer slot of each live row, in the caller's order
+        self._compact_below = compact_at * len(self.alive)
 
     @staticmethod
     def _bias(valid: torch.Tensor, total: int, dtype: torch.dtype) -> torch.Tensor:
@@ -166,8 +169,11 @@ class LeanDecoder:
     def select(self, index: torch.Tensor) -> None:
         """Keep only the live rows at ``index`` (positions in the current live order)."""
         self.alive = self.alive[index]
-        if len(self.alive) <= self.compact_at * self.bias.shape[0]:
+        if len(self.alive) <= self._compact_below:
             self._compact()
+            # the next compaction waits until another share of the rows has finished, whatever the
+            # layout, so the cache is copied O(log rows) times per batch
+            self._compact_below = self.compact_at * len(self.alive)
 
     def _compact(self) -> None:
         """Copy the live rows into buffers without dead rows (dead prompts), leading all-padding
@@ -193,6 +199,10 @@ class LeanDecoder:
             rank[j] = seen[grp]
             seen[grp] += 1
         new_alive = new_group * slots + rank
+        if len(kept) * slots > 1.5 * len(self.alive):
+            # prompts with few live samples would waste most slots: give each row its own copy instead
+            self._to_rows()
+            return
         source = (kept * self.slots).repeat_interleave(slots)   # empty slots copy their prompt's first slot
         source[new_alive] = self.alive
         prompt_valid = self.bias_p[kept] == 0
@@ -205,6 +215,24 @@ class LeanDecoder:
         self.bias = self.bias[source]
         self.slots = slots
         self.alive = new_alive
+
+
+    def _to_rows(self) -> None:
+        """Leave the shared layout: each live row gets its prompt's keys and values in front of its
+        own in one buffer (the ``group == 1`` layout), so the remaining steps pay no empty slots."""
+        group = self.alive // self.slots
+        valid = torch.cat([self.bias_p[group] == 0, self.bias[self.alive, :self.length] == 0], dim=1)
+        lead = int(valid.to(torch.int8).argmax(dim=1).min()) if len(self.alive) else 0
+        total = valid.shape[1] - lead + self.remaining
+        self.k = [self._buffer(torch.cat([kp[group], k[self.alive, :, :self.length]], dim=2)[:, :, lead:], total)
+                  for kp, k in zip(self.kp, self.k)]
+        self.v = [self._buffer(torch.cat([vp[group], v[self.alive, :, :self.length]], dim=2)[:, :, lead:], total)
+                  for vp, v in zip(self.vp, self.v)]
+        self.bias = self._bias(valid[:, lead:], total, self.bias.dtype)
+        self.length = valid.shape[1] - lead
+        self.kp = self.vp = []
+        self.shared, self.slots = False, 1
+        self.alive = torch.arange(len(self.alive))
 
 
 def _rotate_half(x: torch.Tensor) -> torch.Tensor:
