@@ -12,6 +12,10 @@ shared machine use ``--reps`` (the best of the interleaved repetitions is kept).
 
     nice .venv/bin/python benchmarks/generation.py                # tiny and smollm2-135m
     nice .venv/bin/python benchmarks/generation.py --models tiny --batches 1,16
+
+``--rollouts MODEL`` times the shape of an RL step instead: 8 KK prompts x 8 samples,
+up to 320 tokens ending at eos, temperature 1, through the engine with and without the
+lean step (MODEL should be an SFT model, so that samples end at different lengths).
 """
 
 from __future__ import annotations
@@ -73,8 +77,34 @@ def bench_generate(model, tokenizer, prompts: list[str], batch: int, max_new: in
 
 
 def bench_engine(engine: HFEngine, prompts: list[str], max_new: int) -> tuple[int, float]:
+    return bench_engine_params(engine, prompts, SamplingParams(n=1, temperature=1.0, max_new_tokens=max_new, seed=0))
+
+
+def rollouts(model_dir: str, reps: int, threads: int) -> None:
+    """The engine on RL-shaped work: shared prompts, samples of different lengths."""
+    from tailor_evo.tasks import get_task
+
+    torch.set_num_threads(threads)
+    task = get_task("kk")
+    problems = task.generate(8 * reps, 3, levels=[3])
+    engine = HFEngine.from_pretrained(model_dir, batch_size=64, show_progress=False)
+    bench_engine_params(engine, [task.prompt(problems[0])], SamplingParams(n=8, max_new_tokens=8, seed=0))  # warm-up
+    print(f"{'rep':>4}{'lean tok/s':>12}{'transformers-step tok/s':>25}{'ratio':>8}{'tokens':>8}")
+    for rep in range(reps):
+        prompts = [task.prompt(p) for p in problems[8 * rep: 8 * rep + 8]]
+        params = SamplingParams(n=8, temperature=1.0, max_new_tokens=320, seed=rep)
+        rates = {}
+        for lean in (True, False):
+            engine.lean_decode = lean
+            new, seconds = bench_engine_params(engine, prompts, params)
+            rates[lean] = new / seconds
+        print(f"{rep:>4}{rates[True]:>12.0f}{rates[False]:>25.0f}{rates[True] / rates[False]:>8.2f}{new:>8}",
+              flush=True)
+
+
+def bench_engine_params(engine: HFEngine, prompts: list[str], params: SamplingParams) -> tuple[int, float]:
     start = time.perf_counter()
-    out = engine.generate(prompts, SamplingParams(n=1, temperature=1.0, max_new_tokens=max_new, seed=0))
+    out = engine.generate(prompts, params)
     return sum(len(c.token_ids) for comps in out for c in comps), time.perf_counter() - start
 
 
@@ -87,7 +117,10 @@ def main() -> None:
                     help="torch threads (default 1: on a shared 2-core machine two threads stall on each other)")
     ap.add_argument("--reps", type=int, default=1, help="repeat each pair (interleaved) and keep the best rate; "
                     "helps on a shared machine")
+    ap.add_argument("--rollouts", metavar="MODEL", help="time RL-shaped rollouts from MODEL instead")
     args = ap.parse_args()
+    if args.rollouts:
+        return rollouts(args.rollouts, max(1, args.reps), args.threads or 2)
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(0)
