@@ -42,7 +42,7 @@ class SFTConfig(TrainerConfig):
     data: str = ""
     epochs: int = 3
     max_steps: int = 0               # > 0 overrides epochs
-    batch_size: int = 8              # sequences per forward pass (per process)
+    batch_size: int = 8              # examples per forward pass (padded, packed); x grad_accum = per step
     grad_accum: int = 1              # forward passes per optimizer step
     warmup_ratio: float = 0.05
     min_lr_ratio: float = 0.0        # cosine floor as a fraction of lr

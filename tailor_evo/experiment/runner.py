@@ -60,10 +60,7 @@ def eval_curve(stage: dict, cell_dir: Path) -> list[list[float]]:
     metrics when the cell was built before the stage recorded it (so old grids re-aggregate)."""
     if stage.get("eval_curve") is not None:
         return [[float(a), float(b)] for a, b in stage["eval_curve"]]
-    path = cell_dir / "rl" / "metrics.jsonl"
-    if not path.exists():
-        return []
-    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    rows = RunDir(cell_dir / "rl").read_metrics()
     return [[float(r["step"]), float(r["eval_accuracy"])] for r in rows if "eval_accuracy" in r]
 
 

@@ -35,9 +35,7 @@ def supports(model: Any) -> bool:
         return False
     if getattr(config, "pretraining_tp", 1) not in (None, 1) or getattr(config, "sliding_window", None):
         return False
-    inner = getattr(model, "model", None)
-    return (hasattr(model, "lm_head") and inner is not None and hasattr(inner, "layers")
-            and hasattr(inner, "rotary_emb") and type(model).__name__ == "LlamaForCausalLM")
+    return type(model).__name__ == "LlamaForCausalLM"   # not a subclass or wrapper with its own forward
 
 
 class LeanDecoder:
@@ -181,7 +179,7 @@ class LeanDecoder:
         total = self.length + self.remaining
         if not self.shared:
             valid = self.bias[self.alive, :self.length] == 0
-            lead = int(valid.to(torch.int8).argmax(dim=1).min()) if len(self.alive) else 0
+            lead = _leading_padding(valid)
             self.k = [self._buffer(k[self.alive, :, lead:self.length], total - lead) for k in self.k]
             self.v = [self._buffer(v[self.alive, :, lead:self.length], total - lead) for v in self.v]
             self.bias = self._bias(valid[:, lead:], total - lead, self.bias.dtype)
@@ -205,8 +203,7 @@ class LeanDecoder:
             return
         source = (kept * self.slots).repeat_interleave(slots)   # empty slots copy their prompt's first slot
         source[new_alive] = self.alive
-        prompt_valid = self.bias_p[kept] == 0
-        lead = int(prompt_valid.to(torch.int8).argmax(dim=1).min()) if len(kept) else 0
+        lead = _leading_padding(self.bias_p[kept] == 0)
         self.kp = [k[kept, :, lead:] for k in self.kp]
         self.vp = [v[kept, :, lead:] for v in self.vp]
         self.bias_p = self.bias_p[kept, lead:]
@@ -222,7 +219,7 @@ class LeanDecoder:
         own in one buffer (the ``group == 1`` layout), so the remaining steps pay no empty slots."""
         group = self.alive // self.slots
         valid = torch.cat([self.bias_p[group] == 0, self.bias[self.alive, :self.length] == 0], dim=1)
-        lead = int(valid.to(torch.int8).argmax(dim=1).min()) if len(self.alive) else 0
+        lead = _leading_padding(valid)
         total = valid.shape[1] - lead + self.remaining
         self.k = [self._buffer(torch.cat([kp[group], k[self.alive, :, :self.length]], dim=2)[:, :, lead:], total)
                   for kp, k in zip(self.kp, self.k)]
@@ -233,6 +230,11 @@ class LeanDecoder:
         self.kp = self.vp = []
         self.shared, self.slots = False, 1
         self.alive = torch.arange(len(self.alive))
+
+
+def _leading_padding(valid: torch.Tensor) -> int:
+    """How many leading columns of ``valid`` ``(rows, columns)`` are padding in every row."""
+    return int(valid.to(torch.int8).argmax(dim=1).min()) if valid.shape[0] else 0
 
 
 def _rotate_half(x: torch.Tensor) -> torch.Tensor:
