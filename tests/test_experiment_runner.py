@@ -12,7 +12,7 @@ from tailor_evo.experiment import runner
 from tailor_evo.experiment.grid import ExperimentConfig
 
 
-def fake_pipeline(calls, fail=()):
+def fake_pipeline(calls, fail=(), records=None):
     def run(cfg, root, *, resume=False, search_dir=None, teacher_spec=None):
         calls.append((cfg.method, cfg.seed, teacher_spec))
         if cfg.method in fail:
@@ -22,7 +22,8 @@ def fake_pipeline(calls, fail=()):
         rewards = [min(1.0, bonus + 0.02 * i + rng.random() * 0.05) for i in range(20)]
         acc_sft = 0.2 + bonus / 2
         stages = {
-            "warmstart": {"records": 16, "coverage": 100 + 100 * bonus},
+            "warmstart": {"records": (records or {}).get(cfg.method, 16), "coverage": 100 + 100 * bonus,
+                          "coverage_abstract": 10 + 10 * bonus + cfg.seed, "stats": {"size": 16}},
             "eval_sft": {"accuracy": acc_sft, "per_level": {"3": acc_sft}},
             "rl": {"reward_curve": rewards, "accuracy_curve": rewards},
             "eval_rl": {"accuracy": acc_sft + bonus, "per_level": {"3": acc_sft + bonus}},
@@ -47,7 +48,9 @@ def test_grid_runs_each_cell_once_and_writes_all_outputs(tmp_path, monkeypatch):
                  "plots/kk-coverage-vs-gain.png", "config.yaml"):
         assert (tmp_path / name).exists(), name
     report = (tmp_path / "report.md").read_text()
-    assert "tailor vs rule-based" in report and "supported" in report
+    assert "better final accuracy than rule-based" in report and "supported (higher by" in report
+    assert "more diverse warm-start data than rule-based (coverage of reasoning steps, names abstracted: 13.5" in report
+    assert "every cell ends above chance (0.125)" in report
     # a second invocation finds every cell complete and runs nothing
     runner.run_experiment(cfg, tmp_path)
     assert len(calls) == 8
@@ -124,7 +127,37 @@ def test_report_only_on_an_empty_directory_is_a_clear_error(tmp_path, monkeypatc
 
 
 def test_claims_are_judged_against_the_seed_spread():
-    assert runner._judge((0.5, 0.05), (0.3, 0.05)).startswith("supported")
-    assert runner._judge((0.32, 0.05), (0.3, 0.05)).startswith("weakly supported")
-    assert runner._judge((0.0, 0.0), (0.0, 0.0)) == "not supported (equal)"
-    assert runner._judge((-2.9, 0.0), (-2.2, 0.01)) == "not supported"
+    assert runner._judge((0.5, 0.05), (0.3, 0.05), 3).startswith("supported (higher by 0.200")
+    assert runner._judge((0.32, 0.05), (0.3, 0.05), 3).startswith("undecided (difference +0.020")
+    assert runner._judge((0.1, 0.02), (0.3, 0.05), 3).startswith("refuted (not higher: behind by 0.200")
+    assert runner._judge((0.0, 0.0), (0.0, 0.0), 3).startswith("undecided")
+    assert runner._judge((0.5, 0.0), (0.3, 0.0), 1) == "not judged (one seed, no spread; tailor is higher)"
+    assert runner._judge((float("nan"), 0.0), (0.3, 0.0), 3) == "not judged (no figures)"
+
+
+def test_a_method_short_of_the_budget_judges_no_claim_and_the_table_says_so(tmp_path, monkeypatch):
+    calls = []
+    monkeypatch.setattr(runner, "run_pipeline", fake_pipeline(calls, records={"redistill": 5}))
+    runner.run_experiment(ExperimentConfig(seeds=[0, 1]), tmp_path)
+    report = (tmp_path / "report.md").read_text()
+    assert ("tailor vs redistill: not judged: redistill had fewer verified warm-start records than the budget "
+            "of 16 in 2/2 seed(s)") in report
+    assert "better final accuracy than redistill" not in report
+    assert "better final accuracy than rule-based" in report
+    row = next(line for line in (tmp_path / "results.md").read_text().splitlines() if "| redistill |" in line)
+    assert "5 ± 0 of 16 (2/2)" in row
+    # the coverage-gain relation leaves the short cells out: 6 of the 8 cells are used
+    assert "coverage vs RL gain over 6 cells" in report
+
+
+def test_cells_at_chance_are_named(tmp_path, monkeypatch):
+    calls = []
+    monkeypatch.setattr(runner, "run_pipeline", fake_pipeline(calls))
+    runner.run_experiment(ExperimentConfig(seeds=[0]), tmp_path)
+    cell = tmp_path / "cells" / "kk-L3-tiny-rule-based-s0" / "summary.json"
+    data = json.loads(cell.read_text())
+    data["stages"]["eval_rl"]["accuracy"] = 0.1
+    cell.write_text(json.dumps(data))
+    runner.report_only(ExperimentConfig(seeds=[0]), tmp_path)
+    assert ("1/4 cell(s) end at or below chance (0.125) after RL**: rule-based/seed 0 0.100"
+            in (tmp_path / "report.md").read_text())

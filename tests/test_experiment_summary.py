@@ -53,6 +53,14 @@ def test_grid_orders_rule_based_before_redistill_and_needs_its_model(tmp_path):
     marker.parent.mkdir(parents=True)
     marker.write_text('{"model": "/models/rule-based-sft"}')
     assert teacher_for(cfg, redistill, tmp_path) == "hf:/models/rule-based-sft"
+    rl = ExperimentConfig(seeds=[0, 1], redistill_teacher="rl:rule-based")
+    with pytest.raises(InputError, match="rl stage of cell kk-L3-tiny-rule-based-s0"):
+        teacher_for(rl, redistill, tmp_path)
+    (marker.parent / "rl.json").write_text('{"model": "/models/rule-based-rl"}')
+    assert teacher_for(rl, redistill, tmp_path) == "hf:/models/rule-based-rl"
+    assert teacher_for(ExperimentConfig(redistill_teacher="hf:smollm2-135m"), redistill, tmp_path) == "hf:smollm2-135m"
+    with pytest.raises(InputError, match="not in methods"):
+        ExperimentConfig(methods=["tailor", "redistill"], redistill_teacher="rl:rule-based").check()
 
 
 def test_grid_rejects_unknown_method():

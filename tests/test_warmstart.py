@@ -12,6 +12,7 @@ import pytest
 from test_eval_toy import ScriptedEngine, ToySumTask, correct_completion, wrong_completion
 
 from tailor_evo.errors import InputError
+from tailor_evo.generation.base import Completion
 from tailor_evo.tasks.base import question_key
 from tailor_evo.search.coverage import state_cells
 from tailor_evo.search.genome import Primitive
@@ -161,6 +162,69 @@ def test_redistill_keeps_verified_teacher_answers_and_counts_the_rest():
     assert all(r["method"] == "redistill" and r["primitive_id"] == "teacher" for r in res.records)
     with pytest.raises(InputError, match="teacher"):
         build(task, "redistill", 8)
+
+
+class RoundsEngine(ScriptedEngine):
+    """A weak teacher: round r (its sampling seed) answers every problem with text r, correct only
+    for some problems, and repeats round 0's answer in round 2."""
+
+    def __init__(self, task, problems) -> None:
+        super().__init__({})
+        self.task, self.by_prompt = task, {task.prompt(p): (i, p) for i, p in enumerate(problems)}
+
+    def generate(self, prompts, params):
+        self.calls.append((len(prompts), params))
+        r = {0: 0, 7919: 1, 2 * 7919: 0}[params.seed]
+        out = []
+        for prompt in prompts:
+            i, p = self.by_prompt[prompt]
+            ok = (i + r) % 3 == 0
+            text = correct_completion(p).replace("sum", f"take {r}.") if ok else wrong_completion(p)
+            out.append([Completion(text, token_ids=[1], finish_reason="stop")])
+        return out
+
+
+def test_redistill_rounds_fill_the_budget_and_stop_when_it_is_met():
+    task = ToySumTask()
+    problems = training_problems(task, 0, 12)
+    one = build(task, "redistill", 12, teacher=RoundsEngine(task, problems), n_problems=12, teacher_samples=1,
+                check_eval=False)
+    assert one.stats.n_verified == 4 and one.stats.n_rendered == 12 and one.stats.shortfall == 8
+    teacher = RoundsEngine(task, problems)
+    three = build(task, "redistill", 12, teacher=teacher, n_problems=12, teacher_samples=1, teacher_rounds=3,
+                  check_eval=False)
+    # round 1 adds 4 new correct answers; round 2 repeats round 0's, counted as duplicates
+    assert three.stats.n_verified == 8 and three.stats.n_rendered == 36
+    assert three.stats.dropped["duplicate teacher answer"] == 4
+    assert [c[1].seed for c in teacher.calls] == [0, 7919, 2 * 7919]
+    assert {r["completion"] for r in one.records} < {r["completion"] for r in three.records}
+    enough = RoundsEngine(task, problems)
+    build(task, "redistill", 4, teacher=enough, n_problems=12, teacher_samples=1, teacher_rounds=3, check_eval=False)
+    assert len(enough.calls) == 1          # the first round already verified the budget
+    with pytest.raises(InputError, match="teacher_rounds"):
+        build(task, "redistill", 4, teacher=enough, teacher_rounds=0)
+
+
+def test_selection_on_abstracted_states_merges_moves_about_different_people():
+    from tailor_evo.tasks import get_task
+    from tailor_evo.warmstart.build import _selection_states
+    from tailor_evo.warmstart.records import Candidate
+
+    kk = get_task("kk")
+    a, b = training_problems(kk, 0, 2, [3])
+    names_a, names_b = (kk_intro(kk, p) for p in (a, b))
+    cands = [Candidate(p, "x", "", [f"Suppose {n[0]} is a knight."], []) for p, n in ((a, names_a), (b, names_b))]
+    plain, abstract = _selection_states(kk, cands, "states"), _selection_states(kk, cands, "abstract")
+    assert plain[0] != plain[1]
+    assert abstract[0] == abstract[1] == ["suppose p1 is a knight."]
+    with pytest.raises(InputError, match="select_on"):
+        WarmstartConfig(select_on="people").check()
+
+
+def kk_intro(kk, problem):
+    from tailor_evo.tasks.kk import text as T
+
+    return T.intro_names(problem.question)
 
 
 def test_training_problems_in_the_eval_set_are_left_out_and_counted(monkeypatch):

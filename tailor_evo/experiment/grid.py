@@ -31,8 +31,9 @@ class ExperimentConfig:
     backbones: list[str] = field(default_factory=lambda: ["tiny"])
     methods: list[str] = field(default_factory=lambda: list(DEFAULT_METHODS))
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
-    # redistill teacher: "sft:rule-based" = the same cell's backbone after rule-based SFT
-    # (self re-distillation, runs anywhere), or any engine spec (hf:NAME, openai:URL#MODEL, vllm:NAME)
+    # redistill teacher: "STAGE:METHOD" = the model of another cell of the same task, levels,
+    # backbone and seed after that stage, e.g. "sft:rule-based" (its SFT model) or "rl:rule-based"
+    # (its RL model, which solves more); or any engine spec (hf:NAME, openai:URL#MODEL, vllm:NAME)
     redistill_teacher: str = "sft:rule-based"
     target_reward: float = 0.5        # for "steps to reach target reward"
     # for "steps to reach target accuracy" on the periodic held-out RL evaluations; set it from a
@@ -53,6 +54,10 @@ class ExperimentConfig:
             raise InputError(f"unknown method(s) {bad} (known: {', '.join(METHODS)})", field="methods")
         if not self.seeds:
             raise InputError("needs at least one seed", field="seeds")
+        stage, _, method = self.redistill_teacher.partition(":")
+        if stage in TEACHER_STAGES and "redistill" in self.methods and method not in self.methods:
+            raise InputError(f"the redistill teacher {self.redistill_teacher!r} is a cell of method {method!r}, "
+                             f"which is not in methods", field="redistill_teacher")
         if self.target_accuracy is not None and not 0 <= self.target_accuracy <= 1:
             raise InputError(f"invalid value {self.target_accuracy!r} (an accuracy in [0, 1])",
                              field="target_accuracy")
@@ -108,14 +113,26 @@ def teacher_for(cfg: ExperimentConfig, cell: Cell, out: Path) -> str | None:
     if cell.method != "redistill":
         return None
     spec = cfg.redistill_teacher
-    if spec.startswith("sft:"):
-        source = Cell(cell.task, cell.levels, cell.backbone, spec.split(":", 1)[1], cell.seed)
-        marker = out / "cells" / source.name / "stages" / "sft.json"
-        if not marker.exists():
-            raise InputError(f"redistill teacher {spec!r} needs the SFT stage of cell {source.name} "
-                             f"(include {source.method!r} in methods)", field="redistill_teacher")
-        return f"hf:{json.loads(marker.read_text())['model']}"
-    return spec
+    source = teacher_cell(cfg, cell)
+    if source is None:
+        return spec
+    stage = spec.split(":", 1)[0]
+    marker = out / "cells" / source.name / "stages" / f"{stage}.json"
+    if not marker.exists():
+        raise InputError(f"redistill teacher {spec!r} needs the {stage} stage of cell {source.name} "
+                         f"(include {source.method!r} in methods)", field="redistill_teacher")
+    return f"hf:{json.loads(marker.read_text())['model']}"
+
+
+TEACHER_STAGES = ("sft", "rl")
+
+
+def teacher_cell(cfg: ExperimentConfig, cell: Cell) -> Cell | None:
+    """The cell whose model teaches ``cell`` (a redistill cell with a "STAGE:METHOD" teacher), else None."""
+    stage, _, method = cfg.redistill_teacher.partition(":")
+    if cell.method != "redistill" or stage not in TEACHER_STAGES:
+        return None
+    return Cell(cell.task, cell.levels, cell.backbone, method, cell.seed)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -52,7 +52,17 @@ def summarise(cfg: ExperimentConfig, cell: Cell, cell_dir: Path) -> CellSummary 
         format_err_final=float(st["eval_rl"].get("format_error_rate", math.nan)),
         eval_curve=curve, steps_to_target_acc=eval_steps_to_target(curve, cfg.target_accuracy),
         accuracy_auc=accuracy_auc(curve),
+        warmstart_budget=int(st["warmstart"].get("stats", {}).get("size", cfg.base.warmstart.size)),
+        chance=chance_of(cell.task, st["eval_rl"]["per_level"]),
     )
+
+
+def chance_of(task: str, per_level: dict) -> float | None:
+    """A blind guess's accuracy on the evaluated levels (equal problems per level), None if undefined."""
+    from tailor_evo.tasks import get_task
+
+    values = [get_task(task).chance_accuracy(int(lv)) for lv in per_level]
+    return None if not values or None in values else sum(values) / len(values)
 
 
 def eval_curve(stage: dict, cell_dir: Path) -> list[list[float]]:
@@ -161,55 +171,84 @@ def write_outputs(cfg: ExperimentConfig, out: Path, cells: list[Cell], failed: l
     return ExperimentOutcome(done=done, failed=failed, pending=pending, report=report)
 
 
-def _judge(ours: tuple[float, float], theirs: tuple[float, float]) -> str:
-    """"tailor is higher" judged against the seed spread: a mean difference inside the summed
-    standard deviations is only weak support, however it falls."""
+def _judge(ours: tuple[float, float], theirs: tuple[float, float], seeds: int, higher: str = "higher") -> str:
+    """"tailor is higher" judged against the seed spread: supported when the mean difference exceeds
+    the summed seed standard deviations, refuted when it falls short by as much, undecided between.
+    One seed has no spread, so it only gives the direction."""
     diff, spread = ours[0] - theirs[0], ours[1] + theirs[1]
-    if diff > spread and diff > 0:
-        return "supported (difference larger than the summed seed std)"
-    if diff > 0:
-        return "weakly supported (higher mean, within the seed spread)"
-    if diff == 0:
-        return "not supported (equal)"
-    return "not supported"
+    if math.isnan(diff):
+        return "not judged (no figures)"
+    if seeds < 2:
+        return f"not judged (one seed, no spread; tailor {'is ' + higher if diff > 0 else 'is not ' + higher})"
+    if diff > spread:
+        return f"supported ({higher} by {diff:.3f}, more than the summed seed std {spread:.3f})"
+    if diff < -spread:
+        return f"refuted (not {higher}: behind by {-diff:.3f}, more than the summed seed std {spread:.3f})"
+    return f"undecided (difference {diff:+.3f} within the summed seed std {spread:.3f})"
+
+
+def _short(row: MethodRow) -> str | None:
+    """Why a method's cells cannot judge a claim: they had less warm-start data than the others."""
+    if not row.short_seeds:
+        return None
+    return (f"not judged: {row.method} had fewer verified warm-start records than the budget of {row.budget} in "
+            f"{row.short_seeds}/{row.seeds} seed(s) ({fmt(row.records, 0)})")
 
 
 def _claims(rows: list[MethodRow], done: list[CellSummary]) -> list[str]:
-    """Which claims of the method's paper this run supports, stated with the seed spread."""
+    """The method's claims judged against the seed spread, per task and backbone: better final
+    accuracy and faster convergence than each baseline, and more diverse warm-start data."""
     lines = []
     for task, backbone in sorted({(r.task, r.backbone) for r in rows}):
         rs = {r.method: r for r in rows if r.task == task and r.backbone == backbone}
         if "tailor" not in rs:
             continue
         t = rs["tailor"]
+        n = min(r.seeds for r in rs.values())
         lines.append(f"**{task}, {backbone}** ({t.seeds} seed(s) for tailor):")
         for base in BASELINES:
             if base not in rs:
                 continue
             b = rs[base]
-            word = _judge(t.acc_final, b.acc_final)
-            lines.append(f"- final accuracy after RL, tailor vs {base}: {fmt(t.acc_final)} vs {fmt(b.acc_final)} -> {word}")
+            short = _short(t) or _short(b)
+            if short:
+                lines.append(f"- tailor vs {base}: {short}")
+                continue
+            seeds = min(t.seeds, b.seeds)
+            lines.append(f"- better final accuracy than {base}: {fmt(t.acc_final)} vs {fmt(b.acc_final)} -> "
+                         f"{_judge(t.acc_final, b.acc_final, seeds)}")
             if not math.isnan(t.accuracy_auc[0]) and not math.isnan(b.accuracy_auc[0]):
-                lines.append(f"- faster convergence vs {base} (area under the held-out accuracy curve "
+                lines.append(f"- faster convergence than {base} (area under the held-out accuracy curve "
                              f"{fmt(t.accuracy_auc)} vs {fmt(b.accuracy_auc)}; steps to the target accuracy "
                              f"{fmt(t.steps_to_target_acc, 1)} ({t.reached_target_acc}/{t.seeds} reached) vs "
                              f"{fmt(b.steps_to_target_acc, 1)} ({b.reached_target_acc}/{b.seeds})) -> "
-                             f"{_judge(t.accuracy_auc, b.accuracy_auc)}")
-            lines.append(f"- training reward vs {base} (area under the reward curve {fmt(t.reward_auc)} vs "
+                             f"{_judge(t.accuracy_auc, b.accuracy_auc, seeds)}")
+            lines.append(f"- higher training reward than {base} (area under the reward curve {fmt(t.reward_auc)} vs "
                          f"{fmt(b.reward_auc)}; steps to the target reward {fmt(t.steps_to_target, 1)} vs "
-                         f"{fmt(b.steps_to_target, 1)}) -> {_judge(t.reward_auc, b.reward_auc)}")
-        covs = {m: r.coverage[0] for m, r in rs.items()}
-        top = max(covs, key=covs.get)
-        lines.append(f"- tailor warm-start data has the highest coverage of reasoning steps (names abstracted): "
-                     f"{'yes' if top == 'tailor' else 'no, ' + top + ' has'} "
-                     f"({', '.join(f'{m} {v:.1f}' for m, v in covs.items())}; on the raw state text: "
-                     f"{', '.join(f'{m} {r.coverage_text[0]:.1f}' for m, r in rs.items())})")
-        cs = [c for c in done if c.task == task and c.backbone == backbone]
+                         f"{fmt(b.steps_to_target, 1)}) -> {_judge(t.reward_auc, b.reward_auc, seeds)}")
+            lines.append(f"- more diverse warm-start data than {base} (coverage of reasoning steps, names "
+                         f"abstracted: {fmt(t.coverage, 1)} vs {fmt(b.coverage, 1)}; on the raw state text "
+                         f"{fmt(t.coverage_text, 1)} vs {fmt(b.coverage_text, 1)}) -> "
+                         f"{_judge(t.coverage, b.coverage, seeds, 'more diverse')}")
+        cs = [c for c in done if c.task == task and c.backbone == backbone and not c.short_of_budget]
         line = coverage_gain_relation(cs)
-        if line:
-            lines.append(line)
+        lines.append(line or f"- coverage vs RL gain: not computed ({len(cs)} cell(s) with a full warm start; "
+                             "it needs 4 with varying coverage and gain)")
+        lines += _chance_lines(cs, n)
         lines.append("")
     return lines or ["No tailor cells finished yet: no claim can be judged."]
+
+
+def _chance_lines(cells: list[CellSummary], seeds: int) -> list[str]:
+    """Whether every method and seed ends above a blind guess, and which do not."""
+    rated = [c for c in cells if c.chance is not None]
+    if not rated:
+        return []
+    low = [c for c in rated if c.acc_final <= c.chance]
+    if not low:
+        return [f"- every cell ends above chance ({rated[0].chance:.3f}) after RL"]
+    return [f"- **{len(low)}/{len(rated)} cell(s) end at or below chance ({rated[0].chance:.3f}) after RL**: "
+            + ", ".join(f"{c.method}/seed {c.seed} {c.acc_final:.3f}" for c in low)]
 
 
 def coverage_gain_relation(cells: list[CellSummary]) -> str | None:

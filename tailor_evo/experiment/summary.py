@@ -41,6 +41,13 @@ class CellSummary:
     eval_curve: list[list[float]] = field(default_factory=list)
     steps_to_target_acc: int | None = None  # first evaluated RL step at the target accuracy; None = never
     accuracy_auc: float = math.nan          # area under the held-out accuracy curve over its step span
+    warmstart_budget: int = 0               # records every method was asked for (warmstart.size)
+    chance: float | None = None             # accuracy of a blind guess on the evaluation levels
+
+    @property
+    def short_of_budget(self) -> bool:
+        """Fewer verified warm-start records than the budget: such a cell does not judge a claim."""
+        return self.warmstart_size < self.warmstart_budget
 
     @property
     def rl_gain(self) -> float:
@@ -123,6 +130,9 @@ class MethodRow:
     format_err_sft: tuple[float, float]
     format_err_final: tuple[float, float]
     per_level: dict[str, tuple[float, float]]
+    records: tuple[float, float] = (math.nan, math.nan)   # verified warm-start records per seed
+    budget: int = 0
+    short_seeds: int = 0                # seeds whose warm start fell short of the budget
 
 
 def aggregate(cells: list[CellSummary], rl_steps_cap: int | None = None) -> list[MethodRow]:
@@ -156,6 +166,8 @@ def aggregate(cells: list[CellSummary], rl_steps_cap: int | None = None) -> list
             format_err_sft=mean_std([c.format_err_sft for c in cs]),
             format_err_final=mean_std([c.format_err_final for c in cs]),
             per_level={lv: mean_std([c.acc_final_per_level.get(lv, math.nan) for c in cs]) for lv in levels},
+            records=mean_std([float(c.warmstart_size) for c in cs]), budget=max(c.warmstart_budget for c in cs),
+            short_seeds=sum(c.short_of_budget for c in cs),
         ))
     return rows
 
@@ -171,13 +183,14 @@ def results_table(rows: list[MethodRow]) -> str:
     """A Markdown table: one row per (task, backbone, method)."""
     levels = sorted({lv for r in rows for lv in r.per_level}, key=int)
     head = ["task", "backbone", "method", "seeds", "acc after SFT", "final acc", "RL gain",
-            "held-out acc AUC", "steps to target acc (reached)",
+            "held-out acc AUC", "steps to target acc (reached)", "warm-start records (short seeds)",
             "reward AUC", "steps to target reward (reached)", "warm-start coverage", "coverage (raw text)",
             "format errors after SFT", "final format errors"] + [f"final acc @{lv}" for lv in levels]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         cells = [r.task, r.backbone, r.method, str(r.seeds), fmt(r.acc_sft), fmt(r.acc_final), fmt(r.rl_gain),
                  fmt(r.accuracy_auc), f"{fmt(r.steps_to_target_acc, 1)} ({r.reached_target_acc}/{r.seeds})",
+                 f"{fmt(r.records, 0)} of {r.budget} ({r.short_seeds}/{r.seeds})",
                  fmt(r.reward_auc), f"{fmt(r.steps_to_target, 1)} ({r.reached_target}/{r.seeds})",
                  fmt(r.coverage, 1), fmt(r.coverage_text, 1), fmt(r.format_err_sft, 2),
                  fmt(r.format_err_final, 2)] + [fmt(r.per_level.get(lv, (math.nan, math.nan))) for lv in levels]

@@ -271,6 +271,11 @@ class Task(ABC):
         """Step kinds that behaviour descriptors count (case splits, backtracks, verifications...)."""
         return ()
 
+    def chance_accuracy(self, level: int) -> float | None:
+        """The accuracy of a blind guess at a level, the floor a reported accuracy is read against
+        (None when the task does not define one)."""
+        return None
+
     def abstract_step(self, question: str, step: str) -> str:
         """A step's text with the problem's own surface details replaced by their roles.
 

@@ -78,11 +78,9 @@ def build_warmstart(task: Task, method: str, cfg: WarmstartConfig, seed: int, *,
             raise InputError("the redistill method needs a teacher engine", field="--teacher")
         n_prims = 1
         names = {teacher_name: "teacher answers without primitives"}
-        candidates = teacher_candidates(task, teacher, problems, samples=cfg.teacher_samples, seed=seed,
-                                        temperature=cfg.teacher_temperature, max_new_tokens=cfg.teacher_max_new_tokens,
-                                        chat=chat,
-                                        batch_size=16, dropped=dropped, teacher_name=teacher_name, progress=progress)
-        n_rendered = len(problems) * cfg.teacher_samples
+        candidates, rounds = _teacher_rounds(task, teacher, problems, cfg, seed, chat=chat, dropped=dropped,
+                                             teacher_name=teacher_name, progress=progress)
+        n_rendered = len(problems) * cfg.teacher_samples * rounds
     else:
         if primitives is not None:
             prims = list(primitives)
@@ -123,7 +121,8 @@ def build_warmstart(task: Task, method: str, cfg: WarmstartConfig, seed: int, *,
     stats.verified_per_primitive = dict(Counter(c.primitive_id for c in candidates))
     stats.primitive_names = names
     stats.skipped_primitives = skipped
-    cells = state_cells([c.states for c in candidates], codebook=cfg.codebook, embedder=embedder, seed=seed)
+    cells = state_cells(_selection_states(task, candidates, cfg.select_on), codebook=cfg.codebook,
+                        embedder=embedder, seed=seed)
     chosen = greedy_select(cells, [(c.primitive_id, c.problem.difficulty) for c in candidates], size, seed=seed,
                            keys=[frozenset(c.keys) for c in candidates])
     selected = [candidates[i] for i in chosen]
@@ -133,3 +132,38 @@ def build_warmstart(task: Task, method: str, cfg: WarmstartConfig, seed: int, *,
                     method, stats.n_selected, size)
     records = [_record(task, method, c) for c in selected]
     return WarmstartResult(records=records, stats=stats, candidates=candidates, selected=chosen)
+
+
+def _selection_states(task: Task, candidates: list[Candidate], select_on: str) -> list[list[str]]:
+    """What the coverage selection covers: each candidate's step states, or the same with the
+    problem's names replaced by roles, so that two traces making the same move about different
+    people count once (the measure the experiment reports)."""
+    if select_on == "abstract":
+        return [[task.abstract_step(c.problem.question, s) for s in c.states] for c in candidates]
+    return [c.states for c in candidates]
+
+
+def _teacher_rounds(task: Task, teacher: Engine, problems: list, cfg: WarmstartConfig, seed: int, *, chat: bool,
+                    dropped: Counter, teacher_name: str, progress: bool) -> tuple[list[Candidate], int]:
+    """The teacher's verified answers, in rounds of ``cfg.teacher_samples`` per problem until
+    ``cfg.size`` distinct answers verify or ``cfg.teacher_rounds`` are spent. Round 0 samples with
+    ``seed`` itself, so one round is exactly the single pass; an answer already kept in an earlier
+    round is counted as a duplicate. Returns the candidates and the rounds run."""
+    out: list[Candidate] = []
+    kept: set[tuple[str, str]] = set()
+    rounds = 0
+    while rounds < cfg.teacher_rounds and len(out) < cfg.size:
+        round_seed = seed if rounds == 0 else seed + 7919 * rounds
+        for c in teacher_candidates(task, teacher, problems, samples=cfg.teacher_samples, seed=round_seed,
+                                    temperature=cfg.teacher_temperature, max_new_tokens=cfg.teacher_max_new_tokens,
+                                    chat=chat, batch_size=16, dropped=dropped, teacher_name=teacher_name,
+                                    progress=progress):
+            key = (c.problem.id, c.completion)
+            if key in kept:
+                dropped["duplicate teacher answer"] += 1
+                continue
+            kept.add(key)
+            out.append(c)
+        rounds += 1
+        log.info("teacher round %d: %d verified answers so far (budget %d)", rounds, len(out), cfg.size)
+    return out, rounds

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from tailor_evo.errors import InputError
 
 CODEBOOKS = ("simhash", "kmeans")
+SELECT_ON = ("states", "abstract")
 
 
 @dataclass
@@ -21,24 +22,32 @@ class WarmstartConfig:
     oversample: float = 4.0           # each primitive is rendered on at most ceil(oversample * size / #primitives)
     max_primitives: int | None = 32   # elite primitives of the archive (tailor methods); None = all
     teacher: str | None = None        # engine spec of the redistill teacher (e.g. hf:smollm2-135m)
-    teacher_samples: int = 2          # teacher answers per problem
+    teacher_samples: int = 2          # teacher answers per problem (per round)
+    teacher_rounds: int = 1           # more rounds of teacher_samples while fewer than ``size`` answers verify,
+                                      # so that a weak teacher can still fill the same budget as the others
     teacher_temperature: float = 0.7
     teacher_max_new_tokens: int = 384
     embedder: str = "hash"            # embedder of the coverage measure: hash | minilm
     codebook: str = "simhash"         # cells of the selection: the search's SimHash codebook, or kmeans
+    # what the selection covers: the step states as they are ("states"), or with the problem's names
+    # replaced by roles ("abstract": counts reasoning moves, not people; the experiment's coverage measure)
+    select_on: str = "states"
     check_eval: bool = True           # leave out (and count) training problems that are also evaluation problems
 
     def check(self) -> None:
         checks = [("size", self.size > 0), ("n_problems", self.n_problems is None or self.n_problems > 0),
                   ("oversample", self.oversample > 0),
                   ("max_primitives", self.max_primitives is None or self.max_primitives > 0),
-                  ("teacher_samples", self.teacher_samples > 0), ("teacher_temperature", self.teacher_temperature >= 0),
+                  ("teacher_samples", self.teacher_samples > 0), ("teacher_rounds", self.teacher_rounds > 0),
+                  ("teacher_temperature", self.teacher_temperature >= 0),
                   ("teacher_max_new_tokens", self.teacher_max_new_tokens > 0)]
         for name, ok in checks:
             if not ok:
                 raise InputError(f"invalid value {getattr(self, name)!r}", field=name)
         if self.codebook not in CODEBOOKS:
             raise InputError(f"unknown codebook {self.codebook!r} (known: {', '.join(CODEBOOKS)})", field="codebook")
+        if self.select_on not in SELECT_ON:
+            raise InputError(f"unknown value {self.select_on!r} (known: {', '.join(SELECT_ON)})", field="select_on")
 
 
 @dataclass

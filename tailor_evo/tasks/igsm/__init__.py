@@ -154,6 +154,10 @@ class IGSMTask(Task):
 
         return execute(self, program, problem, rng, max_steps=max_steps)
 
+    def chance_accuracy(self, level: int) -> float:
+        """One of the MOD possible answers, guessed uniformly."""
+        return 1.0 / MOD
+
     def behaviour_kinds(self) -> tuple[str, ...]:
         from tailor_evo.tasks.igsm.moves import BEHAVIOUR_KINDS
 

@@ -260,6 +260,10 @@ class KnightsKnavesTask(Task):
 
         return BEHAVIOUR_KINDS
 
+    def chance_accuracy(self, level: int) -> float:
+        """One of the 2^people role assignments, guessed uniformly."""
+        return 1.0 / 2 ** level
+
     def abstract_step(self, question: str, step: str) -> str:
         """People become ``p1``, ``p2``... in the order the question introduces them; any
         other known name (e.g. one the model invented) becomes ``p?``."""
