@@ -107,3 +107,17 @@ def test_coverage_gain_relation_gives_a_confidence_interval():
 def test_target_accuracy_is_checked():
     with pytest.raises(InputError, match="accuracy in"):
         ExperimentConfig(target_accuracy=1.5).check()
+
+
+@pytest.mark.parametrize("name", ["cpu-smoke", "cpu-kk", "cpu-igsm", "gpu-paper"])
+def test_shipped_grid_configs_load_and_pass_their_checks(name):
+    from pathlib import Path
+
+    from tailor_evo.config import load_config
+
+    path = Path(__file__).resolve().parents[1] / "configs" / "experiments" / f"{name}.yaml"
+    cfg = load_config(ExperimentConfig, str(path), [])
+    cfg.check()
+    if name in ("cpu-kk", "cpu-igsm"):      # the comparison's grids: both bases, a target fixed ahead
+        assert cfg.backbones == ["tiny-base", "tiny-base-m"] and cfg.target_accuracy is not None
+        assert cfg.redistill_teacher == "rl:rule-based" and cfg.base.warmstart.teacher_rounds > 1

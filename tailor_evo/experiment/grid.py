@@ -148,7 +148,7 @@ UNIT_SECONDS = {
     "eval_token": 4.5e-4,                # one greedy evaluation token (batched)
 }
 PROMPT_TOKENS = 200                      # typical prompt length in tiny-tokenizer tokens
-BACKBONE_SCALE = {"tiny": 1.0, "smollm2-135m": 40.0, "gemma3-270m": 90.0}
+BACKBONE_SCALE = {"tiny": 1.0, "tiny-base": 1.0, "tiny-base-m": 2.0, "smollm2-135m": 40.0, "gemma3-270m": 90.0}
 
 
 def estimate_cell_seconds(pc: PipelineConfig, with_search: bool) -> float:
@@ -165,6 +165,11 @@ def estimate_cell_seconds(pc: PipelineConfig, with_search: bool) -> float:
     sft_steps_tokens = pc.warmstart.size * epochs * record_tokens
     s += sft_steps_tokens * u["sft_token"] * scale
     s += pc.rl.steps * pc.rl.prompts_per_step * pc.rl.group_size * pc.rl.max_new_tokens * u["rl_token"] * scale
+    if pc.method == "redistill":     # the teacher's samples, every round (the most it may take)
+        ws = pc.warmstart
+        n_problems = ws.n_problems or ws.size + ws.size // 4
+        s += (ws.teacher_rounds * n_problems * ws.teacher_samples * ws.teacher_max_new_tokens
+              * u["eval_token"] * scale)
     s += (2 + int(pc.eval.base)) * len(pc.eval.levels) * pc.eval.n_per_level * pc.eval.max_new_tokens * u["eval_token"] * scale
     if pc.rl.eval.n > 0 and pc.rl.eval.every > 0:
         evals = pc.rl.steps // pc.rl.eval.every + 1
