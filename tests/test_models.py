@@ -180,7 +180,7 @@ def test_models_cli_list_and_errors(tmp_path, monkeypatch):
 
 # --- the shipped, pretrained bases ------------------------------------------------------------------
 
-@pytest.mark.parametrize("name", ["tiny-base"])
+@pytest.mark.parametrize("name", ["tiny-base", "tiny-base-m"])
 def test_shipped_base_loads_generates_and_reads(name):
     """The shipped weights load (fp16 on disk, float32 in memory), generate, and copy names into an answer."""
     import torch

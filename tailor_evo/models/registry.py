@@ -140,8 +140,10 @@ def _shipped_description(name: str, what: str) -> str:
     if not info:
         return f"{what}; not shipped in this installation (tailor-evo models pretrain --preset {name})"
     tokens = info.get("tokens", 0) / 1e6
+    # the file describes the run that wrote the weights: the last phase of the preset
+    later = " in its last phase, after an earlier one (docs/backbones.md)" if info.get("config", {}).get("init_from") else ""
     return (f"{what}; pretrained by `tailor-evo models pretrain --preset {name}` (seed {info.get('seed')}, "
-            f"{info.get('steps')} steps, {tokens:.1f}M tokens of reading exercises, no solutions)")
+            f"{info.get('steps')} steps, {tokens:.1f}M tokens of reading exercises{later}, no solutions)")
 
 
 def _shipped(name: str, what: str, parameters: str) -> Backbone:
