@@ -148,7 +148,7 @@ UNIT_SECONDS = {
     "eval_token": 4.5e-4,                # one greedy evaluation token (batched)
 }
 PROMPT_TOKENS = 200                      # typical prompt length in tiny-tokenizer tokens
-BACKBONE_SCALE = {"tiny": 1.0, "tiny-base": 1.0, "tiny-base-m": 2.0, "smollm2-135m": 40.0, "gemma3-270m": 90.0}
+BACKBONE_SCALE = {"tiny": 1.0, "tiny-base": 1.0, "tiny-base-m": 1.2, "smollm2-135m": 40.0, "gemma3-270m": 90.0}
 
 
 def estimate_cell_seconds(pc: PipelineConfig, with_search: bool) -> float:

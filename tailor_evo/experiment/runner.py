@@ -204,7 +204,6 @@ def _claims(rows: list[MethodRow], done: list[CellSummary]) -> list[str]:
         if "tailor" not in rs:
             continue
         t = rs["tailor"]
-        n = min(r.seeds for r in rs.values())
         lines.append(f"**{task}, {backbone}** ({t.seeds} seed(s) for tailor):")
         for base in BASELINES:
             if base not in rs:
@@ -230,16 +229,17 @@ def _claims(rows: list[MethodRow], done: list[CellSummary]) -> list[str]:
                          f"abstracted: {fmt(t.coverage, 1)} vs {fmt(b.coverage, 1)}; on the raw state text "
                          f"{fmt(t.coverage_text, 1)} vs {fmt(b.coverage_text, 1)}) -> "
                          f"{_judge(t.coverage, b.coverage, seeds, 'more diverse')}")
-        cs = [c for c in done if c.task == task and c.backbone == backbone and not c.short_of_budget]
-        line = coverage_gain_relation(cs)
-        lines.append(line or f"- coverage vs RL gain: not computed ({len(cs)} cell(s) with a full warm start; "
+        group = [c for c in done if c.task == task and c.backbone == backbone]
+        full = [c for c in group if not c.short_of_budget]
+        line = coverage_gain_relation(full)
+        lines.append(line or f"- coverage vs RL gain: not computed ({len(full)} cell(s) with a full warm start; "
                              "it needs 4 with varying coverage and gain)")
-        lines += _chance_lines(cs, n)
+        lines += _chance_lines(group)
         lines.append("")
     return lines or ["No tailor cells finished yet: no claim can be judged."]
 
 
-def _chance_lines(cells: list[CellSummary], seeds: int) -> list[str]:
+def _chance_lines(cells: list[CellSummary]) -> list[str]:
     """Whether every method and seed ends above a blind guess, and which do not."""
     rated = [c for c in cells if c.chance is not None]
     if not rated:
