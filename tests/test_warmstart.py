@@ -213,12 +213,23 @@ def test_selection_on_abstracted_states_merges_moves_about_different_people():
     kk = get_task("kk")
     a, b = training_problems(kk, 0, 2, [3])
     names_a, names_b = (kk_intro(kk, p) for p in (a, b))
-    cands = [Candidate(p, "x", "", [f"Suppose {n[0]} is a knight."], []) for p, n in ((a, names_a), (b, names_b))]
+    cands = [Candidate(p, "x", f"<think>Suppose {n[0]} is a knight. Then {n[1]} lies.</think> ...",
+                       [f"state of {n[0]}"], []) for p, n in ((a, names_a), (b, names_b))]
     plain, abstract = _selection_states(kk, cands, "states"), _selection_states(kk, cands, "abstract")
     assert plain[0] != plain[1]
-    assert abstract[0] == abstract[1] == ["suppose p1 is a knight."]
+    # the completion's text steps, abstracted: what the data card's abstract coverage counts
+    assert abstract[0] == abstract[1] == ["suppose p1 is a knight.", "then p2 lies."]
     with pytest.raises(InputError, match="select_on"):
         WarmstartConfig(select_on="people").check()
+
+
+def test_selecting_on_abstract_states_raises_the_abstract_coverage_it_reports():
+    """The toy task names nothing, so abstraction is lower-casing: the selection then maximises the
+    card's abstract coverage, which must be at least the state-selected set's."""
+    by_states = _build(size=12, n_problems=60, select_on="states")
+    by_abstract = _build(size=12, n_problems=60, select_on="abstract")
+    assert by_abstract.stats.coverage_abstract >= by_states.stats.coverage_abstract
+    assert by_abstract.stats.coverage_abstract >= by_abstract.stats.coverage_abstract_random
 
 
 def kk_intro(kk, problem):

@@ -12,7 +12,7 @@ from typing import Callable
 
 from tailor_evo.errors import InputError
 from tailor_evo.generation.base import Engine
-from tailor_evo.search.coverage import state_cells
+from tailor_evo.search.coverage import abstract_states, state_cells
 from tailor_evo.search.genome import Primitive
 from tailor_evo.tasks.base import Task
 from tailor_evo.warmstart.card import _fill_stats
@@ -135,11 +135,12 @@ def build_warmstart(task: Task, method: str, cfg: WarmstartConfig, seed: int, *,
 
 
 def _selection_states(task: Task, candidates: list[Candidate], select_on: str) -> list[list[str]]:
-    """What the coverage selection covers: each candidate's step states, or the same with the
-    problem's names replaced by roles, so that two traces making the same move about different
-    people count once (the measure the experiment reports)."""
+    """What the coverage selection covers: each candidate's step states, or (``abstract``) the
+    text steps of its completion with the problem's names replaced by roles, exactly the
+    name-abstracted coverage the data card and the experiment report, so that two traces making
+    the same move about different people count once."""
     if select_on == "abstract":
-        return [[task.abstract_step(c.problem.question, s) for s in c.states] for c in candidates]
+        return [abstract_states(task, c.problem.question, c.completion) for c in candidates]
     return [c.states for c in candidates]
 
 
