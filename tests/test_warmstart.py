@@ -351,7 +351,11 @@ def test_real_task_seed_libraries_give_verified_balanced_data(task_name, method)
         assert task.verify(problems[rec["problem_id"]], rec["completion"]).correct
     per_level = Counter(r["difficulty"] for r in res.records)
     assert set(per_level) == set(task.default_levels) and max(per_level.values()) - min(per_level.values()) <= 1
-    assert res.stats.coverage_selected >= res.stats.coverage_random
+    # the selection raises the measure it selects on: the name-abstracted coverage by default,
+    # the coverage of the executor's states with select_on=states
+    assert res.stats.coverage_abstract >= res.stats.coverage_abstract_random
+    by_states = build(task, method, 20, n_problems=25, select_on="states")
+    assert by_states.stats.coverage_selected >= by_states.stats.coverage_random
 
 
 def test_abstract_coverage_counts_moves_not_names():

@@ -19,8 +19,11 @@ counted with its reason) -> greedy selection of ``size`` candidates that maximis
 the number of reasoning-state cells covered, round-robin over (primitive, level)
 strata so that no primitive or difficulty dominates -> records + data card.
 
-Reasoning-state cells: every distinct step state is embedded (the search's embedders)
-and assigned to a cell of a codebook. By default the codebook is the search's own
+Reasoning-state cells: every distinct step is embedded (the search's embedders) and
+assigned to a cell of a codebook. The steps are, by default (``select_on="abstract"``),
+the sentences of each completion's reasoning with the problem's names replaced by
+roles, so that the selection counts reasoning moves rather than people; with
+``select_on="states"`` they are the executor's step states as they are. By default the codebook is the search's own
 fixed SimHash coverage codebook, so the selection maximises exactly the coverage the
 data card, the search report and the experiment report; ``codebook="kmeans"`` uses a
 FAISS k-means codebook fitted on the states instead (coarser cells). Coverage of a
