@@ -54,9 +54,9 @@ class ExperimentConfig:
             raise InputError(f"unknown method(s) {bad} (known: {', '.join(METHODS)})", field="methods")
         if not self.seeds:
             raise InputError("needs at least one seed", field="seeds")
-        stage, _, method = self.redistill_teacher.partition(":")
-        if stage in TEACHER_STAGES and "redistill" in self.methods and method not in self.methods:
-            raise InputError(f"the redistill teacher {self.redistill_teacher!r} is a cell of method {method!r}, "
+        source = teacher_source(self.redistill_teacher)
+        if source and "redistill" in self.methods and source[1] not in self.methods:
+            raise InputError(f"the redistill teacher {self.redistill_teacher!r} is a cell of method {source[1]!r}, "
                              f"which is not in methods", field="redistill_teacher")
         if self.target_accuracy is not None and not 0 <= self.target_accuracy <= 1:
             raise InputError(f"invalid value {self.target_accuracy!r} (an accuracy in [0, 1])",
@@ -116,7 +116,7 @@ def teacher_for(cfg: ExperimentConfig, cell: Cell, out: Path) -> str | None:
     source = teacher_cell(cfg, cell)
     if source is None:
         return spec
-    stage = spec.split(":", 1)[0]
+    stage, _ = teacher_source(spec)
     marker = out / "cells" / source.name / "stages" / f"{stage}.json"
     if not marker.exists():
         raise InputError(f"redistill teacher {spec!r} needs the {stage} stage of cell {source.name} "
@@ -127,12 +127,18 @@ def teacher_for(cfg: ExperimentConfig, cell: Cell, out: Path) -> str | None:
 TEACHER_STAGES = ("sft", "rl")
 
 
+def teacher_source(spec: str) -> tuple[str, str] | None:
+    """(stage, method) of a "STAGE:METHOD" teacher spec; None for an engine spec (hf:, vllm:, ...)."""
+    stage, _, method = spec.partition(":")
+    return (stage, method) if stage in TEACHER_STAGES else None
+
+
 def teacher_cell(cfg: ExperimentConfig, cell: Cell) -> Cell | None:
     """The cell whose model teaches ``cell`` (a redistill cell with a "STAGE:METHOD" teacher), else None."""
-    stage, _, method = cfg.redistill_teacher.partition(":")
-    if cell.method != "redistill" or stage not in TEACHER_STAGES:
+    source = teacher_source(cfg.redistill_teacher)
+    if cell.method != "redistill" or source is None:
         return None
-    return Cell(cell.task, cell.levels, cell.backbone, method, cell.seed)
+    return Cell(cell.task, cell.levels, cell.backbone, source[1], cell.seed)
 
 
 # --------------------------------------------------------------------------------------------------

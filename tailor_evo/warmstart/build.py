@@ -155,16 +155,10 @@ def _teacher_rounds(task: Task, teacher: Engine, problems: list, cfg: WarmstartC
     rounds = 0
     while rounds < cfg.teacher_rounds and len(out) < cfg.size:
         round_seed = seed if rounds == 0 else seed + 7919 * rounds
-        for c in teacher_candidates(task, teacher, problems, samples=cfg.teacher_samples, seed=round_seed,
-                                    temperature=cfg.teacher_temperature, max_new_tokens=cfg.teacher_max_new_tokens,
-                                    chat=chat, batch_size=16, dropped=dropped, teacher_name=teacher_name,
-                                    progress=progress):
-            key = (c.problem.id, c.completion)
-            if key in kept:
-                dropped["duplicate teacher answer"] += 1
-                continue
-            kept.add(key)
-            out.append(c)
+        out += teacher_candidates(task, teacher, problems, samples=cfg.teacher_samples, seed=round_seed,
+                                  temperature=cfg.teacher_temperature, max_new_tokens=cfg.teacher_max_new_tokens,
+                                  chat=chat, batch_size=16, dropped=dropped, teacher_name=teacher_name,
+                                  progress=progress, kept=kept)
         rounds += 1
         log.info("teacher round %d: %d verified answers so far (budget %d)", rounds, len(out), cfg.size)
     return out, rounds

@@ -153,26 +153,29 @@ def reference_candidates(task: Task, problems: list[Problem], dropped: Counter) 
 
 def teacher_candidates(task: Task, teacher: Engine, problems: list[Problem], *, samples: int, seed: int,
                        temperature: float, max_new_tokens: int, chat: bool, batch_size: int,
-                       dropped: Counter, teacher_name: str = "teacher", progress: bool = True) -> list[Candidate]:
-    """Re-distillation: the teacher answers the plain task prompt; only verified answers survive."""
+                       dropped: Counter, teacher_name: str = "teacher", progress: bool = True,
+                       kept: set[tuple[str, str]] | None = None) -> list[Candidate]:
+    """Re-distillation: the teacher answers the plain task prompt; only verified answers survive.
+    An answer already in ``kept`` ((problem id, text) of earlier answers, e.g. of an earlier
+    sampling round; updated here) is counted as a duplicate."""
     from tailor_evo.trainers.rollout import rollout
 
+    kept = kept if kept is not None else set()
     out: list[Candidate] = []
     params = SamplingParams(n=samples, temperature=temperature, max_new_tokens=max_new_tokens, seed=seed)
     with tqdm(total=len(problems), desc="teacher", unit="problem", disable=not progress, leave=False) as bar:
         for start in range(0, len(problems), batch_size):
             chunk = problems[start:start + batch_size]
             for group in rollout(teacher, task, chunk, params, chat=chat):
-                seen: set[str] = set()
                 for r in group:
                     text = r.completion.text
                     if not r.verdict.correct:
                         dropped[f"verifier: {_reason_kind(r.verdict.reason)}"] += 1
                         continue
-                    if text in seen:
+                    if (r.problem.id, text.strip()) in kept:
                         dropped["duplicate teacher answer"] += 1
                         continue
-                    seen.add(text)
+                    kept.add((r.problem.id, text.strip()))
                     steps = split_steps(text)
                     out.append(Candidate(r.problem, teacher_name, text.strip(), steps,
                                          [" ".join(s.lower().split()) for s in steps]))
