@@ -161,3 +161,23 @@ def test_cells_at_chance_are_named(tmp_path, monkeypatch):
     runner.report_only(ExperimentConfig(seeds=[0]), tmp_path)
     assert ("1/4 cell(s) end at or below chance (0.125) after RL**: rule-based/seed 0 0.100"
             in (tmp_path / "report.md").read_text())
+
+
+def test_a_setting_changed_after_the_grid_started_is_named_in_the_report(tmp_path, monkeypatch, caplog):
+    calls = []
+    monkeypatch.setattr(runner, "run_pipeline", fake_pipeline(calls))
+    first = ExperimentConfig(seeds=[0], methods=["rule-based"])
+    runner.run_experiment(first, tmp_path)
+    assert runner.config_changes(first, tmp_path) == []
+    assert "configuration changed" not in (tmp_path / "report.md").read_text()
+    # the next part of the grid: other seeds and methods are how a grid runs in parts, not a change;
+    # a warm-start setting is
+    later = ExperimentConfig(seeds=[1], methods=["rule-based", "redistill"])
+    later.base.warmstart.teacher_rounds = 4
+    with caplog.at_level("WARNING"):
+        runner.run_experiment(later, tmp_path)
+    assert runner.config_changes(later, tmp_path) == ["base.warmstart.teacher_rounds: 1 -> 4"]
+    assert "base.warmstart.teacher_rounds: 1 -> 4" in caplog.text
+    report = (tmp_path / "report.md").read_text()
+    assert "**The configuration changed after the grid started**" in report
+    assert "base.warmstart.teacher_rounds: 1 -> 4" in report

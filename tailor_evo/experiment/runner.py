@@ -23,6 +23,7 @@ from tailor_evo.experiment.grid import Cell, ExperimentConfig, cell_config, expa
 from tailor_evo.experiment.summary import (CellSummary, MethodRow, accuracy_auc, aggregate, eval_steps_to_target,
                                            fmt, results_table, reward_auc, steps_to_target)
 from tailor_evo.errors import InputError
+from tailor_evo.config import dump_yaml
 from tailor_evo.io import append_jsonl, read_json, read_records, write_json_atomic, write_text_atomic
 from tailor_evo.pipeline import run_pipeline
 from tailor_evo.rundir import RunDir
@@ -105,6 +106,8 @@ def run_experiment(cfg: ExperimentConfig, out: str | Path, *, resume: bool = Tru
     out.mkdir(parents=True, exist_ok=True)
     if not rd.config_path.exists():
         rd.save_config(cfg)
+    for change in config_changes(cfg, out):
+        log.warning("configuration differs from the one %s was started with: %s", out, change)
     cells = expand(cfg)
     failed: list[str] = []
     for i, cell in enumerate(cells, start=1):
@@ -270,6 +273,33 @@ def _sft_length(cfg: ExperimentConfig) -> str:
     return f"{sft.max_steps} steps" if sft.max_steps > 0 else f"{sft.epochs} epochs"
 
 
+# the keys that pick which part of a grid runs: changing them between invocations is how a grid runs in parts
+PART_KEYS = ("name", "tasks", "difficulties", "eval_levels", "backbones", "methods", "seeds")
+
+
+def config_changes(cfg: ExperimentConfig, out: Path) -> list[str]:
+    """Settings that differ from the configuration saved in ``out`` when the grid first ran, as
+    ``"key: old -> new"``, other than the keys that pick a part of the grid. Cells that finished
+    before such a change ran with the old values (each cell's own ``config.yaml`` has them), so the
+    report must say so rather than let the saved configuration speak for every cell."""
+    saved = out / "config.yaml"
+    if not saved.exists():
+        return []
+    import yaml
+
+    first = yaml.safe_load(saved.read_text()) or {}
+    now = yaml.safe_load(dump_yaml(cfg)) or {}
+    return [f"{key}: {old!r} -> {new!r}" for key, old, new in _differences(first, now)
+            if key.split(".")[0] not in PART_KEYS]
+
+
+def _differences(a: object, b: object, prefix: str = "") -> list[tuple[str, object, object]]:
+    if isinstance(a, dict) and isinstance(b, dict):
+        return [d for k in sorted(set(a) | set(b), key=str)
+                for d in _differences(a.get(k), b.get(k), f"{prefix}.{k}" if prefix else str(k))]
+    return [] if a == b else [(prefix, a, b)]
+
+
 def _targets(cfg: ExperimentConfig, out: Path) -> str:
     """The convergence targets, and whether they are the ones the grid was started with (the
     configuration saved in ``out`` when the first cell ran)."""
@@ -291,6 +321,15 @@ def _targets(cfg: ExperimentConfig, out: Path) -> str:
     return text
 
 
+def _changes_text(cfg: ExperimentConfig, out: Path) -> str:
+    changes = config_changes(cfg, out)
+    if not changes:
+        return ""
+    return ("\n\n**The configuration changed after the grid started** (`config.yaml` holds the first one): "
+            + "; ".join(changes) + ". Cells that finished before the change ran with the old values; each "
+            "cell's own `config.yaml` says which it had.")
+
+
 def render_report(cfg: ExperimentConfig, out: Path, rows: list[MethodRow], done: list[CellSummary],
                   failed: list[str], pending: list[str], figures: list[Path]) -> str:
     figs = "\n\n".join(f"![{p.stem}]({p.relative_to(out)})" for p in figures)
@@ -306,7 +345,7 @@ Tasks {cfg.tasks}, backbones {cfg.backbones}, methods {cfg.methods}, seeds {cfg.
 Every method gets the same training problems, warm-start budget ({cfg.base.warmstart.size} records),
 SFT length ({_sft_length(cfg)}), RL steps ({cfg.base.rl.steps}, reward `{cfg.base.rl.reward}`) and
 evaluation problems.
-Redistill teacher: `{cfg.redistill_teacher}`. {_targets(cfg, out)}
+Redistill teacher: `{cfg.redistill_teacher}`. {_targets(cfg, out)}{_changes_text(cfg, out)}
 
 {status}{failed_txt}
 
