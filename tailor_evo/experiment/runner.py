@@ -273,23 +273,29 @@ def _sft_length(cfg: ExperimentConfig) -> str:
     return f"{sft.max_steps} steps" if sft.max_steps > 0 else f"{sft.epochs} epochs"
 
 
-# the keys that pick which part of a grid runs: changing them between invocations is how a grid runs in parts
+# the keys that pick which part of a grid runs (and its name): changing them between invocations is
+# how a grid runs in parts, not a change of its settings
 PART_KEYS = ("name", "tasks", "difficulties", "eval_levels", "backbones", "methods", "seeds")
 
 
-def config_changes(cfg: ExperimentConfig, out: Path) -> list[str]:
-    """Settings that differ from the configuration saved in ``out`` when the grid first ran, as
-    ``"key: old -> new"``, other than the keys that pick a part of the grid. Cells that finished
-    before such a change ran with the old values (each cell's own ``config.yaml`` has them), so the
-    report must say so rather than let the saved configuration speak for every cell."""
+def saved_config_differences(cfg: ExperimentConfig, out: Path) -> list[tuple[str, object, object]] | None:
+    """``(dotted key, first value, current value)`` for every setting that differs from the
+    configuration saved in ``out`` when the grid first ran; None when none is saved there."""
     saved = out / "config.yaml"
     if not saved.exists():
-        return []
+        return None
     import yaml
 
     first = yaml.safe_load(saved.read_text()) or {}
-    now = yaml.safe_load(dump_yaml(cfg)) or {}
-    return [f"{key}: {old!r} -> {new!r}" for key, old, new in _differences(first, now)
+    return _differences(first, yaml.safe_load(dump_yaml(cfg)) or {})
+
+
+def config_changes(cfg: ExperimentConfig, out: Path) -> list[str]:
+    """Settings changed since the grid first ran, as ``"key: old -> new"``, other than the keys that
+    pick a part of the grid. Cells that finished before such a change ran with the old values (each
+    cell's own ``config.yaml`` has them), so the report must say so rather than let the saved
+    configuration speak for every cell."""
+    return [f"{key}: {old!r} -> {new!r}" for key, old, new in saved_config_differences(cfg, out) or []
             if key.split(".")[0] not in PART_KEYS]
 
 
@@ -308,16 +314,15 @@ def _targets(cfg: ExperimentConfig, out: Path) -> str:
     text = (f"Target held-out accuracy for \"steps to target\": {acc}, on the periodic RL evaluations "
             f"(every {cfg.base.rl.eval.every} steps on {cfg.base.rl.eval.n} problems). "
             f"Target training reward: {cfg.target_reward}.")
-    saved = out / "config.yaml"
-    if saved.exists():
-        import yaml
-
-        first = yaml.safe_load(saved.read_text()) or {}
-        same = (first.get("target_accuracy") == cfg.target_accuracy
-                and first.get("target_reward") == cfg.target_reward)
-        text += (" Both were fixed in the configuration before the grid ran." if same else
-                 f" **These differ from the configuration the grid was started with** (target_accuracy "
-                 f"{first.get('target_accuracy')}, target_reward {first.get('target_reward')}).")
+    diffs = saved_config_differences(cfg, out)
+    if diffs is not None:
+        first = {key: old for key, old, _ in diffs}
+        if not {"target_accuracy", "target_reward"} & first.keys():
+            text += " Both were fixed in the configuration before the grid ran."
+        else:
+            text += (f" **These differ from the configuration the grid was started with** (target_accuracy "
+                     f"{first.get('target_accuracy', cfg.target_accuracy)}, target_reward "
+                     f"{first.get('target_reward', cfg.target_reward)}).")
     return text
 
 
