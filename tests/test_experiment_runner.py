@@ -163,6 +163,28 @@ def test_cells_at_chance_are_named(tmp_path, monkeypatch):
             in (tmp_path / "report.md").read_text())
 
 
+def test_a_grid_at_chance_is_told_apart_from_one_above_it_by_its_pooled_answers(tmp_path, monkeypatch):
+    calls = []
+    monkeypatch.setattr(runner, "run_pipeline", fake_pipeline(calls))
+    cfg = ExperimentConfig(seeds=[0])
+    cfg.base.eval.n_per_level = 100
+    runner.run_experiment(cfg, tmp_path)
+    report = (tmp_path / "report.md").read_text()
+    # the fake cells end at 0.2 (rule-based, redistill), 0.35 and 0.65: 140 of 400 answers
+    assert "all 4 cells pooled: 140/400 correct = 0.350 vs 0.125, p=" in report
+    assert "-> above chance; per method:" in report
+    # every cell at 0.13 on 100 problems: above 0.125 cell by cell, but 52/400 is what guessing gives
+    for cell in (tmp_path / "cells").iterdir():
+        data = json.loads((cell / "summary.json").read_text())
+        data["stages"]["eval_rl"]["accuracy"] = 0.13
+        (cell / "summary.json").write_text(json.dumps(data))
+    runner.report_only(cfg, tmp_path)
+    report = (tmp_path / "report.md").read_text()
+    assert "every cell ends above chance (0.125)" in report
+    assert "all 4 cells pooled: 52/400 correct = 0.130 vs 0.125, p=0.4 -> not distinguishable from chance" in report
+    assert "rule-based 13/100 correct = 0.130 vs 0.125, p=0.48 -> not distinguishable from chance" in report
+
+
 def test_a_setting_changed_after_the_grid_started_is_named_in_the_report(tmp_path, monkeypatch, caplog):
     calls = []
     monkeypatch.setattr(runner, "run_pipeline", fake_pipeline(calls))

@@ -16,7 +16,7 @@ import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
-from scipy.stats import pearsonr, spearmanr
+from scipy.stats import binomtest, pearsonr, spearmanr
 
 from tailor_evo.experiment import plots
 from tailor_evo.experiment.grid import Cell, ExperimentConfig, cell_config, expand, teacher_for
@@ -55,6 +55,7 @@ def summarise(cfg: ExperimentConfig, cell: Cell, cell_dir: Path) -> CellSummary 
         accuracy_auc=accuracy_auc(curve),
         warmstart_budget=int(st["warmstart"].get("stats", {}).get("size", cfg.base.warmstart.size)),
         chance=chance_of(cell.task, st["eval_rl"]["per_level"]),
+        eval_n=cell_config(cfg, cell).eval.n_per_level * len(st["eval_rl"]["per_level"]),
     )
 
 
@@ -243,15 +244,39 @@ def _claims(rows: list[MethodRow], done: list[CellSummary]) -> list[str]:
 
 
 def _chance_lines(cells: list[CellSummary]) -> list[str]:
-    """Whether every method and seed ends above a blind guess, and which do not."""
+    """Whether every method and seed ends above a blind guess, which do not, and whether the pooled
+    answers are distinguishable from guessing at all."""
     rated = [c for c in cells if c.chance is not None]
     if not rated:
         return []
     low = [c for c in rated if c.acc_final <= c.chance]
     if not low:
-        return [f"- every cell ends above chance ({rated[0].chance:.3f}) after RL"]
-    return [f"- **{len(low)}/{len(rated)} cell(s) end at or below chance ({rated[0].chance:.3f}) after RL**: "
-            + ", ".join(f"{c.method}/seed {c.seed} {c.acc_final:.3f}" for c in low)]
+        lines = [f"- every cell ends above chance ({rated[0].chance:.3f}) after RL"]
+    else:
+        lines = [f"- **{len(low)}/{len(rated)} cell(s) end at or below chance ({rated[0].chance:.3f}) after RL**: "
+                 + ", ".join(f"{c.method}/seed {c.seed} {c.acc_final:.3f}" for c in low)]
+    pooled = pooled_chance_test(rated)
+    if pooled:
+        by_method = sorted({c.method for c in rated})
+        parts = [f"{m} {pooled_chance_test([c for c in rated if c.method == m])}" for m in by_method]
+        lines.append(f"- against a blind guess, all {len(rated)} cells pooled: {pooled}; per method: "
+                     + "; ".join(parts))
+    return lines
+
+
+def pooled_chance_test(cells: list[CellSummary]) -> str | None:
+    """One-sided binomial test of the cells' correct final answers, pooled, against the chance rate:
+    one cell's 100 problems cannot tell 0.15 from 0.125, a grid's pooled answers can. None when the
+    number of evaluated problems is not known."""
+    cells = [c for c in cells if c.chance is not None and c.eval_n > 0]
+    if not cells:
+        return None
+    n = sum(c.eval_n for c in cells)
+    k = sum(round(c.acc_final * c.eval_n) for c in cells)
+    chance = sum(c.chance * c.eval_n for c in cells) / n
+    p = binomtest(k, n, chance, alternative="greater").pvalue
+    verdict = "above chance" if p < 0.05 else "not distinguishable from chance"
+    return f"{k}/{n} correct = {k / n:.3f} vs {chance:.3f}, p={p:.2g} -> {verdict}"
 
 
 def coverage_gain_relation(cells: list[CellSummary]) -> str | None:

@@ -43,6 +43,7 @@ class CellSummary:
     accuracy_auc: float = math.nan          # area under the held-out accuracy curve over its step span
     warmstart_budget: int = 0               # records every method was asked for (warmstart.size)
     chance: float | None = None             # accuracy of a blind guess on the evaluation levels
+    eval_n: int = 0                         # held-out problems in the final evaluation (0 = unknown)
 
     @property
     def short_of_budget(self) -> bool:
