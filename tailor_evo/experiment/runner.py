@@ -19,6 +19,7 @@ from pathlib import Path
 from scipy.stats import binomtest, pearsonr, spearmanr
 
 from tailor_evo.experiment import plots
+from tailor_evo.experiment.guessing import guessing_lines, miss_counts
 from tailor_evo.experiment.grid import Cell, ExperimentConfig, cell_config, expand, teacher_for
 from tailor_evo.experiment.summary import (CellSummary, MethodRow, accuracy_auc, aggregate, eval_steps_to_target,
                                            fmt, results_table, reward_auc, steps_to_target)
@@ -56,6 +57,7 @@ def summarise(cfg: ExperimentConfig, cell: Cell, cell_dir: Path) -> CellSummary 
         warmstart_budget=int(st["warmstart"].get("stats", {}).get("size", cfg.base.warmstart.size)),
         chance=chance_of(cell.task, st["eval_rl"]["per_level"]),
         eval_n=cell_config(cfg, cell).eval.n_per_level * len(st["eval_rl"]["per_level"]),
+        answer_misses=miss_counts(cell.task, cell_dir / "eval_rl" / "results.json"),
     )
 
 
@@ -239,6 +241,7 @@ def _claims(rows: list[MethodRow], done: list[CellSummary]) -> list[str]:
         lines.append(line or f"- coverage vs RL gain: not computed ({len(full)} cell(s) with a full warm start; "
                              "it needs 4 with varying coverage and gain)")
         lines += _chance_lines(group)
+        lines += guessing_lines(group)
         lines.append("")
     return lines or ["No tailor cells finished yet: no claim can be judged."]
 

@@ -44,6 +44,8 @@ class CellSummary:
     warmstart_budget: int = 0               # records every method was asked for (warmstart.size)
     chance: float | None = None             # accuracy of a blind guess on the evaluation levels
     eval_n: int = 0                         # held-out problems in the final evaluation (0 = unknown)
+    # per level, final well-formed answers by number of wrong parts (experiment.guessing); {} = not kept
+    answer_misses: dict[str, list[int]] = field(default_factory=dict)
 
     @property
     def short_of_budget(self) -> bool:

@@ -276,6 +276,18 @@ class Task(ABC):
         (None when the task does not define one)."""
         return None
 
+    def guess_parts(self, level: int) -> tuple[int, float] | None:
+        """(parts, chance) when an answer at this level is a set of independent parts that a blind
+        guess gets right each with probability ``chance`` (KK: one role per person, 1/2); None
+        when the answer is one whole (a number). With :meth:`parts_wrong` it tells an answer
+        that guesses from one that reasons, where accuracy alone sits at chance."""
+        return None
+
+    def parts_wrong(self, reason: str) -> int | None:
+        """How many parts of a well-formed answer a verdict's ``reason`` says are wrong (0 for a
+        right answer); None when the answer was not well formed or has no parts."""
+        return None
+
     def abstract_step(self, question: str, step: str) -> str:
         """A step's text with the problem's own surface details replaced by their roles.
 

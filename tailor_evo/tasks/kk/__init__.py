@@ -20,7 +20,7 @@ from tailor_evo.tasks.kk.cot import rule_based_cot, rule_based_steps
 from tailor_evo.tasks.kk.generator import MAX_PEOPLE, MIN_PEOPLE, GenerationError, GenOptions, sample_puzzle
 from tailor_evo.tasks.kk.logic import Puzzle, puzzle_of, StatementError, check_tree, official_repr, parse_official_statements, \
     to_json
-from tailor_evo.tasks.kk.verifier import verify_completion
+from tailor_evo.tasks.kk.verifier import people_wrong, verify_completion
 
 __all__ = ["KnightsKnavesTask", "puzzle_of", "INSTRUCTION"]
 
@@ -263,6 +263,13 @@ class KnightsKnavesTask(Task):
     def chance_accuracy(self, level: int) -> float:
         """One of the 2^people role assignments, guessed uniformly."""
         return 1.0 / 2 ** level
+
+    def guess_parts(self, level: int) -> tuple[int, float]:
+        """Each of the ``level`` people's roles, guessed alone, is right half the time."""
+        return level, 0.5
+
+    def parts_wrong(self, reason: str) -> int | None:
+        return people_wrong(reason)
 
     def abstract_step(self, question: str, step: str) -> str:
         """People become ``p1``, ``p2``... in the order the question introduces them; any

@@ -25,6 +25,8 @@ from typing import Any, Sequence
 from tailor_evo.tasks.base import ANSWER_CLOSE, ANSWER_OPEN, THINK_CLOSE, THINK_OPEN, Verdict
 
 MAX_ANSWER_CHARS_BASE, MAX_ANSWER_CHARS_PER_PERSON = 200, 120
+# the reason of a well-formed answer that gives some people the wrong role, followed by their names
+WRONG_ROLE = "wrong role for "
 
 _CLAIM = re.compile(r"\b([^\W\d_]+)\s+is\s+(not\s+)?an?\s+(knight|knave)\b")
 _ROLE_WORD = re.compile(r"knight|knave")
@@ -102,8 +104,18 @@ def _verify(names: Sequence[str], solution: Sequence[bool], completion: Any, sha
         return _verdict(True, False, reason, None, shaped, parsed_ok=False)
     wrong = [nm for nm, r in zip(names, solution) if parsed[nm] != bool(r)]
     if wrong:
-        return _verdict(True, False, "wrong role for " + ", ".join(wrong), parsed, shaped, parsed_ok=True)
+        return _verdict(True, False, WRONG_ROLE + ", ".join(wrong), parsed, shaped, parsed_ok=True)
     return _verdict(True, True, "ok", parsed, shaped, parsed_ok=True)
+
+
+def people_wrong(reason: str) -> int | None:
+    """How many people a verdict's ``reason`` gives the wrong role: 0 for a right answer, None
+    for an answer that is not a complete, well-formed assignment (it has no roles to count)."""
+    if reason == "ok":
+        return 0
+    if reason.startswith(WRONG_ROLE):
+        return len(reason[len(WRONG_ROLE):].split(", "))
+    return None
 
 
 def _verdict(format_ok: bool, correct: bool, reason: str, parsed: Any, shaped: bool, parsed_ok: bool) -> Verdict:
