@@ -51,6 +51,7 @@ def test_grid_runs_each_cell_once_and_writes_all_outputs(tmp_path, monkeypatch):
     assert "better final accuracy than rule-based" in report and "supported (higher by" in report
     assert "more diverse warm-start data than rule-based (coverage of reasoning steps, names abstracted: 13.5" in report
     assert "every cell ends above chance (0.125)" in report
+    assert "all backbones" not in report    # one backbone: no pooled section
     # a second invocation finds every cell complete and runs nothing
     runner.run_experiment(cfg, tmp_path)
     assert len(calls) == 8
@@ -203,3 +204,14 @@ def test_a_setting_changed_after_the_grid_started_is_named_in_the_report(tmp_pat
     report = (tmp_path / "report.md").read_text()
     assert "**The configuration changed after the grid started**" in report
     assert "base.warmstart.teacher_rounds: 1 -> 4" in report
+
+
+
+def test_the_coverage_gain_relation_is_also_taken_over_every_backbone(tmp_path, monkeypatch):
+    calls = []
+    monkeypatch.setattr(runner, "run_pipeline", fake_pipeline(calls))
+    runner.run_experiment(ExperimentConfig(seeds=[0], backbones=["tiny", "tiny-base"]), tmp_path)
+    report = (tmp_path / "report.md").read_text()
+    assert report.count("coverage vs RL gain over 4 cells") == 2
+    assert "**kk, all backbones** (tiny, tiny-base; a seed's warm-start data" in report
+    assert "coverage vs RL gain over 8 cells" in report

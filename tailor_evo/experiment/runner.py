@@ -243,7 +243,25 @@ def _claims(rows: list[MethodRow], done: list[CellSummary]) -> list[str]:
         lines += _chance_lines(group)
         lines += guessing_lines(group)
         lines.append("")
+    lines += _across_backbones(done)
     return lines or ["No tailor cells finished yet: no claim can be judged."]
+
+
+def _across_backbones(done: list[CellSummary]) -> list[str]:
+    """The coverage-gain relation over every cell of a task that ran on several backbones: the
+    mechanism should hold whatever model is warm-started. A seed's warm-start data is the same on
+    every backbone, so its coverage appears once per backbone."""
+    lines = []
+    for task in sorted({c.task for c in done}):
+        cells = [c for c in done if c.task == task and not c.short_of_budget]
+        backbones = sorted({c.backbone for c in cells})
+        if len(backbones) < 2:
+            continue
+        line = coverage_gain_relation(cells)
+        if line:
+            lines += [f"**{task}, all backbones** ({', '.join(backbones)}; a seed's warm-start data, and so its "
+                      "coverage, is shared by the backbones):", line, ""]
+    return lines
 
 
 def _chance_lines(cells: list[CellSummary]) -> list[str]:
