@@ -93,6 +93,22 @@ def test_evaluate_greedy_only_skips_sampling():
     assert res.overall.accuracy == pytest.approx(1 / 3)
 
 
+def test_the_reason_tally_counts_kinds_and_each_outcome_keeps_its_own_reason():
+    from tailor_evo.tasks import get_task
+
+    kk = get_task("kk")
+    problems = eval_problems(kk, seed=0, levels=[3], n_per_level=3)
+    greedy = {}
+    for i, p in enumerate(problems):       # person i of problem i gets the wrong role
+        roles = [("knave" if r else "knight") if j == i else ("knight" if r else "knave")
+                 for j, r in enumerate(p.answer)]
+        answer = ", ".join(f"{nm} is a {role}" for nm, role in zip(p.meta["names"], roles))
+        greedy[kk.prompt(p)] = f"<think> x </think> <answer> {answer} </answer>"
+    res = evaluate(ScriptedEngine(greedy, {}), kk, problems, k=[1], progress=False)
+    assert res.reasons == {"wrong role for 1 person": 3}
+    assert [o.reason for o in res.outcomes] == [f"wrong role for {p.meta['names'][i]}" for i, p in enumerate(problems)]
+
+
 def test_eval_and_training_problems_are_disjoint_and_stable():
     task = ToySumTask()
     ev = eval_problems(task, seed=7, levels=[2, 3, 4], n_per_level=30)

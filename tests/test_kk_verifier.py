@@ -67,6 +67,30 @@ def test_bad_completions_get_a_reason_and_no_credit(name: str) -> None:
     assert reason in v1.reason
 
 
+# what each bad completion counts as when failures are tallied: no person's name survives
+KINDS = {
+    "missing person": "missing 1 person", "person twice, conflicting": "conflicting roles",
+    "person twice, same role": "person named more than once", "both roles": "hedged answer",
+    "hedging word": "hedged answer", "negated": "negated claim", "unknown person": "claim about unknown person",
+    "empty": "expected exactly one <think>, found 0", "extra role words": "5 role words for 3 people",
+}
+
+
+@pytest.mark.parametrize("name", sorted(KINDS))
+def test_reasons_are_tallied_without_the_names_they_mention(name: str) -> None:
+    kind = TASK.reason_kind(TASK.verify(PROBLEM, CASES[name][0]).reason)
+    assert kind == KINDS[name]
+    assert not any(nm in kind for nm in NAMES)
+
+
+def test_wrong_roles_are_tallied_by_how_many_people_are_wrong() -> None:
+    flipped = GOLD.replace(f"{A} is a {ROLES[0]}", f"{A} is a {other(ROLES[0])}")
+    assert TASK.reason_kind(TASK.verify(PROBLEM, wrap(flipped)).reason) == "wrong role for 1 person"
+    assert TASK.reason_kind(f"wrong role for {A}, {B}") == "wrong role for 2 people"
+    # the executor's reasons keep their kind, the text before the colon
+    assert TASK.reason_kind(f"incomplete strategy: undecided {A}") == "incomplete strategy"
+
+
 def test_unicode_and_whitespace_variants_are_accepted() -> None:
     wide = "".join(chr(ord(ch) + 0xFEE0) if "!" <= ch <= "~" else ch for ch in "<answer>")
     variants = [

@@ -262,7 +262,7 @@ def evaluate(engine: Engine, task: Task, problems: Sequence[Problem], *, k: Sequ
     reasons: dict[str, int] = defaultdict(int)
     for i, (problem, group) in enumerate(zip(problems, greedy)):
         r = group[0]
-        reasons[r.verdict.reason] += 1
+        reasons[task.reason_kind(r.verdict.reason)] += 1
         o = ProblemOutcome(
             problem_id=problem.id, difficulty=problem.difficulty, completion=r.completion.text,
             correct=bool(r.verdict.correct), format_ok=bool(r.verdict.format_ok), reason=r.verdict.reason,

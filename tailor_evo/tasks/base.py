@@ -276,6 +276,13 @@ class Task(ABC):
         (None when the task does not define one)."""
         return None
 
+    def reason_kind(self, reason: str) -> str:
+        """A verdict's ``reason`` without its problem-specific detail, so that counts of failures
+        aggregate (warm-start drop counts, an evaluation's reason tally): "incomplete strategy:
+        undecided Lily" -> "incomplete strategy". The default keeps what precedes a colon; a
+        task whose reasons name things without a colon overrides it."""
+        return (reason or "unknown").split(":", 1)[0].strip() or "unknown"
+
     def guess_parts(self, level: int) -> tuple[int, float] | None:
         """(parts, chance) when an answer at this level is a set of independent parts that a blind
         guess gets right each with probability ``chance`` (KK: one role per person, 1/2); None

@@ -76,12 +76,6 @@ def archive_primitives(task: Task, archive_dir: str | Path, max_primitives: int 
     return prims[:max_primitives] if max_primitives else prims
 
 
-def _reason_kind(reason: str) -> str:
-    """The kind of a failure reason without its problem-specific detail, so that counts aggregate
-    ("incomplete strategy: undecided Lily" -> "incomplete strategy")."""
-    return (reason or "unknown").split(":", 1)[0].strip() or "unknown"
-
-
 def _rng_for(seed: int, *parts: str) -> random.Random:
     digest = hashlib.sha256(":".join([str(seed), *parts]).encode()).digest()
     return random.Random(int.from_bytes(digest[:8], "little"))
@@ -126,11 +120,11 @@ def render_primitives(task: Task, primitives: list[Primitive], problems: list[Pr
                 bar.update(1)
                 traj = task.execute(prim.program, problem, _rng_for(seed, prim.id, problem.id), max_steps)
                 if not traj.finished:
-                    dropped[f"unfinished: {_reason_kind(traj.reason)}"] += 1
+                    dropped[f"unfinished: {task.reason_kind(traj.reason)}"] += 1
                     continue
                 verdict = task.verify(problem, traj.completion)
                 if not verdict.correct:
-                    dropped[f"verifier: {_reason_kind(verdict.reason)}"] += 1
+                    dropped[f"verifier: {task.reason_kind(verdict.reason)}"] += 1
                     continue
                 out.append(Candidate(problem, prim.id, traj.completion,
                                      [s.state for s in traj.steps], [s.key for s in traj.steps]))
@@ -144,7 +138,7 @@ def reference_candidates(task: Task, problems: list[Problem], dropped: Counter) 
         completion = task.reference_completion(p)
         verdict = task.verify(p, completion)
         if not verdict.correct:
-            dropped[f"verifier: {_reason_kind(verdict.reason)}"] += 1
+            dropped[f"verifier: {task.reason_kind(verdict.reason)}"] += 1
             continue
         steps = split_steps(completion)
         out.append(Candidate(p, "rule-based", completion, steps, [" ".join(s.lower().split()) for s in steps]))
@@ -170,7 +164,7 @@ def teacher_candidates(task: Task, teacher: Engine, problems: list[Problem], *, 
                 for r in group:
                     text = r.completion.text
                     if not r.verdict.correct:
-                        dropped[f"verifier: {_reason_kind(r.verdict.reason)}"] += 1
+                        dropped[f"verifier: {task.reason_kind(r.verdict.reason)}"] += 1
                         continue
                     if (r.problem.id, text.strip()) in kept:
                         dropped["duplicate teacher answer"] += 1

@@ -20,7 +20,7 @@ from tailor_evo.tasks.kk.cot import rule_based_cot, rule_based_steps
 from tailor_evo.tasks.kk.generator import MAX_PEOPLE, MIN_PEOPLE, GenerationError, GenOptions, sample_puzzle
 from tailor_evo.tasks.kk.logic import Puzzle, puzzle_of, StatementError, check_tree, official_repr, parse_official_statements, \
     to_json
-from tailor_evo.tasks.kk.verifier import people_wrong, verify_completion
+from tailor_evo.tasks.kk.verifier import people_wrong, reason_kind, verify_completion
 
 __all__ = ["KnightsKnavesTask", "puzzle_of", "INSTRUCTION"]
 
@@ -270,6 +270,10 @@ class KnightsKnavesTask(Task):
 
     def parts_wrong(self, reason: str) -> int | None:
         return people_wrong(reason)
+
+    def reason_kind(self, reason: str) -> str:
+        """The verifier's reasons lose the people they name; any other (the executor's) its detail."""
+        return reason_kind(reason) or super().reason_kind(reason)
 
     def abstract_step(self, question: str, step: str) -> str:
         """People become ``p1``, ``p2``... in the order the question introduces them; any

@@ -118,6 +118,33 @@ def people_wrong(reason: str) -> int | None:
     return None
 
 
+# reasons that name people, by their fixed prefix or suffix, and the kind they are counted as
+_NAMED_REASONS = (("negated claim about ", "", "negated claim"),
+                  ("conflicting roles for ", "", "conflicting roles"),
+                  ("claim about unknown person ", "", "claim about unknown person"),
+                  ("", " named more than once", "person named more than once"),
+                  ("hedged answer (", "", "hedged answer"))
+
+
+def reason_kind(reason: str) -> str | None:
+    """A reason without the people it names, so that counts aggregate over puzzles: "wrong role
+    for Ann, Bob" -> "wrong role for 2 people", "missing Cy" -> "missing 1 person"; None for a
+    reason that names nobody."""
+    wrong = people_wrong(reason)
+    if wrong:
+        return f"wrong role for {_people(wrong)}"
+    if reason.startswith("missing "):
+        return f"missing {_people(len(reason[len('missing '):].split(', ')))}"
+    for prefix, suffix, kind in _NAMED_REASONS:
+        if reason.startswith(prefix) and reason.endswith(suffix):
+            return kind
+    return None
+
+
+def _people(n: int) -> str:
+    return "1 person" if n == 1 else f"{n} people"
+
+
 def _verdict(format_ok: bool, correct: bool, reason: str, parsed: Any, shaped: bool, parsed_ok: bool) -> Verdict:
     if shaped:
         fmt = 1.0 if format_ok else -1.0
