@@ -7,6 +7,7 @@ from tailor_evo.experiment import runner
 from tailor_evo.experiment.grid import ExperimentConfig
 from tailor_evo.experiment.guessing import level_line, miss_counts
 from tailor_evo.tasks import get_task
+from tailor_evo.tasks.base import GuessParts
 from tailor_evo.tasks.kk.verifier import people_wrong
 
 from tests.test_experiment_runner import fake_pipeline
@@ -22,7 +23,7 @@ def test_the_kk_verifier_reason_says_how_many_people_are_wrong():
     assert kk.parts_wrong(verdict.reason) == 2 == people_wrong(verdict.reason)
     assert kk.parts_wrong(kk.verify(problem, kk.reference_completion(problem)).reason) == 0
     assert kk.parts_wrong(kk.verify(problem, "no tags at all").reason) is None
-    assert kk.guess_parts(3) == (3, 0.5)
+    assert kk.guess_parts(3) == GuessParts(count=3, chance=0.5, noun="roles")
     assert get_task("igsm").guess_parts(3) is None
 
 
@@ -45,12 +46,13 @@ def test_coin_flips_read_as_guessing_and_a_reasoner_does_not():
     flips = [0] * 4
     for _ in range(1000):
         flips[sum(rng.random() < 0.5 for _ in range(3))] += 1
-    assert level_line(flips, 0.5).endswith("-> consistent with guessing every part")
+    roles = GuessParts(count=3, chance=0.5, noun="roles")
+    assert level_line(flips, roles).endswith("-> consistent with guessing all roles")
     # mostly one person wrong: whole answers still miss, but most roles are right
-    assert level_line([100, 700, 150, 50], 0.5).endswith("-> more parts right than guessing")
+    assert level_line([100, 700, 150, 50], roles).endswith("-> more roles right than guessing")
     # all or nothing, as often right as wrong overall: not coin flips, yet no better than them
-    assert level_line([500, 0, 0, 500], 0.5).endswith("-> not independent guesses, but no more parts right "
-                                                      "than guessing")
+    assert level_line([500, 0, 0, 500], roles).endswith("-> not independent guesses, but no more roles right "
+                                                        "than guessing")
 
 
 def test_the_report_counts_the_cells_whose_evaluation_was_kept(tmp_path, monkeypatch):
@@ -66,9 +68,9 @@ def test_the_report_counts_the_cells_whose_evaluation_was_kept(tmp_path, monkeyp
     runner.report_only(cfg, tmp_path)
     report = (tmp_path / "report.md").read_text()
     assert ("how the well-formed final answers miss, level 3, 2 of 4 cells (the others' evaluation files were not "
-            "kept): 10 answers with 0/1/2/3 parts wrong: 2/4/3/1 (20.0/40.0/30.0/10.0%) vs independent guesses "
+            "kept): 10 answers with 0/1/2/3 roles wrong: 2/4/3/1 (20.0/40.0/30.0/10.0%) vs independent guesses "
             "12.5/37.5/37.5/12.5%") in report
-    assert "parts right 17/30 = 0.567 vs 0.500" in report
-    assert "parts right per method: rule-based 12/24 = 0.500 (p=0.58); tailor 5/6 = 0.833 (p=0.11)" in report
+    assert "roles right 17/30 = 0.567 vs 0.500" in report
+    assert "roles right per method: rule-based 12/24 = 0.500 (p=0.58); tailor 5/6 = 0.833 (p=0.11)" in report
     results = json.loads((tmp_path / "results.json").read_text())
     assert {c["method"]: c["answer_misses"] for c in results["cells"]}["tailor"] == {"3": [1, 1, 0, 0]}

@@ -20,6 +20,7 @@ from scipy.stats import binom, binomtest, chisquare
 
 from tailor_evo.experiment.summary import CellSummary
 from tailor_evo.io import read_json
+from tailor_evo.tasks.base import GuessParts
 
 
 def miss_counts(task_name: str, results_path: Path) -> dict[str, list[int]]:
@@ -37,7 +38,7 @@ def miss_counts(task_name: str, results_path: Path) -> dict[str, list[int]]:
         wrong = task.parts_wrong(outcome["reason"])
         if parts is None or wrong is None:
             continue
-        counts.setdefault(str(level), [0] * (parts[0] + 1))[wrong] += 1
+        counts.setdefault(str(level), [0] * (parts.count + 1))[wrong] += 1
     return counts
 
 
@@ -55,23 +56,23 @@ def parts_right_test(counts: list[int], chance: float) -> tuple[int, int, float]
     return right, total, binomtest(right, total, chance, alternative="greater").pvalue
 
 
-def level_line(counts: list[int], chance: float) -> str:
+def level_line(counts: list[int], parts: GuessParts) -> str:
     """How the pooled well-formed answers of one level miss, against independent blind guesses."""
-    n, answers = len(counts) - 1, sum(counts)
+    n, answers, chance, noun = len(counts) - 1, sum(counts), parts.chance, parts.noun
     expected = [binom.pmf(k, n, 1.0 - chance) for k in range(n + 1)]
     fit_p = chisquare(counts, [e * answers for e in expected]).pvalue
     right, total, p = parts_right_test(counts, chance)
     if p < 0.05:
-        verdict = "more parts right than guessing"
+        verdict = f"more {noun} right than guessing"
     elif fit_p < 0.05:
-        verdict = "not independent guesses, but no more parts right than guessing"
+        verdict = f"not independent guesses, but no more {noun} right than guessing"
     else:
-        verdict = "consistent with guessing every part"
+        verdict = f"consistent with guessing all {noun}"
     shares = "/".join(f"{100 * c / answers:.1f}" for c in counts)
     guesses = "/".join(f"{100 * e:.1f}" for e in expected)
-    return (f"{answers} answers with {'/'.join(map(str, range(n + 1)))} parts wrong: "
+    return (f"{answers} answers with {'/'.join(map(str, range(n + 1)))} {noun} wrong: "
             f"{'/'.join(map(str, counts))} ({shares}%) vs independent guesses {guesses}%, chi-square p={fit_p:.2g}; "
-            f"parts right {right}/{total} = {right / total:.3f} vs {chance:.3f}, p={p:.2g} -> {verdict}")
+            f"{noun} right {right}/{total} = {right / total:.3f} vs {chance:.3f}, p={p:.2g} -> {verdict}")
 
 
 def guessing_lines(cells: list[CellSummary]) -> list[str]:
@@ -85,16 +86,16 @@ def guessing_lines(cells: list[CellSummary]) -> list[str]:
     task = get_task(counted[0].task)
     lines = []
     for level in sorted({lv for c in counted for lv in c.answer_misses}, key=int):
-        chance = task.guess_parts(int(level))[1]
+        parts = task.guess_parts(int(level))
         lines.append(f"- how the well-formed final answers miss, level {level}, {_over(len(counted), len(cells))}: "
-                     f"{level_line(pooled(counted, level), chance)}")
+                     f"{level_line(pooled(counted, level), parts)}")
         per_method = []
         for method in sorted({c.method for c in counted}):
             counts = pooled([c for c in counted if c.method == method], level)
             if counts:
-                right, total, p = parts_right_test(counts, chance)
+                right, total, p = parts_right_test(counts, parts.chance)
                 per_method.append(f"{method} {right}/{total} = {right / total:.3f} (p={p:.2g})")
-        lines.append("  - parts right per method: " + "; ".join(per_method))
+        lines.append(f"  - {parts.noun} right per method: " + "; ".join(per_method))
     return lines
 
 

@@ -92,6 +92,16 @@ class Trajectory:
 
 
 @dataclass(frozen=True)
+class GuessParts:
+    """An answer's independent parts: how many, a blind guess's chance per part, and what the
+    report calls them (plural)."""
+
+    count: int
+    chance: float
+    noun: str = "parts"
+
+
+@dataclass(frozen=True)
 class MoveSpec:
     """A typed node of a program tree (DEAP strongly typed GP: ``name(args...) -> ret``).
 
@@ -283,11 +293,11 @@ class Task(ABC):
         task whose reasons name things without a colon overrides it."""
         return (reason or "unknown").split(":", 1)[0].strip() or "unknown"
 
-    def guess_parts(self, level: int) -> tuple[int, float] | None:
-        """(parts, chance) when an answer at this level is a set of independent parts that a blind
-        guess gets right each with probability ``chance`` (KK: one role per person, 1/2); None
-        when the answer is one whole (a number). With :meth:`parts_wrong` it tells an answer
-        that guesses from one that reasons, where accuracy alone sits at chance."""
+    def guess_parts(self, level: int) -> "GuessParts | None":
+        """How an answer at this level splits into independent parts that a blind guess gets
+        right each with the same chance (KK: one role per person, 1/2); None when the answer is
+        one whole (a number). With :meth:`parts_wrong` it tells an answer that guesses from one
+        that reasons, where accuracy alone sits at chance."""
         return None
 
     def parts_wrong(self, reason: str) -> int | None:

@@ -14,7 +14,7 @@ import re
 from typing import Any
 
 from tailor_evo.errors import InputError
-from tailor_evo.tasks.base import Grammar, Problem, Task, Trajectory, Verdict
+from tailor_evo.tasks.base import Grammar, GuessParts, Problem, Task, Trajectory, Verdict
 from tailor_evo.tasks.kk import text as T
 from tailor_evo.tasks.kk.cot import rule_based_cot, rule_based_steps
 from tailor_evo.tasks.kk.generator import MAX_PEOPLE, MIN_PEOPLE, GenerationError, GenOptions, sample_puzzle
@@ -264,9 +264,9 @@ class KnightsKnavesTask(Task):
         """One of the 2^people role assignments, guessed uniformly."""
         return 1.0 / 2 ** level
 
-    def guess_parts(self, level: int) -> tuple[int, float]:
+    def guess_parts(self, level: int) -> GuessParts:
         """Each of the ``level`` people's roles, guessed alone, is right half the time."""
-        return level, 0.5
+        return GuessParts(count=level, chance=0.5, noun="roles")
 
     def parts_wrong(self, reason: str) -> int | None:
         return people_wrong(reason)
