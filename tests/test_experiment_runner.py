@@ -206,6 +206,17 @@ def test_a_setting_changed_after_the_grid_started_is_named_in_the_report(tmp_pat
     assert "base.warmstart.teacher_rounds: 1 -> 4" in report
 
 
+def test_a_saved_config_that_names_only_what_it_changes_is_read_through_the_defaults(tmp_path):
+    (tmp_path / "config.yaml").write_text("# kept by hand\nseeds: [0, 1]\nbase:\n  rl: {steps: 20}\n")
+    cfg = ExperimentConfig(seeds=[2])
+    cfg.base.rl.steps = 20
+    assert runner.config_changes(cfg, tmp_path) == []
+    cfg.base.rl.steps = 30
+    assert runner.config_changes(cfg, tmp_path) == ["base.rl.steps: 20 -> 30"]
+    # a setting this version no longer knows: compared as written, so the change still shows
+    (tmp_path / "config.yaml").write_text("retired_setting: 1\n")
+    assert "retired_setting: 1 -> None" in runner.config_changes(cfg, tmp_path)
+
 
 def test_the_coverage_gain_relation_is_also_taken_over_every_backbone(tmp_path, monkeypatch):
     calls = []

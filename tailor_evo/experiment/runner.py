@@ -24,7 +24,7 @@ from tailor_evo.experiment.grid import Cell, ExperimentConfig, cell_config, expa
 from tailor_evo.experiment.summary import (CellSummary, MethodRow, accuracy_auc, aggregate, eval_steps_to_target,
                                            fmt, results_table, reward_auc, steps_to_target)
 from tailor_evo.errors import InputError
-from tailor_evo.config import dump_yaml
+from tailor_evo.config import dump_yaml, load_config
 from tailor_evo.io import append_jsonl, read_json, read_records, write_json_atomic, write_text_atomic
 from tailor_evo.pipeline import run_pipeline
 from tailor_evo.rundir import RunDir
@@ -326,13 +326,21 @@ PART_KEYS = ("name", "tasks", "difficulties", "eval_levels", "backbones", "metho
 
 def saved_config_differences(cfg: ExperimentConfig, out: Path) -> list[tuple[str, object, object]] | None:
     """``(dotted key, first value, current value)`` for every setting that differs from the
-    configuration saved in ``out`` when the grid first ran; None when none is saved there."""
+    configuration saved in ``out`` when the grid first ran; None when none is saved there.
+
+    The saved file is read through the defaults, like any config file: a hand-kept one that
+    names only what it changes (a results folder's copy of the shipped config) then differs
+    only where a setting does, not wherever it is silent. One that no longer loads (a setting
+    since removed) is compared as written."""
     saved = out / "config.yaml"
     if not saved.exists():
         return None
     import yaml
 
-    first = yaml.safe_load(saved.read_text()) or {}
+    try:
+        first = yaml.safe_load(dump_yaml(load_config(ExperimentConfig, saved))) or {}
+    except InputError:
+        first = yaml.safe_load(saved.read_text()) or {}
     return _differences(first, yaml.safe_load(dump_yaml(cfg)) or {})
 
 
