@@ -25,8 +25,9 @@ from typing import Any, Sequence
 from tailor_evo.tasks.base import ANSWER_CLOSE, ANSWER_OPEN, THINK_CLOSE, THINK_OPEN, Verdict
 
 MAX_ANSWER_CHARS_BASE, MAX_ANSWER_CHARS_PER_PERSON = 200, 120
-# the reason of a well-formed answer that gives some people the wrong role, followed by their names
-WRONG_ROLE = "wrong role for "
+# reasons followed by a list of the people they concern: a well-formed answer that gives some
+# people the wrong role, and an answer that leaves some out
+WRONG_ROLE, MISSING = "wrong role for ", "missing "
 
 _CLAIM = re.compile(r"\b([^\W\d_]+)\s+is\s+(not\s+)?an?\s+(knight|knave)\b")
 _ROLE_WORD = re.compile(r"knight|knave")
@@ -73,7 +74,7 @@ def parse_answer(answer: str, names: Sequence[str]) -> tuple[dict[str, bool] | N
         found[name] = role == "knight"
     missing = [nm for nm in names if nm not in found]
     if missing:
-        return None, "missing " + ", ".join(missing)
+        return None, MISSING + ", ".join(missing)
     hedge = _HEDGE.search(text)
     if hedge:
         return None, f"hedged answer ({hedge.group(0)!r})"
@@ -113,9 +114,7 @@ def people_wrong(reason: str) -> int | None:
     for an answer that is not a complete, well-formed assignment (it has no roles to count)."""
     if reason == "ok":
         return 0
-    if reason.startswith(WRONG_ROLE):
-        return len(reason[len(WRONG_ROLE):].split(", "))
-    return None
+    return _listed(reason, WRONG_ROLE)
 
 
 # reasons that name people, by their fixed prefix or suffix, and the kind they are counted as
@@ -133,12 +132,18 @@ def reason_kind(reason: str) -> str | None:
     wrong = people_wrong(reason)
     if wrong:
         return f"wrong role for {_people(wrong)}"
-    if reason.startswith("missing "):
-        return f"missing {_people(len(reason[len('missing '):].split(', ')))}"
+    missing = _listed(reason, MISSING)
+    if missing:
+        return f"missing {_people(missing)}"
     for prefix, suffix, kind in _NAMED_REASONS:
         if reason.startswith(prefix) and reason.endswith(suffix):
             return kind
     return None
+
+
+def _listed(reason: str, prefix: str) -> int | None:
+    """How many people a reason lists after ``prefix`` (names are single words); None without it."""
+    return len(reason[len(prefix):].split(", ")) if reason.startswith(prefix) else None
 
 
 def _people(n: int) -> str:
