@@ -116,6 +116,7 @@ class SearchConfig:
     workers: int = 1                 # evaluation processes; results do not depend on it
     samples: int = 2                # sample trajectories stored per primitive
     selection: str = "nsga2"        # nsga2 | map-elites
+    rendering: str | None = None    # the executor's trace rendering (KK: explicit | classic); None = task default
     report_to: list[str] = field(default_factory=list)    # trackers: tensorboard, wandb (tailor_evo.trackers)
     evolution: EvolutionConfig = field(default_factory=EvolutionConfig)
     problems: ProblemsConfig = field(default_factory=ProblemsConfig)
@@ -135,6 +136,7 @@ class SearchConfig:
                 raise InputError(f"must be one of {', '.join(allowed)}, got {value!r}", field=name)
         if self.workers < 1:
             raise InputError("must be at least 1", field="workers")
+        get_task(self.task).use_rendering(self.rendering)
         from tailor_evo.trackers import check_report_to
 
         check_report_to(self.report_to)
@@ -223,7 +225,7 @@ class Search:
         self._omp_threads = faiss.omp_get_max_threads()
         faiss.omp_set_num_threads(1)
         self.cfg, self.run_dir, self.progress = cfg, run_dir, progress
-        self.task: Task = get_task(cfg.task)
+        self.task: Task = get_task(cfg.task).use_rendering(cfg.rendering)
         self.grammar = self.task.grammar()
         levels = cfg.problems.levels or None
         self.pool = streams.flat(self.task, cfg.seed, "search", cfg.problems.pool, levels)

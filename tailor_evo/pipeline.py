@@ -77,6 +77,14 @@ class PipelineConfig:
     seed: int = 0
     levels: list[int] = field(default_factory=lambda: [3])     # training difficulty (search, warm start, RL)
     chat: bool = False                                         # prompts through the tokenizer's chat template
+    # how the executor writes every method's traces (KK: explicit | classic); None = the task's
+    # default (explicit: each decision after its written check)
+    rendering: str | None = None
+    # new-token budget of RL rollouts and every evaluation. "data": the warm start's longest
+    # completion (backbone tokens) x 1.2, rounded up to 32, or the configured rl/eval
+    # max_new_tokens where larger, so that traces are never cut by a budget set for shorter ones;
+    # "fixed": the configured values, and the warm start drops longer completions (fit_rl_budget)
+    budget: str = "data"
     report_to: list[str] = field(default_factory=list)         # trackers for every stage: tensorboard, wandb
     search: SearchConfig = field(default_factory=_default_search)
     warmstart: PipelineWarmstart = field(default_factory=PipelineWarmstart)
@@ -93,6 +101,8 @@ class PipelineConfig:
             raise InputError(f"must be one of {', '.join(METHODS)}, got {self.method!r}", field="method")
         if not self.levels:
             raise InputError("needs at least one difficulty level", field="levels")
+        if self.budget not in BUDGETS:
+            raise InputError(f"must be one of {', '.join(BUDGETS)}, got {self.budget!r}", field="budget")
         refused, defaults = [], PipelineConfig()
         for key, source in PIPELINE_OWNED.items():
             value, default = _get_dotted(self, key), _get_dotted(defaults, key)
@@ -113,6 +123,25 @@ class PipelineConfig:
                 _set_dotted_attr(self, key, wanted)
 
 
+BUDGETS = ("data", "fixed")
+BUDGET_MARGIN = 1.2      # the data budget: longest warm-start completion x this, rounded up to BUDGET_ROUND
+BUDGET_ROUND = 32
+
+
+def data_budget(lengths: list[int]) -> int:
+    """The new-token budget that fits every warm-start completion with a margin (0 without data)."""
+    if not lengths:
+        return 0
+    return -(-int(max(lengths) * BUDGET_MARGIN) // BUDGET_ROUND) * BUDGET_ROUND
+
+
+def apply_budget(cfg: "PipelineConfig", budget: int) -> None:
+    """Raise RL's and the evaluations' generation budgets to ``budget`` (never lower them)."""
+    cfg.rl.max_new_tokens = max(cfg.rl.max_new_tokens, budget)
+    cfg.rl.eval.max_new_tokens = max(cfg.rl.eval.max_new_tokens, budget)
+    cfg.eval.max_new_tokens = max(cfg.eval.max_new_tokens, budget)
+
+
 # Sub-config keys that the pipeline sets from its own fields (value: the field a user sets
 # instead) or from the previous stage's output (""). `check` refuses any other value, so a
 # setting is never accepted and then ignored.
@@ -121,6 +150,7 @@ PIPELINE_OWNED = {
     "sft.task": "task", "sft.seed": "seed", "sft.model": "backbone", "sft.chat": "chat", "sft.data": "",
     "rl.task": "task", "rl.seed": "seed", "rl.levels": "levels", "rl.chat": "chat", "rl.model": "",
     "search.report_to": "report_to", "sft.report_to": "report_to", "rl.report_to": "report_to",
+    "search.rendering": "rendering", "warmstart.rendering": "rendering",
 }
 
 
@@ -199,16 +229,20 @@ def stage_warmstart(cfg: PipelineConfig, out: Path, archive_dir: Path | None, te
         from tailor_evo.generation import make_engine
 
         teacher = make_engine(teacher_spec)
-    budget: dict = {}
-    if cfg.warmstart.fit_rl_budget:
-        from transformers import AutoTokenizer
+    from transformers import AutoTokenizer
 
-        tokenizer = AutoTokenizer.from_pretrained(_backbone_dir(cfg))
-        budget = {"max_completion_tokens": cfg.rl.max_new_tokens,
-                  "count_tokens": lambda text: len(tokenizer(text, add_special_tokens=False).input_ids) + 1}
+    tokenizer = AutoTokenizer.from_pretrained(_backbone_dir(cfg))
+
+    def count_tokens(text: str) -> int:
+        return len(tokenizer(text, add_special_tokens=False).input_ids) + 1     # + the end of sequence
+
+    budget: dict = {}
+    if cfg.warmstart.fit_rl_budget and cfg.budget == "fixed":
+        budget = {"max_completion_tokens": cfg.rl.max_new_tokens, "count_tokens": count_tokens}
     result = build_warmstart(task, cfg.method, cfg.warmstart, cfg.seed, levels=cfg.levels, chat=cfg.chat,
                              archive_dir=archive_dir, teacher=teacher, teacher_name=teacher_spec or "teacher",
                              **budget)
+    lengths = sorted(count_tokens(r["completion"]) for r in result.records)
     if not result.records:
         # e.g. a redistill teacher that solves nothing: the cell goes on with no warm start
         # (SFT is skipped) and the summary and report say so
@@ -220,8 +254,17 @@ def stage_warmstart(cfg: PipelineConfig, out: Path, archive_dir: Path | None, te
     stats = result.stats.to_dict() if hasattr(result.stats, "to_dict") else asdict(result.stats)
     write_json_atomic(out / "stats.json", stats)
     return {"data": str(data_path), "records": len(result.records), "coverage": stats.get("coverage_selected"),
-            "coverage_abstract": stats.get("coverage_abstract"),
-            "stats": stats}
+            "coverage_abstract": stats.get("coverage_abstract"), "stats": stats,
+            "completion_tokens": _length_summary(lengths),
+            "max_new_tokens": data_budget(lengths) if cfg.budget == "data" else cfg.rl.max_new_tokens}
+
+
+def _length_summary(lengths: list[int]) -> dict:
+    """Median, 90th percentile and longest of sorted token counts (empty without data)."""
+    if not lengths:
+        return {}
+    return {"median": lengths[len(lengths) // 2], "p90": lengths[int(0.9 * (len(lengths) - 1))],
+            "max": lengths[-1], "n": len(lengths)}
 
 
 def _backbone_dir(cfg: PipelineConfig) -> str:
@@ -346,6 +389,10 @@ def run_pipeline(cfg: PipelineConfig, root: str | Path, *, resume: bool = False,
     stages["warmstart"] = _run_stage(
         root, "warmstart",
         lambda: stage_warmstart(cfg, root / "warmstart", archive_dir, teacher_spec or cfg.warmstart.teacher), timer)
+    if cfg.budget == "data":
+        apply_budget(cfg, stages["warmstart"].get("max_new_tokens", 0))
+        log.info("generation budget from the warm start: %d new tokens (RL %d, evaluation %d)",
+                 stages["warmstart"].get("max_new_tokens", 0), cfg.rl.max_new_tokens, cfg.eval.max_new_tokens)
     if cfg.eval.base:
         stages["eval_base"] = _run_stage(root, "eval_base",
                                          lambda: stage_eval(cfg, root / "eval_base", _backbone_dir(cfg)), timer)

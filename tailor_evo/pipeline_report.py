@@ -64,7 +64,10 @@ def summary_table(cfg: PipelineConfig, result: PipelineResult) -> str:
     cov_txt = f"coverage {cov if cov is None else round(cov, 1)}"
     if abstract is not None:
         cov_txt += f" ({round(abstract, 1)} with names abstracted)"
-    rows.append(("warm start", f"{ws['records']} records ({cfg.method}); {cov_txt}",
+    lengths = ws.get("completion_tokens") or {}
+    length_txt = (f"; completions {lengths['median']} tokens median, {lengths['max']} longest; "
+                  f"generation budget {ws.get('max_new_tokens')} new tokens ({cfg.budget})" if lengths else "")
+    rows.append(("warm start", f"{ws['records']} records ({cfg.method}); {cov_txt}{length_txt}",
                  result.seconds.get("warmstart", 0)))
     if "eval_base" in s:
         rows.append(("eval of the base", s["eval_base"]["summary"], result.seconds.get("eval_base", 0)))

@@ -103,7 +103,7 @@ def test_warmstart_writes_a_dataset_dict_that_sft_reads(tmp_path):
     assert loaded["rule_based"].num_rows == 6 and set(loaded["rule_based"]["method"]) == {"rule-based"}
     assert "Warm-start data card" in (out / "README.md").read_text()
     _, tokenizer = load_backbone("tiny")
-    data = load_sft_data(f"{out}:four_behaviour", tokenizer, 1024)
+    data = load_sft_data(f"{out}:four_behaviour", tokenizer, 4096)
     assert data.total == 6 and len(data.examples) == 6
     bad = CliRunner().invoke(cli, ["data", "warmstart", "--task", "kk", "--method", "rule-based", "--size", "2",
                                    "--format", "datasets", "-o", str(tmp_path / "x.jsonl")])

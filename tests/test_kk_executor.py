@@ -14,6 +14,8 @@ from tailor_evo.tasks.kk.facts import check_fact
 from tailor_evo.tasks.kk.moves import STEP_KINDS
 
 TASK = get_task("kk")
+CLASSIC = get_task("kk").use_rendering("classic")
+RENDERED = {"explicit": TASK, "classic": CLASSIC}
 GRAMMAR = TASK.grammar()
 SEEDS = Path(__file__).resolve().parents[1] / "populations" / "seeds" / "kk"
 # Kinds whose steps claim something and so must carry a fact (assumptions and plans claim nothing).
@@ -54,7 +56,9 @@ def test_grammar_is_completable_and_names_are_unique() -> None:
     assert root_moves and all("Style" in m.args for m in root_moves)
 
 
-def test_random_programs_on_random_problems_are_sound() -> None:
+@pytest.mark.parametrize("rendering", ["explicit", "classic"])
+def test_random_programs_on_random_problems_are_sound(rendering: str) -> None:
+    task = RENDERED[rendering]
     rng = random.Random(1)
     problems = TASK.generate(42, 17, levels=[2, 3, 4, 5, 6, 7, 8])
     finished = 0
@@ -62,13 +66,15 @@ def test_random_programs_on_random_problems_are_sound() -> None:
         program = GRAMMAR.random_program(rng, max_depth=rng.randint(3, 8))
         assert GRAMMAR.validate(program) == []
         for problem in rng.sample(problems, 3):
-            traj = TASK.execute(program, problem, random.Random(0), max_steps=300)
+            traj = task.execute(program, problem, random.Random(0), max_steps=300)
             assert_sound(problem, traj)
             finished += traj.finished
     assert finished > 50, "too few random programs finish to make this test meaningful"
 
 
-def test_every_phase_is_sound_when_followed_by_a_complete_search() -> None:
+@pytest.mark.parametrize("rendering", ["explicit", "classic"])
+def test_every_phase_is_sound_when_followed_by_a_complete_search(rendering: str) -> None:
+    task = RENDERED[rendering]
     phases = [{"op": "propagate", "args": []}] + [
         {"op": op, "args": [{"op": order}]}
         for op in ("restate_claims", "eliminate", "refute", "backward", "plan", "enumerate")
@@ -83,7 +89,7 @@ def test_every_phase_is_sound_when_followed_by_a_complete_search() -> None:
                                                                     {"op": check}]},
                                            {"op": "verify_conclude"}]}]}]}
                 for problem in problems[:4] if style != "style_classic" else problems:
-                    traj = TASK.execute(program, problem, random.Random(0))
+                    traj = task.execute(program, problem, random.Random(0))
                     assert traj.finished, (phase, traj.reason)
                     assert_sound(problem, traj)
 
@@ -136,7 +142,7 @@ def test_incomplete_strategy_is_unfinished() -> None:
 def test_rule_based_seed_reproduces_the_reference_cot() -> None:
     (program,) = seed_programs("rule-based").values()
     for problem in TASK.generate(56, 31, levels=[2, 3, 4, 5, 6, 7, 8]):
-        traj = TASK.execute(program, problem, random.Random(0))
+        traj = CLASSIC.execute(program, problem, random.Random(0))
         assert traj.finished and traj.answer == problem.answer
         assert [s.text for s in traj.steps[:-1]] == TASK.reference_steps(problem)
         assert traj.completion == TASK.reference_completion(problem)
@@ -150,7 +156,7 @@ def test_rule_based_seed_reproduces_public_cot() -> None:
     for line in path.read_text(encoding="utf-8").splitlines():
         rec = json.loads(line)
         problem = TASK.from_record(rec)
-        traj = TASK.execute(program, problem, random.Random(0))
+        traj = CLASSIC.execute(program, problem, random.Random(0))
         assert [s.text for s in traj.steps[:-1]] == rec["cot_repeat_steps"]
 
 

@@ -15,7 +15,7 @@ SMALL = [
     "search.evolution.generations=1", "search.evolution.population=6", "search.evolution.offspring=6",
     "search.evolution.init_random=4", "search.problems.per_eval=8", "search.problems.probe=4",
     "search.problems.pool=64", "search.problems.report=8", "search.archive.min_problems=8",
-    "warmstart.size=12", "warmstart.fit_rl_budget=false",
+    "warmstart.size=12", "warmstart.fit_rl_budget=false", "budget=fixed",
     "sft.max_steps=2", "sft.batch_size=4", "sft.save_every=0",
     "rl.steps=2", "rl.prompts_per_step=2", "rl.group_size=2", "rl.max_new_tokens=16", "rl.eval.n=0",
     "eval.n_per_level=3", "eval.max_new_tokens=16",
@@ -100,3 +100,16 @@ def test_tailor_gp_searches_offline_whatever_the_search_config_says(tmp_path):
     assert records and {r["method"] for r in records} == {"tailor-gp"}
     cells = [Cell("kk", [3], "tiny", m, 0) for m in ("tailor", "tailor-gp")]
     assert cells[0].search_name() != cells[1].search_name()
+
+
+def test_the_data_budget_fits_the_longest_completion_and_never_lowers_a_setting() -> None:
+    from tailor_evo.pipeline import apply_budget, data_budget
+
+    assert data_budget([]) == 0
+    assert data_budget([100, 410, 200]) == 512          # 410 x 1.2 = 492, rounded up to 32
+    cfg = PipelineConfig()
+    cfg.eval.max_new_tokens = 2000
+    apply_budget(cfg, 512)
+    assert (cfg.rl.max_new_tokens, cfg.rl.eval.max_new_tokens, cfg.eval.max_new_tokens) == (512, 512, 2000)
+    with pytest.raises(InputError, match="budget"):
+        PipelineConfig(budget="huge").check()

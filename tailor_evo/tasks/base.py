@@ -16,6 +16,7 @@ from abc import ABC, abstractmethod
 from pathlib import Path
 from dataclasses import asdict, dataclass, field
 from typing import Any
+from tailor_evo.errors import InputError
 
 THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
 ANSWER_OPEN, ANSWER_CLOSE = "<answer>", "</answer>"
@@ -192,6 +193,25 @@ class Task(ABC):
     # Folder of the task's seed libraries (``<library>.json``); None: ``populations/seeds/<name>``.
     # A plugin ships its libraries in its own package and names the folder here.
     seeds_dir: Path | None = None
+    # How the executor writes traces, where a task offers a choice; the first is the default.
+    # Every warm-start method of one run renders through the same one, so comparisons stay fair.
+    renderings: tuple[str, ...] = ()
+    rendering: str | None = None
+
+    def use_rendering(self, name: str | None) -> "Task":
+        """Select the executor's trace rendering (None keeps the default); returns the task."""
+        if name is None:
+            return self
+        if name not in self.renderings:
+            known = ", ".join(self.renderings) or f"none: task {self.name!r} has a single rendering"
+            raise InputError(f"unknown rendering {name!r} for task {self.name!r} (known: {known})",
+                             field="rendering")
+        self.rendering = name
+        return self
+
+    @property
+    def active_rendering(self) -> str | None:
+        return self.rendering or (self.renderings[0] if self.renderings else None)
 
     # --- problems -----------------------------------------------------------------
     @abstractmethod

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import hashlib
 import logging
 import math
@@ -59,6 +61,7 @@ def build_warmstart(task: Task, method: str, cfg: WarmstartConfig, seed: int, *,
     The same filter applies to every method, and the drops are counted in the card.
     """
     cfg.check()
+    task = copy.copy(task).use_rendering(cfg.rendering)
     size, n_problems, embedder = cfg.size, cfg.n_problems, cfg.embedder
     if method not in METHODS:
         raise InputError(f"unknown method {method!r} (known: {', '.join(METHODS)})", field="method")

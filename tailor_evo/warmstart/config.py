@@ -35,6 +35,9 @@ class WarmstartConfig:
     # coverage 901 vs 817, held-out accuracy after RL 0.13 vs 0.11 (docs/results/main-job)
     select_on: str = "abstract"
     check_eval: bool = True           # leave out (and count) training problems that are also evaluation problems
+    # how the task's executor writes the traces (KK: explicit | classic); None = the task's default
+    # (explicit: every decision after its written check). Every method of a run uses the same one.
+    rendering: str | None = None
 
     def check(self) -> None:
         checks = [("size", self.size > 0), ("n_problems", self.n_problems is None or self.n_problems > 0),

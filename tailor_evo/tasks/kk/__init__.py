@@ -74,6 +74,9 @@ class KnightsKnavesTask(Task):
     name = "kk"
     difficulty_name = "people"
     default_levels = (3, 4, 5, 6, 7)
+    # explicit: every decision follows its written three-valued check; classic: decisions only
+    # (style_classic is then the public trace word for word). See tasks/kk/styles.py.
+    renderings = ("explicit", "classic")
 
     # ---- problems -----------------------------------------------------------------
     def generate(self, n: int, seed: int, levels: list[int] | None = None, **options: Any) -> list[Problem]:
@@ -253,7 +256,7 @@ class KnightsKnavesTask(Task):
     def execute(self, program: dict, problem: Problem, rng: random.Random, max_steps: int = 400) -> Trajectory:
         from tailor_evo.tasks.kk.executor import execute
 
-        return execute(self, program, problem, rng, max_steps=max_steps)
+        return execute(self, program, problem, rng, max_steps=max_steps, rendering=self.active_rendering)
 
     def behaviour_kinds(self) -> tuple[str, ...]:
         from tailor_evo.tasks.kk.moves import BEHAVIOUR_KINDS

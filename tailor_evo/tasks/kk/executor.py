@@ -13,6 +13,13 @@ solution. Each step records the reasoning state it visits:
 
 Programs that cannot finish (step budget, or a strategy that leaves people
 undecided) return ``finished=False`` with a reason; the executor never raises.
+
+Two renderings (:mod:`styles`). In the ``explicit`` one (the default) every decision is
+made by the three-valued evaluation that the trace writes just before it
+(:mod:`kleene`): a claim is contradicted where its written value disagrees with its
+speaker's role, consistent where it agrees, and open where it is unknown, so the trace
+and the decision cannot disagree. The ``classic`` rendering decides by the exact check
+over all completions (``first_unsat``, ``chain``) and writes only the decision.
 """
 
 from __future__ import annotations
@@ -20,11 +27,12 @@ from __future__ import annotations
 import itertools
 import random
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Iterable
 
 from tailor_evo.tasks.base import THINK_CLOSE, THINK_OPEN, Problem, Step, Task, Trajectory
 import tailor_evo.tasks.kk.text as T
 from tailor_evo.tasks.kk.facts import enc
+from tailor_evo.tasks.kk.kleene import CONTRADICTION, ClaimCheck, case_text, check_claim, value3, verdict, word
 from tailor_evo.tasks.kk.logic import LEAF_OPS, Puzzle, index_of, mentions, size, to_json
 from tailor_evo.tasks.kk.moves import GRAMMAR
 from tailor_evo.tasks.kk.styles import Wording
@@ -84,6 +92,87 @@ class _Ctx:
     def say(self, key: str, **f: object) -> str:
         return self.words.say(key, **f)
 
+    @property
+    def explicit(self) -> bool:
+        return self.words.explicit
+
+    # ---- the explicit rendering: written three-valued checks -------------------------------
+    def checks(self, view: dict[int, bool], people: Iterable[int]) -> list[ClaimCheck]:
+        """Written checks of the claims of ``people`` (all assigned), up to the first contradiction."""
+        out = []
+        for k in people:
+            out.append(check_claim(self.puzzle.statements[k], k, view, self.names))
+            if out[-1].outcome == CONTRADICTION:
+                break
+        return out
+
+    def affected(self, view: dict[int, bool], person: int) -> list[int]:
+        """Assigned speakers whose claim's value can change when ``person`` gets a role: their own
+        claim and every assigned claim that mentions them, in introduction order."""
+        return [k for k in sorted(view) if k == person or person in self.mentions[k]]
+
+    def evidence(self, view: dict[int, bool], checks: list[ClaimCheck]) -> str:
+        return " ".join([case_text(view, self.names)] + [c.text for c in checks])
+
+    @staticmethod
+    def check_facts(view: dict[int, bool], checks: list[ClaimCheck]) -> dict:
+        return {"type": "all", "facts": [{"type": "value3", "given": enc(view), "person": c.speaker,
+                                          "value": word(c.value)} for c in checks]}
+
+    def try_role(self, p: int, b: bool, view: dict[int, bool], conflict_key: str = "hyp_conflict") -> int | None:
+        """Emit the assumption ``p = b`` (already in ``view``) with the written checks of the claims
+        it affects, then a conflict step if one fails; return the contradicted speaker, if any."""
+        checks = self.checks(view, self.affected(view, p))
+        self.emit("assume", self.say("assume", **self.fields(p, b)) + " " + self.evidence(view, checks), view,
+                  f"as:{p}", f"assuming {self.names[p]} is a {T.role_word(b)}", self.check_facts(view, checks))
+        if not checks or checks[-1].outcome != CONTRADICTION:
+            return None
+        q = checks[-1].speaker
+        self.emit("conflict", self.say(conflict_key, **self.fields(p, b, q, view[q])), view, f"cf:{q}",
+                  f"conflict with {self.names[q]}'s claim", {"type": "refutes", "given": enc(view), "person": q})
+        return q
+
+    def forced(self, view: dict[int, bool]) -> tuple[int, bool, int] | None:
+        """The first unassigned person whose other role makes an assigned claim's written value
+        contradict its speaker: (person, the role left, that speaker)."""
+        for j in range(self.n):
+            if j in view:
+                continue
+            for k in sorted(view):
+                if j not in self.mentions[k]:
+                    continue
+                for b in (True, False):
+                    if verdict(view[k], value3(self.puzzle.statements[k], {**view, j: b})) == CONTRADICTION:
+                        return j, not b, k
+        return None
+
+    def chain_written(self, view: dict[int, bool], hypothetical: bool, on_derive: Callable[[int, bool], None]) -> bool:
+        """Propagation in the explicit rendering: a role is derived when the trace has written that
+        the other role contradicts a claim; each derived role's affected claims are then checked."""
+        while True:
+            found = self.forced(view)
+            if found is None:
+                return True
+            j, b, k = found
+            trial = {**view, j: not b}
+            check = check_claim(self.puzzle.statements[k], k, trial, self.names)
+            text = " ".join([self.say("suppose", **self.fields(j, not b)), self.evidence(trial, [check]),
+                             self.say("propagate" if hypothetical else "derive", **self.fields(j, b))])
+            fact: dict = {"type": "refutes", "given": enc(trial), "person": k}
+            if not hypothetical:
+                fact = {"type": "all", "facts": [fact, {"type": "role", "person": j, "knight": b}]}
+            view[j] = b
+            on_derive(j, b)
+            self.emit("propagate", text, view, f"pr:{j}", f"derived {self.names[j]}", fact)
+            checks = self.checks(view, self.affected(view, j))
+            self.emit("check", self.evidence(view, checks), view, f"ck:{j}", f"checking {self.names[j]}",
+                      self.check_facts(view, checks))
+            if checks and checks[-1].outcome == CONTRADICTION:
+                q = checks[-1].speaker
+                self.emit("conflict", self.say("hyp_conflict", **self.fields(q, view[q])), view, f"cf:{q}",
+                          "conflict", {"type": "refutes", "given": enc(view), "person": q})
+                return False
+
     # ---- logic helpers --------------------------------------------------------------
     def first_unsat(self, view: dict[int, bool]) -> int | None:
         """First assigned person (index order) whose claim no completion of ``view`` satisfies."""
@@ -129,6 +218,8 @@ class _Ctx:
         Emits one step per derived role; returns False (after a conflict step) if the
         assigned claims cannot hold together.
         """
+        if self.explicit:
+            return self.chain_written(view, hypothetical, on_derive)
         pz = self.puzzle
         while True:
             pm = pz.partial_mask(view)
@@ -194,15 +285,19 @@ class _Ctx:
         for b in (True, False):
             view = dict(self.known)
             view[j] = b
-            self.emit("assume", self.say("assume", **self.fields(j, b)), view, f"as:{j}",
-                      f"assuming {self.names[j]} is a {T.role_word(b)}", None)
-            if not self.chain(view, True, lambda *_: None):
+            if self.explicit:
+                failed = self.try_role(j, b, view) is not None or not self.chain(view, True, lambda *_: None)
+            else:
+                self.emit("assume", self.say("assume", **self.fields(j, b)), view, f"as:{j}",
+                          f"assuming {self.names[j]} is a {T.role_word(b)}", None)
+                failed = not self.chain(view, True, lambda *_: None)
+            if failed:
                 self.known[j] = not b
                 self.emit("eliminate", self.say("refuted", **self.fields(j, not b)), self.known, f"el:{j}",
                           f"settled {self.names[j]}", {"type": "role", "person": j, "knight": not b})
                 return True
-            self.emit("check", self.say("no_conflict", **self.fields(j, b)), view, f"ok:{j}",
-                      "no contradiction", {"type": "sat", "given": enc(view), "people": sorted(view)})
+            sat = {"type": "open3" if self.explicit else "sat", "given": enc(view), "people": sorted(view)}
+            self.emit("check", self.say("no_conflict", **self.fields(j, b)), view, f"ok:{j}", "no contradiction", sat)
         self.emit("check", self.say("undecided", **self.fields(j, True)), self.known, f"un:{j}",
                   f"{self.names[j]} undecided", None)
         return False
@@ -221,6 +316,8 @@ def _restate(ctx: _Ctx, order: str) -> None:
 
 
 def _eliminate(ctx: _Ctx, order: str) -> None:
+    if ctx.explicit:
+        return _eliminate_written(ctx, order)
     for j in ctx.ranking(order):
         if j in ctx.known:
             continue
@@ -235,6 +332,24 @@ def _eliminate(ctx: _Ctx, order: str) -> None:
                                                  {"type": "role", "person": j, "knight": not b}]}
                 ctx.emit("eliminate", text, ctx.known, f"el:{j}", f"ruled out {ctx.names[j]} as a "
                          f"{T.role_word(b)}", fact)
+                break
+
+
+def _eliminate_written(ctx: _Ctx, order: str) -> None:
+    """Try each role of each undecided person against the claims it affects, writing every check;
+    a role whose checks end in a contradiction is ruled out."""
+    for j in ctx.ranking(order):
+        if j in ctx.known:
+            continue
+        for b in (True, False):
+            view = {**ctx.known, j: b}
+            q = ctx.try_role(j, b, view)
+            if q is not None:
+                ctx.known[j] = not b
+                ctx.emit("eliminate", ctx.say("eliminate", **ctx.fields(j, not b, q, view[q])), ctx.known,
+                         f"el:{j}", f"ruled out {ctx.names[j]} as a {T.role_word(b)}",
+                         {"type": "all", "facts": [{"type": "refutes", "given": enc(view), "person": q},
+                                                   {"type": "role", "person": j, "knight": not b}]})
                 break
 
 
@@ -311,7 +426,19 @@ def _split(ctx: _Ctx, order: str, role: str, check: str) -> None:
             added = [p]
             hyp[p] = b
             v = view()
-            if check == "check_claims":
+            if ctx.explicit:
+                failed = ctx.try_role(p, b, v, conflict_key="conflict") is not None
+                if not failed and check == "check_forward":
+                    def keep(j: int, r: bool) -> None:
+                        hyp[j] = r
+                        added.append(j)
+
+                    failed = not ctx.chain(v, True, keep)
+                if failed:
+                    for j in added:
+                        hyp.pop(j, None)
+                    continue
+            elif check == "check_claims":
                 q = ctx.first_unsat(v)
                 if q is not None:
                     text = ctx.say("conflict", **ctx.fields(p, b, q, v[q]))
@@ -372,6 +499,12 @@ def _enumerate(ctx: _Ctx, order: str) -> None:
         listing = ", ".join(ctx.say("assign", P=ctx.names[j], R=T.role_word(cand[j]), RB=_tf(cand[j]))
                             for j in free)
         bad = next((k for k in range(ctx.n) if not pz.consistent[k] >> a & 1), None)
+        if ctx.explicit:
+            _enumerate_written(ctx, cand, listing, bad)
+            if bad is None:
+                ctx.known.update(cand)
+                return
+            continue
         if bad is None:
             ctx.known.update(cand)
             ctx.emit("enumerate", ctx.say("enum_ok", X=listing), cand, "en:ok", "candidate accepted",
@@ -384,6 +517,26 @@ def _enumerate(ctx: _Ctx, order: str) -> None:
                  cand, f"en:{bad}", f"candidate fails at {ctx.names[bad]}",
                  {"type": "candidate", "given": enc(cand), "consistent": False, "person": bad})
     raise _Unfinished("enumeration found no consistent assignment")
+
+
+def _enumerate_written(ctx: _Ctx, cand: dict[int, bool], listing: str, bad: int | None) -> None:
+    """One candidate of the enumeration, every claim checked in order up to the first contradiction."""
+    checks = ctx.checks(cand, range(ctx.n))
+    failed = checks[-1].speaker if checks[-1].outcome == CONTRADICTION else None
+    if failed != bad:
+        raise _Unfinished("written checks disagree with the exact check")  # cannot happen: full assignment
+    facts = ctx.check_facts(cand, checks)["facts"] + [
+        {"type": "candidate", "given": enc(cand), "consistent": bad is None,
+         **({} if bad is None else {"person": bad})}]
+    if bad is None:
+        text = ctx.say("enum_ok", X=listing)
+        ctx.emit("enumerate", f"{ctx.evidence(cand, checks)} {text}", cand, "en:ok", "candidate accepted",
+                 {"type": "all", "facts": facts})
+        return
+    text = ctx.say("enum_fail", **{**ctx.fields(bad, cand[bad]), "Q": ctx.names[bad], "Qs": ctx.names[bad] + "'s"},
+                   X=listing, V=_tf(not cand[bad]))
+    ctx.emit("enumerate", f"{ctx.evidence(cand, checks)} {text}", cand, f"en:{bad}",
+             f"candidate fails at {ctx.names[bad]}", {"type": "all", "facts": facts})
 
 
 def _run_phase(ctx: _Ctx, node: dict) -> None:
@@ -413,7 +566,13 @@ def _conclude(ctx: _Ctx, verify: bool) -> list[bool]:
     if missing:
         raise _Unfinished("incomplete strategy: undecided " + ", ".join(missing))
     roles = [ctx.known[i] for i in range(ctx.n)]
-    if verify:
+    if verify and ctx.explicit:
+        checks = ctx.checks(ctx.known, range(ctx.n))
+        for i, check in enumerate(checks):
+            text = check.text if i else f"{case_text(ctx.known, ctx.names)} {check.text}"
+            ctx.emit("verify", text, ctx.known, f"vf:{i}", f"verifying {ctx.names[i]}'s claim",
+                     {"type": "claim", "person": i, "value": bool(check.value)})
+    elif verify:
         for i in range(ctx.n):
             value = bool(ctx.puzzle.true[i] >> index_of(roles) & 1)
             ctx.emit("verify", ctx.say("verify", **ctx.fields(i, roles[i]), V=_tf(value)), ctx.known, f"vf:{i}",
@@ -423,7 +582,7 @@ def _conclude(ctx: _Ctx, verify: bool) -> list[bool]:
 
 
 def execute(task: Task, program: dict, problem: Problem, rng: random.Random,
-            max_steps: int = 400) -> Trajectory:
+            max_steps: int = 400, rendering: str = "explicit") -> Trajectory:
     """Run ``program`` on ``problem``; see the module docstring. ``rng`` is accepted for the
     interface; KK wording is deterministic so that a primitive's trajectories are reproducible."""
     errors = GRAMMAR.validate(program)
@@ -438,7 +597,7 @@ def execute(task: Task, program: dict, problem: Problem, rng: random.Random,
     except Exception as exc:  # noqa: BLE001 - malformed problems give an unfinished trajectory
         return Trajectory(steps=[], answer=None, finished=False, completion="", reason=f"bad problem: {exc}")
     style, strategy = program["args"]
-    ctx = _Ctx(puzzle, names, Wording(style["op"]), max_steps)
+    ctx = _Ctx(puzzle, names, Wording(style["op"], rendering), max_steps)
     answer: list[bool] | None = None
     reason = "ok"
     try:

@@ -6,13 +6,18 @@ confirm that a trajectory never asserts something false. Facts made under a
 hypothesis are stated as entailments (``given`` partial assignment), which are
 true whatever the hypothesis.
 
-Partial assignments are JSON objects ``{"<person index>": true|false}``.
+Partial assignments are JSON objects ``{"<person index>": true|false}``. The explicit
+rendering's facts are about the written three-valued evaluation (:mod:`kleene`):
+``value3`` (a claim's value under ``given``), ``refutes`` (that value contradicts the
+speaker's role, which the exact check must confirm) and ``open3`` (no listed claim is
+contradicted yet).
 """
 
 from __future__ import annotations
 
 from typing import Any, Sequence
 
+from tailor_evo.tasks.kk.kleene import CONTRADICTION, value3, verdict, word
 from tailor_evo.tasks.kk.logic import Puzzle, evaluate, mentions, size, to_json
 
 
@@ -44,6 +49,15 @@ def check_fact(puzzle: Puzzle, solution: Sequence[bool], fact: dict[str, Any]) -
     if kind == "unsat":
         q = fact["person"]
         return q in g and not puzzle.claim_mask(q, g[q]) & pm
+    if kind == "value3":
+        return fact["person"] in g and word(value3(puzzle.statements[fact["person"]], g)) == fact["value"]
+    if kind == "refutes":
+        q = fact["person"]
+        return q in g and verdict(g[q], value3(puzzle.statements[q], g)) == CONTRADICTION \
+            and not puzzle.claim_mask(q, g[q]) & pm
+    if kind == "open3":
+        return all(k in g and verdict(g[k], value3(puzzle.statements[k], g)) != CONTRADICTION
+                   for k in fact["people"])
     if kind == "infeasible":
         return not pm & puzzle.solutions_mask()
     if kind == "entails":

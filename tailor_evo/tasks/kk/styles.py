@@ -1,8 +1,17 @@
-"""Wording styles for executor steps.
+"""Wording styles for executor steps, in two renderings.
 
 A style changes only the words, never the reasoning: the same step in every
-style has the same kind, state, key and fact. ``style_classic`` reproduces the
-public rule-based chain of thought word for word for the moves that chain uses.
+style has the same kind, state, key and fact.
+
+Two renderings:
+
+- ``explicit`` (the default): every decision is preceded by its written inputs (the
+  current case, each atom's value, the combination, the comparison with the speaker's
+  role; see :mod:`kleene`). The sentence that follows the evidence only names the
+  decision, so the claims that the evidence has just restated are not repeated.
+- ``classic``: the decisions come without their inputs. ``style_classic`` then reproduces
+  the public rule-based chain of thought word for word for the moves that chain uses,
+  for comparisons with published work.
 """
 
 from __future__ import annotations
@@ -147,13 +156,60 @@ _CHATTY = {
 STYLE_TABLES = {"style_classic": _CLASSIC, "style_terse": _TERSE, "style_formal": _FORMAL,
                 "style_chatty": _CHATTY}
 
+# The explicit rendering's sentences after written evidence: they name the decision the
+# evidence has just decided, in the style's voice, without restating the claim.
+_EXPLICIT = {
+    "style_classic": {
+        "conflict": "So {P} cannot be a {R}.",
+        "hyp_conflict": "This is a contradiction.",
+        "eliminate": "So {P} cannot be a {notR}, and {P} is a {R}.",
+        "no_conflict": "No contradiction is found when {P} is a {R}.",
+        "propagate": "So {P} is a {R}.",
+        "derive": "So {P} must be a {R}.",
+        "enum_fail": "This case fails.",
+        "enum_ok": "Every claim agrees with its speaker's role.",
+        "suppose": "If {P} were a {R}:",
+    },
+    "style_terse": {
+        "conflict": "{P} = {R} fails.", "hyp_conflict": "Contradiction.",
+        "eliminate": "So {P} = {R}.", "no_conflict": "{P} = {R}: no contradiction.",
+        "propagate": "=> {P} = {R}.", "derive": "=> {P} = {R}.",
+        "enum_fail": "Fails.", "enum_ok": "All claims hold.", "suppose": "{P} = {R}?",
+    },
+    "style_formal": {
+        "conflict": "K({P}) = {RB} is impossible.", "hyp_conflict": "Contradiction.",
+        "eliminate": "Hence K({P}) = {RB}.", "no_conflict": "K({P}) = {RB} is consistent so far.",
+        "propagate": "Therefore K({P}) = {RB}.", "derive": "Therefore K({P}) = {RB}.",
+        "enum_fail": "Assignment rejected.", "enum_ok": "Every K(x) ↔ S(x) holds.",
+        "suppose": "Suppose K({P}) = {RB}:",
+    },
+    "style_chatty": {
+        "conflict": "So {P} can't be a {R}.", "hyp_conflict": "That clashes.",
+        "eliminate": "So {P} has to be a {R}.", "no_conflict": "Nothing breaks if {P} is a {R}.",
+        "propagate": "So {P} has to be a {R}.", "derive": "So {P} must be a {R}.",
+        "enum_fail": "Nope, that one breaks.", "enum_ok": "Every claim fits!",
+        "suppose": "What if {P} were a {R}?",
+    },
+}
+
+RENDERINGS = ("explicit", "classic")
+
 
 @dataclass
 class Wording:
     name: str
+    rendering: str = "explicit"
 
     def __post_init__(self) -> None:
-        self.table = STYLE_TABLES[self.name]
+        if self.rendering not in RENDERINGS:
+            raise ValueError(f"unknown rendering {self.rendering!r} (known: {', '.join(RENDERINGS)})")
+        self.table = dict(STYLE_TABLES[self.name])
+        if self.rendering == "explicit":
+            self.table.update(_EXPLICIT[self.name])
+
+    @property
+    def explicit(self) -> bool:
+        return self.rendering == "explicit"
 
     def say(self, key: str, **fields: object) -> str:
         return self.table[key].format(**fields)
