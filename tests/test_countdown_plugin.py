@@ -124,6 +124,8 @@ def fixed(task):
     ("(25 * 4 - 3", False, "missing ')'"),
     ("25 / (4 - 4) + 3", False, "division by zero"),
     ("97", False, "exactly once"),
+    ("25 * 4 - 3 + 10000000 - 10000000", False, "number out of range"),   # beyond any game's number
+    ("25 * 4 - 3 = 1" + "0" * 150, False, "number out of range"),
 ])
 def test_verifier_rules(task, fixed, answer, correct, reason):
     verdict = task.verify(fixed, _completion(answer))
@@ -143,6 +145,8 @@ def test_format_and_shaped_reward(task, fixed):
     assert task.verify(fixed, _completion("25 + 4 + 3"), shaped=True).reward == 0.2
     assert task.verify(fixed, _completion("25 + 4"), shaped=True).reward == 0.1
     assert task.verify(fixed, _completion("(25 * 4) - 3"), shaped=True).reward == 1.0
+    huge = task.verify(fixed, _completion("25 * 4 - 3 + 99999999 - 99999999"), shaped=True)
+    assert (huge.format_ok, huge.reward, huge.reason) == (True, 0.1, "number out of range")
 
 
 @settings(max_examples=200, deadline=None)
@@ -223,6 +227,14 @@ def test_records_round_trip_and_bad_rows_are_located(task, tmp_path):
     with pytest.raises(InputError) as exc:
         task.from_record(bad, source="x.jsonl", line=4)
     assert (exc.value.file, exc.value.line, exc.value.field) == ("x.jsonl", 4, "answer_text")
+    other = dict(task.to_record(p), answer="1 + 1")
+    with pytest.raises(InputError) as exc:
+        task.from_record(other, source="x.jsonl", line=5)
+    assert (exc.value.field, str(exc.value).endswith("does not make the target from the numbers")) == ("answer", True)
+    fraction = task.to_record(task.make_problem("q", [7, 2, 2], 7, "(7 / 2) * 2"))
+    with pytest.raises(InputError, match="whole number") as exc:
+        task.from_record(fraction, source="x.jsonl", line=6)
+    assert exc.value.field == "answer"
     rec = dict(task.to_record(p), meta={"numbers": [1, "2"], "target": 3})
     with pytest.raises(InputError, match="positive integers"):
         task.from_record(rec)

@@ -232,7 +232,9 @@ def _wrap(ans: str) -> str:
     (lambda a: f"<think> <think> a </think> <answer> {a} </answer>", False, "duplicated <think>"),
     (lambda a: f"<answer> {a} </answer> <think> a </think>", False, "out of order"),
     (lambda a: f"The answer is {a}.", False, "missing"),
-    (lambda a: _wrap(str(a) * 200), False, None),
+    (lambda a: _wrap(str(a) * 200), False, "out of range"),
+    (lambda a: _wrap("9" * 10_001), False, "out of range"),       # never converted to an int
+    (lambda a: _wrap("+" + "0" * 5000 + str(a)), True, "ok"),      # leading zeros are not digits of the value
 ])
 def test_verifier_robustness(prob, make, correct, reason):
     completion = make(prob.answer)
@@ -255,6 +257,7 @@ def test_shaped_reward_orders_outcomes(prob):
     good = TASK.verify(prob, _wrap(str(a)), shaped=True).reward
     wrong = TASK.verify(prob, _wrap(str((a + 1) % 23)), shaped=True).reward
     unparsable = TASK.verify(prob, _wrap("many"), shaped=True).reward
+    assert TASK.verify(prob, _wrap("9" * 10_001), shaped=True).reward == wrong     # out of range, well formed
     bad_format = TASK.verify(prob, f"{a}", shaped=True).reward
     assert good == 1.0 > wrong > unparsable > bad_format == 0.0
 
@@ -276,6 +279,7 @@ def test_record_round_trip():
     (lambda r: r["meta"].update(question=10**6), "meta.question"),
     (lambda r: r["meta"].update(order=[]), "meta.order"),
     (lambda r: r.update(answer=99), "answer"),
+    (lambda r: r.update(answer=(r["answer"] + 1) % M, answer_text=str((r["answer"] + 1) % M)), "answer"),
     (lambda r: r.update(answer_text="nope"), "answer_text"),
     (lambda r: r.update(task="kk"), "task"),
     (lambda r: r.pop("question"), "question"),

@@ -188,6 +188,73 @@ def test_bad_own_record_names_the_field() -> None:
     assert exc.value.field == "meta.statements" and "xor" in str(exc.value)
 
 
+# ---- gold answers checked where records are read ------------------------------------------
+# Three people whose statements (about themselves) hold under every assignment: 8 solutions.
+EIGHT = "(('telling-truth', 0), ('telling-truth', 1), ('telling-truth', 2))"
+NONE = "(('lying', 0), ('telling-truth', 0), ('telling-truth', 0))"
+
+
+def _own_record() -> dict:
+    return json.loads(json.dumps(TASK.to_record(TASK.generate(1, 5, levels=[3])[0])))
+
+
+def _flipped(roles: list[bool]) -> list[bool]:
+    return [not roles[0]] + roles[1:]
+
+
+@pytest.mark.parametrize("change, field, message", [
+    (lambda r: r.update(answer=_flipped(r["answer"])), "answer", "is not the statements' unique solution"),
+    (lambda r: r.update(answer=None), "answer", "None is not the statements' unique solution"),
+    (lambda r: r.update(answer_text=T.solution_text_format(r["meta"]["names"], _flipped(r["answer"]))),
+     "answer_text", "does not state the statements' unique solution (wrong role for"),
+    (lambda r: r.update(answer_text=r["answer_text"] + " -- just kidding, the reverse"), "answer_text",
+     "retracted answer"),
+    (lambda r: r.update(difficulty=4), "difficulty", "the puzzle has 3 people"),
+    (lambda r: r["meta"].update(statements=[["knight", 0], ["knight", 1], ["knight", 2]]), "meta.statements",
+     "8 solutions"),
+    (lambda r: r["meta"].update(statements=[["knave", 0], ["knight", 0], ["knight", 0]]), "meta.statements",
+     "0 solutions"),
+    (lambda r: r["meta"].update(names=["Or", "Bob", "Cy"]), "meta.names", "'Or' is a word of the answer grammar"),
+])
+def test_own_records_whose_gold_answer_is_not_forced_are_refused(change, field: str, message: str) -> None:
+    rec = _own_record()
+    TASK.from_record(rec)                                   # the record as written loads
+    change(rec)
+    with pytest.raises(InputError) as exc:
+        TASK.from_record(rec, source="own.jsonl", line=4)
+    assert (exc.value.file, exc.value.line, exc.value.field) == ("own.jsonl", 4, field)
+    assert message in str(exc.value)
+
+
+@pytest.mark.parametrize("change, field, message", [
+    ({"statements": NONE}, "statements", "the statements have 0 solutions; a puzzle needs exactly one"),
+    ({"statements": EIGHT}, "statements", "the statements have 8 solutions; a puzzle needs exactly one"),
+    ({"statements": EIGHT, "solution": [True, True, True]}, "statements", "8 solutions"),
+    ({"solution": "flip"}, "solution", "is not the statements' unique solution"),
+    ({"solution_text": "flip"}, "solution_text", "wrong role for"),
+    ({"solution_text_format": "flip"}, "solution_text_format", "wrong role for"),
+    ({"names": ["Knight", "Bob", "Cy"]}, "names", "'Knight' is a word of the answer grammar"),
+    ({"names": ["Ann", "Bob", "ann"]}, "names", "'ann' is named twice"),
+])
+def test_public_records_whose_gold_answer_is_not_forced_are_refused(change: dict, field: str, message: str) -> None:
+    rec = official_records()[0]
+    TASK.from_record(rec)
+    roles = _flipped(rec["solution"])
+    flips = {"solution": roles, "solution_text": T.solution_text(rec["names"], roles),
+             "solution_text_format": T.solution_text_format(rec["names"], roles)}
+    rec.update({k: flips[k] if v == "flip" else v for k, v in change.items()})
+    with pytest.raises(InputError) as exc:
+        TASK.from_record(rec, source="public.jsonl", line=9)
+    assert (exc.value.file, exc.value.line, exc.value.field) == ("public.jsonl", 9, field)
+    assert message in str(exc.value)
+
+
+def test_public_records_without_a_solution_field_take_the_unique_one() -> None:
+    for rec in official_records()[:20]:
+        bare = {k: rec[k] for k in ("quiz", "names", "statements")}
+        assert TASK.from_record(bare).answer == rec["solution"]
+
+
 def test_instruction_names_the_response_format() -> None:
     text = TASK.instruction()
     for tag in ("<think>", "</think>", "<answer>", "</answer>", "(1)"):

@@ -1,4 +1,5 @@
-"""Verifier robustness: every odd completion gets a deterministic verdict with a reason, never credit for hedging."""
+"""Verifier robustness: every odd completion gets a deterministic verdict with a reason, never credit for
+hedging or for text that changes what the answer says."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tailor_evo.tasks import get_task
+from tailor_evo.tasks.kk.text import COMMON_NAMES, RARE_NAMES
+from tailor_evo.tasks.kk.verifier import name_problem
 
 TASK = get_task("kk")
 PROBLEM = TASK.generate(1, 2024, levels=[3])[0]
@@ -52,6 +55,15 @@ CASES = {
     "unknown person": (wrap(GOLD + "\n(4) Zebedee is a knight"), "claim about unknown person 'zebedee'"),
     "extra role words": (wrap(GOLD + "\nall knights and knaves"), "role words for 3 people"),
     "over-long": (wrap(GOLD + " " + "so " * 400), "answer too long"),
+    # added text that changes what the assertions say: never skipped over
+    "negation the grammar does not know": (wrap(GOLD.replace(f"{C} is", f"it is false that {C} is", 1)),
+                                           "negation outside the answer grammar ('false')"),
+    "condition": (wrap(f"If {C} is a {ROLES[2]} then {A} is a {ROLES[0]}, and {B} is a {ROLES[1]}"),
+                  "conditional answer ('if')"),
+    "retraction": (wrap(GOLD + " -- just kidding, the reverse"), "retracted answer ('kidding')"),
+    "contraction": (wrap(GOLD.replace(f"{B} is a", f"{B} isn't a", 1) + f" {B} is a {ROLES[1]}"),
+                    "negation outside the answer grammar"),
+    "other text": (wrap(GOLD + "\nthe end"), "unexpected text ('the')"),
     "not a string": (None, "completion is not a string"),
 }
 
@@ -73,6 +85,8 @@ KINDS = {
     "person twice, same role": "person named more than once", "both roles": "hedged answer",
     "hedging word": "hedged answer", "negated": "negated claim", "unknown person": "claim about unknown person",
     "empty": "expected exactly one <think>, found 0", "extra role words": "5 role words for 3 people",
+    "negation the grammar does not know": "negation outside the answer grammar", "condition": "conditional answer",
+    "retraction": "retracted answer", "other text": "unexpected text",
 }
 
 
@@ -105,6 +119,37 @@ def test_unicode_and_whitespace_variants_are_accepted() -> None:
     for text in variants:
         v = TASK.verify(PROBLEM, text)
         assert v.correct, (text, v.reason)
+
+
+def test_the_public_and_prompt_answer_forms_are_accepted() -> None:
+    pairs = list(zip(NAMES, ROLES))
+    forms = [
+        ", ".join(f"{n} is a {r}" for n, r in pairs[:-1]) + f", and {pairs[-1][0]} is a {pairs[-1][1]}.",
+        "\n".join(f"{i + 1}. {n} is a {r}" for i, (n, r) in enumerate(pairs)),
+        "\n".join(f"- {n} is a {r};" for n, r in pairs),
+        " and ".join(f"{n} is an {r}" for n, r in pairs),
+    ]
+    for text in forms:
+        v = TASK.verify(PROBLEM, wrap(text))
+        assert v.correct, (text, v.reason)
+
+
+@pytest.mark.parametrize("names, why", [
+    (["Or", "Bob"], "'Or' is a word of the answer grammar"),
+    (["Knight", "Bob"], "'Knight' is a word of the answer grammar"),
+    (["Ann", "IS"], "'IS' is a word of the answer grammar"),
+    (["Ann", "Not"], "'Not' is a word of the answer grammar"),
+    (["If", "Ann"], "'If' is a word of the answer grammar"),
+    (["Ann", "ann"], "'ann' is named twice"),
+    (["\ufb01ona", "Ann"], "changes under NFKC"),
+    (["Ann Lee", "Bob"], "not a single word"),
+])
+def test_names_the_answer_grammar_cannot_express_are_named(names: list[str], why: str) -> None:
+    assert why in (name_problem(names) or "")
+
+
+def test_every_shipped_name_can_be_answered() -> None:
+    assert name_problem(COMMON_NAMES + RARE_NAMES) is None
 
 
 def test_shaped_reward_follows_the_logic_rl_scheme() -> None:

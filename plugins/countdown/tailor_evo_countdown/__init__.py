@@ -38,6 +38,19 @@ def question_text(numbers: list[int], target: int) -> str:
     return f"Using the numbers {listed}, each exactly once, with +, -, * and /, make {target}."
 
 
+def _check_gold(text: Any, numbers: list[int], target: int, source: str, line: int | None, fld: str) -> None:
+    """A record's gold expression must be one the verifier would score right and keep the
+    game's rule that every step gives a whole number, or the record teaches a wrong answer."""
+    try:
+        expr = parse(str(text))
+    except ParseError as exc:
+        raise InputError(f"not an expression: {exc}", file=source, line=line, field=fld) from None
+    if sorted(expr.literals()) != sorted(numbers) or expr.value != target:
+        raise InputError("does not make the target from the numbers", file=source, line=line, field=fld)
+    if any(c.denominator != 1 for _, _, _, c in expr.steps()):
+        raise InputError("has a step that does not give a whole number", file=source, line=line, field=fld)
+
+
 class CountdownTask(Task):
     name = "countdown"
     difficulty_name = "numbers"
@@ -119,13 +132,8 @@ class CountdownTask(Task):
         if record["difficulty"] != len(numbers):
             raise InputError(f"is {record['difficulty']!r} but there are {len(numbers)} numbers",
                              file=source, line=line, field="difficulty")
-        try:
-            expr = parse(str(record["answer_text"]))
-        except ParseError as exc:
-            raise InputError(f"not an expression: {exc}", file=source, line=line, field="answer_text") from None
-        if sorted(expr.literals()) != sorted(numbers) or expr.value != target:
-            raise InputError("does not make the target from the numbers", file=source, line=line,
-                             field="answer_text")
+        for key in ("answer", "answer_text"):
+            _check_gold(record[key], numbers, target, source, line, key)
         return problem
 
     # ---- offline engine -------------------------------------------------------------

@@ -23,6 +23,11 @@ class ParseError(ValueError):
     """The answer text is not an arithmetic expression (the message says why)."""
 
 
+class OutOfRange(ParseError):
+    """A literal larger than any answer may use: the expression is well formed, the number is
+    not one of the game's (checked by its digits, never converted)."""
+
+
 @dataclass(frozen=True)
 class Expr:
     """A number (``op`` is None, ``value`` the literal) or ``left op right``."""
@@ -142,8 +147,8 @@ class _Parser:
             self.depth -= 1
             return node
         if tok.isdigit():
-            if int(tok) > MAX_LITERAL:
-                raise ParseError("number too large")
+            if len(tok.lstrip("0")) > len(str(MAX_LITERAL)) or int(tok) > MAX_LITERAL:
+                raise OutOfRange("number out of range (too large)")
             return Expr.number(int(tok))
         raise ParseError(f"unexpected {tok!r}")   # one of the fixed tokens: a bounded set of reasons
 

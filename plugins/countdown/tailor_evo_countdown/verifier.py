@@ -10,6 +10,8 @@ Rules (documented so that rewards are predictable):
 - It must use every given number exactly once (as a multiset) and equal the target
   exactly (exact fractions: no rounding). Any such expression is right, not only the
   generator's.
+- A literal above ``MAX_LITERAL`` is beyond any answer: the reason is ``number out of
+  range``, and the format still counts as right (shaped: 0.1).
 - Reasons are categories (``value is not the target``, ...), so that an evaluation's
   reason counts add up; ``parsed`` holds the expression that was read.
 - Reward: binary; ``shaped=True`` gives 0.1 for the format, 0.2 for an expression that
@@ -21,9 +23,10 @@ from __future__ import annotations
 import unicodedata
 
 from tailor_evo.tasks.base import ANSWER_CLOSE, ANSWER_OPEN, THINK_CLOSE, THINK_OPEN, Verdict
-from tailor_evo_countdown.arith import ParseError, parse
+from tailor_evo_countdown.arith import OutOfRange, ParseError, parse
 
 SHAPED_FORMAT, SHAPED_NUMBERS, SHAPED_CORRECT = 0.1, 0.2, 1.0
+OUT_OF_RANGE = "number out of range"
 
 
 def answer_text(completion: str) -> tuple[str | None, str]:
@@ -51,11 +54,15 @@ def verify(numbers: list[int], target: int, completion: str, shaped: bool = Fals
         text, _, stated = inner.partition("=")
         try:
             expr = parse(text.strip())
+        except OutOfRange:
+            return Verdict(fmt, False, True, OUT_OF_RANGE)
         except ParseError as exc:
             return Verdict(fmt, False, True, f"unparsable expression: {exc}")
         if stated.strip():
             try:
                 claimed = parse(stated.strip())
+            except OutOfRange:
+                return Verdict(fmt, False, True, OUT_OF_RANGE, expr.text())
             except ParseError:
                 return Verdict(fmt, False, True, "unparsable value after '='", expr.text())
             if claimed.op is not None or claimed.value != expr.value:

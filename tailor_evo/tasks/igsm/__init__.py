@@ -130,11 +130,17 @@ class IGSMTask(Task):
 
     # ---- records ------------------------------------------------------------------
     def from_record(self, record: dict, *, source: str = "<record>", line: int | None = None) -> Problem:
+        """A record checked against its structure: the gold answer must be the value the graph
+        gives the question parameter, or a wrong answer would score."""
         problem = super().from_record(record, source=source, line=line)
         g = Graph.from_meta(record.get("meta"), source=source, line=line)
         ans = record["answer"]
         if isinstance(ans, bool) or not isinstance(ans, int) or not 0 <= ans < MOD:
             raise InputError(f"expected an integer in 0..{MOD - 1}", file=source, line=line, field="answer")
+        solved = g.answer()
+        if ans != solved:
+            raise InputError(f"is {ans} but the problem's structure gives {solved}", file=source, line=line,
+                             field="answer")
         if str(ans) != str(record["answer_text"]).strip():
             raise InputError("does not match 'answer'", file=source, line=line, field="answer_text")
         if record["difficulty"] != g.op:

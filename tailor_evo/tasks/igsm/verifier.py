@@ -10,7 +10,9 @@ Answer rules (decided here, documented for users):
 - Anything else is not an answer: "19 or 20", "x = 19", "19/20", "" (hedging never earns credit).
 - An integer outside 0..22 is *rejected* with its own reason rather than reduced mod 23:
   the prompt asks for the value modulo 23, and accepting 42 for 19 would reward a
-  model that skipped the reduction.
+  model that skipped the reduction. An integer of any length is "out of range" by its
+  digits alone, without converting it, so a 10,000-digit answer is judged like 42: the
+  format is right, the answer is not.
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ from typing import Any
 from tailor_evo.tasks.base import ANSWER_CLOSE, ANSWER_OPEN, THINK_CLOSE, THINK_OPEN, Verdict
 from tailor_evo.tasks.igsm.graph import MOD
 
-_INT = re.compile(r"[+-]?[0-9]+\.?")
+_INT = re.compile(r"([+-]?)([0-9]+)\.?")
+OUT_OF_RANGE = f"answer out of range 0..{MOD - 1}"
 
 # Shaped reward levels: format only, then a parsable answer, then the right one.
 SHAPED_FORMAT, SHAPED_PARSED, SHAPED_CORRECT = 0.1, 0.2, 1.0
@@ -50,11 +53,15 @@ def parse_answer(text: str) -> tuple[int | None, str]:
     norm = unicodedata.normalize("NFKC", text).strip()
     if not norm:
         return None, "empty answer"
-    if not _INT.fullmatch(norm):
+    m = _INT.fullmatch(norm)
+    if not m:
         return None, "answer is not a single integer"
-    value = int(norm.rstrip("."))
+    digits = m.group(2).lstrip("0") or "0"
+    if len(digits) > len(str(MOD - 1)):
+        return None, OUT_OF_RANGE           # too long for any answer: never converted
+    value = int(m.group(1) + digits)
     if not 0 <= value < MOD:
-        return value, f"answer out of range 0..{MOD - 1}"
+        return value, OUT_OF_RANGE
     return value, "ok"
 
 
@@ -66,7 +73,8 @@ def verify_answer(gold: Any, completion: str, shaped: bool = False) -> Verdict:
             return Verdict(0.0, False, False, reason)
         value, why = parse_answer(inner)
         if why != "ok":
-            reward = SHAPED_PARSED if (shaped and value is not None) else (SHAPED_FORMAT if shaped else 0.0)
+            integer = value is not None or why == OUT_OF_RANGE
+            reward = SHAPED_PARSED if (shaped and integer) else (SHAPED_FORMAT if shaped else 0.0)
             return Verdict(reward, False, True, why, value)
         if isinstance(gold, bool) or not isinstance(gold, int):
             return Verdict(0.0, False, True, "problem has no integer gold answer", value)

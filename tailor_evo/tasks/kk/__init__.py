@@ -20,6 +20,7 @@ from tailor_evo.tasks.kk.cot import rule_based_cot, rule_based_steps
 from tailor_evo.tasks.kk.generator import MAX_PEOPLE, MIN_PEOPLE, GenerationError, GenOptions, sample_puzzle
 from tailor_evo.tasks.kk.logic import Puzzle, puzzle_of, StatementError, check_tree, official_repr, parse_official_statements, \
     to_json
+from tailor_evo.tasks.kk.gold import check_gold, check_gold_text, check_names, unique_solution
 from tailor_evo.tasks.kk.verifier import people_wrong, reason_kind, verify_completion
 
 __all__ = ["KnightsKnavesTask", "puzzle_of", "INSTRUCTION"]
@@ -183,14 +184,13 @@ class KnightsKnavesTask(Task):
         return self._from_public(record, source, line)
 
     def _check_ours(self, problem: Problem, source: str, line: int | None) -> Problem:
+        """Our record, checked against its own structure: the statements have exactly one
+        solution, and ``answer``, ``answer_text`` and ``difficulty`` agree with it."""
         meta = problem.meta
         if not isinstance(meta, dict):
             raise InputError("must be an object", file=source, line=line, field="meta")
         names = meta.get("names")
-        if not isinstance(names, list) or not all(isinstance(x, str) and x.isalpha() for x in names) \
-                or not MIN_PEOPLE <= len(names) <= MAX_PEOPLE:
-            raise InputError(f"must be a list of {MIN_PEOPLE}..{MAX_PEOPLE} single-word names",
-                             file=source, line=line, field="meta.names")
+        check_names(names, source, line, "meta.names")
         trees = meta.get("statements")
         if not isinstance(trees, list) or len(trees) != len(names):
             raise InputError(f"must be a list of {len(names)} statement trees", file=source, line=line,
@@ -199,7 +199,13 @@ class KnightsKnavesTask(Task):
             pz = Puzzle(tuple(check_tree(t, len(names), f"statement[{i}]") for i, t in enumerate(trees)))
         except StatementError as exc:
             raise InputError(str(exc), file=source, line=line, field="meta.statements") from None
+        solution = unique_solution(pz, source, line, "meta.statements")
         self._check_answer(problem.answer, len(names), source, line, "answer")
+        check_gold(problem.answer, solution, source, line, "answer")
+        check_gold_text(problem.answer_text, names, solution, source, line, "answer_text")
+        if problem.difficulty != len(names):
+            raise InputError(f"is {problem.difficulty!r} but the puzzle has {len(names)} people", file=source,
+                             line=line, field="difficulty")
         object.__setattr__(problem, "_kk_puzzle", pz)
         return problem
 
@@ -210,14 +216,13 @@ class KnightsKnavesTask(Task):
             raise InputError(f"expected a list of {n} booleans", file=source, line=line, field=fld)
 
     def _from_public(self, record: dict, source: str, line: int | None) -> Problem:
+        """A public record, checked like ours: one solution, and the given ``solution`` and
+        solution texts (when present) say it."""
         for key in ("quiz", "names", "statements"):
             if key not in record:
                 raise InputError("missing field", file=source, line=line, field=key)
         names = record["names"]
-        if not isinstance(names, list) or not all(isinstance(x, str) and x.isalpha() for x in names) \
-                or not MIN_PEOPLE <= len(names) <= MAX_PEOPLE:
-            raise InputError(f"must be a list of {MIN_PEOPLE}..{MAX_PEOPLE} single-word names",
-                             file=source, line=line, field="names")
+        check_names(names, source, line, "names")
         if not isinstance(record["statements"], str):
             raise InputError("must be a string (a tuple literal)", file=source, line=line, field="statements")
         try:
@@ -229,21 +234,19 @@ class KnightsKnavesTask(Task):
             raise InputError("must be a string", file=source, line=line, field="quiz")
         self._check_answer(record.get("solution"), len(names), source, line, "solution")
         pz = Puzzle(statements)
-        solved = pz.solve()
-        given = record.get("solution")
-        if given is not None and solved is not None and list(given) != solved:
-            raise InputError(f"{given} is not the statements' unique solution {solved}", file=source, line=line,
-                             field="solution")
-        solution = given if given is not None else solved
+        solution = unique_solution(pz, source, line, "statements")
+        if record.get("solution") is not None:
+            check_gold(record["solution"], solution, source, line, "solution")
+        for key in ("solution_text", "solution_text_format"):
+            if key in record:
+                check_gold_text(record[key], names, solution, source, line, key)
         trees = [to_json(s) for s in statements]
         meta = {"names": list(names), "statements": trees,
                 "templates": recover_templates(quiz, statements, names)}
         if isinstance(record.get("index"), int):
             meta["index"] = record["index"]
         p = Problem(id=problem_id(trees, list(names)), task=self.name, difficulty=len(names), question=quiz,
-                    answer=solution,
-                    answer_text=T.solution_text_format(names, solution) if solution is not None else "",
-                    meta=meta)
+                    answer=solution, answer_text=T.solution_text_format(names, solution), meta=meta)
         object.__setattr__(p, "_kk_puzzle", pz)
         return p
 

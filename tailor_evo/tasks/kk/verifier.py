@@ -7,11 +7,20 @@ Decisions (deterministic, documented so that rewards are predictable):
   that order; only whitespace may precede ``<think>``; text between ``</think>`` and
   ``<answer>`` and after ``</answer>`` is ignored (it earns nothing, only the tagged
   answer is read).
-- Answer: claims are ``<Name> is a knight|knave`` with word boundaries, case-insensitive.
-  Every person must be named exactly once with exactly one role. A person named twice
-  (even with the same role), a negated claim, a claim about someone not in the puzzle,
-  hedging words ("or", "maybe", ...) or extra role words all make the answer
-  unparseable: hedging never earns credit.
+- The answer grammar, read case-insensitively: the answer is a list of assertions
+  ``NAME is a knight`` / ``NAME is a knave`` (``an`` is read as ``a``), one per person,
+  in any order, separated only by whitespace, ``,`` ``;`` ``.``, the word ``and``, list
+  numbers (``(1)``, ``1.``, ``1)``) and bullets (``-`` ``*`` ``•``). Those are the forms of
+  the prompt's example (``(1) Zoey is a knight``, one line each) and of the public data's
+  ``solution_text`` and ``solution_text_format``.
+- Everything else makes the answer unparseable, with a reason: a person named twice (even
+  with the same role), a claim about someone not in the puzzle, a person left out, the
+  negated form ``NAME is not a ...`` (an answer states each role, as the prompt and the
+  public answers do), and any other text: hedges ("or", "maybe", "?"), retractions ("just
+  kidding, the reverse"), conditions ("if ... then"), negations the grammar does not know
+  ("it is false that ..."), stray role words, or anything unexpected. An answer can only be
+  right by saying, in this grammar, exactly the gold assignment; nothing it adds is
+  skipped over.
 - Reward: binary 1.0/0.0; ``shaped=True`` gives the Logic-RL scheme: format +1/-1,
   answer +2 correct, -1.5 parsed but wrong, -2 unparseable or bad format.
 """
@@ -31,8 +40,40 @@ WRONG_ROLE, MISSING = "wrong role for ", "missing "
 
 _CLAIM = re.compile(r"\b([^\W\d_]+)\s+is\s+(not\s+)?an?\s+(knight|knave)\b")
 _ROLE_WORD = re.compile(r"knight|knave")
-_HEDGE = re.compile(r"\b(or|maybe|perhaps|possibly|probably|might|either|unclear|unknown|undetermined|"
-                    r"uncertain|cannot be determined|not sure)\b|\?")
+# What may stand between two assertions, and nothing else: spaces, punctuation that lists,
+# "and", list numbers and bullets.
+_SEPARATOR = r"\s+|[,;.]|\band\b|\(\d+\)|\b\d+[.)]|[-*\u2022]"
+_SEPARATORS = re.compile(f"(?:{_SEPARATOR})*")
+
+# Words the grammar gives a meaning to, and the words that name why other text is refused
+# (checked in this order). A person called by one of them could not be named in an answer
+# without reading as that word, so such names are refused where puzzles are loaded.
+GRAMMAR_WORDS = ("is", "a", "an", "not", "and", "knight", "knave", "knights", "knaves")
+_REFUSED_WORDS = (
+    ("hedged answer", ("or", "maybe", "perhaps", "possibly", "probably", "might", "either", "unclear",
+                       "unknown", "undetermined", "uncertain", "cannot be determined", "not sure", "?")),
+    ("retracted answer", ("kidding", "joking", "joke", "reverse", "reversed", "opposite", "actually", "wait",
+                          "scratch", "instead", "ignore", "retract", "retracted", "correction", "swap",
+                          "swapped", "flip", "flipped", "rather", "otherwise", "except", "but", "no longer")),
+    ("conditional answer", ("if", "then", "unless", "when", "whenever", "iff", "suppose", "supposing",
+                            "assume", "assuming", "given", "provided", "only", "implies", "would", "whether")),
+    ("negation outside the answer grammar", ("not", "no", "never", "false", "untrue", "neither", "nor",
+                                             "none", "n't", "lie", "lies", "lying", "liar", "wrong",
+                                             "incorrect", "\u00ac", "~", "!")),
+)
+UNEXPECTED = "unexpected text"
+
+
+def _alternation(words: Sequence[str]) -> re.Pattern:
+    """One pattern for a list: words and phrases as whole words; a contraction ("n't") or a
+    symbol wherever it stands."""
+    return re.compile("|".join(rf"\b{re.escape(w)}\b" if w.replace(" ", "").isalpha() else re.escape(w)
+                               for w in words))
+
+
+_REFUSALS = tuple((kind, _alternation(words)) for kind, words in _REFUSED_WORDS)
+RESERVED_WORDS = frozenset(GRAMMAR_WORDS) | frozenset(
+    w for _, words in _REFUSED_WORDS for phrase in words for w in phrase.split() if w.isalpha())
 
 
 def split_response(text: str) -> tuple[str | None, str | None, str]:
@@ -51,7 +92,11 @@ def split_response(text: str) -> tuple[str | None, str | None, str]:
 
 
 def parse_answer(answer: str, names: Sequence[str]) -> tuple[dict[str, bool] | None, str]:
-    """Map name -> knight? or (None, reason). ``names`` are the puzzle's names in order."""
+    """Map name -> knight? or (None, reason). ``names`` are the puzzle's names in order.
+
+    Strict by design: the assertions are read, and every character between them must be a
+    separator of the grammar, so that no added text (a retraction, a condition, a negation)
+    can change what the answer says while the assertions alone still score."""
     n = len(names)
     text = " ".join(answer.casefold().split())
     if not text:
@@ -60,6 +105,7 @@ def parse_answer(answer: str, names: Sequence[str]) -> tuple[dict[str, bool] | N
         return None, "answer too long"
     lower = {nm.casefold(): nm for nm in names}
     found: dict[str, bool] = {}
+    gaps, start = [], 0
     for m in _CLAIM.finditer(text):
         word, negated, role = m.group(1), m.group(2), m.group(3)
         if word not in lower:
@@ -72,16 +118,49 @@ def parse_answer(answer: str, names: Sequence[str]) -> tuple[dict[str, bool] | N
                 return None, f"conflicting roles for {name}"
             return None, f"{name} named more than once"
         found[name] = role == "knight"
+        gaps.append(text[start:m.start()])
+        start = m.end()
+    gaps.append(text[start:])
     missing = [nm for nm in names if nm not in found]
     if missing:
         return None, MISSING + ", ".join(missing)
-    hedge = _HEDGE.search(text)
-    if hedge:
-        return None, f"hedged answer ({hedge.group(0)!r})"
-    roles = len(_ROLE_WORD.findall(text))
-    if roles != n:
-        return None, f"{roles} role words for {n} people"
+    extra = " ".join(g for g in gaps if not _SEPARATORS.fullmatch(g))
+    if extra:
+        return None, _refusal(extra, text, n)
     return found, "ok"
+
+
+def _refusal(extra: str, text: str, n: int) -> str:
+    """Why text outside the assertions is refused: the first kind of word it holds (a hedge, a
+    retraction, a condition, a negation), else stray role words, else the text itself."""
+    for kind, pattern in _REFUSALS:
+        hit = pattern.search(extra)
+        if hit:
+            return f"{kind} ({hit.group(0)!r})"
+    if _ROLE_WORD.search(extra):
+        return f"{len(_ROLE_WORD.findall(text))} role words for {n} people"
+    first = re.sub(_SEPARATOR, " ", extra).split()[0]
+    return f"{UNEXPECTED} ({first[:24]!r})"
+
+
+def name_problem(names: Sequence[str]) -> str | None:
+    """Why an answer in this grammar could not name every person (None when it can): a name
+    must be one word of letters as NFKC leaves it (completions are NFKC-normalised before
+    reading), not a word of the grammar or one it refuses, and distinct from the others
+    without regard to case (answers are read case-insensitively)."""
+    seen: set[str] = set()
+    for name in names:
+        if not isinstance(name, str) or not name.isalpha():
+            return f"{name!r} is not a single word of letters"
+        if unicodedata.normalize("NFKC", name) != name:
+            return f"{name!r} changes under NFKC normalisation"
+        key = name.casefold()
+        if key in RESERVED_WORDS:
+            return f"{name!r} is a word of the answer grammar"
+        if key in seen:
+            return f"{name!r} is named twice (names are read without regard to case)"
+        seen.add(key)
+    return None
 
 
 def verify_completion(names: Sequence[str], solution: Sequence[bool], completion: Any,
@@ -122,7 +201,8 @@ _NAMED_REASONS = (("negated claim about ", "", "negated claim"),
                   ("conflicting roles for ", "", "conflicting roles"),
                   ("claim about unknown person ", "", "claim about unknown person"),
                   ("", " named more than once", "person named more than once"),
-                  ("hedged answer (", "", "hedged answer"))
+                  (f"{UNEXPECTED} (", "", UNEXPECTED),
+                  *((f"{kind} (", "", kind) for kind, _ in _REFUSED_WORDS))
 
 
 def reason_kind(reason: str) -> str | None:
