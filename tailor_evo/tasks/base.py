@@ -218,6 +218,11 @@ class Task(ABC):
     def generate(self, n: int, seed: int, levels: list[int] | None = None, **options: Any) -> list[Problem]:
         """``n`` problems, deterministic in ``seed``, spread over difficulty ``levels``."""
 
+    def training_options(self) -> dict[str, Any]:
+        """Generator options for the problems models are trained on (warm start, RL), e.g. a balanced
+        answer distribution; evaluation sets use the plain draw."""
+        return {}
+
     @abstractmethod
     def solve(self, problem: Problem) -> Any:
         """The answer computed by the task's own solver from ``problem.meta``."""

@@ -26,6 +26,14 @@ from tailor_evo.tasks.base import Problem, Task, split_seed
 STREAMS = ("search", "search-probe", "search-report", "warmstart", "rl", "eval", "pretrain-probe")
 
 
+# the streams whose problems models are trained on: drawn with the task's training options
+TRAINING_STREAMS = ("warmstart", "rl")
+
+
+def _options(task: Task, name: str) -> dict:
+    return task.training_options() if name in TRAINING_STREAMS else {}
+
+
 def _check(name: str) -> None:
     if name not in STREAMS:   # a misspelt name would silently be a new, unchecked stream
         raise ValueError(f"unknown problem stream {name!r} (known: {', '.join(STREAMS)})")
@@ -41,7 +49,7 @@ def _levels(task: Task, levels: Sequence[int] | None) -> list[int]:
 def flat(task: Task, seed: int, name: str, n: int, levels: Sequence[int] | None = None) -> list[Problem]:
     """``n`` problems of stream ``name`` in one call over ``levels`` (the task's own mix when None)."""
     _check(name)
-    return task.generate(n, split_seed(seed, name), list(levels) if levels else None)
+    return task.generate(n, split_seed(seed, name), list(levels) if levels else None, **_options(task, name))
 
 
 def per_level(task: Task, seed: int, name: str, counts: Sequence[tuple[int, int]]) -> list[Problem]:
@@ -51,7 +59,7 @@ def per_level(task: Task, seed: int, name: str, counts: Sequence[tuple[int, int]
     out: list[Problem] = []
     for level, count in counts:
         if count:
-            out.extend(task.generate(count, split_seed(base, f"level-{level}"), [level]))
+            out.extend(task.generate(count, split_seed(base, f"level-{level}"), [level], **_options(task, name)))
     return out
 
 

@@ -32,7 +32,7 @@ INSTRUCTION = (
     "for example: <think> ... </think> <answer> (1) Zoey is a knight\n(2) Oliver is a knave </answer>"
 )
 
-_GEN_OPTIONS = {"depth", "width", "max_tries", "names"}
+_GEN_OPTIONS = {"depth", "width", "max_tries", "names", "balanced"}
 KNIGHT_KNAVE_WORDS = {"Knave": "Knave", "Knight": "Knight", "a_knave": "a knave", "a_knight": "a knight",
                       "knave": "knave", "knight": "knight"}
 
@@ -84,7 +84,8 @@ class KnightsKnavesTask(Task):
         """``n`` puzzles cycling through ``levels`` (numbers of people), deterministic in ``seed``.
 
         Options: ``depth`` (default 2), ``width`` (default 2), ``max_tries`` (default 1000),
-        ``names`` ("common" or "rare").
+        ``names`` ("common" or "rare"), ``balanced`` (every role assignment equally likely as the
+        solution; default False).
         """
         unknown = set(options) - _GEN_OPTIONS
         if unknown:
@@ -134,6 +135,10 @@ class KnightsKnavesTask(Task):
 
     def solve(self, problem: Problem) -> list[bool] | None:
         return puzzle_of(problem).solve()
+
+    def training_options(self) -> dict[str, Any]:
+        """Training puzzles have balanced solutions, so no role assignment is the safe guess."""
+        return {"balanced": True}
 
     # ---- prompts and answers ------------------------------------------------------
     def instruction(self) -> str:

@@ -29,6 +29,10 @@ class GenOptions:
     width: int = 2          # max children of and/or
     max_tries: int = 1000   # attempts per puzzle before giving up
     names: str = "common"   # "common" or "rare" name list
+    # every role assignment equally likely as the solution (unbalanced, all-knight solutions are about
+    # 1.5x as frequent as all-knave ones for 3 people): a target is drawn first, puzzles are drawn until
+    # one has exactly that solution. The training streams use it; evaluation sets keep the plain draw
+    balanced: bool = False
 
     def check(self) -> list[str]:
         errs = []
@@ -36,6 +40,8 @@ class GenOptions:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int):
                 errs.append(f"{name} must be an integer, got {value!r}")
+        if not isinstance(self.balanced, bool):
+            errs.append(f"balanced must be true or false, got {self.balanced!r}")
         if errs:
             return errs
         if not 1 <= self.depth <= 6:
@@ -92,17 +98,19 @@ def sample_puzzle(rng: random.Random, n: int, opts: GenOptions, seen: set | None
     """A puzzle with exactly one consistent assignment (and statements not in ``seen``)."""
     if not MIN_PEOPLE <= n <= MAX_PEOPLE:
         raise GenerationError(f"number of people must be in {MIN_PEOPLE}..{MAX_PEOPLE}, got {n}")
-    for attempt in range(1, opts.max_tries + 1):
+    target = [rng.random() < 0.5 for _ in range(n)] if opts.balanced else None
+    tries = opts.max_tries * (2 ** n if opts.balanced else 1)
+    for attempt in range(1, tries + 1):
         statements = tuple(sample_statement(rng, n, i, opts) for i in range(n))
         if seen is not None and statements in seen:
             continue
         solution = Puzzle(statements).solve()
-        if solution is None:
+        if solution is None or (target is not None and solution != target):
             continue
         if seen is not None:
             seen.add(statements)
         names = rng.sample(NAME_LISTS[opts.names], n)
         templates = [rng.randrange(len(SPEECH_TEMPLATES)) for _ in range(n)]
         return Sampled(statements, names, templates, solution, attempt)
-    raise GenerationError(f"no puzzle with a unique solution for {n} people in {opts.max_tries} attempts "
+    raise GenerationError(f"no puzzle with a unique solution for {n} people in {tries} attempts "
                           f"(depth={opts.depth}, width={opts.width})")
