@@ -5,8 +5,7 @@ hides which is which. This measures, under teacher forcing with greedy predictio
 the tokens that decide something, split by kind:
 
 KK, explicit rendering (every decision after its written inputs):
-- ``speaker`` and ``lookup``: the role a check's speaker and each atom's person look up in the
-  current case ("Emma *knight* said: Aubrey *knave*, is a knave, T");
+- ``lookup``: the role an atom looks up in the current case ("Aubrey is a knave: Aubrey *knight*, F");
 - ``value``: each atom's and each combination's value (T / F / U);
 - ``claim``: the claim's value compared with its speaker ("Emma knight, claim *F*, so ...");
 - ``outcome``: ok / contradiction / open;
@@ -42,8 +41,7 @@ Span = tuple[str, int, int]          # (kind, start, end) in characters of the c
 SpanFinder = Callable[[str], Iterable[Span]]
 
 _KK_PATTERNS = {
-    "lookup": re.compile(r"(?:said: |; )\w+ (knight|knave|U), is"),
-    "speaker": re.compile(r"\w+ (knight|knave) said:"),
+    "lookup": re.compile(r": \w+ (knight|knave|U),"),
     "value": re.compile(r", ([TFU])[;.]"),
     "claim": re.compile(r"claim ([TFU]), so"),
     "outcome": re.compile(r"so (ok|contradiction|open)\."),

@@ -59,7 +59,7 @@ def test_a_definite_value_holds_in_every_completion(seed, n, width, depth, mask,
 
 # ---- reading a trace back -------------------------------------------------------------------
 CASE = re.compile(r"Case: ([^.]*)\.")
-CHECK = re.compile(r"(\w+) (?:knight|knave) said: (.*?)\. (\w+) (knight|knave), claim ([TFU]), so (ok|contradiction|open)\.")
+CHECK = re.compile(r"(\w+) said: (.*?)\. (\w+) (knight|knave), claim ([TFU]), so (ok|contradiction|open)\.")
 WORD_VALUE = {w: v for v, w in VALUE_WORDS.items()}
 
 

@@ -5,24 +5,19 @@ before it. A claim's value under the roles assigned so far is such a decision; h
 computed bottom-up, and every intermediate value is written as a short clause that needs one
 look-up:
 
-- a check opens with its speaker and their role in the current case: ``"Lucas knave said:"``;
-- an atom names its person, looks their role up, then restates what the claim says of them
-  and gives the value: ``"Mia knight, is a knave, F"`` (``"Mia U, is a knave, U"`` when Mia
-  has no role yet);
+- an atom restates itself and looks its person up in the current case:
+  ``"Lucas is a knight: Lucas knave, F"`` (``"Lucas U, U"`` when Lucas has no role yet);
 - a connective combines the values just written: ``"F or U, U"``;
 - the speaker's role is compared with the claim's value: ``"Lucas knave, claim F, so ok"``.
-
-Why the person comes right before their role: the trace restates the current case
-(``"Case: Lucas knave, Mia knight, ..."``) whenever it changes, so the latest earlier place
-where a name is followed by a role always holds that person's role in the current case. The
-look-up is then the plainest copy a transformer learns (an induction head: find the previous
-occurrence of this token, copy what followed it). Written the other way round (``"Mia is a
-knave: Mia knight"``) the latest earlier ``Mia`` is followed by ``is``, and the model must
-learn to skip it.
 
 Values are written ``T``, ``F`` and ``U`` (unknown, also for a person without a role yet),
 the usual names of Kleene's three values: one token each in the shipped bases' tokenizer,
 where ``true`` takes three and ``unknown`` six, and a trace checks dozens of atoms.
+
+Values combine in Kleene's strong logic, so a definite value (true or false) is sound: it
+holds for every completion of the partial assignment. That is what lets the executor decide
+exactly what the trace writes: a claim whose written value disagrees with its speaker's role
+is a contradiction, one that agrees is consistent, and an unknown one stays open.
 """
 
 from __future__ import annotations
@@ -97,7 +92,7 @@ def _walk(tree: Tree, view: Mapping[int, bool], names: Sequence[str] | None, out
             v = k_not(v)
         if out is not None:
             neg = " not" if op == "not" else ""
-            out.append(f"{names[p]} {role_or_unknown(view, p)}, is{neg} a {leaf[0]}, {word(v)}")
+            out.append(f"{names[p]} is{neg} a {leaf[0]}: {names[p]} {role_or_unknown(view, p)}, {word(v)}")
         return v
     if op == "not":
         a = _walk(tree[1], view, names, out)
@@ -148,7 +143,7 @@ def check_claim(statement: Tree, speaker: int, view: Mapping[int, bool], names: 
     value, lines = written(statement, view, names)
     outcome = verdict(view[speaker], value)
     role = "knight" if view[speaker] else "knave"
-    text = (f"{names[speaker]} {role} said: " + "; ".join(lines)
+    text = (f"{names[speaker]} said: " + "; ".join(lines)
             + f". {names[speaker]} {role}, claim {word(value)}, so {outcome}.")
     return ClaimCheck(speaker=speaker, value=value, outcome=outcome, text=text)
 
