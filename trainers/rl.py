@@ -5,8 +5,12 @@ One step:
 1. take the next ``prompts_per_step`` problems of the RL stream (disjoint from the
    held-out evaluation problems, checked by question text);
 2. sample ``group_size`` completions per prompt from the *current* policy through the
-   generation engine (same weights, eval mode), score them with the verifier;
-3. advantages = reward - group mean (divided by group std unless disabled);
+   generation engine (same weights, eval mode), score them with the verifier; under
+   ``dynamic_sampling`` drop the groups without reward variance and refill the batch from
+   the stream (:mod:`trainers.sampling`); every ``rollout_log_every`` steps write the
+   rollouts to ``rollouts.jsonl`` (:mod:`trainers.rollout_log`);
+3. advantages = reward - group mean (divided by group std unless disabled); under
+   ``mask_truncated`` completions cut at ``max_new_tokens`` leave the loss and the group statistics;
 4. log-probs of the reference model (only when ``beta > 0``; with ``beta = 0`` no
    reference model is loaded at all) and of the rollout policy;
 5. ``mu`` optimisation passes over the batch, each one AdamW step, on the loss of
@@ -38,10 +42,14 @@ import torch
 from tailor_evo.errors import InputError
 from tailor_evo.rundir import RunDir
 from tailor_evo.trainers.checkpoint import load_backbone, resume_state, save_checkpoint, unwrap
-from tailor_evo.trainers.data import epoch_order, greedy_accuracy, heldout_problems
+from tailor_evo.trainers.data import greedy_accuracy, heldout_problems
 from tailor_evo.trainers.losses import (NORMALISATIONS, entropy_from_logits, group_advantages, policy_loss,
                              token_logprobs)
-from tailor_evo.trainers.base import EvalSettings, TrainerConfig, apply_lora, export_model, live_engine, make_optimizer, plot_lines
+from tailor_evo.trainers.base import EvalSettings, TrainerConfig, apply_lora, export_model, live_engine, make_optimizer
+from tailor_evo.trainers.rl_report import rl_card, write_rl_report
+from tailor_evo.trainers.rollout_log import ROLLOUTS_FILE, append_rows, cut_back, due, rollout_rows
+from tailor_evo.trainers.rollout import is_truncated
+from tailor_evo.trainers.sampling import PromptStream, ScoredGroup, StepSample, sample_step
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +61,8 @@ class RLConfig(TrainerConfig):
     """Group-relative RL against the task verifier (lr, betas, checkpoints and eval: RL defaults)."""
 
     # keys that --resume may change: more (or fewer) steps and bookkeeping, not what ran so far
-    RESUME_SAFE: ClassVar[tuple[str, ...]] = ("steps", "save_every", "keep_checkpoints", "threads", "report_to")
+    RESUME_SAFE: ClassVar[tuple[str, ...]] = ("steps", "save_every", "keep_checkpoints", "threads", "report_to",
+                                              "rollout_log_every")
     levels: list[int] = field(default_factory=lambda: [3])
     steps: int = 40
     prompts_per_step: int = 8
@@ -79,6 +88,10 @@ class RLConfig(TrainerConfig):
     pool_size: int = 512             # RL problems generated up front (cycled through)
     gen_batch_size: int = 64         # sequences per generation batch
     coverage: bool = True            # log step-level coverage of the rollouts (search.coverage)
+    dynamic_sampling: bool = False   # drop groups without reward signal, refill the batch from new prompts
+    max_refill_rounds: int = 2       # extra generation rounds a step may spend refilling (dynamic_sampling)
+    mask_truncated: bool = False     # leave completions cut at max_new_tokens (no eos) out of the loss
+    rollout_log_every: int = 10      # write the step's rollouts to rollouts.jsonl at step 1 and every k steps (0: off)
     save_every: int = 10
     eval: EvalSettings = field(default_factory=lambda: EvalSettings(every=10, n=32))
 
@@ -136,7 +149,10 @@ def _validate(cfg: RLConfig) -> None:
               ("rollout_backend", cfg.rollout_backend in ("hf", "vllm")),
               ("old_logprobs", cfg.old_logprobs in ("auto", "engine", "recompute")),
               ("pool_size", cfg.pool_size >= cfg.prompts_per_step), ("threads", cfg.threads >= 1),
-              ("temperature", cfg.temperature > 0)]
+              ("temperature", cfg.temperature > 0), ("dynamic_sampling", isinstance(cfg.dynamic_sampling, bool)),
+              ("max_refill_rounds", isinstance(cfg.max_refill_rounds, int) and cfg.max_refill_rounds >= 0),
+              ("mask_truncated", isinstance(cfg.mask_truncated, bool)),
+              ("rollout_log_every", isinstance(cfg.rollout_log_every, int) and cfg.rollout_log_every >= 0)]
     for name, ok in checks:
         if not ok:
             raise InputError(f"invalid value {getattr(cfg, name)!r}", file="config", field=name)
@@ -308,8 +324,11 @@ def optimise(model: torch.nn.Module, optimizer: torch.optim.Optimizer, scheduler
              cfg: RLConfig, accelerator: Any = None) -> StepResult:
     """``cfg.mu`` AdamW steps on one rollout batch, each accumulating over micro-batches so that the
     summed micro-batch losses equal the loss of the whole batch."""
-    total_tokens = float(batch.completion_mask.sum().clamp(min=1.0))
-    normaliser = total_tokens if cfg.normalisation == "token" else float(batch.size)
+    total_tokens = float(batch.completion_mask.sum())
+    if total_tokens == 0:        # every row left out of the loss (truncated): no update at all
+        return StepResult(loss=0.0, kl=0.0, clip_fraction=0.0, entropy=0.0, grad_norm=0.0)
+    trained_rows = float((batch.completion_mask.sum(dim=1) > 0).sum())
+    normaliser = total_tokens if cfg.normalisation == "token" else trained_rows
     loss_sum = kl_sum = clip_sum = ent_sum = 0.0
     grad_norm = 0.0
     # DDP expects one forward per backward, so the two-part shared-prompt pass is single-process only
@@ -377,38 +396,51 @@ def resolve_coverage(cfg: RLConfig, coverage_fn: CoverageFn | None) -> CoverageF
     return rollout_coverage
 
 
-def _step_problems(pool: list, order: list[int], state: Any, cfg: RLConfig, accelerator: Any) -> tuple[list, list[int]]:
-    """The prompts of the next step (a new epoch order when the pool runs out); under
-    ``accelerate launch`` each process takes its own share of them."""
-    if state.position + cfg.prompts_per_step > len(pool):
-        state.epoch, state.position = state.epoch + 1, 0
-        order = epoch_order(len(pool), cfg.seed, state.epoch)
-    problems = [pool[i] for i in order[state.position: state.position + cfg.prompts_per_step]]
-    state.position += cfg.prompts_per_step
-    problems = problems[accelerator.process_index::accelerator.num_processes] or problems[:1]
-    return problems, order
+def _sampling_seed(cfg: RLConfig, step: int, process_index: int, round_: int) -> int:
+    """Rollout seed of (seed, step, process, round): round 0 keeps the seed runs always had,
+    refill rounds are moved far past every step's seed so that no two draws share one."""
+    return (cfg.seed * 1_000_003 + step) * 64 + process_index + (round_ << 40)
 
 
-def _rollouts(engine: Any, policy: torch.nn.Module, task: Any, problems: list, cfg: RLConfig, step: int,
-              process_index: int) -> list:
-    """``group_size`` completions per prompt from the current policy, seeded by (seed, step, process)."""
+def _generate_groups(loop: "_Loop", problems: list, step: int, round_: int, timer: dict[str, float]) -> list:
+    """``group_size`` completions per prompt from the current policy, scored under ``cfg.reward``;
+    the time of generation and of scoring is added to ``timer``."""
     from tailor_evo.generation.base import SamplingParams
     from tailor_evo.trainers.rollout import rollout
 
+    cfg = loop.cfg
     params = SamplingParams(n=cfg.group_size, temperature=cfg.temperature, top_p=cfg.top_p,
                             max_new_tokens=cfg.max_new_tokens,
-                            seed=(cfg.seed * 1_000_003 + step) * 64 + process_index)
-    policy.eval()
+                            seed=_sampling_seed(cfg, step, loop.accelerator.process_index, round_))
+    t0 = time.perf_counter()
+    loop.policy.eval()
     with torch.no_grad():
-        groups = rollout(engine, task, problems, params, chat=cfg.chat)
-    policy.train()
-    return [r for g in groups for r in g]
+        groups = rollout(loop.engine, loop.task, problems, params, chat=cfg.chat)
+    loop.policy.train()
+    t1 = time.perf_counter()
+    scored = [ScoredGroup(p, g, [score_rollout(loop.task, r, cfg.reward) for r in g], round=round_)
+              for p, g in zip(problems, groups)]
+    timer["generate"] += t1 - t0
+    timer["score"] += time.perf_counter() - t1
+    return scored
 
 
-def _scored_batch(task: Any, flat: list, cfg: RLConfig, pad_id: int,
-                  device: torch.device) -> tuple[RolloutBatch, torch.Tensor]:
-    """The rollouts scored under ``cfg.reward`` as one padded batch, and their group advantages."""
-    verdicts = [score_rollout(task, r, cfg.reward) for r in flat]
+def _step_sample(loop: "_Loop", step: int, timer: dict[str, float]) -> StepSample:
+    """The step's groups: its own prompts (under ``accelerate launch`` each process takes its
+    share of them), plus refills from the stream under dynamic sampling."""
+    cfg, acc = loop.cfg, loop.accelerator
+    problems = loop.stream.take(cfg.prompts_per_step)
+    problems = problems[acc.process_index::acc.num_processes] or problems[:1]
+    return sample_step(problems, lambda ps, r: _generate_groups(loop, ps, step, r, timer), loop.stream.take,
+                       wanted=len(problems), dynamic=cfg.dynamic_sampling, max_refill_rounds=cfg.max_refill_rounds,
+                       mask_truncated=cfg.mask_truncated)
+
+
+def _scored_batch(groups: list, cfg: RLConfig, pad_id: int, device: torch.device) -> tuple[RolloutBatch, torch.Tensor]:
+    """The trained groups as one padded batch, and the group advantages. Under ``mask_truncated``
+    a truncated row is left out of the loss and of its group's mean and std, as if never sampled."""
+    flat = [r for g in groups for r in g.rollouts]
+    verdicts = [v for g in groups for v in g.verdicts]
     samples = []
     for r in flat:
         if r.completion.prompt_token_ids is None:
@@ -416,9 +448,14 @@ def _scored_batch(task: Any, flat: list, cfg: RLConfig, pad_id: int,
         samples.append((list(r.completion.prompt_token_ids), list(r.completion.token_ids), r.completion.logprobs))
     batch = build_batch(samples, [v.reward for v in verdicts], [v.correct for v in verdicts],
                         [v.format_ok for v in verdicts], pad_id)
+    valid = None
+    if cfg.mask_truncated:
+        valid = ~torch.tensor([t for g in groups for t in g.truncated], dtype=torch.bool)
+        batch.completion_mask[~valid] = 0.0
     batch = RolloutBatch(*(t.to(device) if isinstance(t, torch.Tensor) else t
                            for t in (getattr(batch, f) for f in batch.__dataclass_fields__)))
-    return batch, group_advantages(batch.rewards, cfg.group_size, scale=cfg.scale_advantages)
+    valid = None if valid is None else valid.to(device)
+    return batch, group_advantages(batch.rewards, cfg.group_size, scale=cfg.scale_advantages, valid=valid)
 
 
 def _baseline_logprobs(policy: torch.nn.Module, ref_model: torch.nn.Module | None, batch: RolloutBatch,
@@ -440,19 +477,68 @@ def _baseline_logprobs(policy: torch.nn.Module, ref_model: torch.nn.Module | Non
     return ref_logp, old_logp
 
 
-def _step_record(step: int, batch: RolloutBatch, res: Any, scheduler: Any, cfg: RLConfig, *, seconds: float,
-                 t_gen: float, t_ref: float, t_train: float) -> dict[str, Any]:
-    """The metrics row of one step."""
-    lengths = batch.completion_mask.sum(dim=1)
+def _step_record(step: int, sample: StepSample, res: StepResult, lr: float, *, seconds: float,
+                 times: dict[str, float]) -> dict[str, Any]:
+    """The metrics row of one step. Reward, accuracy, lengths and truncation are measured on the
+    step's own prompts (round 0): the policy's unbiased sample, whatever dynamic sampling kept."""
+    own = [(r, v) for g in sample.first_round for r, v in zip(g.rollouts, g.verdicts)]
+    n = max(1, len(own))
     return {
-        "step": step, "reward": float(batch.rewards.mean()), "accuracy": float(batch.correct.mean()),
-        "format_ok": float(batch.format_ok.mean()), "kl": res.kl, "entropy": res.entropy,
-        "response_length": float(lengths.mean()), "clip_fraction": res.clip_fraction, "loss": res.loss,
-        "grad_norm": res.grad_norm, "lr": scheduler.get_last_lr()[0],
-        "zero_signal_groups": int((batch.rewards.view(-1, cfg.group_size).std(dim=1) == 0).sum()),
-        "rollout_tokens": int(lengths.sum()), "seconds": seconds,
-        "seconds_generate": t_gen, "seconds_logprobs": t_ref, "seconds_train": t_train,
+        "step": step, "reward": sum(float(v.reward) for _, v in own) / n,
+        "accuracy": sum(bool(v.correct) for _, v in own) / n, "format_ok": sum(bool(v.format_ok) for _, v in own) / n,
+        "kl": res.kl, "entropy": res.entropy,
+        "response_length": sum(len(r.completion.token_ids) for r, _ in own) / n,
+        "truncated": sum(is_truncated(r.completion) for r, _ in own) / n,
+        "clip_fraction": res.clip_fraction, "loss": res.loss, "grad_norm": res.grad_norm, "lr": lr,
+        "zero_signal_groups": sum(len(set(g.rewards)) < 2 for g in sample.first_round), **sample.counts(),
+        "rollout_tokens": sum(len(r.completion.token_ids) for g in sample.groups for r in g.rollouts),
+        "seconds": seconds, "seconds_generate": times["generate"], "seconds_score": times["score"],
+        "seconds_logprobs": times["logprobs"], "seconds_train": times["train"],
     }
+
+
+@dataclass
+class _Loop:
+    """What every step of one run uses, built once by :func:`train_rl`."""
+
+    cfg: RLConfig
+    task: Any
+    model: torch.nn.Module             # as prepared by accelerate (what the optimiser trains)
+    policy: torch.nn.Module            # the bare model behind it (what the engine samples)
+    ref_model: torch.nn.Module | None
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    engine: Any
+    accelerator: Any
+    stream: PromptStream
+    pad_id: int
+    use_engine_lp: bool
+
+
+def _train_step(loop: _Loop, step: int) -> tuple[dict[str, Any], StepSample]:
+    """Roll out (refilling under dynamic sampling), score, compute log-probs and optimise; return
+    the metrics row of step ``step`` (1-based) and the groups it generated."""
+    cfg = loop.cfg
+    times = {"generate": 0.0, "score": 0.0, "logprobs": 0.0, "train": 0.0}
+    t0 = time.perf_counter()
+    sample = _step_sample(loop, step - 1, times)                                                   # 1-2. roll out, score
+    res = StepResult(loss=0.0, kl=0.0, clip_fraction=0.0, entropy=0.0, grad_norm=0.0)
+    if sample.kept:              # dynamic sampling may find no group with signal: then no update
+        batch, advantages = _scored_batch(sample.kept, cfg, loop.pad_id, loop.accelerator.device)
+        t1 = time.perf_counter()
+        ref_logp, old_logp = _baseline_logprobs(loop.policy, loop.ref_model, batch, cfg, loop.use_engine_lp)  # 3.
+        t2 = time.perf_counter()
+        res = optimise(loop.model, loop.optimizer, loop.scheduler, batch, advantages, ref_logp, old_logp, cfg,
+                       loop.accelerator)                                                           # 4. optimise
+        times["logprobs"], times["train"] = t2 - t1, time.perf_counter() - t2
+    record = _step_record(step, sample, res, loop.scheduler.get_last_lr()[0], seconds=time.perf_counter() - t0,
+                          times=times)
+    return record, sample
+
+
+def _log_rollouts(run_dir: RunDir, cfg: RLConfig, step: int, sample: StepSample) -> None:
+    if due(step, cfg.rollout_log_every):
+        append_rows(run_dir.path / ROLLOUTS_FILE, rollout_rows(step, sample.groups))
 
 
 def train_rl(cfg: RLConfig, run_dir: RunDir, resume: bool = False, *,
@@ -472,6 +558,10 @@ def train_rl(cfg: RLConfig, run_dir: RunDir, resume: bool = False, *,
     _validate(cfg)
     torch.set_num_threads(cfg.threads)
     accelerator = Accelerator(cpu=not torch.cuda.is_available())
+    if cfg.dynamic_sampling and accelerator.num_processes > 1:
+        raise InputError("dynamic sampling runs in one process only: each process would refill a different "
+                         "number of groups and the processes' backward passes would no longer match; set "
+                         "rl.dynamic_sampling: false under accelerate launch", field="dynamic_sampling")
     seed_everything(cfg.seed)
     task = get_task(cfg.task)
     cover = resolve_coverage(cfg, coverage_fn)
@@ -499,52 +589,42 @@ def train_rl(cfg: RLConfig, run_dir: RunDir, resume: bool = False, *,
     if ref_model is not None:
         ref_model.to(accelerator.device)
     policy = unwrap(model)
-    make = engine_factory or rollout_engine_factory(cfg)
-    engine = make(policy, tokenizer)
-    eval_engine = engine
+    engine = (engine_factory or rollout_engine_factory(cfg))(policy, tokenizer)
 
     state = resume_state(run_dir, resume, model, optimizer, scheduler)
+    if accelerator.is_main_process:
+        cut_back(run_dir.path / ROLLOUTS_FILE, state.step)
 
     def evaluate() -> dict[str, float]:
         policy.eval()
         try:
             with torch.no_grad():
-                return greedy_accuracy(eval_engine, task, eval_problems, cfg.eval.max_new_tokens, chat=cfg.chat)
+                return greedy_accuracy(engine, task, eval_problems, cfg.eval.max_new_tokens, chat=cfg.chat)
         finally:
             policy.train()
 
     if eval_problems and state.step == 0 and accelerator.is_main_process:
         run_dir.log({"step": 0, **evaluate()})
 
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    order = epoch_order(len(pool), cfg.seed, state.epoch)
-    use_engine_lp = cfg.old_logprobs == "engine" or (cfg.old_logprobs == "auto" and cfg.mu > 1
-                                                      and cfg.rollout_backend == "hf")
+    loop = _Loop(cfg, task, model, policy, ref_model, optimizer, scheduler, engine, accelerator,
+                 PromptStream(pool, cfg.seed, state), tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0,
+                 cfg.old_logprobs == "engine" or (cfg.old_logprobs == "auto" and cfg.mu > 1
+                                                  and cfg.rollout_backend == "hf"))
     bar = tqdm(total=cfg.steps, initial=state.step, desc="rl", disable=not accelerator.is_main_process)
     policy.train()
     while state.step < cfg.steps:
-        t0 = time.perf_counter()
-        problems, order = _step_problems(pool, order, state, cfg, accelerator)
-        flat = _rollouts(engine, policy, task, problems, cfg, state.step, accelerator.process_index)   # 1. roll out
-        t_gen = time.perf_counter() - t0
-        batch, advantages = _scored_batch(task, flat, cfg, pad_id, accelerator.device)                 # 2. score
-        t1 = time.perf_counter()
-        ref_logp, old_logp = _baseline_logprobs(policy, ref_model, batch, cfg, use_engine_lp)          # 3. log-probs
-        t_ref = time.perf_counter() - t1
-        t2 = time.perf_counter()
-        res = optimise(model, optimizer, scheduler, batch, advantages, ref_logp, old_logp, cfg, accelerator)  # 4.
-        t_train = time.perf_counter() - t2
+        record, sample = _train_step(loop, state.step + 1)
         state.step += 1
-        record = _step_record(state.step, batch, res, scheduler, cfg,                                  # 5. log
-                              seconds=time.perf_counter() - t0, t_gen=t_gen, t_ref=t_ref, t_train=t_train)
         if cover is not None:
-            record["coverage"] = float(cover(task, [r.problem for r in flat], [r.completion.text for r in flat]))
+            own = [r for g in sample.first_round for r in g.rollouts]
+            record["coverage"] = float(cover(task, [r.problem for r in own], [r.completion.text for r in own]))
         if eval_problems and (state.step == cfg.steps or (cfg.eval.every > 0 and state.step % cfg.eval.every == 0)):
             record.update(evaluate())
         if accelerator.is_main_process:
             run_dir.log(record)
+            _log_rollouts(run_dir, cfg, state.step, sample)
         bar.update(1)
-        bar.set_postfix(reward=f"{record['reward']:.2f}", kl=f"{res.kl:.3f}")
+        bar.set_postfix(reward=f"{record['reward']:.2f}", kl=f"{record['kl']:.3f}")
         if accelerator.is_main_process and (
                 (cfg.save_every > 0 and state.step % cfg.save_every == 0) or state.step == cfg.steps):
             save_checkpoint(run_dir.checkpoints, state, model, tokenizer, optimizer, scheduler,
@@ -553,55 +633,7 @@ def train_rl(cfg: RLConfig, run_dir: RunDir, resume: bool = False, *,
     accelerator.wait_for_everyone()
     out = run_dir.path / "model"
     if accelerator.is_main_process:
-        export_model(model, tokenizer, out, card=_card(cfg, run_dir, len(pool), overlaps))
+        export_model(model, tokenizer, out, card=rl_card(cfg, run_dir, len(pool), overlaps))
         write_rl_report(run_dir, cfg, overlaps)
     run_dir.close_trackers()
     return out
-
-
-def _card(cfg: RLConfig, run_dir: RunDir, pool_size: int, overlaps: int) -> Any:
-    from tailor_evo.trainers.model_card import CardInfo, results_from_metrics
-
-    facts = {"problems": f"{cfg.task} RL stream of seed {cfg.seed}", "levels": list(cfg.levels),
-             "pool": pool_size, "left_out_for_eval_overlap": overlaps, "reward": cfg.reward}
-    return CardInfo(stage="rl", base_model=cfg.model, task=cfg.task, seed=cfg.seed, recipe=dataclasses.asdict(cfg),
-                    data=facts, results=results_from_metrics(run_dir.read_metrics(), cfg.task, cfg.seed))
-
-
-def write_rl_report(run_dir: RunDir, cfg: RLConfig, overlaps: int) -> None:
-    """``report.md`` plus reward/accuracy/KL curves in ``plots/``."""
-    from tailor_evo.io import write_text_atomic
-
-    metrics = run_dir.read_metrics()
-    steps = [r for r in metrics if "reward" in r]
-    evals = [r for r in metrics if "eval_accuracy" in r]
-    if steps:
-        xs = [r["step"] for r in steps]
-        plot_lines(run_dir.plots / "rl_reward.png", [("reward", xs, [r["reward"] for r in steps]),
-                                                ("accuracy", xs, [r["accuracy"] for r in steps])],
-              "RL rollouts", "step")
-        plot_lines(run_dir.plots / "rl_kl_entropy.png", [("KL", xs, [r["kl"] for r in steps]),
-                                                    ("entropy", xs, [r["entropy"] for r in steps])],
-              "KL to reference and entropy", "step")
-    if evals:
-        plot_lines(run_dir.plots / "rl_eval.png", [("held-out greedy accuracy", [r["step"] for r in evals],
-                                               [r["eval_accuracy"] for r in evals])], "Evaluation", "step")
-    lines = ["# RL run", "", f"- model: `{cfg.model}`, task: {cfg.task}, levels: {cfg.levels}",
-             f"- steps: {len(steps)}, {cfg.prompts_per_step} prompts x {cfg.group_size} samples, "
-             f"beta {cfg.beta}, clip [{1 - cfg.eps_low:.2f}, {1 + cfg.eps_high:.2f}], {cfg.normalisation}-level loss",
-             f"- RL problems overlapping the eval set (dropped): {overlaps}"]
-    if steps:
-        k = max(1, len(steps) // 5)
-        first = sum(r["reward"] for r in steps[:k]) / k
-        last = sum(r["reward"] for r in steps[-k:]) / k
-        lines.append(f"- mean rollout reward: first {k} steps {first:.3f}, last {k} steps {last:.3f}")
-        lines.append(f"- mean seconds per step: {sum(r['seconds'] for r in steps) / len(steps):.2f}")
-    if evals:
-        lines.append(f"- held-out greedy accuracy: start {evals[0]['eval_accuracy']:.3f}, "
-                     f"end {evals[-1]['eval_accuracy']:.3f} (n={int(evals[-1]['eval_n'])})")
-    lines.append(f"- output: `{run_dir.path / 'model'}`")
-    if steps:
-        lines += ["", "![reward](plots/rl_reward.png)", "", "![kl](plots/rl_kl_entropy.png)"]
-    if evals:
-        lines += ["", "![eval](plots/rl_eval.png)"]
-    write_text_atomic(run_dir.report_path, "\n".join(lines) + "\n")
