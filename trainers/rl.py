@@ -16,6 +16,8 @@ One step:
 5. ``mu`` optimisation passes over the batch, each one AdamW step, on the loss of
    :func:`trainers.losses.policy_loss`.
 
+The batch layout and the forward passes over it live in :mod:`trainers.rl_batch`.
+
 Speed on a CPU comes from five choices: each prompt is run once per group and its KV
 cache shared by the group's completions (prompts are usually longer than completions,
 so this cuts the tokens of the training and reference passes several-fold); the LM
@@ -41,11 +43,13 @@ import torch
 
 from tailor_evo.errors import InputError
 from tailor_evo.rundir import RunDir
-from tailor_evo.trainers.checkpoint import load_backbone, resume_state, save_checkpoint, unwrap
+from tailor_evo.trainers.checkpoint import resume_state, save_checkpoint, unwrap
 from tailor_evo.trainers.data import greedy_accuracy, heldout_problems
-from tailor_evo.trainers.losses import (NORMALISATIONS, entropy_from_logits, group_advantages, policy_loss,
-                             token_logprobs)
-from tailor_evo.trainers.base import EvalSettings, TrainerConfig, apply_lora, export_model, live_engine, make_optimizer
+from tailor_evo.trainers.losses import NORMALISATIONS, group_advantages, policy_loss
+from tailor_evo.trainers.rl_batch import (RolloutBatch, build_batch, check_chunkable, completion_logits,  # noqa: F401
+                                          micro_batches, sequence_logprobs, shares_prompts, token_outputs)
+from tailor_evo.trainers.base import (EvalSettings, TrainerConfig, apply_lora, check_trainer_settings, export_model,
+                                      live_engine, load_trainable, make_optimizer, resolve_dtype)
 from tailor_evo.trainers.rl_report import rl_card, write_rl_report
 from tailor_evo.trainers.rollout_log import ROLLOUTS_FILE, append_rows, cut_back, due, rollout_rows
 from tailor_evo.trainers.rollout import is_truncated
@@ -80,6 +84,7 @@ class RLConfig(TrainerConfig):
     normalisation: str = "token"     # "token" or "sequence"
     mu: int = 1                      # optimisation passes per rollout batch
     micro_batch: int = 16            # sequences per forward/backward pass
+    logprob_chunk: int = 0           # completion positions per LM-head chunk (0: a micro-batch's logits at once)
     share_prompts: bool = True       # run each prompt once per group in the training forward
     reward: str = "binary"           # "binary", "shaped" (format + answer) or "partial" (share right)
     old_logprobs: str = "auto"       # "auto", "engine" or "recompute"
@@ -113,8 +118,9 @@ def rollout_engine_factory(cfg: RLConfig) -> Callable[[torch.nn.Module, Any], An
                          "pip install 'tailor-evo[vllm]', on CPU use the environment of `make vllm-env`; "
                          "or set rl.rollout_backend: hf", field="rollout_backend")
     path = str(resolve(cfg.model))
+    dtype = str(resolve_dtype(cfg.dtype)).removeprefix("torch.")      # vLLM holds the policy's weights in its dtype
     return lambda m, t: VLLMRolloutEngine(m, path, gpu_memory_utilization=cfg.vllm_gpu_memory,
-                                          use_chat_template=cfg.chat)
+                                          use_chat_template=cfg.chat, dtype=dtype)
 
 
 REWARDS = ("binary", "shaped", "partial")
@@ -140,11 +146,13 @@ def _validate(cfg: RLConfig) -> None:
     from tailor_evo.trackers import check_report_to
 
     check_report_to(cfg.report_to)
+    check_trainer_settings(cfg)
     checks = [("steps", cfg.steps >= 1), ("prompts_per_step", cfg.prompts_per_step >= 1),
               ("group_size", cfg.group_size >= 2), ("max_new_tokens", cfg.max_new_tokens >= 1),
               ("lr", cfg.lr > 0), ("beta", cfg.beta >= 0), ("eps_low", 0 <= cfg.eps_low < 1),
               ("eps_high", cfg.eps_high >= 0), ("normalisation", cfg.normalisation in NORMALISATIONS),
               ("mu", cfg.mu >= 1), ("micro_batch", cfg.micro_batch >= 1),
+              ("logprob_chunk", isinstance(cfg.logprob_chunk, int) and cfg.logprob_chunk >= 0),
               ("reward", cfg.reward in REWARDS),
               ("rollout_backend", cfg.rollout_backend in ("hf", "vllm")),
               ("old_logprobs", cfg.old_logprobs in ("auto", "engine", "recompute")),
@@ -156,154 +164,6 @@ def _validate(cfg: RLConfig) -> None:
     for name, ok in checks:
         if not ok:
             raise InputError(f"invalid value {getattr(cfg, name)!r}", file="config", field=name)
-
-
-# --------------------------------------------------------------------------------------------
-# batches
-
-
-@dataclass
-class RolloutBatch:
-    """Token tensors of one step's rollouts: prompts left-padded to width P, completions
-    right-padded to width C, so completion tokens sit in columns ``P .. P+C-1`` of every row."""
-
-    input_ids: torch.Tensor          # [N, P + C]
-    attention_mask: torch.Tensor     # [N, P + C]
-    position_ids: torch.Tensor       # [N, P + C]
-    completion_ids: torch.Tensor     # [N, C]
-    completion_mask: torch.Tensor    # [N, C] float
-    engine_logp: torch.Tensor | None  # [N, C] log-probs reported by the engine
-    rewards: torch.Tensor            # [N]
-    correct: torch.Tensor            # [N]
-    format_ok: torch.Tensor          # [N]
-
-    @property
-    def size(self) -> int:
-        return self.input_ids.shape[0]
-
-    @property
-    def width(self) -> int:
-        return self.completion_ids.shape[1]
-
-    def rows(self, start: int, stop: int) -> "RolloutBatch":
-        def cut(t: torch.Tensor | None) -> torch.Tensor | None:
-            return None if t is None else t[start:stop]
-
-        return RolloutBatch(*(cut(getattr(self, f)) for f in self.__dataclass_fields__))
-
-    def trimmed(self) -> "RolloutBatch":
-        """The same rows without the columns that are padding in all of them: leading prompt
-        padding and trailing completion padding. A micro-batch's longest completion is often
-        much shorter than the step's, so this saves the forward and backward work on padding;
-        the dropped columns are masked everywhere, so every loss and log-prob is unchanged."""
-        P = self.input_ids.shape[1] - self.width
-        lead = int(self.attention_mask[:, :P].argmax(dim=1).min()) if P else 0
-        c = max(1, int(self.completion_mask.sum(dim=1).max()))
-        if lead == 0 and c == self.width:
-            return self
-        cols = slice(lead, P + c)
-        return dataclasses.replace(
-            self, input_ids=self.input_ids[:, cols], attention_mask=self.attention_mask[:, cols],
-            position_ids=self.position_ids[:, cols], completion_ids=self.completion_ids[:, :c],
-            completion_mask=self.completion_mask[:, :c],
-            engine_logp=None if self.engine_logp is None else self.engine_logp[:, :c])
-
-
-def build_batch(samples: list[tuple[list[int], list[int], list[float] | None]], rewards: list[float],
-                correct: list[bool], format_ok: list[bool], pad_id: int) -> RolloutBatch:
-    """``samples`` are (prompt ids, completion ids, engine log-probs or None)."""
-    P = max(len(p) for p, _, _ in samples)
-    C = max(1, max(len(c) for _, c, _ in samples))
-    N = len(samples)
-    ids = torch.full((N, P + C), pad_id, dtype=torch.long)
-    attn = torch.zeros((N, P + C), dtype=torch.long)
-    comp = torch.full((N, C), pad_id, dtype=torch.long)
-    cmask = torch.zeros((N, C))
-    have_lp = all(lp is not None and len(lp) == len(c) for _, c, lp in samples)
-    elp = torch.zeros((N, C)) if have_lp else None
-    for i, (p, c, lp) in enumerate(samples):
-        ids[i, P - len(p): P] = torch.tensor(p, dtype=torch.long)
-        attn[i, P - len(p): P] = 1
-        if c:
-            ids[i, P: P + len(c)] = torch.tensor(c, dtype=torch.long)
-            attn[i, P: P + len(c)] = 1
-            comp[i, : len(c)] = torch.tensor(c, dtype=torch.long)
-            cmask[i, : len(c)] = 1.0
-            if elp is not None:
-                elp[i, : len(c)] = torch.tensor(lp, dtype=torch.float32)
-    pos = (attn.cumsum(dim=1) - 1).clamp(min=0)
-    return RolloutBatch(ids, attn, pos, comp, cmask, elp, torch.tensor(rewards, dtype=torch.float32),
-                        torch.tensor(correct, dtype=torch.float32), torch.tensor(format_ok, dtype=torch.float32))
-
-
-def completion_logits(model: torch.nn.Module, batch: RolloutBatch, group_size: int = 1) -> torch.Tensor:
-    """Logits predicting each completion token, ``[n, C, V]``, computing the LM head only there.
-
-    With ``group_size > 1`` the rows come in groups sharing one prompt (as rollouts do):
-    each prompt is run once, its KV cache is repeated for the group and only the
-    completions are run on top of it. Gradients flow through the shared cache into the
-    prompt positions exactly as in the plain pass, at a fraction of the cost when
-    prompts are long.
-    """
-    C = batch.width
-    if group_size <= 1:
-        out = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
-                    position_ids=batch.position_ids, logits_to_keep=C + 1, use_cache=False)
-        return out.logits[:, :C]
-    from transformers import DynamicCache
-
-    P = batch.input_ids.shape[1] - C
-    cache = DynamicCache(config=unwrap(model).config)
-    kw = _cache_keyword(model)
-    head = model(input_ids=batch.input_ids[::group_size, :P], attention_mask=batch.attention_mask[::group_size, :P],
-                 position_ids=batch.position_ids[::group_size, :P], use_cache=True, logits_to_keep=1,
-                 **{kw: cache})
-    first = head.logits[:, -1:].repeat_interleave(group_size, dim=0)
-    if C == 1:
-        return first
-    cache.batch_repeat_interleave(group_size)
-    rest = model(input_ids=batch.input_ids[:, P: P + C - 1], attention_mask=batch.attention_mask[:, : P + C - 1],
-                 position_ids=batch.position_ids[:, P: P + C - 1], use_cache=True, **{kw: cache})
-    return torch.cat([first, rest.logits], dim=1)
-
-
-def _cache_keyword(model: torch.nn.Module) -> str:
-    """``cache`` in newer transformers, ``past_key_values`` before (and for wrappers that hide it)."""
-    import inspect
-
-    base = unwrap(model)
-    base = base.get_base_model() if hasattr(base, "get_base_model") else base
-    return "cache" if "cache" in inspect.signature(base.forward).parameters else "past_key_values"
-
-
-def shares_prompts(batch: RolloutBatch, group_size: int) -> bool:
-    """Whether every group of ``group_size`` consecutive rows has one prompt (then it can be run once)."""
-    if group_size <= 1 or batch.size % group_size:
-        return False
-    P = batch.input_ids.shape[1] - batch.width
-    prompts = batch.input_ids[:, :P].view(-1, group_size, P)
-    masks = batch.attention_mask[:, :P].view(-1, group_size, P)
-    return bool(torch.all(prompts == prompts[:, :1]) and torch.all(masks == masks[:, :1]))
-
-
-def micro_batches(batch: RolloutBatch, micro_batch: int, group_size: int) -> tuple[int, int]:
-    """(rows per micro-batch, group size to share prompts over; 1 = no sharing)."""
-    if group_size > 1 and micro_batch >= group_size and shares_prompts(batch, group_size):
-        return (micro_batch // group_size) * group_size, group_size
-    return micro_batch, 1
-
-
-def sequence_logprobs(model: torch.nn.Module, batch: RolloutBatch, micro_batch: int,
-                      group_size: int = 1) -> torch.Tensor:
-    """Sampled-token log-probs under ``model`` without gradients, ``[N, C]``."""
-    rows, share = micro_batches(batch, micro_batch, group_size)
-    parts = []
-    with torch.inference_mode():
-        for s in range(0, batch.size, rows):
-            mb = batch.rows(s, s + rows).trimmed()
-            logp = token_logprobs(completion_logits(model, mb, share), mb.completion_ids)
-            parts.append(torch.nn.functional.pad(logp, (0, batch.width - mb.width)))
-    return torch.cat(parts).clone()
 
 
 # --------------------------------------------------------------------------------------------
@@ -331,19 +191,18 @@ def optimise(model: torch.nn.Module, optimizer: torch.optim.Optimizer, scheduler
     normaliser = total_tokens if cfg.normalisation == "token" else trained_rows
     loss_sum = kl_sum = clip_sum = ent_sum = 0.0
     grad_norm = 0.0
-    # DDP expects one forward per backward, so the two-part shared-prompt pass is single-process only
+    # DDP expects one forward per backward, so the two-part shared-prompt pass is single-process only;
+    # gradient checkpointing drops the prompt's cache in training mode, so it needs the plain pass too
     distributed = accelerator is not None and accelerator.num_processes > 1
-    share_over = cfg.group_size if cfg.share_prompts and not distributed else 1
+    share_over = cfg.group_size if cfg.share_prompts and not distributed and not cfg.gradient_checkpointing else 1
     rows, share = micro_batches(batch, cfg.micro_batch, share_over)
     for _pass in range(cfg.mu):
         for s in range(0, batch.size, rows):
             mb = batch.rows(s, s + rows).trimmed()
             c = mb.width
-            logits = completion_logits(model, mb, share)
-            logp = token_logprobs(logits, mb.completion_ids)
-            if _pass == 0:
-                with torch.no_grad():
-                    ent_sum += float((entropy_from_logits(logits.detach()) * mb.completion_mask).sum())
+            logp, ent = token_outputs(model, mb, share, cfg.logprob_chunk, with_entropy=_pass == 0)
+            if ent is not None:
+                ent_sum += float((ent * mb.completion_mask).sum())
             old = old_logp[s: s + rows, :c] if old_logp is not None else logp.detach()
             ref = ref_logp[s: s + rows, :c] if ref_logp is not None else None
             loss, stats = policy_loss(logp, old, advantages[s: s + rows], mb.completion_mask,
@@ -465,15 +324,15 @@ def _baseline_logprobs(policy: torch.nn.Module, ref_model: torch.nn.Module | Non
     ref_logp = None
     if cfg.beta > 0:
         if ref_model is not None:
-            ref_logp = sequence_logprobs(ref_model, batch, cfg.micro_batch, share)
+            ref_logp = sequence_logprobs(ref_model, batch, cfg.micro_batch, share, cfg.logprob_chunk)
         else:
             with policy.disable_adapter():
-                ref_logp = sequence_logprobs(policy, batch, cfg.micro_batch, share)
+                ref_logp = sequence_logprobs(policy, batch, cfg.micro_batch, share, cfg.logprob_chunk)
     old_logp = None
     if use_engine_lp and batch.engine_logp is not None:
         old_logp = batch.engine_logp
     elif cfg.mu > 1 or cfg.old_logprobs == "recompute":
-        old_logp = sequence_logprobs(policy, batch, cfg.micro_batch, share)
+        old_logp = sequence_logprobs(policy, batch, cfg.micro_batch, share, cfg.logprob_chunk)
     return ref_logp, old_logp
 
 
@@ -565,12 +424,14 @@ def train_rl(cfg: RLConfig, run_dir: RunDir, resume: bool = False, *,
     seed_everything(cfg.seed)
     task = get_task(cfg.task)
     cover = resolve_coverage(cfg, coverage_fn)
-    model, tokenizer = load_backbone(cfg.model)
+    model, tokenizer = load_trainable(cfg)
     ref_model = None
     if cfg.beta > 0 and not cfg.lora.enabled:
         ref_model = copy.deepcopy(model).eval()
         for p in ref_model.parameters():
             p.requires_grad_(False)
+    if cfg.logprob_chunk > 0:
+        check_chunkable(model)
     model = apply_lora(model, cfg.lora)
     if accelerator.is_main_process:
         run_dir.save_config(cfg)
