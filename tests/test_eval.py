@@ -10,6 +10,7 @@ import pytest
 from test_eval_toy import ScriptedEngine, ToySumTask, correct_completion, wrong_completion
 
 from tailor_evo.errors import InputError
+from tailor_evo.generation.base import SamplingParams
 from tailor_evo.trainers.evaluate import OverlapError, assert_disjoint, evaluate, pass_at_k
 from tailor_evo.tasks.streams import eval_problems
 from tailor_evo.tasks.streams import training_problems
@@ -91,6 +92,44 @@ def test_evaluate_greedy_only_skips_sampling():
     assert res.n_samples == 0 and res.overall.pass_at_k == {}
     assert len(engine.calls) == 1
     assert res.overall.accuracy == pytest.approx(1 / 3)
+
+
+class BudgetEngine(ScriptedEngine):
+    """The scripted texts cut at ``max_new_tokens`` words, as a real engine cuts at its token budget."""
+
+    def generate(self, prompts, params: SamplingParams):
+        groups = super().generate(prompts, params)
+        for group in groups:
+            for c in group:
+                if len(c.token_ids) > params.max_new_tokens:
+                    c.text = " ".join(c.text.split()[:params.max_new_tokens])
+                    c.token_ids, c.finish_reason = c.token_ids[:params.max_new_tokens], "length"
+        return groups
+
+
+def test_truncation_is_counted_per_level_and_reported():
+    from tailor_evo.trainers.evaluate import render_report
+
+    task = ToySumTask()
+    problems = eval_problems(task, seed=1, levels=[2, 3], n_per_level=3)
+    engine = _scripted(problems, {p.id for p in problems}, set(), {p.id: 0 for p in problems})
+    for i, p in enumerate(problems):                  # the first of each level rambles on
+        if i % 3 == 0:
+            engine.greedy[task.prompt(p)] += " and so on" * 5
+    lengths = {p.id: len(engine.greedy[task.prompt(p)].split()) for p in problems}
+    budget = max(lengths.values()) - 1                # the rambling ones no longer fit
+    res = evaluate(BudgetEngine(engine.greedy, {}), task, problems, k=[1], max_new_tokens=budget, progress=False)
+    cut = {p.id for p in problems if lengths[p.id] > budget}
+    assert 0 < len(cut) < len(problems)
+    assert [o.truncated for o in res.outcomes] == [p.id in cut for p in problems]
+    assert res.overall.truncated == len(cut) and res.overall.truncated_share == pytest.approx(len(cut) / 6)
+    for level in (2, 3):
+        assert res.level(level).truncated == sum(p.id in cut for p in problems if p.difficulty == level)
+    data = json.loads(json.dumps(res.to_dict()))
+    assert data["overall"]["truncated"] == len(cut) and data["max_new_tokens"] == budget
+    report = render_report(res, model="m", seed=1)
+    assert f"max_new_tokens={budget}" in report and f"{len(cut)} of 6" in report
+    assert "truncated" in res.summary_line()
 
 
 def test_the_reason_tally_counts_kinds_and_each_outcome_keeps_its_own_reason():

@@ -125,6 +125,20 @@ def test_advantages_zero_for_equal_rewards_and_normalised_otherwise():
         group_advantages(rewards, 3)
 
 
+def test_advantages_leave_invalid_rows_out_of_their_group():
+    rewards = torch.tensor([1.0, 0.0, 1.0, 0.5, 0.0, 0.0, 1.0, 1.0])
+    all_valid = torch.ones(8, dtype=torch.bool)
+    for scale in (True, False):
+        assert torch.allclose(group_advantages(rewards, 4, scale=scale, valid=all_valid),
+                              group_advantages(rewards, 4, scale=scale), atol=1e-6)
+    valid = torch.tensor([True, True, False, True, False, False, True, True])
+    adv = group_advantages(rewards, 4, valid=valid)
+    assert adv[2] == 0 and adv[4] == 0 and adv[5] == 0
+    # the first group's valid rows [1, 0, 0.5] alone, as a group of three
+    assert torch.allclose(adv[[0, 1, 3]], group_advantages(torch.tensor([1.0, 0.0, 0.5]), 3), atol=1e-6)
+    assert torch.allclose(adv[6:], torch.zeros(2))            # equal valid rewards: no signal
+
+
 def test_token_logprobs_and_entropy_match_softmax():
     torch.manual_seed(0)
     logits = torch.randn(2, 3, 5)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 from pathlib import Path
 
@@ -125,16 +126,23 @@ def test_rl_run_writes_model_metrics_and_report(tiny_dir, tmp_path, monkeypatch)
     assert calls == []        # beta = 0 and mu = 1: no reference and no extra forward pass
     assert (out / "config.json").exists() and list(out.glob("*.safetensors"))
     rows = run.read_metrics()
-    assert rows[0]["step"] == 0 and "eval_accuracy" in rows[0]
+    assert rows[0]["step"] == 0 and "eval_accuracy" in rows[0] and 0 <= rows[0]["eval_truncated"] <= 1
     steps = [r for r in rows if "reward" in r]
     assert [r["step"] for r in steps] == [1, 2, 3]
     for r in steps:
         for key in ("reward", "accuracy", "kl", "entropy", "response_length", "clip_fraction", "coverage"):
             assert key in r, key
         assert 0 <= r["accuracy"] <= 1 and 0 < r["response_length"] <= 8 and r["entropy"] > 0
-        assert r["kl"] == 0.0 and 0 < r["coverage"] <= 1
+        assert r["kl"] == 0.0 and 0 < r["coverage"] <= 1 and 0 <= r["truncated"] <= 1
+        assert r["seconds"] >= r["seconds_generate"] + r["seconds_score"] + r["seconds_logprobs"] + r["seconds_train"]
+        assert r["generation_rounds"] == 1 and r["groups_trained"] == 2 and r["groups_dropped"] == 0
     assert "eval_accuracy" in steps[1] and "eval_accuracy" in steps[2]
     assert (run.path / "report.md").exists() and (run.plots / "rl_reward.png").exists()
+    report = (run.path / "report.md").read_text()
+    assert "mean seconds per step" in report and "log-probs" in report and "truncated rollouts" in report
+    logged = [json.loads(x) for x in (run.path / "rollouts.jsonl").read_text().splitlines()]
+    assert len(logged) == 2 * 4 and {x["step"] for x in logged} == {1}      # rollout_log_every 10: step 1 only
+    assert set(logged[0]) >= {"prompt_id", "completion", "reward", "reason", "truncated"}
     assert any(not torch.equal(a, b) for a, b in zip(_params(tiny_dir).values(), _params(out).values()))
 
 
@@ -282,3 +290,152 @@ def test_trimmed_micro_batches_give_the_same_update(tiny_dir, monkeypatch):
     assert res_a.entropy == pytest.approx(res_b.entropy, rel=1e-5)
     for n in grad_a:
         assert torch.allclose(grad_a[n], grad_b[n], atol=1e-5, rtol=1e-4), n
+
+
+# --------------------------------------------------------------------------------------------
+# dynamic sampling, truncation and the rollout log, through the trainer on a scripted engine
+
+
+class KindTask(LetterTask):
+    """Problems of three kinds, which the scripted engine answers differently; reward: 'yes' in the text."""
+
+    name = "toy-kinds"
+
+    def generate(self, n, seed, levels=None, **options):
+        kinds = ("easy", "hard", "mixed")
+        return [Problem(id=f"{seed}-{i}", task=self.name, difficulty=1, question=f"{kinds[i % 3]} question {seed}-{i}",
+                        answer="yes", answer_text="yes") for i in range(n)]
+
+    def verify(self, problem, completion, shaped=False):
+        ok = "yes" in completion
+        return Verdict(reward=float(ok), correct=ok, format_ok=True, reason="ok" if ok else "wrong")
+
+
+class ScriptedEngine:
+    """Answers by the problem's kind: easy all 'yes', hard all 'no', mixed 'yes', 'no no', 'no', 'no no'
+    in turn, where 'no no' runs to the token budget (finish reason 'length', no eos)."""
+
+    def __init__(self, tokenizer):
+        self.tok = tokenizer
+
+    def generate(self, prompts, params):
+        from tailor_evo.generation.base import Completion
+
+        out = []
+        for prompt in prompts:
+            kind = next(k for k in ("easy", "hard", "mixed") if f"{k} question" in prompt)
+            group = []
+            for i in range(params.n):
+                text = {"easy": "yes", "hard": "no"}.get(kind) or ("yes", "no no", "no", "no no")[i % 4]
+                cut = text == "no no"
+                ids = self.tok(text, add_special_tokens=False)["input_ids"] + ([] if cut else [self.tok.eos_token_id])
+                group.append(Completion(text=text, token_ids=ids, finish_reason="length" if cut else "stop",
+                                        prompt_token_ids=self.tok(prompt)["input_ids"]))
+            out.append(group)
+        return out
+
+
+@pytest.fixture()
+def kinds_registered():
+    from tailor_evo.tasks.registry import unregister
+
+    register(KindTask)
+    yield
+    unregister(KindTask.name)
+
+
+def _capture_batches(monkeypatch) -> list:
+    seen = []
+    original = rl_module.optimise
+
+    def spy(model, optimizer, scheduler, batch, advantages, *args, **kwargs):
+        seen.append((batch, advantages))
+        return original(model, optimizer, scheduler, batch, advantages, *args, **kwargs)
+
+    monkeypatch.setattr(rl_module, "optimise", spy)
+    return seen
+
+
+def test_dynamic_sampling_refills_a_batch_and_never_trains_on_a_zero_variance_group(tiny_dir, tmp_path, monkeypatch,
+                                                                                       kinds_registered):
+    seen = _capture_batches(monkeypatch)
+    run = RunDir.create(tmp_path / "rl")
+    train_rl(_cfg(tiny_dir, task="toy-kinds", steps=3, prompts_per_step=3, dynamic_sampling=True, max_refill_rounds=8,
+                  rollout_log_every=1, coverage=False, eval=EvalSettings(every=0, n=0)), run,
+             engine_factory=lambda m, t: ScriptedEngine(t))
+    assert len(seen) == 3
+    for batch, advantages in seen:
+        assert batch.size == 3 * 4                                         # refilled to the full 3 groups
+        assert torch.all(batch.rewards.view(-1, 4).std(dim=1) > 0)         # every trained group has signal
+        assert torch.all(advantages.view(-1, 4).abs().sum(dim=1) > 0)
+    rows = [r for r in run.read_metrics() if "reward" in r]
+    for r in rows:
+        assert r["groups_trained"] == 3 and r["groups_refilled"] >= 2 and r["generation_rounds"] >= 2
+        assert r["groups_dropped"] == r["groups_generated"] - 3
+        assert r["zero_signal_groups"] >= 2                                 # measured on the step's own prompts
+    logged = [json.loads(x) for x in (run.path / "rollouts.jsonl").read_text().splitlines()]
+    assert {x["step"] for x in logged} == {1, 2, 3}
+    assert sum(x["trained"] for x in logged) == 3 * 3 * 4
+    groups: dict = {}
+    for x in logged:
+        groups.setdefault((x["step"], x["round"], x["prompt_id"]), []).append(x)
+    assert {len(g) for g in groups.values()} == {4} and {len({x["trained"] for x in g}) for g in groups.values()} == {1}
+    assert all(len({x["reward"] for x in g}) == 2 for g in groups.values() if g[0]["trained"])
+    assert any(x["round"] > 0 and x["trained"] for x in logged)
+    report = (run.path / "report.md").read_text()
+    assert "dynamic sampling:" in report and "generate" in report and "train" in report
+
+
+def test_truncated_completions_are_masked_out_of_the_loss_and_counted(tiny_dir, tmp_path, monkeypatch,
+                                                                      kinds_registered):
+    seen = _capture_batches(monkeypatch)
+    run = RunDir.create(tmp_path / "rl")
+    train_rl(_cfg(tiny_dir, task="toy-kinds", steps=2, prompts_per_step=3, mask_truncated=True, coverage=False,
+                  eval=EvalSettings(every=0, n=0)), run, engine_factory=lambda m, t: ScriptedEngine(t))
+    rows = [r for r in run.read_metrics() if "reward" in r]
+    assert len(seen) == len(rows) == 2
+    mixed_groups = 0
+    for (batch, advantages), row in zip(seen, rows):
+        cut = batch.completion_mask.sum(dim=1) == 0
+        assert row["truncated"] == pytest.approx(float(cut.float().mean()))
+        assert torch.all(batch.rewards[cut] == 0) and torch.all(advantages[cut] == 0)
+        for g in range(3):      # a mixed group keeps its signal from the untruncated 'yes' and 'no' alone
+            rows_g = slice(4 * g, 4 * g + 4)
+            if cut[rows_g].any():
+                mixed_groups += 1
+                assert cut[rows_g].tolist() == [False, True, False, True]
+                kept = advantages[rows_g][[0, 2]]
+                assert torch.allclose(kept, torch.tensor([0.7071, -0.7071]), atol=1e-3)
+            else:
+                assert torch.all(advantages[rows_g] == 0)
+    assert mixed_groups > 0
+
+
+def test_rollout_log_is_cut_back_on_resume(tiny_dir, tmp_path, monkeypatch):
+    cfg = dict(dynamic_sampling=True, group_size=2, rollout_log_every=1, coverage=False)
+    full_run = RunDir.create(tmp_path / "full")
+    full = train_rl(_cfg(tiny_dir, **cfg), full_run)
+
+    original = rl_module.save_checkpoint
+
+    def crash_after_third_step(root, state, *args, **kwargs):
+        path = original(root, state, *args, **kwargs)
+        if state.step == 2:
+            rl_module.append_rows(root.parent / "rollouts.jsonl", [{"step": 3, "sample": "written, then lost"}])
+            raise KeyboardInterrupt
+        return path
+
+    monkeypatch.setattr(rl_module, "save_checkpoint", crash_after_third_step)
+    with pytest.raises(KeyboardInterrupt):
+        train_rl(_cfg(tiny_dir, **cfg), RunDir.create(tmp_path / "resumed"))
+    monkeypatch.setattr(rl_module, "save_checkpoint", original)
+    run = RunDir.create(tmp_path / "resumed", resume=True)
+    resumed = train_rl(_cfg(tiny_dir, **cfg), run, resume=True)
+    a, b = _params(full), _params(resumed)
+    for k in a:
+        assert torch.allclose(a[k], b[k], atol=1e-5), k
+    assert (run.path / "rollouts.jsonl").read_text() == (full_run.path / "rollouts.jsonl").read_text()
+    full_rows = [r for r in full_run.read_metrics() if "reward" in r]
+    assert any(r["groups_refilled"] > 0 for r in full_rows)         # refills moved the prompt stream
+    assert [r["groups_generated"] for r in full_rows] == [r["groups_generated"] for r in run.read_metrics()
+                                                          if "reward" in r]

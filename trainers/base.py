@@ -61,6 +61,58 @@ class TrainerConfig:
     lora: LoraSettings = field(default_factory=LoraSettings)
     eval: EvalSettings = field(default_factory=EvalSettings)
     report_to: list[str] = field(default_factory=list)   # trackers: tensorboard, wandb (tailor_evo.trackers)
+    # weights of the trained model, of the RL reference and of the engines on them: auto (bfloat16 on a GPU
+    # that has it, else float32), float32, bfloat16 or float16; losses and log-probs are computed in float32
+    dtype: str = "auto"
+    gradient_checkpointing: bool = False   # recompute activations in the backward pass: less memory, more compute
+    attn_implementation: str = ""    # passed to transformers (sdpa, eager, flash_attention_2, ...); "" = its default
+
+
+DTYPES = ("auto", "float32", "bfloat16", "float16")
+
+
+def resolve_dtype(name: str) -> torch.dtype:
+    """The torch dtype of a ``dtype`` setting; ``auto`` is bfloat16 on a CUDA GPU that supports
+    it (half the memory of float32, the range of float32) and float32 everywhere else."""
+    if name == "auto":
+        gpu_bf16 = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+        return torch.bfloat16 if gpu_bf16 else torch.float32
+    return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[name]
+
+
+def check_trainer_settings(cfg: TrainerConfig) -> None:
+    """The checks of the fields every trainer shares (the precision and memory ones)."""
+    if cfg.dtype not in DTYPES:
+        raise InputError(f"invalid value {cfg.dtype!r} (valid: {', '.join(DTYPES)})", file="config", field="dtype")
+    if not isinstance(cfg.gradient_checkpointing, bool):
+        raise InputError(f"expected true or false, got {cfg.gradient_checkpointing!r}", file="config",
+                         field="gradient_checkpointing")
+    if not isinstance(cfg.attn_implementation, str):
+        raise InputError(f"expected a name such as sdpa or eager, got {cfg.attn_implementation!r}", file="config",
+                         field="attn_implementation")
+
+
+def load_trainable(cfg: TrainerConfig) -> tuple[torch.nn.Module, Any]:
+    """(model, tokenizer) of ``cfg.model`` in the configured dtype and attention implementation,
+    with gradient checkpointing switched on when asked (non-reentrant, so LoRA needs no input grads).
+    An attention implementation transformers does not know (or whose package is missing) stops the
+    run with an error naming the setting."""
+    from tailor_evo.trainers.checkpoint import load_backbone
+
+    try:
+        model, tokenizer = load_backbone(cfg.model, dtype=resolve_dtype(cfg.dtype),
+                                         attn_implementation=cfg.attn_implementation or None)
+    except (ValueError, ImportError) as exc:
+        if not cfg.attn_implementation:
+            raise
+        raise InputError(f"{cfg.attn_implementation!r} cannot be used here: {str(exc).splitlines()[0][:200]}",
+                         field="attn_implementation") from None
+    if cfg.gradient_checkpointing:
+        if hasattr(model, "activation_checkpointing_enable"):       # the name in newer transformers
+            model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+        else:
+            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    return model, tokenizer
 
 
 def apply_lora(model: torch.nn.Module, settings: LoraSettings) -> torch.nn.Module:

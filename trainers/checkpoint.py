@@ -231,8 +231,10 @@ def resume_state(run_dir: Any, resume: bool, model: torch.nn.Module, optimizer: 
     return state
 
 
-def load_backbone(name_or_path: str) -> tuple[torch.nn.Module, Any]:
-    """(model, tokenizer) for a registry name (``tiny``, ``smollm2-135m``, ...) or a model directory.
+def load_backbone(name_or_path: str, dtype: torch.dtype | None = None,
+                  attn_implementation: str | None = None) -> tuple[torch.nn.Module, Any]:
+    """(model, tokenizer) for a registry name (``tiny``, ``smollm2-135m``, ...) or a model directory,
+    in ``dtype`` (default float32) with transformers' ``attn_implementation`` (default its own choice).
 
     The registry is preferred; a plain directory written by ``save_pretrained`` is loaded
     directly so that trainer outputs work as ``--model`` even without the registry.
@@ -242,7 +244,7 @@ def load_backbone(name_or_path: str) -> tuple[torch.nn.Module, Any]:
     except ImportError:
         load = None
     if load is not None:
-        model, tokenizer = load(name_or_path)
+        model, tokenizer = load(name_or_path, dtype=dtype, attn_implementation=attn_implementation)
     else:
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -250,7 +252,8 @@ def load_backbone(name_or_path: str) -> tuple[torch.nn.Module, Any]:
         if not (path / "config.json").exists():
             raise InputError("not a model directory (no config.json) and no model registry available",
                              field="model", file=str(path))
-        model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
+        extra = {"attn_implementation": attn_implementation} if attn_implementation else {}
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype or torch.float32, **extra)
         tokenizer = AutoTokenizer.from_pretrained(path)
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token

@@ -213,24 +213,27 @@ def heldout_problems(task: Any, n: int, seed: int, levels: list[int] | None,
 
 def greedy_accuracy(engine: Any, task: Any, problems: list, max_new_tokens: int,
                     chat: bool = False) -> dict[str, float]:
-    """Greedy accuracy (overall and per difficulty level) and format rate through the engine + verifier."""
+    """Greedy accuracy (overall and per difficulty level), format rate and the share truncated at
+    ``max_new_tokens`` through the engine + verifier."""
     from tailor_evo.generation.base import SamplingParams
-    from tailor_evo.trainers.rollout import rollout
+    from tailor_evo.trainers.rollout import is_truncated, rollout
 
     if not problems:
         return {}
     groups = rollout(engine, task, problems, SamplingParams(n=1, temperature=0.0, max_new_tokens=max_new_tokens),
                      chat=chat)
     per_level: dict[int, list[bool]] = {}
-    correct = fmt = length = 0
+    correct = fmt = length = cut = 0
     for group in groups:
         r = group[0]
+        cut += int(is_truncated(r.completion))
         correct += int(r.verdict.correct)
         fmt += int(r.verdict.format_ok)
         length += len(r.completion.token_ids)
         per_level.setdefault(r.problem.difficulty, []).append(r.verdict.correct)
     out = {"eval_accuracy": correct / len(groups), "eval_format_ok": fmt / len(groups),
-           "eval_response_length": length / len(groups), "eval_n": float(len(groups))}
+           "eval_response_length": length / len(groups), "eval_truncated": cut / len(groups),
+           "eval_n": float(len(groups))}
     for level, vals in sorted(per_level.items()):
         out[f"eval_accuracy_{level}"] = sum(vals) / len(vals)
     return out

@@ -10,6 +10,9 @@ trainers and the experiment grid, so all of them report identical metrics.
 * Response length: sampled tokens when the engine reports them, characters always.
 * Format-error rate: the share of greedy completions the verifier could not parse
   (``Verdict.format_ok`` false).
+* Truncation: the count and share of greedy completions cut at ``max_new_tokens``
+  (no end-of-sequence); with a budget set from the training data's lengths, this says
+  whether the budget or the model lost the answer.
 
 Problem sets come from the ``eval`` stream (:func:`tailor_evo.tasks.streams.eval_problems`);
 :func:`assert_disjoint` is the guard every consumer of training data uses to prove no
@@ -29,7 +32,7 @@ from tqdm.auto import tqdm
 from tailor_evo.errors import InputError, TailorError
 from tailor_evo.generation.base import Engine, SamplingParams
 from tailor_evo.tasks.base import Problem, Task, question_key
-from tailor_evo.trainers.rollout import Rollout, rollout
+from tailor_evo.trainers.rollout import Rollout, is_truncated, rollout
 
 
 class OverlapError(TailorError):
@@ -131,6 +134,7 @@ class ProblemOutcome:
     reason: str
     response_tokens: int | None
     response_chars: int
+    truncated: bool = False           # the greedy completion hit max_new_tokens without an end-of-sequence
     n_samples: int = 0
     n_correct_samples: int = 0
     sample_format_errors: int = 0
@@ -148,6 +152,8 @@ class LevelMetrics:
     mean_response_chars: float
     pass_at_k: dict[int, float] = field(default_factory=dict)
     sample_accuracy: float | None = None      # mean correctness of sampled completions
+    truncated: int = 0                        # greedy completions cut at max_new_tokens
+    truncated_share: float = 0.0
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -167,6 +173,7 @@ class EvalResult:
     macro_accuracy: float
     outcomes: list[ProblemOutcome]
     reasons: dict[str, int]
+    max_new_tokens: int = 0           # the generation budget (a truncated completion hit it)
 
     def level(self, level: int) -> LevelMetrics:
         for m in self.per_level:
@@ -180,6 +187,7 @@ class EvalResult:
             "n_samples": self.n_samples, "temperature": self.temperature,
             "overall": self.overall.to_dict(), "macro_accuracy": self.macro_accuracy,
             "per_level": [m.to_dict() for m in self.per_level], "reasons": dict(self.reasons),
+            "max_new_tokens": self.max_new_tokens,
         }
         if with_outcomes:
             d["outcomes"] = [asdict(o) for o in self.outcomes]
@@ -188,7 +196,8 @@ class EvalResult:
     def summary_line(self) -> str:
         levels = "  ".join(f"{self.difficulty_name}={m.level}:{m.accuracy:.3f}" for m in self.per_level)
         pk = "  ".join(f"pass@{k}={v:.3f}" for k, v in self.overall.pass_at_k.items())
-        return f"accuracy {self.overall.accuracy:.3f}  ({levels})  {pk}  format errors {self.overall.format_error_rate:.3f}"
+        return (f"accuracy {self.overall.accuracy:.3f}  ({levels})  {pk}  format errors "
+                f"{self.overall.format_error_rate:.3f}  truncated {self.overall.truncated_share:.3f}")
 
 
 def _aggregate(level: int | None, outcomes: list[ProblemOutcome], ks: list[int]) -> LevelMetrics:
@@ -209,6 +218,7 @@ def _aggregate(level: int | None, outcomes: list[ProblemOutcome], ks: list[int])
         mean_response_tokens=sum(toks) / len(toks) if toks else None,
         mean_response_chars=sum(o.response_chars for o in outcomes) / n if n else 0.0,
         pass_at_k=pk, sample_accuracy=sample_acc,
+        truncated=sum(o.truncated for o in outcomes), truncated_share=sum(o.truncated for o in outcomes) / n if n else 0.0,
     )
 
 
@@ -267,7 +277,7 @@ def evaluate(engine: Engine, task: Task, problems: Sequence[Problem], *, k: Sequ
             problem_id=problem.id, difficulty=problem.difficulty, completion=r.completion.text,
             correct=bool(r.verdict.correct), format_ok=bool(r.verdict.format_ok), reason=r.verdict.reason,
             response_tokens=len(r.completion.token_ids) if r.completion.token_ids else None,
-            response_chars=len(r.completion.text),
+            response_chars=len(r.completion.text), truncated=is_truncated(r.completion),
         )
         if sampled is not None:
             o.n_samples = len(sampled[i])
@@ -283,7 +293,7 @@ def evaluate(engine: Engine, task: Task, problems: Sequence[Problem], *, k: Sequ
         task=task.name, difficulty_name=task.difficulty_name, k=ks, n_samples=n_samples or 0,
         temperature=temperature, per_level=per_level, overall=_aggregate(None, outcomes, ks),
         macro_accuracy=sum(m.accuracy for m in per_level) / len(per_level),
-        outcomes=outcomes, reasons=dict(reasons),
+        outcomes=outcomes, reasons=dict(reasons), max_new_tokens=max_new_tokens,
     )
 
 
@@ -318,7 +328,7 @@ def render_report(result: EvalResult, *, model: str, seed: int, plots: Sequence[
     from pathlib import Path
 
     pk_cols = [f"pass@{k}" for k in result.overall.pass_at_k]
-    head = ["level", "n", "greedy acc", *pk_cols, "format err", "mean tokens", "mean chars"]
+    head = ["level", "n", "greedy acc", *pk_cols, "format err", "truncated", "mean tokens", "mean chars"]
     lines = [
         f"# Evaluation: {result.task}",
         "",
@@ -326,6 +336,8 @@ def render_report(result: EvalResult, *, model: str, seed: int, plots: Sequence[
         f"- problems: eval stream of seed {seed}, {result.overall.n_problems} in total",
         f"- sampling for pass@k: {result.n_samples} samples per problem at temperature {result.temperature}"
         if result.n_samples else "- sampling for pass@k: off (greedy only)",
+        f"- truncated greedy completions (cut at max_new_tokens={result.max_new_tokens}, no end-of-sequence): "
+        f"{result.overall.truncated} of {result.overall.n_problems} ({result.overall.truncated_share:.3f})",
         "",
         "| " + " | ".join(head) + " |",
         "|" + "---|" * len(head),
@@ -335,7 +347,8 @@ def render_report(result: EvalResult, *, model: str, seed: int, plots: Sequence[
         toks = "-" if m.mean_response_tokens is None else f"{m.mean_response_tokens:.1f}"
         cells = [name, str(m.n_problems), f"{m.accuracy:.3f}",
                  *(f"{m.pass_at_k.get(int(c[5:]), math.nan):.3f}" for c in pk_cols),
-                 f"{m.format_error_rate:.3f}", toks, f"{m.mean_response_chars:.0f}"]
+                 f"{m.format_error_rate:.3f}", f"{m.truncated} ({m.truncated_share:.3f})", toks,
+                 f"{m.mean_response_chars:.0f}"]
         return "| " + " | ".join(cells) + " |"
 
     for m in result.per_level:

@@ -27,19 +27,36 @@ from torch import Tensor
 NORMALISATIONS = ("token", "sequence")
 
 
-def group_advantages(rewards: Tensor, group_size: int, scale: bool = True, eps: float = 1e-4) -> Tensor:
+def group_advantages(rewards: Tensor, group_size: int, scale: bool = True, eps: float = 1e-4,
+                     valid: Tensor | None = None) -> Tensor:
     """Rewards ``[B * G]`` (groups contiguous) -> advantages ``[B * G]``.
 
     The standard deviation is the unbiased one (as in most group-relative
-    implementations); with ``scale=False`` only the mean is subtracted.
+    implementations); with ``scale=False`` only the mean is subtracted. ``valid`` (bool
+    ``[B * G]``) leaves rows out as if they had not been sampled: they get advantage 0 and
+    do not enter their group's mean or std (truncated completions under ``mask_truncated``).
     """
     if rewards.numel() % group_size:
         raise ValueError(f"{rewards.numel()} rewards do not split into groups of {group_size}")
+    if valid is not None:
+        return _masked_group_advantages(rewards.float().view(-1, group_size),
+                                        valid.float().view(-1, group_size), scale, eps)
     grouped = rewards.float().view(-1, group_size)
     adv = grouped - grouped.mean(dim=1, keepdim=True)
     if scale:
         std = grouped.std(dim=1, keepdim=True) if group_size > 1 else torch.zeros_like(grouped[:, :1])
         adv = adv / (std + eps)
+    return adv.reshape(-1)
+
+
+def _masked_group_advantages(grouped: Tensor, weight: Tensor, scale: bool, eps: float) -> Tensor:
+    """:func:`group_advantages` over the rows whose weight is 1 (a group of one valid row gets 0)."""
+    n = weight.sum(dim=1, keepdim=True)
+    mean = (grouped * weight).sum(dim=1, keepdim=True) / n.clamp(min=1.0)
+    adv = (grouped - mean) * weight
+    if scale:
+        var = (adv ** 2).sum(dim=1, keepdim=True) / (n - 1.0).clamp(min=1.0)
+        adv = adv / (var.sqrt() + eps)
     return adv.reshape(-1)
 
 

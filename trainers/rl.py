@@ -5,12 +5,18 @@ One step:
 1. take the next ``prompts_per_step`` problems of the RL stream (disjoint from the
    held-out evaluation problems, checked by question text);
 2. sample ``group_size`` completions per prompt from the *current* policy through the
-   generation engine (same weights, eval mode), score them with the verifier;
-3. advantages = reward - group mean (divided by group std unless disabled);
+   generation engine (same weights, eval mode), score them with the verifier; under
+   ``dynamic_sampling`` drop the groups without reward variance and refill the batch from
+   the stream (:mod:`trainers.sampling`); every ``rollout_log_every`` steps write the
+   rollouts to ``rollouts.jsonl`` (:mod:`trainers.rollout_log`);
+3. advantages = reward - group mean (divided by group std unless disabled); under
+   ``mask_truncated`` completions cut at ``max_new_tokens`` leave the loss and the group statistics;
 4. log-probs of the reference model (only when ``beta > 0``; with ``beta = 0`` no
    reference model is loaded at all) and of the rollout policy;
 5. ``mu`` optimisation passes over the batch, each one AdamW step, on the loss of
    :func:`trainers.losses.policy_loss`.
+
+The batch layout and the forward passes over it live in :mod:`trainers.rl_batch`.
 
 Speed on a CPU comes from five choices: each prompt is run once per group and its KV
 cache shared by the group's completions (prompts are usually longer than completions,
@@ -37,11 +43,17 @@ import torch
 
 from tailor_evo.errors import InputError
 from tailor_evo.rundir import RunDir
-from tailor_evo.trainers.checkpoint import load_backbone, resume_state, save_checkpoint, unwrap
-from tailor_evo.trainers.data import epoch_order, greedy_accuracy, heldout_problems
-from tailor_evo.trainers.losses import (NORMALISATIONS, entropy_from_logits, group_advantages, policy_loss,
-                             token_logprobs)
-from tailor_evo.trainers.base import EvalSettings, TrainerConfig, apply_lora, export_model, live_engine, make_optimizer, plot_lines
+from tailor_evo.trainers.checkpoint import resume_state, save_checkpoint, unwrap
+from tailor_evo.trainers.data import greedy_accuracy, heldout_problems
+from tailor_evo.trainers.losses import NORMALISATIONS, group_advantages, policy_loss
+from tailor_evo.trainers.rl_batch import (RolloutBatch, build_batch, check_chunkable, completion_logits,  # noqa: F401
+                                          micro_batches, sequence_logprobs, shares_prompts, token_outputs)
+from tailor_evo.trainers.base import (EvalSettings, TrainerConfig, apply_lora, check_trainer_settings, export_model,
+                                      live_engine, load_trainable, make_optimizer, resolve_dtype)
+from tailor_evo.trainers.rl_report import rl_card, write_rl_report
+from tailor_evo.trainers.rollout_log import ROLLOUTS_FILE, append_rows, cut_back, due, rollout_rows
+from tailor_evo.trainers.rollout import is_truncated
+from tailor_evo.trainers.sampling import PromptStream, ScoredGroup, StepSample, sample_step
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +65,8 @@ class RLConfig(TrainerConfig):
     """Group-relative RL against the task verifier (lr, betas, checkpoints and eval: RL defaults)."""
 
     # keys that --resume may change: more (or fewer) steps and bookkeeping, not what ran so far
-    RESUME_SAFE: ClassVar[tuple[str, ...]] = ("steps", "save_every", "keep_checkpoints", "threads", "report_to")
+    RESUME_SAFE: ClassVar[tuple[str, ...]] = ("steps", "save_every", "keep_checkpoints", "threads", "report_to",
+                                              "rollout_log_every")
     levels: list[int] = field(default_factory=lambda: [3])
     steps: int = 40
     prompts_per_step: int = 8
@@ -71,6 +84,7 @@ class RLConfig(TrainerConfig):
     normalisation: str = "token"     # "token" or "sequence"
     mu: int = 1                      # optimisation passes per rollout batch
     micro_batch: int = 16            # sequences per forward/backward pass
+    logprob_chunk: int = 0           # completion positions per LM-head chunk (0: a micro-batch's logits at once)
     share_prompts: bool = True       # run each prompt once per group in the training forward
     reward: str = "binary"           # "binary", "shaped" (format + answer) or "partial" (share right)
     old_logprobs: str = "auto"       # "auto", "engine" or "recompute"
@@ -79,6 +93,10 @@ class RLConfig(TrainerConfig):
     pool_size: int = 512             # RL problems generated up front (cycled through)
     gen_batch_size: int = 64         # sequences per generation batch
     coverage: bool = True            # log step-level coverage of the rollouts (search.coverage)
+    dynamic_sampling: bool = False   # drop groups without reward signal, refill the batch from new prompts
+    max_refill_rounds: int = 2       # extra generation rounds a step may spend refilling (dynamic_sampling)
+    mask_truncated: bool = False     # leave completions cut at max_new_tokens (no eos) out of the loss
+    rollout_log_every: int = 10      # write the step's rollouts to rollouts.jsonl at step 1 and every k steps (0: off)
     save_every: int = 10
     eval: EvalSettings = field(default_factory=lambda: EvalSettings(every=10, n=32))
 
@@ -100,8 +118,9 @@ def rollout_engine_factory(cfg: RLConfig) -> Callable[[torch.nn.Module, Any], An
                          "pip install 'tailor-evo[vllm]', on CPU use the environment of `make vllm-env`; "
                          "or set rl.rollout_backend: hf", field="rollout_backend")
     path = str(resolve(cfg.model))
+    dtype = str(resolve_dtype(cfg.dtype)).removeprefix("torch.")      # vLLM holds the policy's weights in its dtype
     return lambda m, t: VLLMRolloutEngine(m, path, gpu_memory_utilization=cfg.vllm_gpu_memory,
-                                          use_chat_template=cfg.chat)
+                                          use_chat_template=cfg.chat, dtype=dtype)
 
 
 REWARDS = ("binary", "shaped", "partial")
@@ -127,167 +146,24 @@ def _validate(cfg: RLConfig) -> None:
     from tailor_evo.trackers import check_report_to
 
     check_report_to(cfg.report_to)
+    check_trainer_settings(cfg)
     checks = [("steps", cfg.steps >= 1), ("prompts_per_step", cfg.prompts_per_step >= 1),
               ("group_size", cfg.group_size >= 2), ("max_new_tokens", cfg.max_new_tokens >= 1),
               ("lr", cfg.lr > 0), ("beta", cfg.beta >= 0), ("eps_low", 0 <= cfg.eps_low < 1),
               ("eps_high", cfg.eps_high >= 0), ("normalisation", cfg.normalisation in NORMALISATIONS),
               ("mu", cfg.mu >= 1), ("micro_batch", cfg.micro_batch >= 1),
+              ("logprob_chunk", isinstance(cfg.logprob_chunk, int) and cfg.logprob_chunk >= 0),
               ("reward", cfg.reward in REWARDS),
               ("rollout_backend", cfg.rollout_backend in ("hf", "vllm")),
               ("old_logprobs", cfg.old_logprobs in ("auto", "engine", "recompute")),
               ("pool_size", cfg.pool_size >= cfg.prompts_per_step), ("threads", cfg.threads >= 1),
-              ("temperature", cfg.temperature > 0)]
+              ("temperature", cfg.temperature > 0), ("dynamic_sampling", isinstance(cfg.dynamic_sampling, bool)),
+              ("max_refill_rounds", isinstance(cfg.max_refill_rounds, int) and cfg.max_refill_rounds >= 0),
+              ("mask_truncated", isinstance(cfg.mask_truncated, bool)),
+              ("rollout_log_every", isinstance(cfg.rollout_log_every, int) and cfg.rollout_log_every >= 0)]
     for name, ok in checks:
         if not ok:
             raise InputError(f"invalid value {getattr(cfg, name)!r}", file="config", field=name)
-
-
-# --------------------------------------------------------------------------------------------
-# batches
-
-
-@dataclass
-class RolloutBatch:
-    """Token tensors of one step's rollouts: prompts left-padded to width P, completions
-    right-padded to width C, so completion tokens sit in columns ``P .. P+C-1`` of every row."""
-
-    input_ids: torch.Tensor          # [N, P + C]
-    attention_mask: torch.Tensor     # [N, P + C]
-    position_ids: torch.Tensor       # [N, P + C]
-    completion_ids: torch.Tensor     # [N, C]
-    completion_mask: torch.Tensor    # [N, C] float
-    engine_logp: torch.Tensor | None  # [N, C] log-probs reported by the engine
-    rewards: torch.Tensor            # [N]
-    correct: torch.Tensor            # [N]
-    format_ok: torch.Tensor          # [N]
-
-    @property
-    def size(self) -> int:
-        return self.input_ids.shape[0]
-
-    @property
-    def width(self) -> int:
-        return self.completion_ids.shape[1]
-
-    def rows(self, start: int, stop: int) -> "RolloutBatch":
-        def cut(t: torch.Tensor | None) -> torch.Tensor | None:
-            return None if t is None else t[start:stop]
-
-        return RolloutBatch(*(cut(getattr(self, f)) for f in self.__dataclass_fields__))
-
-    def trimmed(self) -> "RolloutBatch":
-        """The same rows without the columns that are padding in all of them: leading prompt
-        padding and trailing completion padding. A micro-batch's longest completion is often
-        much shorter than the step's, so this saves the forward and backward work on padding;
-        the dropped columns are masked everywhere, so every loss and log-prob is unchanged."""
-        P = self.input_ids.shape[1] - self.width
-        lead = int(self.attention_mask[:, :P].argmax(dim=1).min()) if P else 0
-        c = max(1, int(self.completion_mask.sum(dim=1).max()))
-        if lead == 0 and c == self.width:
-            return self
-        cols = slice(lead, P + c)
-        return dataclasses.replace(
-            self, input_ids=self.input_ids[:, cols], attention_mask=self.attention_mask[:, cols],
-            position_ids=self.position_ids[:, cols], completion_ids=self.completion_ids[:, :c],
-            completion_mask=self.completion_mask[:, :c],
-            engine_logp=None if self.engine_logp is None else self.engine_logp[:, :c])
-
-
-def build_batch(samples: list[tuple[list[int], list[int], list[float] | None]], rewards: list[float],
-                correct: list[bool], format_ok: list[bool], pad_id: int) -> RolloutBatch:
-    """``samples`` are (prompt ids, completion ids, engine log-probs or None)."""
-    P = max(len(p) for p, _, _ in samples)
-    C = max(1, max(len(c) for _, c, _ in samples))
-    N = len(samples)
-    ids = torch.full((N, P + C), pad_id, dtype=torch.long)
-    attn = torch.zeros((N, P + C), dtype=torch.long)
-    comp = torch.full((N, C), pad_id, dtype=torch.long)
-    cmask = torch.zeros((N, C))
-    have_lp = all(lp is not None and len(lp) == len(c) for _, c, lp in samples)
-    elp = torch.zeros((N, C)) if have_lp else None
-    for i, (p, c, lp) in enumerate(samples):
-        ids[i, P - len(p): P] = torch.tensor(p, dtype=torch.long)
-        attn[i, P - len(p): P] = 1
-        if c:
-            ids[i, P: P + len(c)] = torch.tensor(c, dtype=torch.long)
-            attn[i, P: P + len(c)] = 1
-            comp[i, : len(c)] = torch.tensor(c, dtype=torch.long)
-            cmask[i, : len(c)] = 1.0
-            if elp is not None:
-                elp[i, : len(c)] = torch.tensor(lp, dtype=torch.float32)
-    pos = (attn.cumsum(dim=1) - 1).clamp(min=0)
-    return RolloutBatch(ids, attn, pos, comp, cmask, elp, torch.tensor(rewards, dtype=torch.float32),
-                        torch.tensor(correct, dtype=torch.float32), torch.tensor(format_ok, dtype=torch.float32))
-
-
-def completion_logits(model: torch.nn.Module, batch: RolloutBatch, group_size: int = 1) -> torch.Tensor:
-    """Logits predicting each completion token, ``[n, C, V]``, computing the LM head only there.
-
-    With ``group_size > 1`` the rows come in groups sharing one prompt (as rollouts do):
-    each prompt is run once, its KV cache is repeated for the group and only the
-    completions are run on top of it. Gradients flow through the shared cache into the
-    prompt positions exactly as in the plain pass, at a fraction of the cost when
-    prompts are long.
-    """
-    C = batch.width
-    if group_size <= 1:
-        out = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
-                    position_ids=batch.position_ids, logits_to_keep=C + 1, use_cache=False)
-        return out.logits[:, :C]
-    from transformers import DynamicCache
-
-    P = batch.input_ids.shape[1] - C
-    cache = DynamicCache(config=unwrap(model).config)
-    kw = _cache_keyword(model)
-    head = model(input_ids=batch.input_ids[::group_size, :P], attention_mask=batch.attention_mask[::group_size, :P],
-                 position_ids=batch.position_ids[::group_size, :P], use_cache=True, logits_to_keep=1,
-                 **{kw: cache})
-    first = head.logits[:, -1:].repeat_interleave(group_size, dim=0)
-    if C == 1:
-        return first
-    cache.batch_repeat_interleave(group_size)
-    rest = model(input_ids=batch.input_ids[:, P: P + C - 1], attention_mask=batch.attention_mask[:, : P + C - 1],
-                 position_ids=batch.position_ids[:, P: P + C - 1], use_cache=True, **{kw: cache})
-    return torch.cat([first, rest.logits], dim=1)
-
-
-def _cache_keyword(model: torch.nn.Module) -> str:
-    """``cache`` in newer transformers, ``past_key_values`` before (and for wrappers that hide it)."""
-    import inspect
-
-    base = unwrap(model)
-    base = base.get_base_model() if hasattr(base, "get_base_model") else base
-    return "cache" if "cache" in inspect.signature(base.forward).parameters else "past_key_values"
-
-
-def shares_prompts(batch: RolloutBatch, group_size: int) -> bool:
-    """Whether every group of ``group_size`` consecutive rows has one prompt (then it can be run once)."""
-    if group_size <= 1 or batch.size % group_size:
-        return False
-    P = batch.input_ids.shape[1] - batch.width
-    prompts = batch.input_ids[:, :P].view(-1, group_size, P)
-    masks = batch.attention_mask[:, :P].view(-1, group_size, P)
-    return bool(torch.all(prompts == prompts[:, :1]) and torch.all(masks == masks[:, :1]))
-
-
-def micro_batches(batch: RolloutBatch, micro_batch: int, group_size: int) -> tuple[int, int]:
-    """(rows per micro-batch, group size to share prompts over; 1 = no sharing)."""
-    if group_size > 1 and micro_batch >= group_size and shares_prompts(batch, group_size):
-        return (micro_batch // group_size) * group_size, group_size
-    return micro_batch, 1
-
-
-def sequence_logprobs(model: torch.nn.Module, batch: RolloutBatch, micro_batch: int,
-                      group_size: int = 1) -> torch.Tensor:
-    """Sampled-token log-probs under ``model`` without gradients, ``[N, C]``."""
-    rows, share = micro_batches(batch, micro_batch, group_size)
-    parts = []
-    with torch.inference_mode():
-        for s in range(0, batch.size, rows):
-            mb = batch.rows(s, s + rows).trimmed()
-            logp = token_logprobs(completion_logits(model, mb, share), mb.completion_ids)
-            parts.append(torch.nn.functional.pad(logp, (0, batch.width - mb.width)))
-    return torch.cat(parts).clone()
 
 
 # --------------------------------------------------------------------------------------------
@@ -308,23 +184,25 @@ def optimise(model: torch.nn.Module, optimizer: torch.optim.Optimizer, scheduler
              cfg: RLConfig, accelerator: Any = None) -> StepResult:
     """``cfg.mu`` AdamW steps on one rollout batch, each accumulating over micro-batches so that the
     summed micro-batch losses equal the loss of the whole batch."""
-    total_tokens = float(batch.completion_mask.sum().clamp(min=1.0))
-    normaliser = total_tokens if cfg.normalisation == "token" else float(batch.size)
+    total_tokens = float(batch.completion_mask.sum())
+    if total_tokens == 0:        # every row left out of the loss (truncated): no update at all
+        return StepResult(loss=0.0, kl=0.0, clip_fraction=0.0, entropy=0.0, grad_norm=0.0)
+    trained_rows = float((batch.completion_mask.sum(dim=1) > 0).sum())
+    normaliser = total_tokens if cfg.normalisation == "token" else trained_rows
     loss_sum = kl_sum = clip_sum = ent_sum = 0.0
     grad_norm = 0.0
-    # DDP expects one forward per backward, so the two-part shared-prompt pass is single-process only
+    # DDP expects one forward per backward, so the two-part shared-prompt pass is single-process only;
+    # gradient checkpointing drops the prompt's cache in training mode, so it needs the plain pass too
     distributed = accelerator is not None and accelerator.num_processes > 1
-    share_over = cfg.group_size if cfg.share_prompts and not distributed else 1
+    share_over = cfg.group_size if cfg.share_prompts and not distributed and not cfg.gradient_checkpointing else 1
     rows, share = micro_batches(batch, cfg.micro_batch, share_over)
     for _pass in range(cfg.mu):
         for s in range(0, batch.size, rows):
             mb = batch.rows(s, s + rows).trimmed()
             c = mb.width
-            logits = completion_logits(model, mb, share)
-            logp = token_logprobs(logits, mb.completion_ids)
-            if _pass == 0:
-                with torch.no_grad():
-                    ent_sum += float((entropy_from_logits(logits.detach()) * mb.completion_mask).sum())
+            logp, ent = token_outputs(model, mb, share, cfg.logprob_chunk, with_entropy=_pass == 0)
+            if ent is not None:
+                ent_sum += float((ent * mb.completion_mask).sum())
             old = old_logp[s: s + rows, :c] if old_logp is not None else logp.detach()
             ref = ref_logp[s: s + rows, :c] if ref_logp is not None else None
             loss, stats = policy_loss(logp, old, advantages[s: s + rows], mb.completion_mask,
@@ -377,38 +255,51 @@ def resolve_coverage(cfg: RLConfig, coverage_fn: CoverageFn | None) -> CoverageF
     return rollout_coverage
 
 
-def _step_problems(pool: list, order: list[int], state: Any, cfg: RLConfig, accelerator: Any) -> tuple[list, list[int]]:
-    """The prompts of the next step (a new epoch order when the pool runs out); under
-    ``accelerate launch`` each process takes its own share of them."""
-    if state.position + cfg.prompts_per_step > len(pool):
-        state.epoch, state.position = state.epoch + 1, 0
-        order = epoch_order(len(pool), cfg.seed, state.epoch)
-    problems = [pool[i] for i in order[state.position: state.position + cfg.prompts_per_step]]
-    state.position += cfg.prompts_per_step
-    problems = problems[accelerator.process_index::accelerator.num_processes] or problems[:1]
-    return problems, order
+def _sampling_seed(cfg: RLConfig, step: int, process_index: int, round_: int) -> int:
+    """Rollout seed of (seed, step, process, round): round 0 keeps the seed runs always had,
+    refill rounds are moved far past every step's seed so that no two draws share one."""
+    return (cfg.seed * 1_000_003 + step) * 64 + process_index + (round_ << 40)
 
 
-def _rollouts(engine: Any, policy: torch.nn.Module, task: Any, problems: list, cfg: RLConfig, step: int,
-              process_index: int) -> list:
-    """``group_size`` completions per prompt from the current policy, seeded by (seed, step, process)."""
+def _generate_groups(loop: "_Loop", problems: list, step: int, round_: int, timer: dict[str, float]) -> list:
+    """``group_size`` completions per prompt from the current policy, scored under ``cfg.reward``;
+    the time of generation and of scoring is added to ``timer``."""
     from tailor_evo.generation.base import SamplingParams
     from tailor_evo.trainers.rollout import rollout
 
+    cfg = loop.cfg
     params = SamplingParams(n=cfg.group_size, temperature=cfg.temperature, top_p=cfg.top_p,
                             max_new_tokens=cfg.max_new_tokens,
-                            seed=(cfg.seed * 1_000_003 + step) * 64 + process_index)
-    policy.eval()
+                            seed=_sampling_seed(cfg, step, loop.accelerator.process_index, round_))
+    t0 = time.perf_counter()
+    loop.policy.eval()
     with torch.no_grad():
-        groups = rollout(engine, task, problems, params, chat=cfg.chat)
-    policy.train()
-    return [r for g in groups for r in g]
+        groups = rollout(loop.engine, loop.task, problems, params, chat=cfg.chat)
+    loop.policy.train()
+    t1 = time.perf_counter()
+    scored = [ScoredGroup(p, g, [score_rollout(loop.task, r, cfg.reward) for r in g], round=round_)
+              for p, g in zip(problems, groups)]
+    timer["generate"] += t1 - t0
+    timer["score"] += time.perf_counter() - t1
+    return scored
 
 
-def _scored_batch(task: Any, flat: list, cfg: RLConfig, pad_id: int,
-                  device: torch.device) -> tuple[RolloutBatch, torch.Tensor]:
-    """The rollouts scored under ``cfg.reward`` as one padded batch, and their group advantages."""
-    verdicts = [score_rollout(task, r, cfg.reward) for r in flat]
+def _step_sample(loop: "_Loop", step: int, timer: dict[str, float]) -> StepSample:
+    """The step's groups: its own prompts (under ``accelerate launch`` each process takes its
+    share of them), plus refills from the stream under dynamic sampling."""
+    cfg, acc = loop.cfg, loop.accelerator
+    problems = loop.stream.take(cfg.prompts_per_step)
+    problems = problems[acc.process_index::acc.num_processes] or problems[:1]
+    return sample_step(problems, lambda ps, r: _generate_groups(loop, ps, step, r, timer), loop.stream.take,
+                       wanted=len(problems), dynamic=cfg.dynamic_sampling, max_refill_rounds=cfg.max_refill_rounds,
+                       mask_truncated=cfg.mask_truncated)
+
+
+def _scored_batch(groups: list, cfg: RLConfig, pad_id: int, device: torch.device) -> tuple[RolloutBatch, torch.Tensor]:
+    """The trained groups as one padded batch, and the group advantages. Under ``mask_truncated``
+    a truncated row is left out of the loss and of its group's mean and std, as if never sampled."""
+    flat = [r for g in groups for r in g.rollouts]
+    verdicts = [v for g in groups for v in g.verdicts]
     samples = []
     for r in flat:
         if r.completion.prompt_token_ids is None:
@@ -416,9 +307,14 @@ def _scored_batch(task: Any, flat: list, cfg: RLConfig, pad_id: int,
         samples.append((list(r.completion.prompt_token_ids), list(r.completion.token_ids), r.completion.logprobs))
     batch = build_batch(samples, [v.reward for v in verdicts], [v.correct for v in verdicts],
                         [v.format_ok for v in verdicts], pad_id)
+    valid = None
+    if cfg.mask_truncated:
+        valid = ~torch.tensor([t for g in groups for t in g.truncated], dtype=torch.bool)
+        batch.completion_mask[~valid] = 0.0
     batch = RolloutBatch(*(t.to(device) if isinstance(t, torch.Tensor) else t
                            for t in (getattr(batch, f) for f in batch.__dataclass_fields__)))
-    return batch, group_advantages(batch.rewards, cfg.group_size, scale=cfg.scale_advantages)
+    valid = None if valid is None else valid.to(device)
+    return batch, group_advantages(batch.rewards, cfg.group_size, scale=cfg.scale_advantages, valid=valid)
 
 
 def _baseline_logprobs(policy: torch.nn.Module, ref_model: torch.nn.Module | None, batch: RolloutBatch,
@@ -428,31 +324,80 @@ def _baseline_logprobs(policy: torch.nn.Module, ref_model: torch.nn.Module | Non
     ref_logp = None
     if cfg.beta > 0:
         if ref_model is not None:
-            ref_logp = sequence_logprobs(ref_model, batch, cfg.micro_batch, share)
+            ref_logp = sequence_logprobs(ref_model, batch, cfg.micro_batch, share, cfg.logprob_chunk)
         else:
             with policy.disable_adapter():
-                ref_logp = sequence_logprobs(policy, batch, cfg.micro_batch, share)
+                ref_logp = sequence_logprobs(policy, batch, cfg.micro_batch, share, cfg.logprob_chunk)
     old_logp = None
     if use_engine_lp and batch.engine_logp is not None:
         old_logp = batch.engine_logp
     elif cfg.mu > 1 or cfg.old_logprobs == "recompute":
-        old_logp = sequence_logprobs(policy, batch, cfg.micro_batch, share)
+        old_logp = sequence_logprobs(policy, batch, cfg.micro_batch, share, cfg.logprob_chunk)
     return ref_logp, old_logp
 
 
-def _step_record(step: int, batch: RolloutBatch, res: Any, scheduler: Any, cfg: RLConfig, *, seconds: float,
-                 t_gen: float, t_ref: float, t_train: float) -> dict[str, Any]:
-    """The metrics row of one step."""
-    lengths = batch.completion_mask.sum(dim=1)
+def _step_record(step: int, sample: StepSample, res: StepResult, lr: float, *, seconds: float,
+                 times: dict[str, float]) -> dict[str, Any]:
+    """The metrics row of one step. Reward, accuracy, lengths and truncation are measured on the
+    step's own prompts (round 0): the policy's unbiased sample, whatever dynamic sampling kept."""
+    own = [(r, v) for g in sample.first_round for r, v in zip(g.rollouts, g.verdicts)]
+    n = max(1, len(own))
     return {
-        "step": step, "reward": float(batch.rewards.mean()), "accuracy": float(batch.correct.mean()),
-        "format_ok": float(batch.format_ok.mean()), "kl": res.kl, "entropy": res.entropy,
-        "response_length": float(lengths.mean()), "clip_fraction": res.clip_fraction, "loss": res.loss,
-        "grad_norm": res.grad_norm, "lr": scheduler.get_last_lr()[0],
-        "zero_signal_groups": int((batch.rewards.view(-1, cfg.group_size).std(dim=1) == 0).sum()),
-        "rollout_tokens": int(lengths.sum()), "seconds": seconds,
-        "seconds_generate": t_gen, "seconds_logprobs": t_ref, "seconds_train": t_train,
+        "step": step, "reward": sum(float(v.reward) for _, v in own) / n,
+        "accuracy": sum(bool(v.correct) for _, v in own) / n, "format_ok": sum(bool(v.format_ok) for _, v in own) / n,
+        "kl": res.kl, "entropy": res.entropy,
+        "response_length": sum(len(r.completion.token_ids) for r, _ in own) / n,
+        "truncated": sum(is_truncated(r.completion) for r, _ in own) / n,
+        "clip_fraction": res.clip_fraction, "loss": res.loss, "grad_norm": res.grad_norm, "lr": lr,
+        "zero_signal_groups": sum(len(set(g.rewards)) < 2 for g in sample.first_round), **sample.counts(),
+        "rollout_tokens": sum(len(r.completion.token_ids) for g in sample.groups for r in g.rollouts),
+        "seconds": seconds, "seconds_generate": times["generate"], "seconds_score": times["score"],
+        "seconds_logprobs": times["logprobs"], "seconds_train": times["train"],
     }
+
+
+@dataclass
+class _Loop:
+    """What every step of one run uses, built once by :func:`train_rl`."""
+
+    cfg: RLConfig
+    task: Any
+    model: torch.nn.Module             # as prepared by accelerate (what the optimiser trains)
+    policy: torch.nn.Module            # the bare model behind it (what the engine samples)
+    ref_model: torch.nn.Module | None
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    engine: Any
+    accelerator: Any
+    stream: PromptStream
+    pad_id: int
+    use_engine_lp: bool
+
+
+def _train_step(loop: _Loop, step: int) -> tuple[dict[str, Any], StepSample]:
+    """Roll out (refilling under dynamic sampling), score, compute log-probs and optimise; return
+    the metrics row of step ``step`` (1-based) and the groups it generated."""
+    cfg = loop.cfg
+    times = {"generate": 0.0, "score": 0.0, "logprobs": 0.0, "train": 0.0}
+    t0 = time.perf_counter()
+    sample = _step_sample(loop, step - 1, times)                                                   # 1-2. roll out, score
+    res = StepResult(loss=0.0, kl=0.0, clip_fraction=0.0, entropy=0.0, grad_norm=0.0)
+    if sample.kept:              # dynamic sampling may find no group with signal: then no update
+        batch, advantages = _scored_batch(sample.kept, cfg, loop.pad_id, loop.accelerator.device)
+        t1 = time.perf_counter()
+        ref_logp, old_logp = _baseline_logprobs(loop.policy, loop.ref_model, batch, cfg, loop.use_engine_lp)  # 3.
+        t2 = time.perf_counter()
+        res = optimise(loop.model, loop.optimizer, loop.scheduler, batch, advantages, ref_logp, old_logp, cfg,
+                       loop.accelerator)                                                           # 4. optimise
+        times["logprobs"], times["train"] = t2 - t1, time.perf_counter() - t2
+    record = _step_record(step, sample, res, loop.scheduler.get_last_lr()[0], seconds=time.perf_counter() - t0,
+                          times=times)
+    return record, sample
+
+
+def _log_rollouts(run_dir: RunDir, cfg: RLConfig, step: int, sample: StepSample) -> None:
+    if due(step, cfg.rollout_log_every):
+        append_rows(run_dir.path / ROLLOUTS_FILE, rollout_rows(step, sample.groups))
 
 
 def train_rl(cfg: RLConfig, run_dir: RunDir, resume: bool = False, *,
@@ -472,15 +417,21 @@ def train_rl(cfg: RLConfig, run_dir: RunDir, resume: bool = False, *,
     _validate(cfg)
     torch.set_num_threads(cfg.threads)
     accelerator = Accelerator(cpu=not torch.cuda.is_available())
+    if cfg.dynamic_sampling and accelerator.num_processes > 1:
+        raise InputError("dynamic sampling runs in one process only: each process would refill a different "
+                         "number of groups and the processes' backward passes would no longer match; set "
+                         "rl.dynamic_sampling: false under accelerate launch", field="dynamic_sampling")
     seed_everything(cfg.seed)
     task = get_task(cfg.task)
     cover = resolve_coverage(cfg, coverage_fn)
-    model, tokenizer = load_backbone(cfg.model)
+    model, tokenizer = load_trainable(cfg)
     ref_model = None
     if cfg.beta > 0 and not cfg.lora.enabled:
         ref_model = copy.deepcopy(model).eval()
         for p in ref_model.parameters():
             p.requires_grad_(False)
+    if cfg.logprob_chunk > 0:
+        check_chunkable(model)
     model = apply_lora(model, cfg.lora)
     if accelerator.is_main_process:
         run_dir.save_config(cfg)
@@ -499,52 +450,42 @@ def train_rl(cfg: RLConfig, run_dir: RunDir, resume: bool = False, *,
     if ref_model is not None:
         ref_model.to(accelerator.device)
     policy = unwrap(model)
-    make = engine_factory or rollout_engine_factory(cfg)
-    engine = make(policy, tokenizer)
-    eval_engine = engine
+    engine = (engine_factory or rollout_engine_factory(cfg))(policy, tokenizer)
 
     state = resume_state(run_dir, resume, model, optimizer, scheduler)
+    if accelerator.is_main_process:
+        cut_back(run_dir.path / ROLLOUTS_FILE, state.step)
 
     def evaluate() -> dict[str, float]:
         policy.eval()
         try:
             with torch.no_grad():
-                return greedy_accuracy(eval_engine, task, eval_problems, cfg.eval.max_new_tokens, chat=cfg.chat)
+                return greedy_accuracy(engine, task, eval_problems, cfg.eval.max_new_tokens, chat=cfg.chat)
         finally:
             policy.train()
 
     if eval_problems and state.step == 0 and accelerator.is_main_process:
         run_dir.log({"step": 0, **evaluate()})
 
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    order = epoch_order(len(pool), cfg.seed, state.epoch)
-    use_engine_lp = cfg.old_logprobs == "engine" or (cfg.old_logprobs == "auto" and cfg.mu > 1
-                                                      and cfg.rollout_backend == "hf")
+    loop = _Loop(cfg, task, model, policy, ref_model, optimizer, scheduler, engine, accelerator,
+                 PromptStream(pool, cfg.seed, state), tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0,
+                 cfg.old_logprobs == "engine" or (cfg.old_logprobs == "auto" and cfg.mu > 1
+                                                  and cfg.rollout_backend == "hf"))
     bar = tqdm(total=cfg.steps, initial=state.step, desc="rl", disable=not accelerator.is_main_process)
     policy.train()
     while state.step < cfg.steps:
-        t0 = time.perf_counter()
-        problems, order = _step_problems(pool, order, state, cfg, accelerator)
-        flat = _rollouts(engine, policy, task, problems, cfg, state.step, accelerator.process_index)   # 1. roll out
-        t_gen = time.perf_counter() - t0
-        batch, advantages = _scored_batch(task, flat, cfg, pad_id, accelerator.device)                 # 2. score
-        t1 = time.perf_counter()
-        ref_logp, old_logp = _baseline_logprobs(policy, ref_model, batch, cfg, use_engine_lp)          # 3. log-probs
-        t_ref = time.perf_counter() - t1
-        t2 = time.perf_counter()
-        res = optimise(model, optimizer, scheduler, batch, advantages, ref_logp, old_logp, cfg, accelerator)  # 4.
-        t_train = time.perf_counter() - t2
+        record, sample = _train_step(loop, state.step + 1)
         state.step += 1
-        record = _step_record(state.step, batch, res, scheduler, cfg,                                  # 5. log
-                              seconds=time.perf_counter() - t0, t_gen=t_gen, t_ref=t_ref, t_train=t_train)
         if cover is not None:
-            record["coverage"] = float(cover(task, [r.problem for r in flat], [r.completion.text for r in flat]))
+            own = [r for g in sample.first_round for r in g.rollouts]
+            record["coverage"] = float(cover(task, [r.problem for r in own], [r.completion.text for r in own]))
         if eval_problems and (state.step == cfg.steps or (cfg.eval.every > 0 and state.step % cfg.eval.every == 0)):
             record.update(evaluate())
         if accelerator.is_main_process:
             run_dir.log(record)
+            _log_rollouts(run_dir, cfg, state.step, sample)
         bar.update(1)
-        bar.set_postfix(reward=f"{record['reward']:.2f}", kl=f"{res.kl:.3f}")
+        bar.set_postfix(reward=f"{record['reward']:.2f}", kl=f"{record['kl']:.3f}")
         if accelerator.is_main_process and (
                 (cfg.save_every > 0 and state.step % cfg.save_every == 0) or state.step == cfg.steps):
             save_checkpoint(run_dir.checkpoints, state, model, tokenizer, optimizer, scheduler,
@@ -553,55 +494,7 @@ def train_rl(cfg: RLConfig, run_dir: RunDir, resume: bool = False, *,
     accelerator.wait_for_everyone()
     out = run_dir.path / "model"
     if accelerator.is_main_process:
-        export_model(model, tokenizer, out, card=_card(cfg, run_dir, len(pool), overlaps))
+        export_model(model, tokenizer, out, card=rl_card(cfg, run_dir, len(pool), overlaps))
         write_rl_report(run_dir, cfg, overlaps)
     run_dir.close_trackers()
     return out
-
-
-def _card(cfg: RLConfig, run_dir: RunDir, pool_size: int, overlaps: int) -> Any:
-    from tailor_evo.trainers.model_card import CardInfo, results_from_metrics
-
-    facts = {"problems": f"{cfg.task} RL stream of seed {cfg.seed}", "levels": list(cfg.levels),
-             "pool": pool_size, "left_out_for_eval_overlap": overlaps, "reward": cfg.reward}
-    return CardInfo(stage="rl", base_model=cfg.model, task=cfg.task, seed=cfg.seed, recipe=dataclasses.asdict(cfg),
-                    data=facts, results=results_from_metrics(run_dir.read_metrics(), cfg.task, cfg.seed))
-
-
-def write_rl_report(run_dir: RunDir, cfg: RLConfig, overlaps: int) -> None:
-    """``report.md`` plus reward/accuracy/KL curves in ``plots/``."""
-    from tailor_evo.io import write_text_atomic
-
-    metrics = run_dir.read_metrics()
-    steps = [r for r in metrics if "reward" in r]
-    evals = [r for r in metrics if "eval_accuracy" in r]
-    if steps:
-        xs = [r["step"] for r in steps]
-        plot_lines(run_dir.plots / "rl_reward.png", [("reward", xs, [r["reward"] for r in steps]),
-                                                ("accuracy", xs, [r["accuracy"] for r in steps])],
-              "RL rollouts", "step")
-        plot_lines(run_dir.plots / "rl_kl_entropy.png", [("KL", xs, [r["kl"] for r in steps]),
-                                                    ("entropy", xs, [r["entropy"] for r in steps])],
-              "KL to reference and entropy", "step")
-    if evals:
-        plot_lines(run_dir.plots / "rl_eval.png", [("held-out greedy accuracy", [r["step"] for r in evals],
-                                               [r["eval_accuracy"] for r in evals])], "Evaluation", "step")
-    lines = ["# RL run", "", f"- model: `{cfg.model}`, task: {cfg.task}, levels: {cfg.levels}",
-             f"- steps: {len(steps)}, {cfg.prompts_per_step} prompts x {cfg.group_size} samples, "
-             f"beta {cfg.beta}, clip [{1 - cfg.eps_low:.2f}, {1 + cfg.eps_high:.2f}], {cfg.normalisation}-level loss",
-             f"- RL problems overlapping the eval set (dropped): {overlaps}"]
-    if steps:
-        k = max(1, len(steps) // 5)
-        first = sum(r["reward"] for r in steps[:k]) / k
-        last = sum(r["reward"] for r in steps[-k:]) / k
-        lines.append(f"- mean rollout reward: first {k} steps {first:.3f}, last {k} steps {last:.3f}")
-        lines.append(f"- mean seconds per step: {sum(r['seconds'] for r in steps) / len(steps):.2f}")
-    if evals:
-        lines.append(f"- held-out greedy accuracy: start {evals[0]['eval_accuracy']:.3f}, "
-                     f"end {evals[-1]['eval_accuracy']:.3f} (n={int(evals[-1]['eval_n'])})")
-    lines.append(f"- output: `{run_dir.path / 'model'}`")
-    if steps:
-        lines += ["", "![reward](plots/rl_reward.png)", "", "![kl](plots/rl_kl_entropy.png)"]
-    if evals:
-        lines += ["", "![eval](plots/rl_eval.png)"]
-    write_text_atomic(run_dir.report_path, "\n".join(lines) + "\n")

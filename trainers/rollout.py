@@ -18,6 +18,11 @@ class Rollout:
     verdict: Verdict
 
 
+def is_truncated(completion: Completion) -> bool:
+    """A completion that stopped at the token budget, without an end-of-sequence or stop string."""
+    return completion.finish_reason == "length"
+
+
 def build_prompts(task: Task, problems: list[Problem], chat: bool) -> list:
     return [task.prompt(p, chat=chat) for p in problems]
 

@@ -19,9 +19,9 @@ import torch
 
 from tailor_evo.errors import InputError
 from tailor_evo.rundir import RunDir
-from tailor_evo.trainers.base import (TrainerConfig, apply_lora, cosine_schedule, export_model, live_engine, make_optimizer,
-                           plot_lines)
-from tailor_evo.trainers.checkpoint import load_backbone, resume_state, save_checkpoint, unwrap
+from tailor_evo.trainers.base import (TrainerConfig, apply_lora, check_trainer_settings, cosine_schedule, export_model,
+                                      live_engine, load_trainable, make_optimizer, plot_lines)
+from tailor_evo.trainers.checkpoint import resume_state, save_checkpoint, unwrap
 from tailor_evo.trainers.data import SFTData, collate, collate_buckets, collate_packed, epoch_order, load_sft_data
 from tailor_evo.trackers import check_report_to
 from tailor_evo.trainers.losses import sft_loss
@@ -80,6 +80,7 @@ def step_batches(examples: list, cfg: SFTConfig, pad_id: int) -> list[dict[str, 
 
 def _validate(cfg: SFTConfig) -> None:
     check_report_to(cfg.report_to)
+    check_trainer_settings(cfg)
     checks = [("batch_size", cfg.batch_size >= 1), ("grad_accum", cfg.grad_accum >= 1), ("lr", cfg.lr > 0),
               ("epochs", cfg.epochs >= 1 or cfg.max_steps > 0), ("max_length", cfg.max_length >= 2),
               ("threads", cfg.threads >= 1), ("betas", len(cfg.betas) == 2)]
@@ -112,7 +113,7 @@ def train_sft(cfg: SFTConfig, run_dir: RunDir, resume: bool = False) -> Path:
     torch.set_num_threads(cfg.threads)
     accelerator = Accelerator(cpu=not torch.cuda.is_available())
     seed_everything(cfg.seed)
-    model, tokenizer = load_backbone(cfg.model)
+    model, tokenizer = load_trainable(cfg)
     model = apply_lora(model, cfg.lora)
     data = load_sft_data(cfg.data, tokenizer, cfg.max_length)
     log.info("SFT data: %s", data.summary())

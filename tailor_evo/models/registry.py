@@ -286,18 +286,22 @@ def _hub_cache_dir(repo_id: str) -> Path | None:
         return None
 
 
-def load(name_or_path: str, dtype: "torch.dtype | None" = None) -> "tuple[PreTrainedModel, PreTrainedTokenizerBase]":
+def load(name_or_path: str, dtype: "torch.dtype | None" = None,
+         attn_implementation: str | None = None) -> "tuple[PreTrainedModel, PreTrainedTokenizerBase]":
     """Model (eval mode, ``dtype``, default float32) and tokenizer ready for batched generation.
 
     The tokenizer always has a pad token (eos when the model defines none) and pads
-    on the left, which is what decoder-only generation needs.
+    on the left, which is what decoder-only generation needs. ``attn_implementation``
+    (``sdpa``, ``eager``, ``flash_attention_2``, ...) goes to transformers as it is;
+    None keeps transformers' choice.
     """
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     path = resolve(name_or_path)
     tokenizer = AutoTokenizer.from_pretrained(path)
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype or torch.float32)
+    extra = {"attn_implementation": attn_implementation} if attn_implementation else {}
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype or torch.float32, **extra)
     model.eval()
     prepare_tokenizer(tokenizer)
     if model.generation_config.pad_token_id is None:

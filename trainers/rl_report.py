@@ -1,0 +1,108 @@
+"""What an RL run leaves for a reader: ``report.md``, its curves and the model card's facts.
+
+Kept apart from the training loop so that the loop reads as the algorithm. Besides
+reward and evaluation, the report gives where a step's time went (generation, scoring,
+the log-prob passes, training), the share of truncated rollouts and, under dynamic
+sampling, how many groups were dropped and refilled: the figures that decide the next
+run's budget (``max_new_tokens``, ``max_refill_rounds``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from tailor_evo.rundir import RunDir
+from tailor_evo.trainers.base import plot_lines
+
+# metric keys of the step's time split, in the order the step runs them
+TIME_PARTS = (("generate", "seconds_generate"), ("score", "seconds_score"), ("log-probs", "seconds_logprobs"),
+              ("train", "seconds_train"))
+
+
+def rl_card(cfg: Any, run_dir: RunDir, pool_size: int, overlaps: int) -> Any:
+    """The model card of the exported RL model (``cfg`` is the run's ``RLConfig``)."""
+    from tailor_evo.trainers.model_card import CardInfo, results_from_metrics
+
+    facts = {"problems": f"{cfg.task} RL stream of seed {cfg.seed}", "levels": list(cfg.levels),
+             "pool": pool_size, "left_out_for_eval_overlap": overlaps, "reward": cfg.reward}
+    return CardInfo(stage="rl", base_model=cfg.model, task=cfg.task, seed=cfg.seed, recipe=dataclasses.asdict(cfg),
+                    data=facts, results=results_from_metrics(run_dir.read_metrics(), cfg.task, cfg.seed))
+
+
+def _mean(rows: list[dict], key: str) -> float:
+    vals = [float(r[key]) for r in rows if key in r]
+    return sum(vals) / len(vals) if vals else 0.0
+
+
+def time_split_line(steps: list[dict]) -> str:
+    """Mean seconds per step and the share of each part, e.g. ``generate 3.1 s (40%), ...``."""
+    total = _mean(steps, "seconds")
+    parts = [(name, _mean(steps, key)) for name, key in TIME_PARTS if any(key in r for r in steps)]
+    split = ", ".join(f"{name} {sec:.2f} s ({100 * sec / total:.0f}%)" if total else f"{name} {sec:.2f} s"
+                      for name, sec in parts)
+    return f"- mean seconds per step: {total:.2f} ({split})"
+
+
+def sampling_lines(steps: list[dict], cfg: Any) -> list[str]:
+    """Truncation and, under dynamic sampling, the dropped and refilled groups."""
+    lines = []
+    if any("truncated" in r for r in steps):
+        masked = " (left out of the loss)" if cfg.mask_truncated else ""
+        lines.append(f"- truncated rollouts (hit max_new_tokens={cfg.max_new_tokens}): "
+                     f"{_mean(steps, 'truncated'):.3f} of the step's own samples on average{masked}")
+    if cfg.dynamic_sampling:
+        dropped = sum(int(r.get("groups_dropped", 0)) for r in steps)
+        refilled = sum(int(r.get("groups_refilled", 0)) for r in steps)
+        empty = sum(int(r.get("groups_trained", 1)) == 0 for r in steps)
+        lines.append(f"- dynamic sampling: {dropped} groups without reward signal dropped, {refilled} refilled "
+                     f"from new prompts, {_mean(steps, 'generation_rounds'):.2f} generation rounds per step "
+                     f"(at most {1 + cfg.max_refill_rounds}), {_mean(steps, 'groups_trained'):.2f} groups trained "
+                     f"per step of {cfg.prompts_per_step} asked; steps with nothing to train: {empty}")
+    return lines
+
+
+def _plots(run_dir: RunDir, steps: list[dict], evals: list[dict]) -> None:
+    if steps:
+        xs = [r["step"] for r in steps]
+        plot_lines(run_dir.plots / "rl_reward.png", [("reward", xs, [r["reward"] for r in steps]),
+                                                     ("accuracy", xs, [r["accuracy"] for r in steps])],
+                   "RL rollouts", "step")
+        plot_lines(run_dir.plots / "rl_kl_entropy.png", [("KL", xs, [r["kl"] for r in steps]),
+                                                         ("entropy", xs, [r["entropy"] for r in steps])],
+                   "KL to reference and entropy", "step")
+    if evals:
+        plot_lines(run_dir.plots / "rl_eval.png", [("held-out greedy accuracy", [r["step"] for r in evals],
+                                                    [r["eval_accuracy"] for r in evals])], "Evaluation", "step")
+
+
+def write_rl_report(run_dir: RunDir, cfg: Any, overlaps: int) -> None:
+    """``report.md`` plus reward/accuracy/KL curves in ``plots/``."""
+    from tailor_evo.io import write_text_atomic
+
+    metrics = run_dir.read_metrics()
+    steps = [r for r in metrics if "reward" in r]
+    evals = [r for r in metrics if "eval_accuracy" in r]
+    _plots(run_dir, steps, evals)
+    lines = ["# RL run", "", f"- model: `{cfg.model}`, task: {cfg.task}, levels: {cfg.levels}, reward: {cfg.reward}",
+             f"- steps: {len(steps)}, {cfg.prompts_per_step} prompts x {cfg.group_size} samples, "
+             f"beta {cfg.beta}, clip [{1 - cfg.eps_low:.2f}, {1 + cfg.eps_high:.2f}], {cfg.normalisation}-level loss",
+             f"- RL problems overlapping the eval set (dropped): {overlaps}"]
+    if steps:
+        k = max(1, len(steps) // 5)
+        first = sum(r["reward"] for r in steps[:k]) / k
+        last = sum(r["reward"] for r in steps[-k:]) / k
+        lines.append(f"- mean rollout reward: first {k} steps {first:.3f}, last {k} steps {last:.3f}")
+        lines.append(time_split_line(steps))
+        lines += sampling_lines(steps, cfg)
+    if evals:
+        lines.append(f"- held-out greedy accuracy: start {evals[0]['eval_accuracy']:.3f}, "
+                     f"end {evals[-1]['eval_accuracy']:.3f} (n={int(evals[-1]['eval_n'])})")
+    if cfg.rollout_log_every > 0:
+        lines.append(f"- rollout samples: `rollouts.jsonl` (step 1 and every {cfg.rollout_log_every} steps)")
+    lines.append(f"- output: `{run_dir.path / 'model'}`")
+    if steps:
+        lines += ["", "![reward](plots/rl_reward.png)", "", "![kl](plots/rl_kl_entropy.png)"]
+    if evals:
+        lines += ["", "![eval](plots/rl_eval.png)"]
+    write_text_atomic(run_dir.report_path, "\n".join(lines) + "\n")
