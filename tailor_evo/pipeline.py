@@ -55,16 +55,18 @@ def _default_search() -> SearchConfig:
 
 
 def _default_sft() -> SFTConfig:
-    # the tiny backbone starts from random weights: it needs several epochs to learn the format
-    return SFTConfig(epochs=4, batch_size=16, lr=2e-3, save_every=25, eval=EvalSettings(every=0))
+    # one epoch over fresh problems (every SFT example is a new puzzle): explicit traces teach each
+    # decision once per step that makes it, and repeating puzzles only teaches them by heart.
+    # lr 1e-3 measured better than 3e-3 (docs/results/main-job, the explicit-rendering ladder)
+    return SFTConfig(epochs=1, batch_size=8, lr=1e-3, max_length=2048, save_every=50, eval=EvalSettings(every=0))
 
 
 def _default_rl() -> RLConfig:
-    # 3-person KK reasoning is ~190 tiny-tokenizer tokens on average (max ~310). The shaped
-    # (format + answer) reward gives a small model a signal before it solves anything: with
-    # the binary reward a tiny backbone that never answers correctly gets zero advantages.
-    return RLConfig(steps=30, lr=1e-4, max_new_tokens=320, reward="shaped",
-                    eval=EvalSettings(every=10, n=16, max_new_tokens=320))
+    # The generation budget follows the warm start (PipelineConfig.budget); 320 is only its floor.
+    # Binary reward with dynamic sampling: groups whose rollouts all score the same carry no signal
+    # and are replaced by new prompts; completions cut at the budget are left out of the loss.
+    return RLConfig(steps=6, lr=1e-4, max_new_tokens=320, reward="binary", dynamic_sampling=True,
+                    max_refill_rounds=1, mask_truncated=True, eval=EvalSettings(every=0, max_new_tokens=320))
 
 
 @dataclass
