@@ -105,8 +105,7 @@ def run_experiment(cfg: ExperimentConfig, out: str | Path, *, resume: bool = Tru
                    progress_cb=None) -> ExperimentOutcome:
     cfg.check()
     out = Path(out)
-    rd = RunDir(out)
-    out.mkdir(parents=True, exist_ok=True)
+    rd = RunDir.locked(out)        # one process per experiment directory
     if not rd.config_path.exists():
         rd.save_config(cfg)
     for change in config_changes(cfg, out):
