@@ -248,6 +248,9 @@ class RunDir:
                              "or --overwrite to start again", file=str(path))
         if resume and not (path / "config.yaml").exists():
             raise InputError("nothing to resume: no config.yaml in the run directory", file=str(path))
+        if resume and not has_checkpoint(path):
+            raise InputError("nothing to resume from: no checkpoint in checkpoints/ (none was written yet, or it "
+                             "was deleted); start again with --overwrite", file=str(path))
 
     @property
     def config_path(self) -> Path:
