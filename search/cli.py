@@ -109,12 +109,17 @@ def top(run_dir: str, k: int, by: str) -> None:
 
 def _load_lineage(run_dir: Path) -> dict[str, dict]:
     from tailor_evo.search.engine import LINEAGE
-    from tailor_evo.io import iter_jsonl
+    from tailor_evo.search.genome import Primitive
+    from tailor_evo.io import check_types, iter_jsonl
 
     path = run_dir / LINEAGE
     if not path.exists():
         return {}
-    return {rec["id"]: rec for _, rec in iter_jsonl(path, required=("id", "parents"))}
+    known = {}
+    for line, rec in iter_jsonl(path, required=("id", "parents", "generation", "operator", "quality")):
+        check_types(rec, Primitive, file=str(path), line=line)      # the fields it shares with the archive rows
+        known[rec["id"]] = rec
+    return known
 
 
 @archive.command()

@@ -276,10 +276,12 @@ def iter_jsonl(path: str | os.PathLike, required: Sequence[str] = ()) -> Iterato
             yield lineno, rec
 
 
-def read_records(path: str | os.PathLike, required: Sequence[str] = (), default_split: str = "train") -> list[dict]:
+def read_records(path: str | os.PathLike, required: Sequence[str] = (), default_split: str = "train",
+                 types: dict[str, type] | None = None) -> list[dict]:
     """Read JSONL or Parquet (by extension), or a Hugging Face dataset (a ``save_to_disk``
     directory or a cached id, :mod:`tailor_evo.hf_datasets`), into a list of dicts,
-    checking required fields (an error names the row as its line)."""
+    checking required fields and the ``types`` of the fields named there (str, int, float,
+    bool, list, dict); an error names the row as its line."""
     from tailor_evo.hf_datasets import is_dataset_source, load_rows
 
     if is_dataset_source(path):
@@ -289,11 +291,15 @@ def read_records(path: str | os.PathLike, required: Sequence[str] = (), default_
             raise InputError("file not found", file=str(path))
         rows = _read_parquet_rows(Path(path))
     else:
-        return [rec for _, rec in iter_jsonl(path, required)]
+        rows = [rec for _, rec in iter_jsonl(path, required)]
     for i, rec in enumerate(rows, start=1):
         for field in required:
             if field not in rec:
                 raise InputError("missing field", file=str(path), line=i, field=field)
+        for field, tp in (types or {}).items():
+            if field in rec and not _TYPE_CHECKS[tp](rec[field]):
+                raise InputError(f"expected {tp.__name__}, got {type(rec[field]).__name__}", file=str(path),
+                                 line=i, field=field)
     return rows
 
 

@@ -591,3 +591,25 @@ def test_atomic_writes_still_replace_a_regular_file_through_a_temporary(tmp_path
     with atomic_open(tmp_path / "r.jsonl") as fh:
         fh.write("x\n")
     assert len(seen) == 1 and seen[0][0].startswith(".r.jsonl.") and seen[0][1] == "r.jsonl"
+
+
+def test_wrongly_typed_lineage_rows_are_named(tmp_path, monkeypatch, capsys):
+    row = {"id": "abc123", "task": "kk", "description": "d", "program": {}, "parents": []}
+    (tmp_path / "archive.jsonl").write_text(json.dumps(row) + "\n")
+    (tmp_path / "lineage.jsonl").write_text(json.dumps({"id": "abc123", "parents": [], "operator": "gp",
+                                                        "generation": 1, "quality": "high"}) + "\n")
+    code, cap = _main(monkeypatch, capsys, ["archive", "lineage", str(tmp_path), "abc"])
+    assert code == 2 and cap.err.strip() == (f"error: {tmp_path / 'lineage.jsonl'}:1, field 'quality': "
+                                             "expected float, got str")
+
+
+@pytest.mark.parametrize("value", [5, ["q"], None])
+def test_wrongly_typed_question_rows_are_named(tmp_path, value):
+    from tailor_evo.io import read_records
+
+    path = tmp_path / "train.jsonl"
+    path.write_text(json.dumps({"question": "q", "completion": "c"}) + "\n"
+                    + json.dumps({"question": value, "completion": "c"}) + "\n")
+    with pytest.raises(InputError) as exc:
+        read_records(path, required=("question",), types={"question": str, "completion": str})
+    assert (exc.value.line, exc.value.field) == (2, "question") and "expected str" in exc.value.detail

@@ -56,7 +56,7 @@ def run_eval(cfg: EvalConfig, out: str | Path, *, engine=None, overwrite: bool =
     problems = data_problems(task, cfg) if cfg.data else eval_problems(task, cfg.seed, cfg.levels or None,
                                                                         cfg.n_per_level or 50)
     if train_data:
-        rows = read_records(train_data, required=("question",))
+        rows = read_records(train_data, required=("question",), types={"question": str})
         assert_disjoint([r["question"] for r in rows], problems, train_name=f"training ({train_data})")
     run = RunDir.create(out, overwrite=overwrite)   # refuse a non-empty directory before loading a model
     seed_everything(cfg.seed)

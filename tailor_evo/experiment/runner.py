@@ -89,7 +89,7 @@ def warmstart_abstract_coverage(task: str, stage: dict, cell_dir: Path) -> float
     path = cell_dir / "warmstart" / "data.jsonl"
     if not path.exists():
         return 0.0
-    records = read_records(path, required=("question", "completion"))
+    records = read_records(path, required=("question", "completion"), types={"question": str, "completion": str})
     return abstract_coverage(get_task(task), [(r["question"], r["completion"]) for r in records])
 
 
