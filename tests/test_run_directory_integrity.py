@@ -570,6 +570,8 @@ def test_the_server_logs_a_client_that_left_in_one_line(small_tiny_dir, caplog):
     (["data", "warmstart", "--task", "kk", "--method", "rule-based", "--size", "0", "-o", "w.jsonl"],
      "'--size': must be 1 or more"),
     (["generate", "--model", "tiny", "--input", "p.jsonl", "-o", "c.parquet"], "the output must end in .jsonl"),
+    (["data", "warmstart", "--task", "kk", "--method", "rule-based", "-o", "w.jsonl", "--card", "c.txt"],
+     "the output must end in .md"),
     (["eval", "--model", "tiny", "--out", "e", "--k", "0"], "'--k': must be 1 or more"),
     (["eval", "--model", "tiny", "--out", "e", "--n-per-level", "-3"], "'--n-per-level': must be 1 or more"),
     (["eval", "--model", "tiny", "--out", "e", "--samples", "0"], "'--samples': must be 1 or more"),

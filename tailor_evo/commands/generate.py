@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from tailor_evo.commands.common import COUNT, OutputFile, echo_summary
+from tailor_evo.commands.common import COUNT, OutputFile
 from tailor_evo.errors import InputError
 
 
@@ -104,4 +104,4 @@ def generate(ctx: click.Context, model: str, prompt: str | None, input_path: str
             click.echo(c.text)
         return
     count = write_jsonl_atomic(Path(output), out_records)
-    echo_summary(f"wrote {count} records ({count * n} completions) to {output}", "-")
+    click.echo(f"wrote {count} records ({count * n} completions) to {output}", err=True)

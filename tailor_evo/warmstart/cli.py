@@ -12,7 +12,8 @@ from pathlib import Path
 
 import click
 
-from tailor_evo.commands.common import COUNT, RECORD_FORMATS, config_options, output_problem, parse_levels, resolve_config
+from tailor_evo.commands.common import (COUNT, RECORD_FORMATS, OutputFile, config_options, output_problem, parse_levels,
+                                        resolve_config)
 from tailor_evo.errors import InputError
 from tailor_evo.warmstart.config import WarmstartConfig
 
@@ -46,7 +47,7 @@ def _output_for(output: str, method: str, several: bool) -> Path:
 @click.option("--format", "fmt", type=click.Choice(["file", "datasets"]), default="file", show_default=True,
               help="file: JSONL/Parquet by extension; datasets: a Hugging Face DatasetDict directory, "
                    "one split per method (datasets.load_from_disk reads it).")
-@click.option("--card", "card_path", default=None, type=click.Path(dir_okay=False),
+@click.option("--card", "card_path", default=None, type=OutputFile((".md",), stdout=False),
               help="Data card path (default: card.md next to the output; README.md inside a datasets directory).")
 @config_options
 def warmstart(task_name: str, method: str, archive_dir: str | None, teacher: str | None,
