@@ -8,7 +8,8 @@ from pathlib import Path
 
 import click
 
-from tailor_evo.commands.common import config_options, direct_overrides, global_seed, resolve_config
+from tailor_evo.commands.common import (COUNT, OutputFile, config_options, direct_overrides, global_seed,
+                                        output_problem, resolve_config)
 from tailor_evo.errors import InputError
 from tailor_evo.io import read_json
 
@@ -20,7 +21,7 @@ from tailor_evo.io import read_json
 @click.option("--renderer", type=click.Choice(["executor", "llm"]), default=None, help="How primitives become trajectories.")
 @click.option("--llm", "llm_spec", default=None, metavar="BACKEND:MODEL",
               help="LLM for the llm operator/renderer, e.g. hf:tiny or openai:http://127.0.0.1:8000/v1#tiny.")
-@click.option("--workers", type=int, default=None, help="Processes evaluating candidates in parallel.")
+@click.option("--workers", type=COUNT, default=None, help="Processes evaluating candidates in parallel.")
 @click.option("--out", "out", required=True, type=click.Path(file_okay=False), help="Run directory.")
 @click.option("--resume", is_flag=True, help="Continue the interrupted run in --out from its last checkpoint.")
 @click.option("--overwrite", is_flag=True, help="Start again in a non-empty --out.")
@@ -94,7 +95,7 @@ def show(run_dir: str) -> None:
 
 @archive.command()
 @click.argument("run_dir", type=click.Path())
-@click.option("-k", "k", type=int, default=10, show_default=True)
+@click.option("-k", "k", type=COUNT, default=10, show_default=True, help="How many primitives to show.")
 @click.option("--by", type=click.Choice(["quality", "novelty", "length"]), default="quality", show_default=True)
 def top(run_dir: str, k: int, by: str) -> None:
     """The k best primitives by a score (ties broken by the other score)."""
@@ -108,18 +109,23 @@ def top(run_dir: str, k: int, by: str) -> None:
 
 def _load_lineage(run_dir: Path) -> dict[str, dict]:
     from tailor_evo.search.engine import LINEAGE
-    from tailor_evo.io import iter_jsonl
+    from tailor_evo.search.genome import Primitive
+    from tailor_evo.io import check_types, iter_jsonl
 
     path = run_dir / LINEAGE
     if not path.exists():
         return {}
-    return {rec["id"]: rec for _, rec in iter_jsonl(path, required=("id", "parents"))}
+    known = {}
+    for line, rec in iter_jsonl(path, required=("id", "parents", "generation", "operator", "quality")):
+        check_types(rec, Primitive, file=str(path), line=line)      # the fields it shares with the archive rows
+        known[rec["id"]] = rec
+    return known
 
 
 @archive.command()
 @click.argument("run_dir", type=click.Path())
 @click.argument("pid")
-@click.option("--depth", type=int, default=12, show_default=True, help="Generations of ancestry to show.")
+@click.option("--depth", type=COUNT, default=12, show_default=True, help="Generations of ancestry to show.")
 def lineage(run_dir: str, pid: str, depth: int) -> None:
     """Ancestry tree of a primitive (id or unique id prefix); archived ancestors are marked *."""
     from tailor_evo.search.archive import load_archive
@@ -156,13 +162,17 @@ def lineage(run_dir: str, pid: str, depth: int) -> None:
 @archive.command()
 @click.argument("run_dir", type=click.Path())
 @click.option("--format", "fmt", type=click.Choice(["jsonl", "parquet"]), default="jsonl", show_default=True)
-@click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
-              help="Output file (default: stdout for jsonl, RUN_DIR/export.parquet for parquet).")
+@click.option("-o", "--output", type=OutputFile(), default=None,
+              help="Output .jsonl or .parquet file, matching --format (default: stdout for jsonl, "
+                   "RUN_DIR/export.parquet for parquet).")
 def export(run_dir: str, fmt: str, output: str | None) -> None:
     """Write the archive as JSONL or Parquet (nested fields as JSON text)."""
     from tailor_evo.search.archive import _flat_row, load_archive
     from tailor_evo.io import write_jsonl_atomic, write_records
 
+    if output is not None and output_problem(output, (f".{fmt}",), stdout=fmt == "jsonl"):
+        raise click.BadParameter(f"{output}: {output_problem(output, (f'.{fmt}',), stdout=fmt == 'jsonl')} "
+                                 f"(--format {fmt})", param_hint="'-o' / '--output'")
     prims = load_archive(run_dir)
     if fmt == "jsonl":
         if output is None:

@@ -164,6 +164,7 @@ class SearchState:
     llm_invalid: Counter = field(default_factory=Counter)
     seed_errors: list[str] = field(default_factory=list)
     lineage: dict[str, dict] = field(default_factory=dict)  # every evaluated primitive: parents, operator, scores
+    metrics: list[dict] = field(default_factory=list)       # the metric rows so far: rebuild a lost metrics.jsonl
 
 
 @dataclass
@@ -482,6 +483,9 @@ class Search:
     def run(self, resume: bool = False) -> SearchResult:
         cfg, rd = self.cfg, self.run_dir
         state = load_checkpoint(rd) if resume else None
+        if resume and state is None:
+            raise InputError("nothing to resume from: no search checkpoint (none was written yet, or it was "
+                             "deleted); start again with --overwrite", file=str(rd.checkpoints / CHECKPOINT))
         if state is None:
             state = SearchState()
             rng = random.Random(cfg.seed)
@@ -491,7 +495,9 @@ class Search:
             rng = random.Random()
             rng.setstate(state.rng_state)
             done = state.generation
-            rd.truncate_metrics(lambda r: r.get("generation", -1) <= done)
+            # a checkpoint from before the rows were kept in it has no copy: what the log holds is kept
+            state.metrics = rd.resume_metrics(lambda r: r.get("generation", -1) <= done,
+                                              getattr(state, "metrics", None), rd.checkpoints / CHECKPOINT)
         archive = Archive(self.embedder, cfg.archive, k=cfg.novelty.k, step_weight=cfg.novelty.step_weight)
         for p in state.archive:
             archive.add(p, state.states[p.id])
@@ -507,6 +513,7 @@ class Search:
                 # the metrics row goes first: a crash before the checkpoint only repeats this generation,
                 # and resume drops rows newer than the checkpoint, so no row is ever lost or duplicated
                 rd.log(row)
+                state.metrics.append(row)
                 save_checkpoint(rd, state)
                 bar.set_postfix(archive=row["archive_size"], q=f"{row['best_quality']:.2f}", cov=int(row["coverage"]))
         finally:

@@ -73,11 +73,28 @@ def main() -> None:
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         sys.exit(130)
+    except click.BadParameter as exc:
+        # a refused option value is bad input like any other: one line, exit code 2
+        click.echo(f"error: {exc.format_message()}", err=True)
+        sys.exit(exc.exit_code)
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
+    except Exception as exc:
+        _file_system_failure(exc)
+        raise
+
+
+def _file_system_failure(exc: Exception) -> None:
+    """Exit with one line for a file-system failure no command turned into an :class:`InputError`
+    (read-only, full, a link loop, permissions): it is the user's to fix, not a bug to trace."""
+    from tailor_evo.io import fs_error, is_fs_error
+
+    if is_fs_error(exc):
+        click.echo(f"error: {fs_error(exc, getattr(exc, 'filename', None), 'file-system error')}", err=True)
+        sys.exit(2)
 
 
 if __name__ == "__main__":

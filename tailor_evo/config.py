@@ -150,6 +150,10 @@ def resumed_config(cls: type[T], saved: str | Path, config_path: str | Path | No
     saved = Path(saved)
     if not saved.exists():
         raise InputError("nothing to resume: no config.yaml in the run directory", file=str(saved.parent))
+    if not read_text(saved, "config file").strip():
+        # an empty file would load as the defaults, and the run would continue as something it never was
+        raise InputError("the saved config is empty, so what this run ran is unknown; it cannot be resumed "
+                         "(start again with --overwrite)", file=str(saved))
     base = load_config(cls, saved)
     cfg = load_config(cls, config_path, overrides, base=base)
     if seed is not None and hasattr(cfg, "seed"):

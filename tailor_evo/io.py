@@ -2,7 +2,10 @@
 
 Every writer goes through a temporary file in the same directory followed by a
 rename, so that a crash never leaves a half-written file where a finished one is
-expected (resume logic relies on that).
+expected (resume logic relies on that). Standard output (``-``), devices and FIFOs
+are written in place instead, and a symbolic link is followed: the file it points to
+is replaced and the link stays. File-system failures (read-only, full, a link loop)
+become one-line errors naming the path the user gave.
 """
 
 from __future__ import annotations
@@ -11,6 +14,8 @@ import errno
 import functools
 import json
 import os
+import stat
+import sys
 import tempfile
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -20,16 +25,88 @@ from typing import Any
 from tailor_evo.errors import InputError
 
 
+STDOUT = "-"
+
+# errno -> the words a one-line error uses for it
+_FS_REASONS = {
+    errno.EROFS: "read-only file system",
+    errno.ELOOP: "a symbolic link loop (too many levels of symbolic links)",
+    errno.ENOSPC: "no space left on the device",
+    errno.EDQUOT: "disk quota exceeded",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "operation not permitted",
+    errno.ENOTDIR: "a part of the path is not a directory",
+    errno.EISDIR: "is a directory",
+    errno.ENAMETOOLONG: "file name too long",
+    errno.EIO: "input/output error",
+    errno.EEXIST: "already exists",
+    errno.ENOENT: "no such file or directory",
+}
+
+
+def is_fs_error(exc: BaseException) -> bool:
+    """Whether ``exc`` is a file-system failure a user can act on (not a bug)."""
+    return isinstance(exc, OSError) and exc.errno in _FS_REASONS or is_disk_full(exc)
+
+
+def fs_error(exc: BaseException, path: str | os.PathLike | None, what: str) -> InputError:
+    """A file-system failure as a one-line :class:`InputError` that names ``path`` (the file the
+    user named, not a temporary sibling) and the reason in words."""
+    if is_disk_full(exc):
+        reason = "no space left on the device"
+    elif isinstance(exc, OSError) and exc.errno in _FS_REASONS:
+        reason = _FS_REASONS[exc.errno]
+    else:
+        reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+    return InputError(f"{what}: {reason}", file=None if path is None else str(path))
+
+
+def is_special(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is standard output (``-``) or an existing device, FIFO or socket: a target
+    written in place, never replaced by a rename."""
+    if str(path) == STDOUT:
+        return True
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return False
+    return stat.S_ISCHR(mode) or stat.S_ISBLK(mode) or stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)
+
+
+def output_target(path: str | os.PathLike) -> Path:
+    """The file an output path names. A symbolic link is followed (the file it points to is
+    written and the link kept, as ``open`` would); a loop is a one-line error."""
+    path = Path(path)
+    try:
+        os.stat(path)
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        raise fs_error(exc, path, "cannot write") from None
+    return Path(os.path.realpath(path)) if path.is_symlink() else path
+
+
 @contextmanager
 def atomic_open(path: str | os.PathLike, mode: str = "w", encoding: str | None = "utf-8"):
-    """Open a temporary sibling of ``path`` for writing; rename it over ``path`` on success."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    os.chmod(tmp, file_mode())     # mkstemp makes 0600; a finished file honours the umask like open()
+    """Open a temporary sibling of ``path`` for writing; rename it over ``path`` on success.
+
+    Standard output (``-``), a device and a FIFO are written directly: a rename would
+    replace the device node or the pipe with an ordinary file.
+    """
+    kwargs = {} if "b" in mode else {"encoding": encoding}
+    if is_special(path):
+        with _open_special(path, mode, kwargs) as fh:
+            yield fh
+        return
+    shown, path = Path(path), output_target(path)
     try:
-        kwargs = {} if "b" in mode else {"encoding": encoding}
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.close(fd)
+        os.chmod(tmp, file_mode())     # mkstemp makes 0600; a finished file honours the umask like open()
+    except OSError as exc:
+        raise fs_error(exc, shown, "cannot write") from None
+    try:
         with open(tmp, mode, **kwargs) as fh:
             yield fh
             fh.flush()
@@ -39,7 +116,30 @@ def atomic_open(path: str | os.PathLike, mode: str = "w", encoding: str | None =
         Path(tmp).unlink(missing_ok=True)
         if is_disk_full(exc):
             raise InputError("no space left on the device while writing; the previous version (if any) "
-                             "is intact", file=str(path)) from None
+                             "is intact", file=str(shown)) from None
+        if is_fs_error(exc):
+            raise fs_error(exc, shown, "cannot write") from None
+        raise
+
+
+@contextmanager
+def _open_special(path: str | os.PathLike, mode: str, kwargs: dict):
+    """Standard output, or a device / FIFO opened for writing in place (no temporary, no fsync)."""
+    if str(path) == STDOUT:
+        stream = sys.stdout.buffer if "b" in mode else sys.stdout
+        yield stream
+        stream.flush()
+        return
+    try:
+        fh = open(path, mode, **kwargs)
+    except OSError as exc:
+        raise fs_error(exc, path, "cannot write") from None
+    try:
+        with fh:
+            yield fh
+    except OSError as exc:
+        if is_fs_error(exc):
+            raise fs_error(exc, path, "cannot write") from None
         raise
 
 
@@ -60,7 +160,23 @@ def honour_umask(directory: str | os.PathLike) -> None:
 
 
 def is_disk_full(exc: BaseException) -> bool:
-    return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
+    """A full disk, however the writer reports it: an ``OSError`` (ENOSPC, EDQUOT), or the words
+    of the OS error inside another type (safetensors raises ``SafetensorError``, torch a
+    ``RuntimeError`` when its zip writer hits ENOSPC: see :func:`disk_nearly_full`)."""
+    if isinstance(exc, OSError):
+        return exc.errno in (errno.ENOSPC, errno.EDQUOT)
+    text = str(exc)
+    return "No space left on device" in text or "os error 28" in text or "Disk quota exceeded" in text
+
+
+def disk_nearly_full(directory: str | os.PathLike, margin: int = 1 << 20) -> bool:
+    """Whether the file system of ``directory`` has less than ``margin`` bytes free: how a writer
+    whose error does not say why (torch's zip writer) is recognised as having hit a full disk."""
+    try:
+        st = os.statvfs(directory)
+    except OSError:
+        return False
+    return st.f_bavail * st.f_frsize < margin
 
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> None:
@@ -95,12 +211,24 @@ def write_jsonl_atomic(path: str | os.PathLike, records: Iterable[dict]) -> int:
 
 
 def append_jsonl(path: str | os.PathLike, record: dict) -> None:
-    """Append one record and flush: used for logs (metrics) where a torn last line is tolerable."""
+    """Append one record and flush: used for logs (metrics) where a torn last line is tolerable
+    (resume reports it and rebuilds it from the checkpoint's copy)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a", encoding="utf-8") as fh:
-        fh.write(json.dumps(record, ensure_ascii=False, default=_json_default) + "\n")
-        fh.flush()
+    line = json_line(record)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "a", encoding="utf-8") as fh:
+            fh.write(line)
+            fh.flush()
+    except OSError as exc:
+        if is_fs_error(exc):
+            raise fs_error(exc, path, "cannot append a row; the rows before it are intact") from None
+        raise
+
+
+def json_line(record: dict) -> str:
+    """One JSONL line of ``record`` (NumPy values, sets and paths made plain), as every log writes it."""
+    return json.dumps(record, ensure_ascii=False, default=_json_default) + "\n"
 
 
 def read_json(path: str | os.PathLike) -> Any:
@@ -123,7 +251,11 @@ def iter_jsonl(path: str | os.PathLike, required: Sequence[str] = ()) -> Iterato
         raise InputError("file not found", file=str(path))
     if path.is_dir():
         raise InputError("is a directory, expected a JSONL file", file=str(path))
-    with open(path, "rb") as fh:
+    try:
+        fh = open(path, "rb")
+    except OSError as exc:
+        raise fs_error(exc, path, "cannot read") from None
+    with fh:
         for lineno, raw in enumerate(fh, start=1):
             try:
                 line = raw.decode("utf-8")
@@ -144,10 +276,12 @@ def iter_jsonl(path: str | os.PathLike, required: Sequence[str] = ()) -> Iterato
             yield lineno, rec
 
 
-def read_records(path: str | os.PathLike, required: Sequence[str] = (), default_split: str = "train") -> list[dict]:
+def read_records(path: str | os.PathLike, required: Sequence[str] = (), default_split: str = "train",
+                 types: dict[str, type] | None = None) -> list[dict]:
     """Read JSONL or Parquet (by extension), or a Hugging Face dataset (a ``save_to_disk``
     directory or a cached id, :mod:`tailor_evo.hf_datasets`), into a list of dicts,
-    checking required fields (an error names the row as its line)."""
+    checking required fields and the ``types`` of the fields named there (str, int, float,
+    bool, list, dict); an error names the row as its line."""
     from tailor_evo.hf_datasets import is_dataset_source, load_rows
 
     if is_dataset_source(path):
@@ -157,11 +291,15 @@ def read_records(path: str | os.PathLike, required: Sequence[str] = (), default_
             raise InputError("file not found", file=str(path))
         rows = _read_parquet_rows(Path(path))
     else:
-        return [rec for _, rec in iter_jsonl(path, required)]
+        rows = [rec for _, rec in iter_jsonl(path, required)]
     for i, rec in enumerate(rows, start=1):
         for field in required:
             if field not in rec:
                 raise InputError("missing field", file=str(path), line=i, field=field)
+        for field, tp in (types or {}).items():
+            if field in rec and not _TYPE_CHECKS[tp](rec[field]):
+                raise InputError(f"expected {tp.__name__}, got {type(rec[field]).__name__}", file=str(path),
+                                 line=i, field=field)
     return rows
 
 
@@ -182,13 +320,29 @@ def read_text(path: str | os.PathLike, what: str = "file") -> str:
         raise InputError(f"{what} not found", file=str(path))
     if path.is_dir():
         raise InputError(f"is a directory, expected a {what}", file=str(path))
-    data = path.read_bytes()
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise fs_error(exc, path, f"cannot read the {what}") from None
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = data[: exc.start].count(b"\n") + 1
         raise InputError(f"not UTF-8 text (a binary file?); a {what} must be UTF-8", file=str(path),
                          line=line) from None
+
+
+def check_messages(value: Any, *, file: str, line: int, field: str) -> list[dict]:
+    """Chat messages as records hold them: a non-empty list of ``{role, content}`` objects whose
+    role and content are strings. Anything else is named (file, line, field) instead of failing
+    later inside a chat template."""
+    if not (isinstance(value, list) and value and all(
+            isinstance(m, dict) and isinstance(m.get("role"), str) and isinstance(m.get("content"), str)
+            for m in value)):
+        got = type(value).__name__ if not isinstance(value, list) else "a list of something else"
+        raise InputError(f"expected a string or a non-empty list of {{role, content}} string objects, got {got}",
+                         file=file, line=line, field=field)
+    return value
 
 
 _TYPE_CHECKS: dict[type, Any] = {

@@ -22,7 +22,7 @@ from typing import Callable, ClassVar
 from tailor_evo.search.engine import SearchConfig
 from tailor_evo.errors import InputError
 from tailor_evo.io import read_json, write_json_atomic, write_records, write_text_atomic
-from tailor_evo.rundir import RunDir
+from tailor_evo.rundir import LOCK, RunDir, has_checkpoint
 from tailor_evo.tasks import get_task
 from tailor_evo.trainers.rl import RLConfig
 from tailor_evo.trainers.base import EvalSettings
@@ -198,8 +198,12 @@ def _run_stage(root: Path, name: str, fn: Callable[[], dict], seconds: dict[str,
 
 
 def _sub_rundir(path: Path) -> tuple[RunDir, bool]:
-    """A stage's run directory: resumed when an earlier attempt left its config there."""
-    resume = (path / "config.yaml").exists()
+    """A stage's run directory: resumed when an earlier attempt left its config and a checkpoint
+    there. An attempt that stopped before its first checkpoint has nothing to continue from,
+    so the stage starts again (and says so)."""
+    resume = (path / "config.yaml").exists() and has_checkpoint(path)
+    if not resume and (path / "config.yaml").exists():
+        log.warning("%s holds no checkpoint of the earlier attempt; the stage starts again", path)
     return RunDir.create(path, resume=resume, overwrite=not resume), resume
 
 
@@ -375,10 +379,10 @@ def run_pipeline(cfg: PipelineConfig, root: str | Path, *, resume: bool = False,
     cfg.check()
     cfg.fill_owned()
     root = Path(root)
-    if root.exists() and any(root.iterdir()) and not resume:
+    rd = RunDir.locked(root)       # one process per run directory, before the emptiness check
+    if any(p.name != LOCK for p in root.iterdir()) and not resume:
+        rd.release()
         raise InputError("run directory exists and is not empty; pass --resume to continue it", file=str(root))
-    root.mkdir(parents=True, exist_ok=True)
-    rd = RunDir(root)
     if not rd.config_path.exists():
         rd.save_config(cfg)
     timer: dict[str, float] = {}

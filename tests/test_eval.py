@@ -245,7 +245,8 @@ def test_cli_eval_adds_its_results_to_the_model_card(tmp_path, monkeypatch, caps
 
 
 @pytest.mark.parametrize("argv,needle", [
-    (["--task", "toysum", "--model", "x", "--n-per-level", "0"], "n_per_level"),
+    (["--task", "toysum", "--model", "x", "--n-per-level", "0"], "--n-per-level"),
+    (["--task", "toysum", "--model", "x", "--set", "n_per_level=0"], "n_per_level"),
     (["--task", "nosuchtask", "--model", "x"], "nosuchtask"),
     (["--task", "toysum", "--model", "x", "--levels", "2,x"], "--levels"),
     (["--task", "toysum", "--model", "x", "--k", "4", "--samples", "2"], "n_samples"),

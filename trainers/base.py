@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from tailor_evo.errors import InputError
-from tailor_evo.io import save_figure
+from tailor_evo.io import disk_nearly_full, fs_error, is_disk_full, is_fs_error, save_figure
 from tailor_evo.trainers.checkpoint import save_model, unwrap
 
 if TYPE_CHECKING:
@@ -140,16 +140,27 @@ def export_model(model: torch.nn.Module, tokenizer: Any, out: Path, card: "CardI
 
         model = copy.deepcopy(model).merge_and_unload()
     tmp = out.with_name(f".{out.name}.tmp")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    save_model(model, tokenizer, tmp)
-    if card is not None:
-        from tailor_evo.trainers.model_card import write_model_card
+    try:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        save_model(model, tokenizer, tmp)
+        if card is not None:
+            from tailor_evo.trainers.model_card import write_model_card
 
-        write_model_card(tmp, card)
-    if out.exists():
-        shutil.rmtree(out)
-    tmp.rename(out)
+            write_model_card(tmp, card)
+        if out.exists():
+            shutil.rmtree(out)
+        tmp.rename(out)
+    except BaseException as exc:
+        # nothing half-written stays behind: the checkpoints are intact and --resume exports again
+        full = is_disk_full(exc) or (isinstance(exc, Exception) and disk_nearly_full(out.parent))
+        shutil.rmtree(tmp, ignore_errors=True)
+        if full:
+            raise InputError("no space left on the device while saving the model; free space and --resume "
+                             "(the checkpoints are intact)", file=str(out)) from None
+        if is_fs_error(exc):
+            raise fs_error(exc, out, "cannot save the model (the checkpoints are intact)") from None
+        raise
     return out
 
 

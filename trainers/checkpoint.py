@@ -4,7 +4,9 @@ A checkpoint is a directory ``checkpoints/step-000120/`` holding
 
 * ``model/``      the model written by ``save_pretrained`` (a LoRA adapter for peft models),
 * ``state.pt``    optimizer and scheduler state, the Python/NumPy/torch RNG states and the
-                  loop counters (step, epoch, position in the data order, ...).
+                  loop counters (step, epoch, position in the data order, ...),
+* ``metrics.jsonl`` a copy of the run's metrics log as it stood, from which a resume rebuilds
+                  the rows of a log that was deleted or damaged since.
 
 It is written into a hidden temporary directory and renamed into place, so a crash
 never leaves a half-written checkpoint where :func:`latest_checkpoint` would find it.
@@ -27,7 +29,8 @@ import numpy as np
 import torch
 
 from tailor_evo.errors import InputError
-from tailor_evo.io import honour_umask, is_disk_full
+from tailor_evo.io import disk_nearly_full, fs_error, honour_umask, is_disk_full, is_fs_error
+from tailor_evo.rundir import METRICS, read_metrics_file
 
 log = logging.getLogger(__name__)
 
@@ -128,12 +131,12 @@ def save_checkpoint(root: Path, state: TrainState, model: torch.nn.Module, token
     A failed write (disk full, ...) removes its temporary directory and leaves the earlier
     checkpoints as they were; disk-full becomes an :class:`InputError` naming the path.
     """
-    root.mkdir(parents=True, exist_ok=True)
     final = root / f"step-{state.step:06d}"
     tmp = root / f".step-{state.step:06d}.tmp-{os.getpid()}"
-    if tmp.exists():
-        shutil.rmtree(tmp)
     try:
+        root.mkdir(parents=True, exist_ok=True)
+        if tmp.exists():
+            shutil.rmtree(tmp)
         save_model(model, tokenizer, tmp / "model")
         torch.save({
             "train_state": {"step": state.step, "epoch": state.epoch, "position": state.position,
@@ -142,12 +145,17 @@ def save_checkpoint(root: Path, state: TrainState, model: torch.nn.Module, token
             "scheduler": scheduler.state_dict() if scheduler is not None else None,
             "rng": rng_state(),
         }, tmp / "state.pt")
+        if (root.parent / METRICS).is_file():
+            shutil.copyfile(root.parent / METRICS, tmp / METRICS)
         _replace_dir(tmp, final)
     except BaseException as exc:
+        full = is_disk_full(exc) or (isinstance(exc, Exception) and disk_nearly_full(root))
         shutil.rmtree(tmp, ignore_errors=True)
-        if is_disk_full(exc):
+        if full:
             raise InputError("no space left on the device while writing a checkpoint; free space and "
                              "--resume (the previous checkpoint is intact)", file=str(final)) from None
+        if is_fs_error(exc):
+            raise fs_error(exc, final, "cannot write a checkpoint (the previous one is intact)") from None
         raise
     if keep > 0:
         for old in list_checkpoints(root)[:-keep]:
@@ -194,7 +202,7 @@ def load_checkpoint(path: Path, model: torch.nn.Module, optimizer: torch.optim.O
 
 
 def _load_newest_good(found: list[Path], model: torch.nn.Module, optimizer: torch.optim.Optimizer,
-                      scheduler: Any | None) -> TrainState:
+                      scheduler: Any | None) -> tuple[TrainState, Path]:
     """Load the newest checkpoint that reads back; a damaged newer one (a truncated file after a
     crash or a full disk) is skipped with a warning that names it."""
     bad: list[str] = []
@@ -210,24 +218,29 @@ def _load_newest_good(found: list[Path], model: torch.nn.Module, optimizer: torc
             log.warning("resumed from %s, the newest good checkpoint (skipped damaged: %s)", ckpt, ", ".join(bad))
         else:
             log.info("resumed from %s (step %d)", ckpt, state.step)
-        return state
-    if bad:
-        raise InputError(f"every checkpoint is damaged ({', '.join(bad)}); start again with --overwrite",
-                         file=str(found[0].parent))
-    return TrainState()
+        return state, ckpt
+    raise InputError(f"every checkpoint is damaged ({', '.join(bad)}); start again with --overwrite",
+                     file=str(found[0].parent))
 
 
 def resume_state(run_dir: Any, resume: bool, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
                  scheduler: Any | None) -> TrainState:
     """The state to start from: the latest checkpoint when resuming (else a fresh one).
 
-    Metric rows written after that checkpoint are dropped, so a resumed run logs
-    every step exactly once.
+    Resuming with no checkpoint is an error: starting again from step 1 would silently
+    throw away the rows already logged. Metric rows written after the checkpoint are
+    dropped, so a resumed run logs every step exactly once; rows a damaged or deleted
+    ``metrics.jsonl`` lost are rebuilt from the checkpoint's copy of it.
     """
-    state = TrainState()
-    if resume:
-        state = _load_newest_good(list_checkpoints(run_dir.checkpoints), model, optimizer, scheduler)
-        run_dir.truncate_metrics(lambda r: state.step > 0 and r.get("step", 0) <= state.step)
+    if not resume:
+        return TrainState()
+    found = list_checkpoints(run_dir.checkpoints)
+    if not found:
+        raise InputError("nothing to resume from: no checkpoint in it (none was written yet, or it was "
+                         "deleted); start again with --overwrite", file=str(run_dir.checkpoints))
+    state, ckpt = _load_newest_good(found, model, optimizer, scheduler)
+    saved = read_metrics_file(ckpt / METRICS)[0] if (ckpt / METRICS).is_file() else None
+    run_dir.resume_metrics(lambda r: r.get("step", 0) <= state.step, saved, ckpt)
     return state
 
 

@@ -18,7 +18,7 @@ from typing import Any
 import torch
 
 from tailor_evo.errors import InputError
-from tailor_evo.io import read_records
+from tailor_evo.io import check_messages, read_records
 
 IGNORE_INDEX = -100
 
@@ -52,14 +52,17 @@ def render_prompt(record: dict, tokenizer: Any, *, source: str, line: int) -> tu
     otherwise the plain ``prompt`` string is used as written.
     """
     messages = record.get("messages")
+    if messages is not None:
+        check_messages(messages, file=source, line=line, field="messages")
     if messages is not None and has_chat_template(tokenizer):
-        if not isinstance(messages, list) or not all(isinstance(m, dict) and "role" in m and "content" in m
-                                                     for m in messages):
-            raise InputError("expected a list of {role, content} objects", file=source, line=line, field="messages")
         text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
         return text, True
     prompt = record["prompt"]
-    if isinstance(prompt, list) and has_chat_template(tokenizer):
+    if isinstance(prompt, list):
+        check_messages(prompt, file=source, line=line, field="prompt")
+        if not has_chat_template(tokenizer):
+            raise InputError("is a list of chat messages, but the model's tokenizer has no chat template; give the "
+                             "prompt as a string", file=source, line=line, field="prompt")
         return tokenizer.apply_chat_template(prompt, tokenize=False, add_generation_prompt=True), True
     if not isinstance(prompt, str) or not prompt.strip():
         raise InputError("expected a non-empty string", file=source, line=line, field="prompt")
@@ -93,6 +96,9 @@ def load_sft_data(path: str | Path, tokenizer: Any, max_length: int) -> SFTData:
         completion = rec["completion"]
         if not isinstance(completion, str) or not completion.strip():
             raise InputError("expected a non-empty string", file=source, line=line, field="completion")
+        if rec.get("correct") is not None and not isinstance(rec["correct"], bool):
+            raise InputError(f"expected true or false, got {type(rec['correct']).__name__}", file=source, line=line,
+                             field="correct")
         if rec.get("correct") is False:
             data.skipped["marked incorrect"] += 1
             continue

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from tailor_evo.commands.common import config_options, parse_levels, resolve_config, seed_everything
+from tailor_evo.commands.common import COUNT, config_options, parse_levels, resolve_config, seed_everything
 from tailor_evo.errors import InputError
 from tailor_evo.generation import engine_spec, make_engine
 from tailor_evo.trainers.evaluate import EvalOptions
@@ -56,7 +56,7 @@ def run_eval(cfg: EvalConfig, out: str | Path, *, engine=None, overwrite: bool =
     problems = data_problems(task, cfg) if cfg.data else eval_problems(task, cfg.seed, cfg.levels or None,
                                                                         cfg.n_per_level or 50)
     if train_data:
-        rows = read_records(train_data, required=("question",))
+        rows = read_records(train_data, required=("question",), types={"question": str})
         assert_disjoint([r["question"] for r in rows], problems, train_name=f"training ({train_data})")
     run = RunDir.create(out, overwrite=overwrite)   # refuse a non-empty directory before loading a model
     seed_everything(cfg.seed)
@@ -140,14 +140,14 @@ def data_problems(task, cfg: EvalConfig) -> list:
                    "a datasets directory or a cached dataset id (DIR_OR_ID[:SPLIT], default split test).")
 @click.option("--levels", default=None, help="Difficulty levels, e.g. 3,4,5 or 2-8 (default: the task's; "
                                              "with --data: all in the file).")
-@click.option("--n-per-level", type=int, default=None,
+@click.option("--n-per-level", type=COUNT, default=None,
               help="Problems per level (default 50; with --data: all, or at most this many).")
-@click.option("--k", "k", type=int, default=None, help="pass@k with k samples per problem (1 = greedy only).")
-@click.option("--samples", "n_samples", type=int, default=None, help="Samples per problem for pass@k (>= k).")
+@click.option("--k", "k", type=COUNT, default=None, help="pass@k with k samples per problem (1 = greedy only).")
+@click.option("--samples", "n_samples", type=COUNT, default=None, help="Samples per problem for pass@k (>= k).")
 @click.option("--temperature", type=float, default=None)
-@click.option("--max-new-tokens", type=int, default=None)
+@click.option("--max-new-tokens", type=COUNT, default=None)
 @click.option("--chat/--no-chat", default=None, help="Use the model's chat template.")
-@click.option("--batch-size", type=int, default=None)
+@click.option("--batch-size", type=COUNT, default=None)
 @click.option("--seed", type=int, default=None, help="Seed of the evaluation problem stream.")
 @click.option("--train-data", default=None, type=click.Path(dir_okay=False),
               help="Warm-start/SFT data file to check the evaluation problems against (must be disjoint).")

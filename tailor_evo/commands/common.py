@@ -81,3 +81,84 @@ def parse_levels(text: str | None) -> list[int] | None:
     except ValueError:
         raise InputError(f"levels must look like '3,4,5' or '3-7', got {text!r}", field="--levels") from None
     return levels
+
+
+# --- option types every command shares -----------------------------------------------------------
+# A bad count or output path is refused by click before any work, and the CLI prints the refusal
+# as one line with exit code 2 (tailor_evo.cli.main).
+
+RECORD_FORMATS = (".jsonl", ".parquet")     # what tailor_evo.io.write_records writes, by extension
+
+
+class Count(click.ParamType):
+    """An integer option that counts something (problems, samples, rows to show, workers):
+    a value below ``minimum`` would silently mean "none" or "all", so it is refused."""
+
+    name = "integer"
+
+    def __init__(self, minimum: int = 1) -> None:
+        self.minimum = minimum
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        if isinstance(value, bool):
+            self.fail(f"{value!r} is not an integer", param, ctx)
+        try:
+            number = int(value)
+        except (TypeError, ValueError):
+            self.fail(f"{value!r} is not an integer", param, ctx)
+        if number < self.minimum:
+            self.fail(f"must be {self.minimum} or more, got {number}", param, ctx)
+        return number
+
+    def get_metavar(self, param: click.Parameter, ctx: click.Context | None = None) -> str:
+        return f"INTEGER>={self.minimum}"
+
+
+COUNT = Count(1)
+
+
+def output_problem(path: str, extensions: tuple[str, ...], stdout: bool = True) -> str | None:
+    """Why ``path`` cannot take an output written by extension (None when it can).
+
+    Standard output (``-``, when ``stdout``), a device and a FIFO take whatever is written
+    (JSONL); a file must end in an extension a writer produces, or it would hold one format
+    under another's name.
+    """
+    from pathlib import Path
+
+    from tailor_evo.io import STDOUT, is_special
+
+    if path == STDOUT:
+        return None if stdout else "standard output ('-') is not possible here"
+    if is_special(path):
+        return None
+    if Path(path).is_dir():
+        return "is a directory, expected a file"
+    suffix = Path(path).suffix
+    if suffix.lower() not in extensions:
+        made = " or ".join(extensions) + (" (or '-' for standard output)" if stdout else "")
+        what = f"no writer produces '{suffix}' files" if suffix else "the file name has no extension"
+        return f"{what}; the output must end in {made}"
+    return None
+
+
+class OutputFile(click.ParamType):
+    """An output file whose format follows its extension (see :func:`output_problem`)."""
+
+    name = "file"
+
+    def __init__(self, extensions: tuple[str, ...] = RECORD_FORMATS, stdout: bool = True) -> None:
+        self.extensions, self.stdout = extensions, stdout
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        problem = output_problem(str(value), self.extensions, self.stdout)
+        if problem:
+            self.fail(f"{value}: {problem}", param, ctx)
+        return str(value)
+
+
+def echo_summary(message: str, output: str) -> None:
+    """A command's closing line: on stderr when the data itself goes to standard output."""
+    from tailor_evo.io import STDOUT
+
+    click.echo(message, err=output == STDOUT)

@@ -7,7 +7,7 @@ from collections import Counter
 
 import click
 
-from tailor_evo.commands.common import parse_levels
+from tailor_evo.commands.common import COUNT, OutputFile, echo_summary, parse_levels
 from tailor_evo.errors import InputError
 from tailor_evo.io import read_records, write_records
 from tailor_evo.tasks import get_task
@@ -47,16 +47,15 @@ def parse_options(items: tuple[str, ...]) -> dict:
 
 @data.command("generate")
 @click.option("--task", "task_name", required=True, help="Task name (kk, igsm).")
-@click.option("--n", "n", type=int, default=100, show_default=True, help="Number of problems.")
+@click.option("--n", "n", type=COUNT, default=100, show_default=True, help="Number of problems.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--levels", default=None, help="Difficulty levels, e.g. 3,4,5 (KK people) or 2-6 (iGSM op).")
 @click.option("--opt", "options", multiple=True, metavar="KEY=VALUE",
               help="Task-specific generator option, e.g. --opt depth=3 (KK) or --opt max_edge=20 (iGSM).")
-@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Output JSONL/Parquet.")
+@click.option("-o", "--output", required=True, type=OutputFile(),
+              help="Output .jsonl or .parquet file, or - for standard output (JSONL).")
 def generate(task_name: str, n: int, seed: int, levels: str | None, options: tuple[str, ...], output: str) -> None:
     """Generate N problems with their gold answers and reference solutions."""
-    if n <= 0:
-        raise InputError("must be positive", field="--n")
     task = get_task(task_name)
     problems = task.generate(n, seed, parse_levels(levels), **parse_options(options))
     records = []
@@ -66,8 +65,8 @@ def generate(task_name: str, n: int, seed: int, levels: str | None, options: tup
         records.append(rec)
     write_records(output, records)
     per_level = Counter(p.difficulty for p in problems)
-    click.echo(f"wrote {len(records)} {task.name} problems to {output} "
-               f"({task.difficulty_name}: " + ", ".join(f"{k}={v}" for k, v in sorted(per_level.items())) + ")")
+    echo_summary(f"wrote {len(records)} {task.name} problems to {output} ({task.difficulty_name}: "
+                 + ", ".join(f"{k}={v}" for k, v in sorted(per_level.items())) + ")", output)
 
 
 def _load_problems(task, path: str) -> list[tuple[dict, object]]:
@@ -80,7 +79,8 @@ def _load_problems(task, path: str) -> list[tuple[dict, object]]:
 @data.command("solve")
 @click.option("--task", "task_name", required=True)
 @click.option("--input", "input_path", required=True, type=click.Path(dir_okay=False))
-@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False))
+@click.option("-o", "--output", required=True, type=OutputFile(),
+              help="Output .jsonl or .parquet file, or - for standard output (JSONL).")
 def solve(task_name: str, input_path: str, output: str) -> None:
     """Add the task solver's answer to each record (our format or the task's public format)."""
     task = get_task(task_name)
@@ -99,14 +99,15 @@ def solve(task_name: str, input_path: str, output: str) -> None:
     msg = f"solved {len(records)} problems -> {output}"
     if with_gold:
         msg += f"; solver agrees with the record's answer on {agree}/{with_gold}"
-    click.echo(msg)
+    echo_summary(msg, output)
 
 
 @data.command("score")
 @click.option("--task", "task_name", required=True)
 @click.option("--input", "input_path", required=True, type=click.Path(dir_okay=False),
               help="Records holding the problem and a 'completion' field.")
-@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False))
+@click.option("-o", "--output", required=True, type=OutputFile(),
+              help="Output .jsonl or .parquet file, or - for standard output (JSONL).")
 @click.option("--shaped", is_flag=True, help="Use the format+answer shaped reward instead of the binary one.")
 def score(task_name: str, input_path: str, output: str, shaped: bool) -> None:
     """Verify each record's completion: writes reward, correct, format_ok, reason; prints accuracy."""
@@ -130,8 +131,9 @@ def score(task_name: str, input_path: str, output: str, shaped: bool) -> None:
     n = len(records)
     acc = sum(r["correct"] for r in records) / n
     fmt = sum(r["format_ok"] for r in records) / n
-    click.echo(f"scored {n} completions -> {output}")
-    click.echo(f"accuracy {acc:.3f}  format_ok {fmt:.3f}  mean reward {sum(r['reward'] for r in records) / n:.3f}")
+    echo_summary(f"scored {n} completions -> {output}", output)
+    echo_summary(f"accuracy {acc:.3f}  format_ok {fmt:.3f}  mean reward {sum(r['reward'] for r in records) / n:.3f}",
+                 output)
     for reason, count in reasons.most_common(8):
-        click.echo(f"  {count:6d}  {reason}")
+        echo_summary(f"  {count:6d}  {reason}", output)
 

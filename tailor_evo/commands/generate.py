@@ -7,23 +7,18 @@ from typing import Any
 
 import click
 
+from tailor_evo.commands.common import COUNT, OutputFile
 from tailor_evo.errors import InputError
 
 
 def read_prompts(path: str) -> tuple[list[dict], list[Any]]:
     """Records and their prompts: each record needs ``prompt`` (a string) or ``messages`` (chat messages)."""
-    from tailor_evo.io import iter_jsonl
+    from tailor_evo.io import check_messages, iter_jsonl
 
     records, prompts = [], []
     for line, rec in iter_jsonl(path):
         if "messages" in rec:
-            msgs = rec["messages"]
-            if not (isinstance(msgs, list) and msgs and all(
-                    isinstance(m, dict) and isinstance(m.get("role"), str) and isinstance(m.get("content"), str)
-                    for m in msgs)):
-                raise InputError("must be a non-empty list of {role, content} strings", file=path, line=line,
-                                 field="messages")
-            prompts.append(msgs)
+            prompts.append(check_messages(rec["messages"], file=path, line=line, field="messages"))
         elif "prompt" in rec:
             if not isinstance(rec["prompt"], str) or not rec["prompt"]:
                 raise InputError("must be a non-empty string", file=path, line=line, field="prompt")
@@ -42,17 +37,18 @@ def read_prompts(path: str) -> tuple[list[dict], list[Any]]:
 @click.option("--prompt", "prompt", default=None, help="One prompt (text).")
 @click.option("--input", "input_path", type=click.Path(dir_okay=False), default=None,
               help="JSONL with a 'prompt' or 'messages' field per line.")
-@click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
-              help="Output JSONL (required with --input; without it --prompt prints the text).")
+@click.option("-o", "--output", type=OutputFile((".jsonl",)), default=None,
+              help="Output .jsonl file or - for standard output (required with --input; without it --prompt "
+                   "prints the text).")
 @click.option("--chat", is_flag=True, help="Send a --prompt as a user chat message (chat template).")
-@click.option("--n", "n", type=click.IntRange(min=1), default=1, show_default=True, help="Samples per prompt.")
+@click.option("--n", "n", type=COUNT, default=1, show_default=True, help="Samples per prompt.")
 @click.option("--temperature", type=click.FloatRange(min=0), default=1.0, show_default=True, help="0 = greedy.")
 @click.option("--top-p", type=click.FloatRange(min=0, max=1, min_open=True), default=1.0, show_default=True)
-@click.option("--max-new-tokens", type=click.IntRange(min=1), default=256, show_default=True)
+@click.option("--max-new-tokens", type=COUNT, default=256, show_default=True)
 @click.option("--stop", multiple=True, help="Stop string (repeatable).")
 @click.option("--seed", type=int, default=None, help="Sampling seed (default: the global --seed, else 0).")
-@click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True, help="hf backend batch size.")
-@click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU threads for the hf backend.")
+@click.option("--batch-size", type=COUNT, default=32, show_default=True, help="hf backend batch size.")
+@click.option("--threads", type=COUNT, default=None, help="CPU threads for the hf backend.")
 @click.option("--json-schema", "schema_path", type=click.Path(dir_okay=False), default=None,
               help="Constrain every completion to this JSON schema (a JSON file).")
 @click.option("--grammar", "grammar_path", type=click.Path(dir_okay=False), default=None,

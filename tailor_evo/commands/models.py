@@ -83,9 +83,11 @@ def pretrain_cmd(ctx: click.Context, out: str, preset: str, resume: bool, overwr
     """
     from pathlib import Path
 
+    from tailor_evo.rundir import RunDir
     from tailor_evo.trainers.pretrain import preset_chain
 
     chain = preset_chain(preset)
+    holder = RunDir.locked(Path(out))     # the whole recipe, its earlier phases included, is one writer's
     start = ""
     for i, name in enumerate(chain):
         last = i == len(chain) - 1
@@ -100,6 +102,7 @@ def pretrain_cmd(ctx: click.Context, out: str, preset: str, resume: bool, overwr
                             (overwrite or not last) and not (resume and (phase_out / "config.yaml").exists()),
                             config_path, extra + list(overrides), keep=() if not last else ("phases",))
         start = str(phase_out / "model")
+    holder.release()
     click.echo(f"model: {Path(out) / 'model'}\nreport: {Path(out) / 'report.md'}")
 
 

@@ -10,6 +10,7 @@ import click
 from tailor_evo.commands.common import (config_options, direct_overrides, global_seed, resolve_config,
                                         seed_everything)
 from tailor_evo.io import write_text_atomic
+from tailor_evo.rundir import RunDir
 
 
 @click.command("run")
@@ -39,6 +40,7 @@ def run(ctx: click.Context, config_path: str | None, overrides: tuple[str, ...],
         cfg = resolve_config(PipelineConfig, config_path, overrides, ctx, **direct)
     cfg.check()      # refuse bad or pipeline-owned settings before anything is written or printed
     root = Path(out) if out else Path("runs") / time.strftime("run-%Y%m%d-%H%M%S")
+    holder = RunDir.locked(root)   # held until the report and DONE are written
     seed_everything(cfg.seed)
     click.echo(f"tailor-evo run: task={cfg.task} backbone={cfg.backbone} method={cfg.method} seed={cfg.seed} -> {root}")
     result = run_pipeline(cfg, root, resume=resume)
@@ -47,3 +49,4 @@ def run(ctx: click.Context, config_path: str | None, overrides: tuple[str, ...],
     click.echo(report.table)
     click.echo(f"\nreport: {report.path}")
     write_text_atomic(root / "DONE", time.strftime("%Y-%m-%d %H:%M:%S\n"))
+    holder.release()

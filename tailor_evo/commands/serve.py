@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from tailor_evo.commands.common import COUNT
+
 
 @click.command()
 @click.option("--model", "model", required=True, help="Backbone name or model directory.")
@@ -12,9 +14,9 @@ import click
 @click.option("--port", type=click.IntRange(min=0, max=65535), default=8000, show_default=True,
               help="Port (0 picks a free one).")
 @click.option("--served-name", default=None, help="Model id clients must use (default: --model).")
-@click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True)
-@click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU threads for generation.")
-@click.option("--max-tokens", type=click.IntRange(min=1), default=256, show_default=True,
+@click.option("--batch-size", type=COUNT, default=32, show_default=True)
+@click.option("--threads", type=COUNT, default=None, help="CPU threads for generation.")
+@click.option("--max-tokens", type=COUNT, default=256, show_default=True,
               help="Default max_tokens when a request gives none.")
 @click.option("--batch-wait-ms", type=click.FloatRange(min=0), default=10.0, show_default=True,
               help="How long to gather concurrent requests into one batch.")

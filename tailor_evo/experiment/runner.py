@@ -89,7 +89,7 @@ def warmstart_abstract_coverage(task: str, stage: dict, cell_dir: Path) -> float
     path = cell_dir / "warmstart" / "data.jsonl"
     if not path.exists():
         return 0.0
-    records = read_records(path, required=("question", "completion"))
+    records = read_records(path, required=("question", "completion"), types={"question": str, "completion": str})
     return abstract_coverage(get_task(task), [(r["question"], r["completion"]) for r in records])
 
 
@@ -105,8 +105,7 @@ def run_experiment(cfg: ExperimentConfig, out: str | Path, *, resume: bool = Tru
                    progress_cb=None) -> ExperimentOutcome:
     cfg.check()
     out = Path(out)
-    rd = RunDir(out)
-    out.mkdir(parents=True, exist_ok=True)
+    rd = RunDir.locked(out)        # one process per experiment directory
     if not rd.config_path.exists():
         rd.save_config(cfg)
     for change in config_changes(cfg, out):

@@ -30,6 +30,8 @@ from tailor_evo.generation.base import Completion, Engine, PromptLike, SamplingP
 log = logging.getLogger(__name__)
 
 MAX_BODY = 32 * 1024 * 1024
+# what a socket raises when the client closed its end (mid-request or before the reply)
+DISCONNECTS = (BrokenPipeError, ConnectionResetError, ConnectionAbortedError, TimeoutError)
 
 
 class RequestError(Exception):
@@ -262,6 +264,18 @@ class OpenAIServer(ThreadingHTTPServer):
         super().server_close()
         self.batcher.close()
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that went away is routine for a server: one log line, not a traceback on stderr."""
+        import sys
+
+        exc = sys.exc_info()[1]
+        if isinstance(exc, DISCONNECTS):
+            log.warning("client %s disconnected (%s)", client_address[0] if client_address else "?",
+                     type(exc).__name__)
+            return
+        log.error("request from %s failed: %s: %s", client_address[0] if client_address else "?",
+                  type(exc).__name__, exc)
+
 
 class _Handler(BaseHTTPRequestHandler):
     server: OpenAIServer
@@ -302,6 +316,9 @@ class _Handler(BaseHTTPRequestHandler):
             if body.get("stream"):
                 raise RequestError("streaming is not supported", param="stream")
             self._send(200, route(body))
+        except DISCONNECTS as exc:     # the client left: no one to answer
+            self.close_connection = True
+            log.warning("client %s disconnected before the reply (%s)", self.address_string(), type(exc).__name__)
         except RequestError as exc:
             self._error(exc.status, str(exc), exc.param)
         except ValueError as exc:  # the engine rejects a prompt or a parameter

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import click
 
-from tailor_evo.commands.common import config_options, parse_levels, resolve_config
+from tailor_evo.commands.common import (COUNT, RECORD_FORMATS, OutputFile, config_options, output_problem, parse_levels,
+                                        resolve_config)
 from tailor_evo.errors import InputError
 from tailor_evo.warmstart.config import WarmstartConfig
 
@@ -31,14 +32,14 @@ def _output_for(output: str, method: str, several: bool) -> Path:
 @click.option("--archive", "archive_dir", default=None, type=click.Path(),
               help="Search run directory (for the tailor method).")
 @click.option("--teacher", default=None, help="Teacher engine BACKEND:MODEL (for the redistill method).")
-@click.option("--size", type=int, default=None, help="Number of records per method (default 512).")
+@click.option("--size", type=COUNT, default=None, help="Number of records per method (default 512).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--levels", default=None, help="Difficulty levels (default: the task's).")
-@click.option("--problems", "n_problems", type=int, default=None,
+@click.option("--problems", "n_problems", type=COUNT, default=None,
               help="Training problems (default size + size/4; identical for every method).")
-@click.option("--max-primitives", type=int, default=None, help="Use at most this many archive elites (default 32).")
-@click.option("--teacher-samples", type=int, default=None, help="Teacher answers per problem (redistill; default 2).")
-@click.option("--max-new-tokens", type=int, default=None, help="Teacher answer length limit (default 384).")
+@click.option("--max-primitives", type=COUNT, default=None, help="Use at most this many archive elites (default 32).")
+@click.option("--teacher-samples", type=COUNT, default=None, help="Teacher answers per problem (redistill; default 2).")
+@click.option("--max-new-tokens", type=COUNT, default=None, help="Teacher answer length limit (default 384).")
 @click.option("--embedder", default=None, help="State embedder: hash (default) or minilm.")
 @click.option("--chat/--no-chat", default=False, help="Chat prompts for the teacher.")
 @click.option("-o", "--output", required=True,
@@ -46,7 +47,7 @@ def _output_for(output: str, method: str, several: bool) -> Path:
 @click.option("--format", "fmt", type=click.Choice(["file", "datasets"]), default="file", show_default=True,
               help="file: JSONL/Parquet by extension; datasets: a Hugging Face DatasetDict directory, "
                    "one split per method (datasets.load_from_disk reads it).")
-@click.option("--card", "card_path", default=None, type=click.Path(dir_okay=False),
+@click.option("--card", "card_path", default=None, type=OutputFile((".md",), stdout=False),
               help="Data card path (default: card.md next to the output; README.md inside a datasets directory).")
 @config_options
 def warmstart(task_name: str, method: str, archive_dir: str | None, teacher: str | None,
@@ -72,8 +73,9 @@ def warmstart(task_name: str, method: str, archive_dir: str | None, teacher: str
     for m in methods:
         if m not in METHODS:
             raise InputError(f"unknown method {m!r} (known: {', '.join(METHODS)})", field="--method")
-    if fmt == "file" and Path(output).suffix not in (".jsonl", ".parquet"):
-        raise InputError("output must end in .jsonl or .parquet (or use --format datasets)", file=output, field="-o")
+    if fmt == "file" and output_problem(output, RECORD_FORMATS, stdout=False):
+        raise click.BadParameter(f"{output}: {output_problem(output, RECORD_FORMATS, stdout=False)} (or use "
+                                 "--format datasets)", param_hint="'-o' / '--output'")
     if fmt == "datasets" and (Path(output).suffix or "{method}" in output):
         raise InputError("with --format datasets the output is one directory (no extension, no {method}): "
                          "each method is a split", file=output, field="-o")
