@@ -12,8 +12,9 @@ import random
 import re
 import string
 from dataclasses import dataclass
+from typing import Callable
 
-from tailor_evo.tasks.igsm.graph import ABSTRACT, Graph, Param, Ref, Unit, apply, plan
+from tailor_evo.tasks.igsm.graph import ABSTRACT, MOD, Graph, Param, Ref, Unit, apply, plan
 
 
 def item_name(g: Graph, p: Param) -> str:
@@ -29,8 +30,12 @@ def phrase(g: Graph, pid: int) -> str:
     return f"each {g.params[pid].name}"
 
 
-def _join(parts: list[str]) -> str:
+def join_and(parts: list[str]) -> str:
+    """"a", "a and b", "a, b and c" (the problem text's list form, without an Oxford comma)."""
     return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
+
+
+_join = join_and
 
 
 def sentence(g: Graph, p: Param) -> str:
@@ -63,11 +68,12 @@ def problem_text(g: Graph) -> str:
     return " ".join([sentence(g, g.params[pid]) for pid in g.order] + [question_sentence(g)])
 
 
-def reference_order(g: Graph) -> list[int]:
+def reference_order(g: Graph, preds_of: Callable[[int], tuple[int, ...]] | None = None) -> list[int]:
     """Necessary parameters, each computed right before the parameter that first uses it.
 
     Depth-first from the question, inputs in the order the definition uses them, each
     parameter emitted after its inputs: a topological order of exactly the ancestors.
+    ``preds_of`` gives the inputs in another order (the graph's own by default).
     """
     out: list[int] = []
     seen: set[int] = set()
@@ -75,7 +81,7 @@ def reference_order(g: Graph) -> list[int]:
     seen.add(g.question)
     while stack:
         pid, k = stack.pop()
-        preds = g.params[pid].preds
+        preds = preds_of(pid) if preds_of else g.params[pid].preds
         while k < len(preds) and preds[k] in seen:
             k += 1
         if k < len(preds):
@@ -126,12 +132,13 @@ class RenderedUnit:
 
 
 def render_units(g: Graph, pid: int, values: dict[int, int], symbols: Symbols, names: dict[int, str],
-                 ) -> list[RenderedUnit]:
+                 param: Param | None = None) -> list[RenderedUnit]:
     """Evaluate the plan of ``pid`` unit by unit, allocating symbols for it and its intermediates.
 
     ``names`` maps already defined parameters to their symbols and receives ``pid``'s.
+    ``param`` replaces the graph's own record of ``pid`` (the same inputs in another order).
     """
-    units = plan(g, g.params[pid])
+    units = plan(g, param or g.params[pid])
     names[pid] = symbols.fresh()
     tmp_names: dict[int, str] = {}
     val: dict[Ref, int] = {}
@@ -164,6 +171,34 @@ def render_units(g: Graph, pid: int, values: dict[int, int], symbols: Symbols, n
         val[u.result] = v
         out.append(RenderedUnit(u, v, nums, sym(u.result), tuple(sym(r) for r in u.operands),
                                 tuple(label(r) for r in u.operands), k == len(units) - 1))
+    return out
+
+
+def raw_value(op: str, a: int, b: int) -> int:
+    """The unreduced result of one binary operation (what a reader computes before reducing)."""
+    return a + b if op == "+" else (a - b if op == "-" else a * b)
+
+
+def calc_text(op: str, a: int, b: int) -> str:
+    """"a op b = r mod 23 = v" (or "a op b = v" when nothing is reduced).
+
+    Each number depends on the one or two just before it: the raw result on the
+    operands (an integer fact), the reduced one on the raw result alone.
+    """
+    raw, v = raw_value(op, a, b), apply(op, a, b)
+    return f"{a} {op} {b} = {v}" if raw == v else f"{a} {op} {b} = {raw} mod {MOD} = {v}"
+
+
+def unit_calcs(g: Graph, p: Param, values: dict[int, int]) -> list[str]:
+    """The binary computations of ``p``'s plan, in order, each as :func:`calc_text` (no symbols)."""
+    val: dict[Ref, int] = {}
+    out: list[str] = []
+    for u in plan(g, p):
+        nums = [values[r.value] if r.kind == "param" else (val[r] if r.kind == "tmp" else r.value)
+                for r in u.operands]
+        if u.op in ("+", "-", "*"):
+            out.append(calc_text(u.op, nums[0], nums[1]))
+        val[u.result] = unit_value(u, dict(zip(u.operands, nums)))
     return out
 
 
