@@ -123,6 +123,7 @@ class _Run:
     symbols: Symbols | None = None
     rendering: str = EXPLICIT
     _params: dict[int, Param] = field(default_factory=dict)
+    opened: set[int] = field(default_factory=set)   # definitions already written by a depth-first descent
 
     @property
     def explicit(self) -> bool:
@@ -237,8 +238,28 @@ class _Run:
         reads every operand from just before."""
         p = self.param(pid)
         defn = _expr(self.g, p, self.label)
-        text = self.xwords("restate", name=self.label(pid), sym=self.names[pid], defn=defn, given=self.given(pid))
+        what = "given" if pid in self.opened else "restate"   # the definition is already written
+        text = self.xwords(what, name=self.label(pid), sym=self.names[pid], defn=defn, given=self.given(pid))
         self.emit(text, "restate", {"param": pid, "uses": list(p.preds), "inputs": self.inputs(pid)})
+
+    def descend(self, pid: int, arith: Arith) -> None:
+        """Depth-first from ``pid`` in the explicit rendering: a quantity whose inputs are not
+        all known first has its definition written, so that the next quantity to define is
+        the first unknown input of the definition just written; then its inputs, then itself.
+        The quantities are computed in the same order as the compact rendering's."""
+        if pid in self.known:
+            return
+        p = self.param(pid)
+        if any(q not in self.known for q in p.preds):
+            if pid not in self.names:
+                self.names[pid] = self._symbols().fresh()
+            self.opened.add(pid)
+            self.emit(self.xwords("open", name=self.label(pid), sym=self.names[pid],
+                                  defn=_expr(self.g, p, self.label)),
+                      "restate", {"param": pid, "uses": list(p.preds)})
+            for q in self.preds(pid):
+                self.descend(q, arith)
+        self.compute(pid, arith)
 
     # ---- computing one parameter -----------------------------------------------------
     def compute(self, pid: int, arith: Arith) -> None:
@@ -260,7 +281,8 @@ class _Run:
             for q in self.aux["uniq_preds"][pid]:   # inputs listed without a symbol get one now
                 if q not in self.names:
                     self.names[q] = self._symbols().fresh()
-            rendered = render_units(self.g, pid, self.values, self._symbols(), self.names, self.param(pid))
+            rendered = render_units(self.g, pid, self.values, self._symbols(), self.names, self.param(pid),
+                                    reuse=pid in self.opened)
             ref_texts = (reference_fragments(self.g, pid, rendered, self.names)
                          if self.style == "style_reference" and not self.explicit else None)
             if self.explicit and self.preds(pid):
@@ -404,10 +426,11 @@ class _Run:
             self.forward(self.scope(args[0]["op"]), _order(args[1]), _arith(args[2]), None)
         elif op == "depth_first":
             arith = _arith(args[0])
-            order = (reference_order(self.g, lambda q: self.param(q).preds) if self.explicit
-                     else self.aux["ref_order"])
-            for pid in order:
-                self.compute(pid, arith)
+            if self.explicit:
+                self.descend(self.g.question, arith)
+            else:
+                for pid in self.aux["ref_order"]:
+                    self.compute(pid, arith)
         elif op == "subgoals":
             self.subgoal(self.g.question, _arith(args[0]))
         elif op == "prune_forward":
@@ -602,6 +625,8 @@ WORDING: dict[str, dict[str, str]] = {
 EXPLICIT_WORDING: dict[str, dict[str, str]] = {
     "style_reference": {
         "restate": "Define {name} as {sym} = {defn}; {given};",
+        "open": "Define {name} as {sym} = {defn};",
+        "given": "for {sym}, {given};",
         "tmp": "{calc}, so {sym} = {value};",
         "final": "{calc}, so {sym} = {value}.",
         "copy": "so {sym} = {value}.",
@@ -610,6 +635,8 @@ EXPLICIT_WORDING: dict[str, dict[str, str]] = {
     },
     "style_plain": {
         "restate": "{name} = {defn}, with {given}.",
+        "open": "{name} = {defn}.",
+        "given": "{name}: {given}.",
         "tmp": "{calc}.",
         "final": "{calc}, so {name} = {value}.",
         "copy": "So {name} = {value}.",
@@ -619,6 +646,8 @@ EXPLICIT_WORDING: dict[str, dict[str, str]] = {
     },
     "style_explain": {
         "restate": "By the problem, {name} = {defn}, where {given}.",
+        "open": "By the problem, {name} = {defn}.",
+        "given": "Back to {name}, where {given}.",
         "tmp": "{calc}.",
         "final": "This gives {calc}, so {name} is {value}.",
         "copy": "So {name} is {value} too.",
@@ -628,6 +657,8 @@ EXPLICIT_WORDING: dict[str, dict[str, str]] = {
     },
     "style_terse": {
         "restate": "{name} = {defn}; {given}.",
+        "open": "{name} = {defn}.",
+        "given": "{name}: {given}.",
         "tmp": "{calc}.",
         "final": "{calc}, {name} = {value}.",
         "copy": "{name} = {value}.",

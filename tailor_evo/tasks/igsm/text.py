@@ -132,14 +132,16 @@ class RenderedUnit:
 
 
 def render_units(g: Graph, pid: int, values: dict[int, int], symbols: Symbols, names: dict[int, str],
-                 param: Param | None = None) -> list[RenderedUnit]:
+                 param: Param | None = None, reuse: bool = False) -> list[RenderedUnit]:
     """Evaluate the plan of ``pid`` unit by unit, allocating symbols for it and its intermediates.
 
-    ``names`` maps already defined parameters to their symbols and receives ``pid``'s.
-    ``param`` replaces the graph's own record of ``pid`` (the same inputs in another order).
+    ``names`` maps already defined parameters to their symbols and receives ``pid``'s (with
+    ``reuse``, a symbol ``pid`` already has is kept). ``param`` replaces the graph's own
+    record of ``pid`` (the same inputs in another order).
     """
     units = plan(g, param or g.params[pid])
-    names[pid] = symbols.fresh()
+    if not (reuse and pid in names):
+        names[pid] = symbols.fresh()
     tmp_names: dict[int, str] = {}
     val: dict[Ref, int] = {}
 
