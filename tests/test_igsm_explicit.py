@@ -25,7 +25,7 @@ SEED_PROGRAMS = [p["program"] for name in ("rule-based", "four-behaviour")
                  for p in json.loads((SEEDS / f"{name}.json").read_text())["primitives"]]
 M = 23
 CALC = re.compile(r"(?<![\d-])(\d+) ([-+*]) (\d+) = (-?\d+)(?: mod 23 = (\d+))?(?![\d ]*[-+*(])")
-SYM_VALUE = re.compile(r"\bso ([A-Za-z][0-9]*) = (\d+)(?=[.,;])")
+SYM_VALUE = re.compile(r"\bso ([A-Za-z][0-9]*) = (\d+)(?=[.,;]| \()")
 
 
 def think(completion: str) -> str:
