@@ -1,0 +1,192 @@
+"""How well does a model predict the tokens a trace *decides*, given the trace so far?
+
+Teacher-forced greedy accuracy on the decision tokens of gold records (prompt +
+completion, tokenised as SFT tokenises them), grouped by a category a predicate
+assigns. Most tokens of a trace are copies; the decision tokens are where a small
+model learns or guesses, and a rendering that writes each decision's inputs just
+before it should make them easier to predict. Measuring the same model on the same
+problems under two renderings shows what the rendering changes before any training.
+
+The core, :func:`decision_accuracy`, takes records and a predicate that marks decision
+tokens (a character span of the completion -> a category or None), so any task can
+add its own predicate; :func:`igsm_value_tokens` is iGSM's (every number of the
+reasoning: operands, results, unreduced results, reduced results, values of named
+quantities). Length statistics of the same records (characters and tokens) come with it.
+
+    OMP_NUM_THREADS=2 .venv/bin/python benchmarks/decision_tokens.py tiny-base --n 48
+    OMP_NUM_THREADS=2 .venv/bin/python benchmarks/decision_tokens.py RUN/sft/model --records heldout.jsonl
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import random
+import re
+import statistics
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+# (record, completion, start, end) -> category or None: is completion[start:end] a decision token?
+DecisionPredicate = Callable[[dict, str, int, int], "str | None"]
+
+
+@dataclass
+class Tally:
+    """Hits and counts of one category of decision tokens."""
+
+    hits: int = 0
+    tokens: int = 0
+
+    @property
+    def accuracy(self) -> float:
+        return self.hits / self.tokens if self.tokens else float("nan")
+
+
+@dataclass
+class DecisionAccuracy:
+    """Accuracy per category, and over all decision tokens."""
+
+    by_category: dict[str, Tally] = field(default_factory=dict)
+
+    @property
+    def total(self) -> Tally:
+        return Tally(sum(t.hits for t in self.by_category.values()), sum(t.tokens for t in self.by_category.values()))
+
+
+@torch.no_grad()
+def decision_accuracy(model, tokenizer, records: list[dict], is_decision: DecisionPredicate) -> DecisionAccuracy:
+    """Teacher-forced greedy accuracy on the completion tokens ``is_decision`` marks.
+
+    Prompt and completion are tokenised separately and concatenated, as SFT does, so
+    the model sees exactly the token sequence it would be trained on.
+    """
+    model.eval()
+    out = DecisionAccuracy()
+    for rec in records:
+        prompt_ids = tokenizer(rec["prompt"], add_special_tokens=False).input_ids
+        enc = tokenizer(rec["completion"], add_special_tokens=False, return_offsets_mapping=True)
+        ids = torch.tensor([prompt_ids + enc.input_ids])
+        pred = model(ids).logits[0].argmax(-1)
+        for k, (start, end) in enumerate(enc.offset_mapping):
+            category = is_decision(rec, rec["completion"], start, end)
+            if category is None:
+                continue
+            i = len(prompt_ids) + k
+            tally = out.by_category.setdefault(category, Tally())
+            tally.hits += int(pred[i - 1].item() == ids[0, i].item())
+            tally.tokens += 1
+    return out
+
+
+# ---- iGSM -------------------------------------------------------------------------------------
+
+_CALC = re.compile(r"(?<![\d-])(\d+) ([-+*]) (\d+) = (-?\d+)(?: mod 23 = (\d+))?")
+_NUMBER = re.compile(r"-?\d+")
+
+
+@functools.lru_cache(maxsize=512)
+def igsm_number_spans(completion: str) -> tuple[tuple[int, int, str], ...]:
+    """(start, end, category) of every number of an iGSM completion's reasoning and answer.
+
+    In a binary computation "a op b = r [mod 23 = v]": a and b are ``operand``; the
+    operation's reduced result (r, or v after a reduction) is ``result``, and an
+    unreduced r before "mod 23" is ``raw``. Any other number of
+    the reasoning is ``value`` (a stated number, an input's value, a quantity's value
+    beside its name); the number in the answer tag is ``answer``. The modulus is not a
+    decision.
+    """
+    think_end = completion.find("</think>")
+    spans: dict[int, tuple[int, int, str]] = {}
+    for m in _CALC.finditer(completion):
+        if think_end >= 0 and m.start() > think_end:
+            break
+        spans[m.start(1)] = (m.start(1), m.end(1), "operand")
+        spans[m.start(3)] = (m.start(3), m.end(3), "operand")
+        spans[m.start(4)] = (m.start(4), m.end(4), "raw" if m.group(5) else "result")
+        if m.group(5):
+            spans[m.start(5)] = (m.start(5), m.end(5), "result")
+    for m in _NUMBER.finditer(completion):
+        if m.start() in spans:
+            continue
+        if completion[max(0, m.start() - 4): m.start()] == "mod " and m.group(0) == "23":
+            continue
+        spans[m.start()] = (m.start(), m.end(), "answer" if think_end >= 0 and m.start() > think_end else "value")
+    return tuple(sorted(spans.values()))
+
+
+def igsm_value_tokens(record: dict, completion: str, start: int, end: int) -> str | None:
+    """iGSM's decision predicate: the category of the number the token belongs to, if any."""
+    for s, e, category in igsm_number_spans(completion):
+        if s < end and start < e and completion[start:end].strip(" -"):   # the token overlaps a number's digits
+            return category
+        if s >= end:
+            break
+    return None
+
+
+def igsm_records(n: int, seed: int, levels: list[int], rendering: str) -> list[dict]:
+    """Gold records of the warm-start seed programs (rule-based and four-behaviour) on ``n``
+    problems, rendered in ``rendering``; prompts as the warm start writes them."""
+    from tailor_evo.tasks.igsm import IGSMTask
+
+    task = IGSMTask(rendering=rendering)
+    seeds = Path(__file__).resolve().parents[1] / "populations" / "seeds" / "igsm"
+    programs = [(f"{lib}:{p['name']}", p["program"]) for lib in ("rule-based", "four-behaviour")
+                for p in json.loads((seeds / f"{lib}.json").read_text())["primitives"]]
+    problems = task.generate(n, seed, levels=levels)
+    records = []
+    for i, p in enumerate(problems):
+        name, program = programs[i % len(programs)]
+        tr = task.execute(program, p, random.Random(i))
+        assert tr.finished and task.verify(p, tr.completion).correct
+        records.append({"prompt": task.prompt(p), "completion": tr.completion, "primitive": name})
+    return records
+
+
+def length_stats(records: list[dict], tokenizer) -> dict[str, float]:
+    """Median and 90th percentile of the completions' length in characters and in tokens."""
+    chars = [len(r["completion"]) for r in records]
+    toks = [len(tokenizer(r["completion"], add_special_tokens=False).input_ids) for r in records]
+
+    def p90(xs: list[int]) -> float:
+        return statistics.quantiles(xs, n=10)[-1] if len(xs) > 1 else float(xs[0])
+
+    return {"chars_median": statistics.median(chars), "chars_p90": p90(chars),
+            "tokens_median": statistics.median(toks), "tokens_p90": p90(toks)}
+
+
+def main() -> None:
+    from tailor_evo.io import read_records
+    from tailor_evo.models.registry import load
+
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("models", nargs="+", help="backbone names or model directories")
+    ap.add_argument("--records", help="gold iGSM records (prompt, completion) instead of generated ones")
+    ap.add_argument("--renderings", default="compact,explicit", help="renderings of the generated records")
+    ap.add_argument("--n", type=int, default=48, help="problems (one record each)")
+    ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--levels", default="2,3,4,5,6")
+    args = ap.parse_args()
+    levels = [int(x) for x in args.levels.split(",")]
+    sets = ({"records": read_records(args.records, required=("prompt", "completion"))[: args.n]} if args.records
+            else {r: igsm_records(args.n, args.seed, levels, r) for r in args.renderings.split(",")})
+    for spec in args.models:
+        model, tokenizer = load(spec)
+        print(f"== {spec}")
+        for name, records in sets.items():
+            stats = length_stats(records, tokenizer)
+            res = decision_accuracy(model, tokenizer, records, igsm_value_tokens)
+            cells = ", ".join(f"{c} {t.accuracy:.3f} ({t.tokens})" for c, t in sorted(res.by_category.items()))
+            print(f"{name:10s} all {res.total.accuracy:.3f} ({res.total.tokens}); {cells}")
+            print(f"{'':10s} completion length: median {stats['chars_median']:.0f} chars / "
+                  f"{stats['tokens_median']:.0f} tokens, p90 {stats['chars_p90']:.0f} chars / "
+                  f"{stats['tokens_p90']:.0f} tokens")
+
+
+if __name__ == "__main__":
+    main()
