@@ -268,7 +268,7 @@ class _Run:
         value = self.values[pid]
         if self.explicit and arith.base == "direct" and self.preds(pid):
             self._direct_explicit(pid)
-        elif arith.base == "direct":
+        elif arith.base == "direct" and not self.explicit:   # (explicitly, a stated number is one unit)
             if pid not in self.names:
                 self.names[pid] = self._symbols().fresh()
             fact = {"param": pid, "value": value, "inputs": self.inputs(pid)}
