@@ -246,7 +246,8 @@ class _Run:
         """Depth-first from ``pid`` in the explicit rendering: a quantity whose inputs are not
         all known first has its definition written, so that the next quantity to define is
         the first unknown input of the definition just written; then its inputs, then itself.
-        The quantities are computed in the same order as the compact rendering's."""
+        This is the compact rendering's depth-first order, over the inputs in the order the
+        trace writes them."""
         if pid in self.known:
             return
         p = self.param(pid)

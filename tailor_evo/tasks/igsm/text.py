@@ -12,7 +12,6 @@ import random
 import re
 import string
 from dataclasses import dataclass
-from typing import Callable
 
 from tailor_evo.tasks.igsm.graph import ABSTRACT, MOD, Graph, Param, Ref, Unit, apply, plan
 
@@ -35,8 +34,6 @@ def join_and(parts: list[str]) -> str:
     return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
 
 
-_join = join_and
-
 
 def sentence(g: Graph, p: Param) -> str:
     """The problem sentence that states an instance parameter."""
@@ -51,7 +48,7 @@ def sentence(g: Graph, p: Param) -> str:
         elif f.inner == "diff":
             rhs = f"the difference of {ps[0]} and {ps[1]}"
         else:
-            rhs = f"the sum of {_join(ps)}"
+            rhs = f"the sum of {join_and(ps)}"
         if f.cop == "+":
             rhs = f"{f.const} more than {rhs}"
         elif f.cop == "*":
@@ -68,12 +65,11 @@ def problem_text(g: Graph) -> str:
     return " ".join([sentence(g, g.params[pid]) for pid in g.order] + [question_sentence(g)])
 
 
-def reference_order(g: Graph, preds_of: Callable[[int], tuple[int, ...]] | None = None) -> list[int]:
+def reference_order(g: Graph) -> list[int]:
     """Necessary parameters, each computed right before the parameter that first uses it.
 
     Depth-first from the question, inputs in the order the definition uses them, each
     parameter emitted after its inputs: a topological order of exactly the ancestors.
-    ``preds_of`` gives the inputs in another order (the graph's own by default).
     """
     out: list[int] = []
     seen: set[int] = set()
@@ -81,7 +77,7 @@ def reference_order(g: Graph, preds_of: Callable[[int], tuple[int, ...]] | None 
     seen.add(g.question)
     while stack:
         pid, k = stack.pop()
-        preds = preds_of(pid) if preds_of else g.params[pid].preds
+        preds = g.params[pid].preds
         while k < len(preds) and preds[k] in seen:
             k += 1
         if k < len(preds):
