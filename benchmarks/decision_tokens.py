@@ -1,44 +1,175 @@
-"""Teacher-forced accuracy on a trace's decision tokens, per kind of decision.
+"""How well does a model predict the tokens a trace *decides*, given the trace so far?
 
-A small model copies the easy tokens of a trace and guesses the hard ones; its loss
-hides which is which. This measures, under teacher forcing with greedy prediction,
-the tokens that decide something, split by kind:
+Teacher-forced greedy accuracy on the decision tokens of gold records (prompt +
+completion, tokenised as SFT tokenises them), grouped by a category a predicate
+assigns. Most tokens of a trace are copies; the decision tokens are where a small
+model learns or guesses, and a rendering that writes each decision's inputs just
+before it should make them easier to predict. Measuring the same model on the same
+problems under two renderings shows what the rendering changes before any training.
 
-KK, explicit rendering (every decision after its written inputs):
-- ``lookup``: the role an atom looks up in the current case ("Aubrey is a knave: Aubrey *knight*, F");
-- ``value``: each atom's and each combination's value (T / F / U);
-- ``claim``: the claim's value compared with its speaker ("Emma knight, claim *F*, so ...");
-- ``outcome``: ok / contradiction / open;
-KK, both renderings:
-- ``think_role``: every knight / knave word inside ``<think>`` (in the classic rendering these are
-  where the hidden decisions surface: "Emma cannot be a *knight*");
-- ``answer``: the roles in the answer.
+The core, :func:`decision_accuracy`, takes records and a predicate that marks decision
+tokens (a character span of the completion -> a category or None), so any task can
+add its own predicate:
 
-The majority rate of each kind is printed beside it: a model at that rate guesses.
+- :func:`igsm_value_tokens`, iGSM's: every number of the reasoning (operands, results,
+  unreduced results, reduced results, values of named quantities) and the answer;
+- :func:`kk_decision_tokens`, KK's: in the explicit rendering the role an atom looks up in
+  the current case (``lookup``), each atom's and combination's value T / F / U (``value``),
+  the claim's value beside its speaker (``claim``), ok / contradiction / open (``outcome``);
+  in both renderings every role word inside ``<think>`` (``think_role``; in the classic
+  rendering this is where the hidden decisions surface: "Emma cannot be a *knight*") and
+  the roles of the answer (``answer``).
 
-Usage (records: JSONL/Parquet with ``prompt`` and ``completion``, e.g. ``data warmstart`` output
-on another seed than training's)::
+Each category's majority rate (the share of its most frequent gold token) is printed
+beside it: a model at that rate guesses. Length statistics of the same records
+(characters and tokens) come with it.
 
-    .venv/bin/python benchmarks/decision_tokens.py held-out.jsonl tiny-base runs/main/sft/model
-    .venv/bin/python benchmarks/decision_tokens.py --make kk:explicit:rule-based --n 64 tiny-base MODEL
-
-``--make TASK:RENDERING:METHOD`` builds the held-out records itself (seed 7, 3 people).
+    OMP_NUM_THREADS=2 .venv/bin/python benchmarks/decision_tokens.py tiny-base --n 48
+    OMP_NUM_THREADS=2 .venv/bin/python benchmarks/decision_tokens.py RUN/sft/model --records heldout.jsonl
+    OMP_NUM_THREADS=2 .venv/bin/python benchmarks/decision_tokens.py --task kk --renderings classic,explicit \
+        --n 64 tiny-base RUN/sft/model
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
+import json
+import random
 import re
-from collections import Counter, defaultdict
-from typing import Callable, Iterable
+import statistics
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 
-from tailor_evo.io import read_records
-from tailor_evo.models.registry import load
+# (record, completion, start, end) -> category or None: is completion[start:end] a decision token?
+DecisionPredicate = Callable[[dict, str, int, int], "str | None"]
 
-Span = tuple[str, int, int]          # (kind, start, end) in characters of the completion
-SpanFinder = Callable[[str], Iterable[Span]]
+
+@dataclass
+class Tally:
+    """Hits and counts of one category of decision tokens."""
+
+    hits: int = 0
+    tokens: int = 0
+    gold: Counter = field(default_factory=Counter)    # gold token id -> count
+
+    @property
+    def accuracy(self) -> float:
+        return self.hits / self.tokens if self.tokens else float("nan")
+
+    @property
+    def majority(self) -> float:
+        """The accuracy of always predicting the category's most frequent gold token."""
+        return max(self.gold.values()) / self.tokens if self.tokens else float("nan")
+
+
+@dataclass
+class DecisionAccuracy:
+    """Accuracy per category, and over all decision tokens."""
+
+    by_category: dict[str, Tally] = field(default_factory=dict)
+
+    @property
+    def total(self) -> Tally:
+        return Tally(sum(t.hits for t in self.by_category.values()), sum(t.tokens for t in self.by_category.values()))
+
+
+@torch.no_grad()
+def decision_accuracy(model, tokenizer, records: list[dict], is_decision: DecisionPredicate) -> DecisionAccuracy:
+    """Teacher-forced greedy accuracy on the completion tokens ``is_decision`` marks.
+
+    Prompt and completion are tokenised separately and concatenated, as SFT does, so
+    the model sees exactly the token sequence it would be trained on.
+    """
+    model.eval()
+    out = DecisionAccuracy()
+    for rec in records:
+        prompt_ids = tokenizer(rec["prompt"], add_special_tokens=False).input_ids
+        enc = tokenizer(rec["completion"], add_special_tokens=False, return_offsets_mapping=True)
+        ids = torch.tensor([prompt_ids + enc.input_ids])
+        pred = model(ids).logits[0].argmax(-1)
+        for k, (start, end) in enumerate(enc.offset_mapping):
+            category = is_decision(rec, rec["completion"], start, end)
+            if category is None:
+                continue
+            i = len(prompt_ids) + k
+            tally = out.by_category.setdefault(category, Tally())
+            tally.hits += int(pred[i - 1].item() == ids[0, i].item())
+            tally.tokens += 1
+            tally.gold[ids[0, i].item()] += 1
+    return out
+
+
+# ---- iGSM -------------------------------------------------------------------------------------
+
+_CALC = re.compile(r"(?<![\d-])(\d+) ([-+*]) (\d+) = (-?\d+)(?: mod 23 = (\d+))?")
+_NUMBER = re.compile(r"-?\d+")
+
+
+@functools.lru_cache(maxsize=512)
+def igsm_number_spans(completion: str) -> tuple[tuple[int, int, str], ...]:
+    """(start, end, category) of every number of an iGSM completion's reasoning and answer.
+
+    In a binary computation "a op b = r [mod 23 = v]": a and b are ``operand``; the
+    operation's reduced result (r, or v after a reduction) is ``result``, and an
+    unreduced r before "mod 23" is ``raw``. Any other number of
+    the reasoning is ``value`` (a stated number, an input's value, a quantity's value
+    beside its name); the number in the answer tag is ``answer``. The modulus is not a
+    decision.
+    """
+    think_end = completion.find("</think>")
+    spans: dict[int, tuple[int, int, str]] = {}
+    for m in _CALC.finditer(completion):
+        if think_end >= 0 and m.start() > think_end:
+            break
+        spans[m.start(1)] = (m.start(1), m.end(1), "operand")
+        spans[m.start(3)] = (m.start(3), m.end(3), "operand")
+        spans[m.start(4)] = (m.start(4), m.end(4), "raw" if m.group(5) else "result")
+        if m.group(5):
+            spans[m.start(5)] = (m.start(5), m.end(5), "result")
+    for m in _NUMBER.finditer(completion):
+        if m.start() in spans:
+            continue
+        if completion[max(0, m.start() - 4): m.start()] == "mod " and m.group(0) == "23":
+            continue
+        spans[m.start()] = (m.start(), m.end(), "answer" if think_end >= 0 and m.start() > think_end else "value")
+    return tuple(sorted(spans.values()))
+
+
+def igsm_value_tokens(record: dict, completion: str, start: int, end: int) -> str | None:
+    """iGSM's decision predicate: the category of the number the token belongs to, if any."""
+    for s, e, category in igsm_number_spans(completion):
+        if s < end and start < e and completion[start:end].strip(" -"):   # the token overlaps a number's digits
+            return category
+        if s >= end:
+            break
+    return None
+
+
+def igsm_records(n: int, seed: int, levels: list[int], rendering: str) -> list[dict]:
+    """Gold records of the warm-start seed programs (rule-based and four-behaviour) on ``n``
+    problems, rendered in ``rendering``; prompts as the warm start writes them."""
+    from tailor_evo.tasks.igsm import IGSMTask
+
+    task = IGSMTask(rendering=rendering)
+    seeds = Path(__file__).resolve().parents[1] / "populations" / "seeds" / "igsm"
+    programs = [(f"{lib}:{p['name']}", p["program"]) for lib in ("rule-based", "four-behaviour")
+                for p in json.loads((seeds / f"{lib}.json").read_text())["primitives"]]
+    problems = task.generate(n, seed, levels=levels)
+    records = []
+    for i, p in enumerate(problems):
+        name, program = programs[i % len(programs)]
+        tr = task.execute(program, p, random.Random(i))
+        assert tr.finished and task.verify(p, tr.completion).correct
+        records.append({"prompt": task.prompt(p), "completion": tr.completion, "primitive": name})
+    return records
+
+
+# ---- KK ----------------------------------------------------------------------------------------
 
 _KK_PATTERNS = {
     "lookup": re.compile(r": \w+ (knight|knave|U),"),
@@ -49,81 +180,88 @@ _KK_PATTERNS = {
 _ROLE = re.compile(r"\b(knight|knave)\b")
 
 
-def kk_spans(completion: str) -> Iterable[Span]:
-    """The decision tokens of a KK completion (see the module docstring)."""
+@functools.lru_cache(maxsize=512)
+def kk_spans(completion: str) -> tuple[tuple[int, int, str], ...]:
+    """(start, end, category) of the decision words of a KK completion (see the module docstring)."""
     think_end = completion.find("</think>")
     think_end = len(completion) if think_end < 0 else think_end
-    for kind, pattern in _KK_PATTERNS.items():
-        for m in pattern.finditer(completion, 0, think_end):
-            yield kind, m.start(1), m.end(1)
+    spans = {}
     for m in _ROLE.finditer(completion):
-        yield ("think_role" if m.start() < think_end else "answer"), m.start(1), m.end(1)
+        spans[m.start(1)] = (m.start(1), m.end(1), "think_role" if m.start() < think_end else "answer")
+    for category, pattern in _KK_PATTERNS.items():
+        for m in pattern.finditer(completion, 0, think_end):
+            spans.setdefault(m.start(1), (m.start(1), m.end(1), category))
+            if category == "lookup":
+                spans[m.start(1)] = (m.start(1), m.end(1), category)
+    return tuple(sorted(spans.values()))
 
 
-FINDERS: dict[str, SpanFinder] = {"kk": kk_spans}
+def kk_decision_tokens(record: dict, completion: str, start: int, end: int) -> str | None:
+    """KK's decision predicate: the category of the decision word the token begins, if any."""
+    for s, e, category in kk_spans(completion):
+        if s <= start < e or (start < s < end and completion[start:s].strip() == ""):
+            return category
+        if s >= end:
+            break
+    return None
 
 
-@torch.no_grad()
-def decision_accuracy(model, tokenizer, records: list[dict], spans: SpanFinder) -> dict[str, dict]:
-    """kind -> {accuracy, tokens, majority}: greedy next-token hits on the first token of each span."""
-    model.eval()
-    hits: Counter = Counter()
-    seen: Counter = Counter()
-    truth: dict[str, Counter] = defaultdict(Counter)
-    for rec in records:
-        prompt_ids = tokenizer(rec["prompt"], add_special_tokens=False).input_ids
-        enc = tokenizer(rec["completion"], add_special_tokens=False, return_offsets_mapping=True)
-        ids = torch.tensor([prompt_ids + enc.input_ids])
-        pred = model(ids).logits[0].argmax(-1)
-        starts = {}
-        for t, (a, b) in enumerate(enc.offset_mapping):
-            for c in range(a, max(b, a + 1)):
-                starts.setdefault(c, t)
-        for kind, start, _ in spans(rec["completion"]):
-            t = starts.get(start)
-            if t is None:
-                continue
-            pos = len(prompt_ids) + t
-            token = ids[0, pos].item()
-            hits[kind] += int(pred[pos - 1].item() == token)
-            seen[kind] += 1
-            truth[kind][token] += 1
-    return {k: {"accuracy": hits[k] / seen[k], "tokens": seen[k],
-                "majority": max(truth[k].values()) / seen[k]} for k in sorted(seen)}
-
-
-def make_records(spec: str, n: int) -> list[dict]:
-    """Held-out warm-start records of TASK:RENDERING:METHOD (seed 7, 3 people)."""
+def kk_records(n: int, seed: int, levels: list[int], rendering: str) -> list[dict]:
+    """Gold records of KK's rule-based warm start on ``n`` problems, rendered in ``rendering``."""
     from tailor_evo.tasks import get_task
     from tailor_evo.warmstart.build import build_warmstart
     from tailor_evo.warmstart.config import WarmstartConfig
 
-    task_name, rendering, method = spec.split(":")
     cfg = WarmstartConfig(size=n, rendering=rendering, check_eval=False)
-    res = build_warmstart(get_task(task_name), method, cfg, 7, levels=[3], progress=False)
-    return res.records
+    return build_warmstart(get_task("kk"), "rule-based", cfg, seed, levels=levels, progress=False).records
+
+
+TASKS = {"igsm": (igsm_records, igsm_value_tokens, "2,3,4,5,6"), "kk": (kk_records, kk_decision_tokens, "3")}
+
+
+def length_stats(records: list[dict], tokenizer) -> dict[str, float]:
+    """Median and 90th percentile of the completions' length in characters and in tokens."""
+    chars = [len(r["completion"]) for r in records]
+    toks = [len(tokenizer(r["completion"], add_special_tokens=False).input_ids) for r in records]
+
+    def p90(xs: list[int]) -> float:
+        return statistics.quantiles(xs, n=10)[-1] if len(xs) > 1 else float(xs[0])
+
+    return {"chars_median": statistics.median(chars), "chars_p90": p90(chars),
+            "tokens_median": statistics.median(toks), "tokens_p90": p90(toks)}
 
 
 def main() -> None:
+    from tailor_evo.io import read_records
+    from tailor_evo.models.registry import load
+
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("records", nargs="?", help="held-out JSONL/Parquet (prompt, completion)")
     ap.add_argument("models", nargs="+", help="backbone names or model directories")
-    ap.add_argument("--make", help="build the records: TASK:RENDERING:METHOD (rule-based or four-behaviour)")
-    ap.add_argument("--task", default="kk", choices=sorted(FINDERS))
-    ap.add_argument("--n", type=int, default=64, help="records to score")
+    ap.add_argument("--task", default="igsm", choices=sorted(TASKS))
+    ap.add_argument("--records", help="gold records (prompt, completion) instead of generated ones")
+    ap.add_argument("--renderings", help="renderings of the generated records (default: iGSM compact,explicit; "
+                                         "KK classic,explicit)")
+    ap.add_argument("--n", type=int, default=48, help="problems (one record each)")
+    ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--levels", help="difficulty levels (default: iGSM 2-6, KK 3)")
     args = ap.parse_args()
-    if args.make:
-        models = [args.records] + args.models if args.records else args.models
-        records, source = make_records(args.make, args.n), args.make
-    else:
-        models, source = args.models, args.records
-        records = read_records(args.records, required=("prompt", "completion"))[: args.n]
-    print(f"{len(records)} records from {source}; greedy teacher-forced accuracy (tokens, majority rate)")
-    for spec in models:
+    make, predicate, default_levels = TASKS[args.task]
+    levels = [int(x) for x in (args.levels or default_levels).split(",")]
+    renderings = args.renderings or ("compact,explicit" if args.task == "igsm" else "classic,explicit")
+    sets = ({"records": read_records(args.records, required=("prompt", "completion"))[: args.n]} if args.records
+            else {r: make(args.n, args.seed, levels, r) for r in renderings.split(",")})
+    for spec in args.models:
         model, tokenizer = load(spec)
-        res = decision_accuracy(model, tokenizer, records, FINDERS[args.task])
-        cells = "  ".join(f"{k} {v['accuracy']:.3f} ({v['tokens']}, {v['majority']:.2f})" for k, v in res.items())
-        print(f"{spec}: {cells}")
+        print(f"== {spec}")
+        for name, records in sets.items():
+            stats = length_stats(records, tokenizer)
+            res = decision_accuracy(model, tokenizer, records, predicate)
+            cells = ", ".join(f"{c} {t.accuracy:.3f} ({t.tokens}, majority {t.majority:.2f})"
+                              for c, t in sorted(res.by_category.items()))
+            print(f"{name:10s} all {res.total.accuracy:.3f} ({res.total.tokens}); {cells}")
+            print(f"{'':10s} completion length: median {stats['chars_median']:.0f} chars / "
+                  f"{stats['tokens_median']:.0f} tokens, p90 {stats['chars_p90']:.0f} chars / "
+                  f"{stats['tokens_p90']:.0f} tokens")
 
 
 if __name__ == "__main__":

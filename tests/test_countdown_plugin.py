@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 from importlib.metadata import entry_points
 
 import pytest
@@ -268,3 +269,63 @@ def test_the_whole_pipeline_runs_on_countdown(tmp_path):
     assert records and all(r["task"] == "countdown" and r["correct"] for r in records)
     res = json.loads((out / "eval_rl" / "results.json").read_text())
     assert res["overall"]["n_problems"] == 3
+
+
+# ---- the explicit rendering -------------------------------------------------------------------
+
+_OP = re.compile(r"(?<![\d/])(\d+(?:/\d+)?) ([-+*/]) (\d+(?:/\d+)?) = (\d+(?:/\d+)?)(?![\d/])")
+
+
+def _written_arithmetic_is_right(text: str) -> int:
+    """Every "a op b = c" the text writes is exact (fractions included); how many there are."""
+    from fractions import Fraction
+
+    from tailor_evo_countdown.arith import apply
+
+    n = 0
+    for a, op, b, c in _OP.findall(text):
+        assert apply(Fraction(a), op, Fraction(b)) == Fraction(c), (a, op, b, c)
+        n += 1
+    return n
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(0, 10**6), st.integers(3, 5))
+def test_explicit_traces_write_the_numbers_each_decision_rests_on(seed, k):
+    from tailor_evo.populations.library import load_library
+
+    explicit, compact = CountdownTask(), CountdownTask(rendering="compact")
+    p = explicit.generate(1, seed, levels=[k])[0]
+    target, numbers = p.meta["target"], p.meta["numbers"]
+    programs = [e["program"] for lib in ("rule-based", "four-behaviour") for e in load_library(f"countdown/{lib}")]
+    programs.append({"op": "plan_first", "args": [{"op": "attempt", "args": [{"op": "backward", "args": [
+        {"op": "pair_largest"}, {"op": "op_mul_first"}, {"op": "budget_pruned"}]}]}]})
+    for program in programs:
+        new = explicit.execute(program, p, random.Random(0), max_steps=300)
+        old = compact.execute(program, p, random.Random(0), max_steps=300)
+        assert new.finished == old.finished and new.answer == old.answer        # words change, not steps
+        assert [s.key for s in new.steps] == [s.key for s in old.steps]
+        assert _written_arithmetic_is_right(" ".join(s.text for s in new.steps)) >= \
+            _written_arithmetic_is_right(" ".join(s.text for s in old.steps))
+        for s in new.steps:
+            if s.kind == "prune":        # the bound is written, made one operation at a time
+                bound = 3 * target + max(numbers)
+                assert f"3 * {target} = {3 * target}, {3 * target} + {max(numbers)} = {bound}" in s.text
+            if s.kind == "plan":         # the sum the target is compared with
+                assert f"= {sum(numbers)}; {target} " in s.text
+            if s.kind == "verify":
+                assert all(f"{n} used" in s.text for n in numbers)
+        if new.finished:
+            assert explicit.verify(p, new.completion).correct
+
+
+def test_compact_rendering_keeps_the_old_words():
+    p = CountdownTask().generate(1, 0, levels=[4])[0]
+    program = {"op": "plan_first", "args": [{"op": "attempt", "args": [{"op": "forward", "args": [
+        {"op": "pair_largest"}, {"op": "op_mul_first"}, {"op": "budget_large"}]}]}]}
+    old = CountdownTask(rendering="compact").execute(program, p, random.Random(0))
+    new = CountdownTask().execute(program, p, random.Random(0))
+    assert "(largest 9) needs a product" in old.steps[0].text and "They sum to" not in old.steps[0].text
+    assert "They sum to 2 + 1 = 3, 3 + 9 = 12, 12 + 9 = 21; 27 > 21, so it needs a product" in new.steps[0].text
+    with pytest.raises(InputError, match="rendering"):
+        CountdownTask(rendering="terse")

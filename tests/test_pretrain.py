@@ -121,11 +121,83 @@ def test_corpus_is_deterministic_and_mixes_every_source():
     docs = [a.document(7, j) for j in range(200)]
     assert [d.text for d in docs] == [b.document(7, j).text for j in range(200)]
     assert Corpus(mix, seed=4).document(7, 0).text != docs[0].text or Corpus(mix, seed=4).document(7, 1).text != docs[1].text
-    assert {d.source for d in docs} == {"kk", "igsm", "procedural"}
+    assert {d.source for d in docs} == {"kk", "igsm", "procedural", "igsm_mod_facts", "igsm_values"}
     for d in docs:   # the corpus holds no solution text of either task
         assert THINK_OPEN not in d.text and "Define" not in d.text
-        if d.source == "igsm":
+        if d.source.startswith("igsm"):
             assert ANSWER_OPEN not in d.text
+    only_reading = Corpus(CorpusMix(drills={"igsm_mod_facts": 0.0, "igsm_values": 0.0}), seed=3)
+    assert {only_reading.document(7, j).source for j in range(200)} == {"kk", "igsm", "procedural"}
+
+
+# --- the iGSM drills -------------------------------------------------------------------------------
+
+_FACT = re.compile(r"^(\d+) ([-+*]) (\d+) = (-?\d+)(?: mod 23 = (\d+))?$")
+
+
+def test_mod_fact_drills_are_right_cover_every_fact_and_hold_no_problem():
+    from tailor_evo.tasks.igsm.drills import mod_facts_text
+
+    rng = random.Random(0)
+    seen = set()
+    for _ in range(3000):
+        text = mod_facts_text(rng)
+        assert text.startswith("Modulo 23: ") and "number of" not in text and "How many" not in text
+        for fact in text.removeprefix("Modulo 23: ").removesuffix(".").split(". "):
+            a, op, b, r, v = _FACT.match(fact).groups()
+            raw = {"+": int(a) + int(b), "-": int(a) - int(b), "*": int(a) * int(b)}[op]
+            assert int(r) == raw and (int(v) if v else raw) == raw % 23
+            assert (v is None) == (raw == raw % 23)        # the unreduced value only where it differs
+            seen.add((int(a), op, int(b)))
+    assert len(seen) == 3 * 23 * 23
+
+
+def _solution_lines(problem) -> set[str]:
+    """Every step the task's explicit traces write for the problem (all seed strategies): what a
+    document must not contain beyond the problem's own text."""
+    from tailor_evo.populations.library import load_library
+
+    task = get_task("igsm")
+    out = set()
+    for lib in ("rule-based", "four-behaviour"):
+        for prim in load_library(f"igsm/{lib}"):
+            traj = task.execute(prim["program"], problem, random.Random(0))
+            out |= {s.text for s in traj.steps if s.kind in ("compute", "conclude", "verify") and s.text}
+    return out
+
+
+def test_value_drills_state_only_stated_numbers_never_the_asked_quantity_nor_a_solution_step():
+    from tailor_evo.tasks.igsm import graph_of
+
+    corpus = Corpus(CorpusMix(tasks={"igsm": 0.0, "kk": 0.0}, procedural=0.0,
+                              drills={"igsm_values": 1.0}), seed=1)
+    task = get_task("igsm")
+    n = 0
+    for j in range(150):
+        doc = corpus.document(0, j)
+        question, drill = doc.text.split("\nValues the problem states: ")
+        stated = dict(re.findall(r"The number of each ([^.]+?) equals (\d+)\.", question))
+        asked = re.search(r"How many (.+?) does (.+?) have\?", question).groups()
+        listed = re.findall(r"([^.]+?) = (\d+) \(given\)\.", drill)
+        assert 1 <= len(listed) <= 4 and ANSWER_OPEN not in doc.text and " mod " not in doc.text
+        for name, value in listed:
+            name = name.strip()
+            assert stated[name] == value                          # read from the text, never computed
+            assert name != f"{asked[1]}'s {asked[0]}"              # never the queried quantity
+        n += len(listed)
+    assert n >= 200
+    # and no document carries a step of a solution: run the solver's traces on the drill's own problems
+    from tailor_evo.tasks.igsm.drills import value_reading_text
+
+    for seed in range(30):
+        p = task.generate(1, seed, levels=[[2, 3, 4, 5][seed % 4]])[0]
+        text = value_reading_text(p, random.Random(seed))
+        if text is None:
+            continue
+        g = graph_of(p)
+        assert f"{g.params[g.question].name} = " not in text
+        steps = [line for line in _solution_lines(p) if re.search(r"\d+ [-+*] \d+|answer", line)]
+        assert steps and not any(line in text for line in steps)   # no computation, no conclusion
 
 
 def test_procedural_text_copies_and_recalls():
@@ -154,6 +226,10 @@ def test_corpus_mix_rejects_bad_shares():
         Corpus(CorpusMix(tasks={"kk": -1.0}), seed=0)
     with pytest.raises(InputError, match="unknown task"):
         Corpus(CorpusMix(tasks={"chess": 1.0}), seed=0)
+    with pytest.raises(InputError, match="corpus.drills.igsm_chess"):
+        Corpus(CorpusMix(drills={"igsm_chess": 0.1}), seed=0)
+    with pytest.raises(InputError, match="corpus.drills.igsm_values"):
+        Corpus(CorpusMix(drills={"igsm_values": -0.1}), seed=0)
 
 
 # --- the packer and the loop ------------------------------------------------------------------------
@@ -225,7 +301,7 @@ def test_pretrain_resumes_to_the_same_weights_and_exports_a_loadable_base(tmp_pa
 
 def test_varied_layouts_and_prompt_form_keep_the_same_exercises():
     task = get_task("kk")
-    mix = CorpusMix(tasks={"kk": 1.0}, procedural=0.0, prompt_form=1.0, varied=True)
+    mix = CorpusMix(tasks={"kk": 1.0}, procedural=0.0, prompt_form=1.0, varied=True, drills={})
     docs = [Corpus(mix, seed=0).document(0, j) for j in range(60)]
     last = bare = 0
     for d in docs:

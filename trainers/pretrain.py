@@ -375,7 +375,7 @@ def write_pretrain_report(run_dir: RunDir, cfg: PretrainConfig, n_params: int) -
              f"init std {cfg.arch.initializer_range})",
              f"- steps: {cfg.steps} of {cfg.batch_size} x {cfg.seq_len} tokens; {tokens / 1e6:.1f}M tokens seen",
              f"- lr {cfg.lr}, warm-up {cfg.warmup_steps}, cosine to {cfg.min_lr_ratio} of peak",
-             f"- corpus: {cfg.corpus.tasks} + procedural {cfg.corpus.procedural}",
+             f"- corpus: {cfg.corpus.tasks} + procedural {cfg.corpus.procedural} + drills {cfg.corpus.drills}",
              f"- documents longer than a row (skipped, per source): "
              f"{(loss[-1].get('dropped_documents') or 'none') if loss else 'none'}"]
     if last:

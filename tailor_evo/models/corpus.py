@@ -11,6 +11,10 @@ after millions of tokens; cheap, short, solution-free text provides them:
 * **procedural sequences**: copy a random list, number a list, recall a value by
   its key. Short contexts and repeated spans are known to make induction (copy)
   heads form quickly.
+* **drills** (:data:`DRILLS`, each with its own share in ``CorpusMix.drills``): the
+  component skills a task's explicit traces use and a reading corpus never shows,
+  such as the modular facts of iGSM and reading a stated quantity's value. Like the
+  reading exercises they never pair a problem with its solution.
 
 The stream is deterministic: document ``j`` of batch ``step`` depends only on
 (seed, step, j), so a resumed pretraining sees exactly the text it would have seen.
@@ -47,6 +51,8 @@ class CorpusMix:
     varied: bool = False         # tasks' varied exercise layouts (Task.reading_text(varied=True))
     transfer: bool = False       # with varied: half the KK answers copy roles stated just before (random roles)
     role_drills: float = 0.0     # share of short role-transfer drills (names bound to random roles, then the answer)
+    # shares of the component-skill drills (DRILLS); a share of 0 leaves a drill out
+    drills: dict[str, float] = field(default_factory=lambda: {"igsm_mod_facts": 0.05, "igsm_values": 0.05})
 
     def check(self) -> None:
         from tailor_evo.tasks import get_task
@@ -62,7 +68,12 @@ class CorpusMix:
                 raise InputError(f"share must be >= 0, got {share}", field=f"corpus.tasks.{name}")
         if self.role_drills < 0:
             raise InputError(f"share must be >= 0, got {self.role_drills}", field="corpus.role_drills")
-        if self.procedural < 0 or self.procedural + sum(self.tasks.values()) <= 0:
+        for name, share in self.drills.items():
+            if name not in DRILLS:
+                raise InputError(f"unknown drill {name!r} (known: {', '.join(DRILLS)})", field=f"corpus.drills.{name}")
+            if share < 0:
+                raise InputError(f"share must be >= 0, got {share}", field=f"corpus.drills.{name}")
+        if self.procedural < 0 or self.procedural + sum(self.tasks.values()) + sum(self.drills.values()) <= 0:
             raise InputError("the shares must be >= 0 and not all zero", field="corpus.procedural")
         if not 0.0 <= self.prompt_form <= 1.0:
             raise InputError(f"must be in [0, 1], got {self.prompt_form}", field="corpus.prompt_form")
@@ -105,6 +116,32 @@ def role_drill_text(rng: random.Random, drills: int = 3) -> str:
     return "\n".join(out)
 
 
+def igsm_mod_facts(rng: random.Random, mix: CorpusMix) -> str:
+    """All mod-23 +, -, x facts, as iGSM's explicit traces write them (no problem involved)."""
+    from tailor_evo.tasks.igsm.drills import mod_facts_text
+
+    return mod_facts_text(rng)
+
+
+def igsm_values(rng: random.Random, mix: CorpusMix) -> str:
+    """An iGSM problem, then quantities it states as numbers beside their values (never the
+    queried one)."""
+    from tailor_evo.tasks import get_task
+    from tailor_evo.tasks.igsm.drills import value_reading_text
+
+    task = get_task("igsm")
+    levels = mix.levels.get("igsm") or list(task.default_levels)
+    while True:      # a problem that states nothing but its question's number has no drill
+        problem = task.generate(1, rng.randrange(2**31), levels=[rng.choice(levels)])[0]
+        text = value_reading_text(problem, rng)
+        if text is not None:
+            return text
+
+
+# name -> document text from (rng, mix): the drills a CorpusMix may name, each a source of its own
+DRILLS = {"igsm_mod_facts": igsm_mod_facts, "igsm_values": igsm_values}
+
+
 @dataclass
 class Document:
     source: str                    # a task name or "procedural"
@@ -121,10 +158,11 @@ class Corpus:
         mix.check()
         self.mix, self.seed = mix, seed
         self.tasks = {name: get_task(name) for name, share in mix.tasks.items() if share > 0}
+        drills = [name for name, share in mix.drills.items() if share > 0]
         self.sources = list(self.tasks) + (["procedural"] if mix.procedural > 0 else []) \
-            + (["roles"] if mix.role_drills > 0 else [])
+            + (["roles"] if mix.role_drills > 0 else []) + drills
         self.weights = [mix.tasks[n] for n in self.tasks] + ([mix.procedural] if mix.procedural > 0 else []) \
-            + ([mix.role_drills] if mix.role_drills > 0 else [])
+            + ([mix.role_drills] if mix.role_drills > 0 else []) + [mix.drills[n] for n in drills]
 
     def document(self, step: int, j: int) -> Document:
         """Document ``j`` of batch ``step``."""
@@ -134,6 +172,8 @@ class Corpus:
             return Document(source, procedural_text(rng))
         if source == "roles":
             return Document(source, role_drill_text(rng))
+        if source in DRILLS:
+            return Document(source, DRILLS[source](rng, self.mix))
         task = self.tasks[source]
         levels = self.mix.levels.get(source) or list(task.default_levels)
         problem = task.generate(1, rng.randrange(2**31), levels=[rng.choice(levels)])[0]

@@ -57,6 +57,14 @@ class CountdownTask(Task):
     default_levels = (3, 4, 5)
     seeds_dir = Path(__file__).resolve().parent / "seeds"
 
+    renderings = ("explicit", "compact")   # the executor's (see its RENDERINGS); the first is the default
+
+    def __init__(self, rendering: str = "explicit") -> None:
+        """``rendering``: what the executor's steps write, "explicit" (each decision's numbers
+        first; the default every warm-start method renders with) or "compact" (the decisions
+        alone); see :mod:`tailor_evo_countdown.executor`."""
+        self.use_rendering(rendering)
+
     # ---- problems -----------------------------------------------------------------
     def generate(self, n: int, seed: int, levels: list[int] | None = None, **options: Any) -> list[Problem]:
         """``n`` problems cycling through ``levels`` (how many numbers, 2..6).
@@ -145,7 +153,7 @@ class CountdownTask(Task):
     def execute(self, program: dict, problem: Problem, rng: random.Random, max_steps: int = 400) -> Trajectory:
         from tailor_evo_countdown.executor import execute
 
-        return execute(program, problem, rng, max_steps=max_steps)
+        return execute(program, problem, rng, max_steps=max_steps, rendering=self.active_rendering)
 
     def behaviour_kinds(self) -> tuple[str, ...]:
         from tailor_evo_countdown.moves import BEHAVIOUR_KINDS

@@ -5,6 +5,14 @@ left and the goal), so that coverage can count distinct reasoning states. The se
 is real: a forward search backtracks from dead ends, backward chaining sets subgoals
 and abandons them, and a budget bounds each strategy. A strategy that runs out of
 budget leaves the trajectory unfinished unless a fallback finds the answer.
+
+Two renderings write the same steps (:data:`RENDERINGS`). ``compact`` states a
+decision without the numbers it rests on ("far above the target", "needs a product",
+"make 12 from ..."). ``explicit`` (the default) writes them first: the bound a value is
+compared with and how it is made, the running sum a plan compares the target with,
+the operation that gives a backward subgoal, and each given number ticked off in a
+check, so that every decision is one comparison or one operation away from what
+precedes it.
 """
 
 from __future__ import annotations
@@ -19,6 +27,8 @@ from tailor_evo_countdown.arith import Expr, show
 from tailor_evo_countdown.generator import legal_moves
 
 BUDGETS = {"budget_small": 6, "budget_large": 40, "budget_pruned": 40}
+EXPLICIT, COMPACT = "explicit", "compact"
+RENDERINGS = (EXPLICIT, COMPACT)
 OP_ORDERS = {"op_add_first": "+*-/", "op_mul_first": "*+-/", "op_sub_first": "-/+*"}
 
 
@@ -32,6 +42,17 @@ class _Run:
     numbers: list[int]
     max_steps: int
     steps: list[Step] = field(default_factory=list)
+    explicit: bool = True
+
+    def bound(self) -> int:
+        """Values above this are "far above" the target (pruned searches abandon them)."""
+        return 3 * self.target + max(self.numbers)
+
+    def bound_text(self, value: Fraction) -> str:
+        """Why a value is far above the target: the bound, made one operation at a time."""
+        t3 = 3 * self.target
+        return (f"3 * {self.target} = {t3}, {t3} + {max(self.numbers)} = {self.bound()}, and "
+                f"{show(value)} > {self.bound()}")
 
     def add(self, text: str, values: list[Fraction], kind: str, goal: Fraction | None = None) -> None:
         if len(self.steps) >= self.max_steps:
@@ -97,7 +118,8 @@ def _forward(run: _Run, node: dict, backtrack: bool) -> Expr | None:
             run.add(f"{show(a)} {combined.op} {show(b)} = {show(combined.value)}; left: "
                     f"{', '.join(show(e.value) for e in rest)}.", [e.value for e in rest], "combine")
             if budget_name == "budget_pruned" and combined.value > bound:
-                run.add(f"{show(combined.value)} is far above {run.target}; abandon it.",
+                why = f"{run.bound_text(combined.value)}: " if run.explicit else ""
+                run.add(f"{why}{show(combined.value)} is far above {run.target}; abandon it.",
                         [e.value for e in rest], "prune")
                 continue
             found = search(rest)
@@ -146,9 +168,12 @@ def _backward(run: _Run, node: dict) -> Expr | None:
                 budget[0] -= 1
                 rest_values = [e.value for e in rest]
                 if budget_name == "budget_pruned" and sub > bound:
-                    run.add(f"Making {show(sub)} is far above the target; skip it.", rest_values, "prune", sub)
+                    why = f"{run.bound_text(sub)}: " if run.explicit else ""
+                    run.add(f"{why}Making {show(sub)} is far above the target; skip it.", rest_values, "prune", sub)
                     continue
-                run.add(f"To make {show(goal)} as {form.replace('n', show(n.value))}, make {show(sub)} from "
+                made = f"{_SUBGOAL_OF[form].format(g=show(goal), n=show(n.value))} = {show(sub)}" if run.explicit \
+                    else show(sub)
+                run.add(f"To make {show(goal)} as {form.replace('n', show(n.value))}, make {made} from "
                         f"{', '.join(show(v) for v in rest_values)}.", rest_values, "subgoal", sub)
                 found = search(rest, sub)
                 if found is not None:
@@ -157,6 +182,11 @@ def _backward(run: _Run, node: dict) -> Expr | None:
         return None
 
     return search([Expr.number(n) for n in run.numbers], Fraction(run.target))
+
+
+# the operation that turns a goal into the subgoal for the rest (goal g, peeled number n)
+_SUBGOAL_OF = {"rest + n": "{g} - {n}", "rest - n": "{g} + {n}", "n - rest": "{n} - {g}",
+               "rest * n": "{g} / {n}", "rest / n": "{g} * {n}"}
 
 
 def _strategy(run: _Run, node: dict) -> Expr | None:
@@ -185,23 +215,45 @@ def _plan(run: _Run, node: dict) -> Expr | None:
         if found is not None:
             parts = "; ".join(f"{show(a)} {o} {show(b)} = {show(c)}" for a, o, b, c in found.steps())
             used = sorted(found.literals()) == sorted(run.numbers)
-            run.add(f"Check {found.text()}: {parts}. It uses {', '.join(map(str, found.literals()))}"
-                    f"{', each number once' if used else ''}.", [found.value], "verify")
+            if run.explicit:     # each given number ticked off against the expression, one at a time
+                ticks = ", ".join(f"{n} used" for n in run.numbers)
+                run.add(f"Check {found.text()}: {parts}. Numbers: {ticks}"
+                        f"{', so each number once' if used else ''}.", [found.value], "verify")
+            else:
+                run.add(f"Check {found.text()}: {parts}. It uses {', '.join(map(str, found.literals()))}"
+                        f"{', each number once' if used else ''}.", [found.value], "verify")
         return found
     if op == "plan_first":
         big = max(run.numbers)
-        need = ("a product, since it is larger than every number" if run.target > sum(run.numbers)
-                else "sums and differences, since it is within their reach")
-        run.add(f"Plan: {run.target} from {', '.join(map(str, run.numbers))} (largest {big}) needs {need}.",
-                [Fraction(n) for n in run.numbers], "plan")
+        total = sum(run.numbers)
+        if run.explicit:     # the sum the target is compared with, one addition at a time
+            sums, acc = [], run.numbers[0]
+            for n in run.numbers[1:]:
+                sums.append(f"{acc} + {n} = {acc + n}")
+                acc += n
+            need = (f"{run.target} > {total}, so it needs a product" if run.target > total
+                    else f"{run.target} <= {total}, so sums and differences can reach it")
+            run.add(f"Plan: {run.target} from {', '.join(map(str, run.numbers))}. They sum to {', '.join(sums)}; "
+                    f"{need}.", [Fraction(n) for n in run.numbers], "plan")
+        else:
+            need = ("a product, since it is larger than every number" if run.target > total
+                    else "sums and differences, since it is within their reach")
+            run.add(f"Plan: {run.target} from {', '.join(map(str, run.numbers))} (largest {big}) needs {need}.",
+                    [Fraction(n) for n in run.numbers], "plan")
         return _plan(run, node["args"][0])
     raise ValueError(f"unknown plan move {op!r}")
 
 
-def execute(program: dict, problem: Problem, rng: random.Random, max_steps: int = 400) -> Trajectory:
-    """Run ``program`` on ``problem``; never raises (an unusable program gives an unfinished trajectory)."""
+def execute(program: dict, problem: Problem, rng: random.Random, max_steps: int = 400,
+            rendering: str = EXPLICIT) -> Trajectory:
+    """Run ``program`` on ``problem``; never raises (an unusable program gives an unfinished trajectory).
+
+    ``rendering`` (one of :data:`RENDERINGS`) changes what the steps write, never which run.
+    """
+    if rendering not in RENDERINGS:
+        raise ValueError(f"unknown rendering {rendering!r} (known: {', '.join(RENDERINGS)})")
     run = _Run(target=int(problem.meta["target"]), numbers=[int(n) for n in problem.meta["numbers"]],
-               max_steps=max_steps)
+               max_steps=max_steps, explicit=rendering == EXPLICIT)
     try:
         found = _plan(run, program)
     except _OutOfSteps:

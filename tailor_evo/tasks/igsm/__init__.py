@@ -38,6 +38,14 @@ class IGSMTask(Task):
     difficulty_name = "op"
     default_levels = (2, 3, 4, 5, 6)
 
+    renderings = ("explicit", "compact")   # the executor's (see its RENDERINGS); the first is the default
+
+    def __init__(self, rendering: str = "explicit") -> None:
+        """``rendering``: what the executor's steps write, "explicit" (every value beside its
+        inputs; what every warm-start method renders with) or "compact" (the public detailed
+        solution format); see :mod:`tailor_evo.tasks.igsm.executor`."""
+        self.use_rendering(rendering)
+
     # ---- problems -----------------------------------------------------------------
     def generate(self, n: int, seed: int, levels: list[int] | None = None, **options: Any) -> list[Problem]:
         """``n`` problems cycling through ``levels`` (target op values).
@@ -158,7 +166,7 @@ class IGSMTask(Task):
     def execute(self, program: dict, problem: Problem, rng: random.Random, max_steps: int = 400) -> Trajectory:
         from tailor_evo.tasks.igsm.executor import execute
 
-        return execute(self, program, problem, rng, max_steps=max_steps)
+        return execute(self, program, problem, rng, max_steps=max_steps, rendering=self.active_rendering)
 
     def chance_accuracy(self, level: int) -> float:
         """One of the MOD possible answers, guessed uniformly."""

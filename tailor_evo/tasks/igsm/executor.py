@@ -6,20 +6,33 @@ step records the state it leads to, a canonical key for coverage, its kind and a
 machine-checkable fact (see :func:`check_fact`). Values come from the graph's own
 evaluation, so a finished trajectory is correct by construction; the verifier still
 checks it.
+
+Two renderings write the same steps (:data:`RENDERINGS`). ``compact`` is the detailed
+solution format of the public generator: a value is written without its inputs
+("so f = 3 * h = 3 * 18 = 8"), so each result needs the definition, the operands'
+values and a modular fact at once. ``explicit`` (the default) writes every input just
+before the token that uses it: the quantity's definition with its inputs' values, each
+binary result with its unreduced value ("3 * 18 = 54 mod 23 = 8"), and the quantity's
+name next to its value ("so Elm Park's Rope Maze = 8"), so every value token is one
+look-up or one arithmetic fact away from what precedes it.
 """
 
 from __future__ import annotations
 
 import random
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
 from tailor_evo.tasks.base import Problem, Step, Task, Trajectory
 from tailor_evo.tasks.igsm.graph import ABSTRACT, INSTANCE, MOD, Graph, Param, apply
 from tailor_evo.tasks.igsm.moves import GRAMMAR
-from tailor_evo.tasks.igsm.text import (RenderedUnit, Symbols, item_name, reference_fragments,
-                                        reference_order, render_units, target_name, unit_body)
+from tailor_evo.tasks.igsm.text import (RenderedUnit, Symbols, calc_text, item_name, join_and, raw_value,
+                                        reference_fragments, reference_order, render_units, target_name,
+                                        unit_body, unit_calcs)
+
+EXPLICIT, COMPACT = "explicit", "compact"
+RENDERINGS = (EXPLICIT, COMPACT)
 
 class _Budget(Exception):
     """The step budget ran out."""
@@ -88,6 +101,7 @@ def _aux(g: Graph) -> dict[str, Any]:
         "relevant": relevant,
         "ref_order": reference_order(g),
         "uniq_preds": {p.id: tuple(dict.fromkeys(p.preds)) for p in g.params},
+        "sentence": {pid: rank for rank, pid in enumerate(g.order)},
     }
     g._cache["exec_aux"] = aux
     return aux
@@ -107,6 +121,38 @@ class _Run:
     names: dict[int, str] = field(default_factory=dict)
     aux: dict[str, Any] = field(default_factory=dict)
     symbols: Symbols | None = None
+    rendering: str = EXPLICIT
+    _params: dict[int, Param] = field(default_factory=dict)
+    opened: set[int] = field(default_factory=set)   # definitions already written by a depth-first descent
+
+    @property
+    def explicit(self) -> bool:
+        return self.rendering == EXPLICIT
+
+    def param(self, pid: int) -> Param:
+        """The parameter as the trace computes it.
+
+        Under the explicit rendering an abstract parameter's terms follow the order in
+        which the problem states its items, so finding the next term is finding the next
+        matching sentence; the graph's own order follows the world's item list, which
+        the text never shows. The sum is the same either way.
+        """
+        if pid not in self._params:
+            p = self.g.params[pid]
+            if self.explicit and p.kind == ABSTRACT and len(p.preds) > 1:
+                at = self.aux["sentence"]
+                if self.g.is_deep(p):
+                    pairs = sorted(((p.preds[i], p.preds[i + 1]) for i in range(0, len(p.preds), 2)),
+                                   key=lambda ab: at[ab[0]])
+                    p = replace(p, preds=tuple(q for ab in pairs for q in ab))
+                else:
+                    p = replace(p, preds=tuple(sorted(p.preds, key=lambda q: at[q])))
+            self._params[pid] = p
+        return self._params[pid]
+
+    def preds(self, pid: int) -> tuple[int, ...]:
+        """Distinct inputs of ``pid`` in the order the trace writes them."""
+        return tuple(dict.fromkeys(self.param(pid).preds))
 
     # ---- state ---------------------------------------------------------------------
     def label(self, pid: int) -> str:
@@ -135,7 +181,7 @@ class _Run:
         self.need.discard(pid)
 
     def inputs(self, pid: int) -> dict[str, int]:
-        return {str(q): self.known[q] for q in self.aux["uniq_preds"][pid]}
+        return {str(q): self.known[q] for q in self.preds(pid)}
 
     def ready(self, pid: int) -> bool:
         return all(q in self.known for q in self.g.params[pid].preds)
@@ -175,12 +221,55 @@ class _Run:
     def words(self, what: str, **kw: Any) -> str:
         return WORDING[self.style][what].format(**kw)
 
+    def xwords(self, what: str, **kw: Any) -> str:
+        """A wording of the explicit rendering."""
+        return EXPLICIT_WORDING[self.style][what].format(**kw)
+
+    def given(self, pid: int) -> str:
+        """The known values of ``pid``'s inputs, each beside its name (and symbol)."""
+        if self.style == "style_reference":
+            parts = [f"{self.label(q)} is {self.names[q]} = {self.known[q]}" for q in self.preds(pid)]
+            return ", ".join(parts)
+        return join_and([f"{self.label(q)} = {self.known[q]}" for q in self.preds(pid)])
+
+    def restate(self, pid: int) -> None:
+        """The explicit rendering's first step for a computed quantity: its definition, then
+        the value of each input beside the input's name, so that the computation after it
+        reads every operand from just before."""
+        p = self.param(pid)
+        defn = _expr(self.g, p, self.label)
+        what = "given" if pid in self.opened else "restate"   # the definition is already written
+        text = self.xwords(what, name=self.label(pid), sym=self.names[pid], defn=defn, given=self.given(pid))
+        self.emit(text, "restate", {"param": pid, "uses": list(p.preds), "inputs": self.inputs(pid)})
+
+    def descend(self, pid: int, arith: Arith) -> None:
+        """Depth-first from ``pid`` in the explicit rendering: a quantity whose inputs are not
+        all known first has its definition written, so that the next quantity to define is
+        the first unknown input of the definition just written; then its inputs, then itself.
+        This is the compact rendering's depth-first order, over the inputs in the order the
+        trace writes them."""
+        if pid in self.known:
+            return
+        p = self.param(pid)
+        if any(q not in self.known for q in p.preds):
+            if pid not in self.names:
+                self.names[pid] = self._symbols().fresh()
+            self.opened.add(pid)
+            self.emit(self.xwords("open", name=self.label(pid), sym=self.names[pid],
+                                  defn=_expr(self.g, p, self.label)),
+                      "restate", {"param": pid, "uses": list(p.preds)})
+            for q in self.preds(pid):
+                self.descend(q, arith)
+        self.compute(pid, arith)
+
     # ---- computing one parameter -----------------------------------------------------
     def compute(self, pid: int, arith: Arith) -> None:
         if pid in self.known:
             return
         value = self.values[pid]
-        if arith.base == "direct":
+        if self.explicit and arith.base == "direct" and self.preds(pid):
+            self._direct_explicit(pid)
+        elif arith.base == "direct" and not self.explicit:   # (explicitly, a stated number is one unit)
             if pid not in self.names:
                 self.names[pid] = self._symbols().fresh()
             fact = {"param": pid, "value": value, "inputs": self.inputs(pid)}
@@ -193,13 +282,33 @@ class _Run:
             for q in self.aux["uniq_preds"][pid]:   # inputs listed without a symbol get one now
                 if q not in self.names:
                     self.names[q] = self._symbols().fresh()
-            rendered = render_units(self.g, pid, self.values, self._symbols(), self.names)
+            rendered = render_units(self.g, pid, self.values, self._symbols(), self.names, self.param(pid),
+                                    reuse=pid in self.opened)
             ref_texts = (reference_fragments(self.g, pid, rendered, self.names)
-                         if self.style == "style_reference" else None)
+                         if self.style == "style_reference" and not self.explicit else None)
+            if self.explicit and self.preds(pid):
+                self.restate(pid)
             for k, ru in enumerate(rendered):
                 self._unit(pid, ru, arith.base == "mod_steps", ref_texts[k] if ref_texts else None)
         if arith.checked:
             self.check(pid)
+
+    def _direct_explicit(self, pid: int) -> None:
+        """One expression, written out: the definition with its inputs' values, then each of
+        its binary operations in turn (every result beside its operands), then the value."""
+        for q in self.preds(pid):
+            if q not in self.names:
+                self.names[q] = self._symbols().fresh()
+        if pid not in self.names:
+            self.names[pid] = self._symbols().fresh()
+        self.restate(pid)
+        value = self.values[pid]
+        chain = ", ".join(unit_calcs(self.g, self.param(pid), self.known))
+        fact = {"param": pid, "value": value, "inputs": self.inputs(pid)}
+        self.learn(pid, value)
+        what = "direct" if chain else "copy"      # a copy has no operation to write
+        self.emit(self.xwords(what, name=self.label(pid), sym=self.names[pid], chain=chain, value=value),
+                  "compute", fact)
 
     def _unit(self, pid: int, ru: RenderedUnit, explicit_mod: bool, ref_text: str | None) -> None:
         u = ru.unit
@@ -207,13 +316,15 @@ class _Run:
         raw = None
         if explicit_mod and binary:
             a, b = ru.nums
-            raw = a + b if u.op == "+" else (a - b if u.op == "-" else a * b)
+            raw = raw_value(u.op, a, b)
             if raw == ru.value:
                 raw = None
         fact: dict[str, Any] = {}
         if binary:
             a, b = ru.nums
             fact["raw_calc" if raw is not None else "calc"] = [a, u.op, b, raw if raw is not None else ru.value]
+            if self.explicit and raw is None and raw_value(u.op, a, b) != ru.value:   # written beside it
+                fact["raw_calc"] = [a, u.op, b, raw_value(u.op, a, b)]
         param_ops = {str(r.value): n for r, n in zip(u.operands, ru.nums) if r.kind == "param"}
         if param_ops:
             fact["inputs"] = param_ops
@@ -221,7 +332,9 @@ class _Run:
         if ru.final and raw is None:
             self.learn(pid, ru.value)
             fact.update({"param": pid, "value": ru.value})
-        if self.style == "style_reference":
+        if self.explicit:
+            text = self._explicit_unit(pid, ru, raw)
+        elif self.style == "style_reference":
             text = _reference_raw(ref_text or "", ru, raw)
         else:
             lhs = self.label(pid) if ru.final else ru.lhs
@@ -237,7 +350,31 @@ class _Run:
                 self.learn(pid, ru.value)
                 rfact.update({"param": pid, "value": ru.value})
             lhs = ru.lhs if (self.style == "style_reference" or not ru.final) else self.label(pid)
-            self.emit(self.words("reduce", raw=raw, value=ru.value, lhs=lhs, mod=MOD), "reduce", rfact)
+            what = "reduce"
+            if self.explicit and not ru.final and self.style != "style_reference":
+                what = "reduce_tmp"   # the explicit rendering names no intermediates outside the reference style
+            wording = EXPLICIT_WORDING if what == "reduce_tmp" else WORDING
+            self.emit(wording[self.style][what].format(raw=raw, value=ru.value, lhs=lhs, mod=MOD), "reduce", rfact)
+
+    def _explicit_unit(self, pid: int, ru: RenderedUnit, raw: int | None) -> str:
+        """One unit in the explicit rendering: the operation on the operands' values with its
+        unreduced result, then the result beside the symbol or name it defines."""
+        u = ru.unit
+        ref = self.style == "style_reference"
+        name = ru.lhs if (ref or not ru.final) else self.label(pid)
+        if u.op in ("const", "zero"):     # a stated number or an empty count: already one look-up
+            text = self.words("final", body=unit_body(ru, name, ru.operand_names), sym=ru.lhs)
+            if u.op == "zero":
+                p = self.g.params[pid]
+                text = text[:-1] + f" ({item_name(self.g, p)} has no {target_name(self.g, p)} below it)."
+            return (f"Define {self.label(pid)} as {ru.lhs}; " + text) if ref else text
+        if u.op == "copy":
+            return self.xwords("copy", name=name, sym=ru.lhs, value=ru.value)
+        a, b = ru.nums
+        if raw is not None:               # the reduction follows as a step of its own
+            return f"{a} {u.op} {b} = {raw}" + (";" if ref else ".")
+        calc = calc_text(u.op, a, b)
+        return self.xwords("final" if ru.final else "tmp", calc=calc, name=name, sym=ru.lhs, value=ru.value)
 
     def expression(self, pid: int) -> tuple[str, str]:
         """The defining expression of ``pid`` over its inputs: (with names or symbols, with numbers)."""
@@ -245,8 +382,8 @@ class _Run:
             leaf_s: Callable[[int], str] = lambda q: self.names[q]
         else:
             leaf_s = self.label
-        return (_expr(self.g, self.g.params[pid], leaf_s),
-                _expr(self.g, self.g.params[pid], lambda q: str(self.known[q])))
+        p = self.param(pid)
+        return _expr(self.g, p, leaf_s), _expr(self.g, p, lambda q: str(self.known[q]))
 
     def check(self, pid: int) -> None:
         value = self.known[pid]
@@ -255,6 +392,13 @@ class _Run:
         lhs = self.names.get(pid, self.label(pid)) if self.style == "style_reference" else self.label(pid)
         if not fact["inputs"]:   # a stated constant or an empty count: nothing to re-compute
             syms = nums = str(value)
+        elif self.explicit:
+            chain = ", ".join(unit_calcs(self.g, self.param(pid), self.known))
+            if not chain:        # a copy: the input's value is the value
+                chain = nums
+            self.emit(self.xwords("verify", name=self.label(pid), sym=lhs, expr=syms, nums=nums, chain=chain,
+                                  value=value), "verify", fact)
+            return
         self.emit(self.words("verify", name=self.label(pid), lhs=lhs, expr=syms, nums=nums, value=value),
                   "verify", fact)
 
@@ -283,8 +427,11 @@ class _Run:
             self.forward(self.scope(args[0]["op"]), _order(args[1]), _arith(args[2]), None)
         elif op == "depth_first":
             arith = _arith(args[0])
-            for pid in self.aux["ref_order"]:
-                self.compute(pid, arith)
+            if self.explicit:
+                self.descend(self.g.question, arith)
+            else:
+                for pid in self.aux["ref_order"]:
+                    self.compute(pid, arith)
         elif op == "subgoals":
             self.subgoal(self.g.question, _arith(args[0]))
         elif op == "prune_forward":
@@ -323,7 +470,7 @@ class _Run:
         while frontier:
             pick = self.choose(frontier, order, frontier=True)
             frontier.remove(pick)
-            preds = self.aux["uniq_preds"][pick]
+            preds = self.preds(pick)
             if not preds:
                 continue
             for r in preds:
@@ -338,7 +485,7 @@ class _Run:
     def subgoal(self, pid: int, arith: Arith) -> None:
         if pid in self.known:
             return
-        preds = self.aux["uniq_preds"][pid]
+        preds = self.preds(pid)
         unknown = [r for r in preds if r not in self.known]
         if unknown:
             self.goals.append(pid)
@@ -471,9 +618,66 @@ WORDING: dict[str, dict[str, str]] = {
 }
 
 
+# The explicit rendering's wordings (the other steps keep the style's own WORDING). Fields:
+# name (the quantity's name), sym (its symbol, or an intermediate's), defn (its definition
+# over its inputs' names), given (its inputs' values), calc (one operation: calc_text),
+# chain (every operation of a definition in turn), expr / nums (the definition over symbols
+# or names / over values), value.
+EXPLICIT_WORDING: dict[str, dict[str, str]] = {
+    "style_reference": {
+        "restate": "Define {name} as {sym} = {defn}; {given};",
+        "open": "Define {name} as {sym} = {defn};",
+        "given": "for {sym}, {given};",
+        "tmp": "{calc}, so {sym} = {value};",
+        "final": "{calc}, so {sym} = {value}.",
+        "copy": "so {sym} = {value}.",
+        "direct": "{chain}, so {sym} = {value}.",
+        "verify": "Check {sym} = {expr} = {nums}: {chain}, so {sym} = {value}, as found.",
+    },
+    "style_plain": {
+        "restate": "{name} = {defn}, with {given}.",
+        "open": "{name} = {defn}.",
+        "given": "{name}: {given}.",
+        "tmp": "{calc}.",
+        "final": "{calc}, so {name} = {value}.",
+        "copy": "So {name} = {value}.",
+        "direct": "{chain}, so {name} = {value}.",
+        "verify": "Check: {name} = {expr} = {nums}: {chain}, so {name} = {value}. Correct.",
+        "reduce_tmp": "{raw} mod {mod} = {value}.",
+    },
+    "style_explain": {
+        "restate": "By the problem, {name} = {defn}, where {given}.",
+        "open": "By the problem, {name} = {defn}.",
+        "given": "Back to {name}, where {given}.",
+        "tmp": "{calc}.",
+        "final": "This gives {calc}, so {name} is {value}.",
+        "copy": "So {name} is {value} too.",
+        "direct": "Working it out: {chain}, so {name} is {value}.",
+        "verify": "Let me double-check {name} = {expr} = {nums}: {chain}, so {name} is {value}, which matches.",
+        "reduce_tmp": "Reducing {raw} modulo {mod} leaves {value}.",
+    },
+    "style_terse": {
+        "restate": "{name} = {defn}; {given}.",
+        "open": "{name} = {defn}.",
+        "given": "{name}: {given}.",
+        "tmp": "{calc}.",
+        "final": "{calc}, {name} = {value}.",
+        "copy": "{name} = {value}.",
+        "direct": "{chain}, {name} = {value}.",
+        "verify": "check {name} = {nums}: {chain}, {name} = {value}.",
+        "reduce_tmp": "{raw} = {value} (mod {mod}).",
+    },
+}
+
+
 def execute(task: Task, program: dict, problem: Problem, rng: random.Random,
-            max_steps: int = 400) -> Trajectory:
-    """Run ``program`` on ``problem``; an unfinished trajectory (never an exception) when it cannot finish."""
+            max_steps: int = 400, rendering: str = EXPLICIT) -> Trajectory:
+    """Run ``program`` on ``problem``; an unfinished trajectory (never an exception) when it cannot finish.
+
+    ``rendering`` is one of :data:`RENDERINGS`: what the steps write, never which steps run.
+    """
+    if rendering not in RENDERINGS:
+        raise ValueError(f"unknown rendering {rendering!r} (known: {', '.join(RENDERINGS)})")
     errors = GRAMMAR.validate(program)
     if errors:
         return Trajectory([], None, False, "", reason="invalid program: " + "; ".join(errors[:3]))
@@ -484,7 +688,7 @@ def execute(task: Task, program: dict, problem: Problem, rng: random.Random,
     except Exception as exc:  # noqa: BLE001 - bad records become unfinished trajectories
         return Trajectory([], None, False, "", reason=f"unreadable problem: {exc}")
     style = program["args"][0]["op"]
-    run = _Run(g, style, rng, max_steps, values=g.values(), aux=_aux(g))
+    run = _Run(g, style, rng, max_steps, values=g.values(), aux=_aux(g), rendering=rendering)
     reason = "ok"
     try:
         run.phase(program["args"][1])

@@ -13,7 +13,7 @@ import re
 import string
 from dataclasses import dataclass
 
-from tailor_evo.tasks.igsm.graph import ABSTRACT, Graph, Param, Ref, Unit, apply, plan
+from tailor_evo.tasks.igsm.graph import ABSTRACT, MOD, Graph, Param, Ref, Unit, apply, plan
 
 
 def item_name(g: Graph, p: Param) -> str:
@@ -29,8 +29,10 @@ def phrase(g: Graph, pid: int) -> str:
     return f"each {g.params[pid].name}"
 
 
-def _join(parts: list[str]) -> str:
+def join_and(parts: list[str]) -> str:
+    """"a", "a and b", "a, b and c" (the problem text's list form, without an Oxford comma)."""
     return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
+
 
 
 def sentence(g: Graph, p: Param) -> str:
@@ -46,7 +48,7 @@ def sentence(g: Graph, p: Param) -> str:
         elif f.inner == "diff":
             rhs = f"the difference of {ps[0]} and {ps[1]}"
         else:
-            rhs = f"the sum of {_join(ps)}"
+            rhs = f"the sum of {join_and(ps)}"
         if f.cop == "+":
             rhs = f"{f.const} more than {rhs}"
         elif f.cop == "*":
@@ -126,13 +128,16 @@ class RenderedUnit:
 
 
 def render_units(g: Graph, pid: int, values: dict[int, int], symbols: Symbols, names: dict[int, str],
-                 ) -> list[RenderedUnit]:
+                 param: Param | None = None, reuse: bool = False) -> list[RenderedUnit]:
     """Evaluate the plan of ``pid`` unit by unit, allocating symbols for it and its intermediates.
 
-    ``names`` maps already defined parameters to their symbols and receives ``pid``'s.
+    ``names`` maps already defined parameters to their symbols and receives ``pid``'s (with
+    ``reuse``, a symbol ``pid`` already has is kept). ``param`` replaces the graph's own
+    record of ``pid`` (the same inputs in another order).
     """
-    units = plan(g, g.params[pid])
-    names[pid] = symbols.fresh()
+    units = plan(g, param or g.params[pid])
+    if not (reuse and pid in names):
+        names[pid] = symbols.fresh()
     tmp_names: dict[int, str] = {}
     val: dict[Ref, int] = {}
 
@@ -164,6 +169,34 @@ def render_units(g: Graph, pid: int, values: dict[int, int], symbols: Symbols, n
         val[u.result] = v
         out.append(RenderedUnit(u, v, nums, sym(u.result), tuple(sym(r) for r in u.operands),
                                 tuple(label(r) for r in u.operands), k == len(units) - 1))
+    return out
+
+
+def raw_value(op: str, a: int, b: int) -> int:
+    """The unreduced result of one binary operation (what a reader computes before reducing)."""
+    return a + b if op == "+" else (a - b if op == "-" else a * b)
+
+
+def calc_text(op: str, a: int, b: int) -> str:
+    """"a op b = r mod 23 = v" (or "a op b = v" when nothing is reduced).
+
+    Each number depends on the one or two just before it: the raw result on the
+    operands (an integer fact), the reduced one on the raw result alone.
+    """
+    raw, v = raw_value(op, a, b), apply(op, a, b)
+    return f"{a} {op} {b} = {v}" if raw == v else f"{a} {op} {b} = {raw} mod {MOD} = {v}"
+
+
+def unit_calcs(g: Graph, p: Param, values: dict[int, int]) -> list[str]:
+    """The binary computations of ``p``'s plan, in order, each as :func:`calc_text` (no symbols)."""
+    val: dict[Ref, int] = {}
+    out: list[str] = []
+    for u in plan(g, p):
+        nums = [values[r.value] if r.kind == "param" else (val[r] if r.kind == "tmp" else r.value)
+                for r in u.operands]
+        if u.op in ("+", "-", "*"):
+            out.append(calc_text(u.op, nums[0], nums[1]))
+        val[u.result] = unit_value(u, dict(zip(u.operands, nums)))
     return out
 
 

@@ -1,0 +1,67 @@
+"""The teacher-forced decision-token benchmark: which tokens it scores, and how."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+_spec = importlib.util.spec_from_file_location("decision_tokens", ROOT / "benchmarks" / "decision_tokens.py")
+bench = importlib.util.module_from_spec(_spec)
+sys.modules["decision_tokens"] = bench        # dataclasses look their module up while the file runs
+_spec.loader.exec_module(bench)
+
+
+def test_igsm_numbers_are_sorted_into_operands_results_and_values():
+    text = ("<think> Define A's B as x = A's C + A's D; A's C is q = 7, A's D is r = 19; "
+            "7 + 19 = 26 mod 23 = 3, so x = 3. </think> <answer> 3 </answer>")
+    got = [(text[s:e], c) for s, e, c in bench.igsm_number_spans(text)]
+    assert got == [("7", "value"), ("19", "value"), ("7", "operand"), ("19", "operand"), ("26", "raw"),
+                   ("3", "result"), ("3", "value"), ("3", "answer")]
+    compact = "<think> Define A's B as x; so x = q + r = 7 + 19 = 3. </think> <answer> 3 </answer>"
+    assert [c for _, _, c in bench.igsm_number_spans(compact)] == ["operand", "operand", "result", "answer"]
+
+
+class _Oracle(torch.nn.Module):
+    """Predicts the true next token at the positions it is told, token 0 elsewhere."""
+
+    def __init__(self, ids: list[int], right: set[int], vocab: int) -> None:
+        super().__init__()
+        self.ids, self.right, self.vocab = ids, right, vocab
+
+    def forward(self, input_ids):
+        logits = torch.zeros(1, input_ids.shape[1], self.vocab)
+        for i in range(input_ids.shape[1] - 1):
+            logits[0, i, self.ids[i + 1] if i + 1 in self.right else 0] = 1.0
+        return type("Out", (), {"logits": logits})()
+
+
+def test_decision_accuracy_scores_only_the_marked_tokens():
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(ROOT / "tailor_evo" / "models" / "weights" / "tiny-base")
+    rec = {"prompt": "User: q\nAssistant:",
+           "completion": " <think> 7 + 19 = 26 mod 23 = 3, so x = 3. </think> <answer> 3 </answer>"}
+    prompt_ids = tok(rec["prompt"], add_special_tokens=False).input_ids
+    enc = tok(rec["completion"], add_special_tokens=False, return_offsets_mapping=True)
+    ids = prompt_ids + enc.input_ids
+    marked = [k for k, (s, e) in enumerate(enc.offset_mapping)
+              if bench.igsm_value_tokens(rec, rec["completion"], s, e) is not None]
+    assert marked and len(marked) < len(enc.input_ids)
+    perfect = bench.decision_accuracy(_Oracle(ids, set(range(len(ids))), len(tok)), tok, [rec],
+                                      bench.igsm_value_tokens)
+    assert perfect.total.tokens == len(marked) and perfect.total.accuracy == 1.0
+    half = {len(prompt_ids) + k for k in marked[::2]}
+    some = bench.decision_accuracy(_Oracle(ids, half, len(tok)), tok, [rec], bench.igsm_value_tokens)
+    assert some.total.hits == len(half) and set(some.by_category) >= {"operand", "raw", "result", "answer"}
+
+
+def test_generated_records_verify_in_both_renderings_and_explicit_ones_are_longer():
+    compact = bench.igsm_records(10, 3, [3, 5], "compact")
+    explicit = bench.igsm_records(10, 3, [3, 5], "explicit")
+    assert [r["prompt"] for r in compact] == [r["prompt"] for r in explicit]
+    assert sum(len(r["completion"]) for r in explicit) > sum(len(r["completion"]) for r in compact)
+    assert any(" mod 23 = " in r["completion"] for r in explicit)
