@@ -126,15 +126,18 @@ class PipelineConfig:
 
 
 BUDGETS = ("data", "fixed")
-BUDGET_MARGIN = 1.2      # the data budget: longest warm-start completion x this, rounded up to BUDGET_ROUND
+BUDGET_MARGIN = 1.2      # the data budget: longest trained-on completion x this, rounded up to BUDGET_ROUND
 BUDGET_ROUND = 32
 
 
-def data_budget(lengths: list[int]) -> int:
-    """The new-token budget that fits every warm-start completion with a margin (0 without data)."""
-    if not lengths:
+def data_budget(lengths: list[int], longest: int | None = None) -> int:
+    """The new-token budget that fits every warm-start completion SFT trains on, with a margin
+    (0 without data). ``longest`` caps the lengths considered: SFT skips longer examples (its
+    ``max_length``), so one outlier trace the model never saw would otherwise set the budget."""
+    fitting = [n for n in lengths if longest is None or n <= longest]
+    if not fitting:
         return 0
-    return -(-int(max(lengths) * BUDGET_MARGIN) // BUDGET_ROUND) * BUDGET_ROUND
+    return -(-int(max(fitting) * BUDGET_MARGIN) // BUDGET_ROUND) * BUDGET_ROUND
 
 
 def apply_budget(cfg: "PipelineConfig", budget: int) -> None:
@@ -262,7 +265,7 @@ def stage_warmstart(cfg: PipelineConfig, out: Path, archive_dir: Path | None, te
     return {"data": str(data_path), "records": len(result.records), "coverage": stats.get("coverage_selected"),
             "coverage_abstract": stats.get("coverage_abstract"), "stats": stats,
             "completion_tokens": _length_summary(lengths),
-            "max_new_tokens": data_budget(lengths) if cfg.budget == "data" else cfg.rl.max_new_tokens}
+            "max_new_tokens": data_budget(lengths, cfg.sft.max_length) if cfg.budget == "data" else cfg.rl.max_new_tokens}
 
 
 def _length_summary(lengths: list[int]) -> dict:

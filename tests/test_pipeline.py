@@ -107,6 +107,7 @@ def test_the_data_budget_fits_the_longest_completion_and_never_lowers_a_setting(
 
     assert data_budget([]) == 0
     assert data_budget([100, 410, 200]) == 512          # 410 x 1.2 = 492, rounded up to 32
+    assert data_budget([100, 410, 3000], longest=2048) == 512     # SFT never sees the 3,000-token one
     cfg = PipelineConfig()
     cfg.eval.max_new_tokens = 2000
     apply_budget(cfg, 512)
