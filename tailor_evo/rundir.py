@@ -209,6 +209,10 @@ class RunDir:
         if self._lock is not None:
             self._lock()
 
+    def __getstate__(self) -> dict:
+        """A copy sent to another process names the directory but holds neither lock nor trackers."""
+        return {"path": self.path, "_trackers": None, "_lock": None}
+
     @classmethod
     def create(cls, path: str | Path, *, resume: bool = False, overwrite: bool = False,
                keep: tuple[str, ...] = ()) -> "RunDir":
