@@ -2,10 +2,12 @@
 
 One step:
 
-1. take the next ``prompts_per_step`` problems of the RL stream (disjoint from the
-   held-out evaluation problems, checked by question text);
+1. take the next ``prompts_per_step`` problems of the RL stream, or of the records of
+   ``data`` (:mod:`trainers.rl_data`; disjoint from the held-out evaluation problems,
+   checked by question text);
 2. sample ``group_size`` completions per prompt from the *current* policy through the
-   generation engine (same weights, eval mode), score them with the verifier; under
+   generation engine (same weights, eval mode), score them under ``reward`` (the
+   verifier's, Python functions, or a weighted sum: :mod:`trainers.rewards`); under
    ``dynamic_sampling`` drop the groups without reward variance and refill the batch from
    the stream (:mod:`trainers.sampling`); every ``rollout_log_every`` steps write the
    rollouts to ``rollouts.jsonl`` (:mod:`trainers.rollout_log`);
@@ -381,6 +383,37 @@ def _log_rollouts(run_dir: RunDir, cfg: RLConfig, step: int, sample: StepSample)
         append_rows(run_dir.path / ROLLOUTS_FILE, rollout_rows(step, sample.groups))
 
 
+def _models(cfg: RLConfig) -> tuple[torch.nn.Module, torch.nn.Module | None, Any]:
+    """(policy, frozen reference or None, tokenizer). The reference is a copy of the start model in
+    the training dtype, made only when ``beta > 0``; with LoRA the base with adapters off is it."""
+    model, tokenizer = load_trainable(cfg)
+    ref_model = None
+    if cfg.beta > 0 and not cfg.lora.enabled:
+        ref_model = copy.deepcopy(model).eval()
+        for p in ref_model.parameters():
+            p.requires_grad_(False)
+    if cfg.logprob_chunk > 0:
+        check_chunkable(model)
+    return apply_lora(model, cfg.lora), ref_model, tokenizer
+
+
+def _evaluator(loop: _Loop, problems: list) -> Callable[[], dict[str, float]]:
+    """Greedy held-out accuracy of the live policy through the rollout engine (eval mode, then back)."""
+    def evaluate() -> dict[str, float]:
+        loop.policy.eval()
+        try:
+            with torch.no_grad():
+                return greedy_accuracy(loop.engine, loop.task, problems, loop.cfg.eval.max_new_tokens,
+                                       chat=loop.cfg.chat)
+        finally:
+            loop.policy.train()
+    return evaluate
+
+
+def _eval_due(cfg: RLConfig, step: int) -> bool:
+    return step == cfg.steps or (cfg.eval.every > 0 and step % cfg.eval.every == 0)
+
+
 def train_rl(cfg: RLConfig, run_dir: RunDir, resume: bool = False, *,
              engine_factory: Callable[[torch.nn.Module, Any], Any] | None = None,
              coverage_fn: CoverageFn | None = None) -> Path:
@@ -405,16 +438,9 @@ def train_rl(cfg: RLConfig, run_dir: RunDir, resume: bool = False, *,
     seed_everything(cfg.seed)
     task = get_task(cfg.task)
     cover = resolve_coverage(cfg, coverage_fn)
-    model, tokenizer = load_trainable(cfg)
-    ref_model = None
-    if cfg.beta > 0 and not cfg.lora.enabled:
-        ref_model = copy.deepcopy(model).eval()
-        for p in ref_model.parameters():
-            p.requires_grad_(False)
-    if cfg.logprob_chunk > 0:
-        check_chunkable(model)
-    model = apply_lora(model, cfg.lora)
-    if accelerator.is_main_process:
+    model, ref_model, tokenizer = _models(cfg)
+    main = accelerator.is_main_process
+    if main:
         run_dir.save_config(cfg)
         run_dir.track(cfg.report_to, cfg, "rl")
 
@@ -434,26 +460,18 @@ def train_rl(cfg: RLConfig, run_dir: RunDir, resume: bool = False, *,
     engine = (engine_factory or rollout_engine_factory(cfg))(policy, tokenizer)
 
     state = resume_state(run_dir, resume, model, optimizer, scheduler)
-    if accelerator.is_main_process:
+    if main:
         cut_back(run_dir.path / ROLLOUTS_FILE, state.step)
-
-    def evaluate() -> dict[str, float]:
-        policy.eval()
-        try:
-            with torch.no_grad():
-                return greedy_accuracy(engine, task, eval_problems, cfg.eval.max_new_tokens, chat=cfg.chat)
-        finally:
-            policy.train()
-
-    if eval_problems and state.step == 0 and accelerator.is_main_process:
-        run_dir.log({"step": 0, **evaluate()})
-
     loop = _Loop(cfg, task, model, policy, ref_model, optimizer, scheduler, engine, accelerator,
                  PromptStream(pool.problems, cfg.seed, state),
                  tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0,
                  cfg.old_logprobs == "engine" or (cfg.old_logprobs == "auto" and cfg.mu > 1
                                                   and cfg.rollout_backend == "hf"), parse_reward(cfg.reward), pool)
-    bar = tqdm(total=cfg.steps, initial=state.step, desc="rl", disable=not accelerator.is_main_process)
+    evaluate = _evaluator(loop, eval_problems)
+    if eval_problems and state.step == 0 and main:
+        run_dir.log({"step": 0, **evaluate()})
+
+    bar = tqdm(total=cfg.steps, initial=state.step, desc="rl", disable=not main)
     policy.train()
     while state.step < cfg.steps:
         record, sample = _train_step(loop, state.step + 1)
@@ -461,21 +479,20 @@ def train_rl(cfg: RLConfig, run_dir: RunDir, resume: bool = False, *,
         if cover is not None:
             own = [r for g in sample.first_round for r in g.rollouts]
             record["coverage"] = float(cover(task, [r.problem for r in own], [r.completion.text for r in own]))
-        if eval_problems and (state.step == cfg.steps or (cfg.eval.every > 0 and state.step % cfg.eval.every == 0)):
+        if eval_problems and _eval_due(cfg, state.step):
             record.update(evaluate())
-        if accelerator.is_main_process:
+        if main:
             run_dir.log(record)
             _log_rollouts(run_dir, cfg, state.step, sample)
         bar.update(1)
         bar.set_postfix(reward=f"{record['reward']:.2f}", kl=f"{record['kl']:.3f}")
-        if accelerator.is_main_process and (
-                (cfg.save_every > 0 and state.step % cfg.save_every == 0) or state.step == cfg.steps):
+        if main and ((cfg.save_every > 0 and state.step % cfg.save_every == 0) or state.step == cfg.steps):
             save_checkpoint(run_dir.checkpoints, state, model, tokenizer, optimizer, scheduler,
                             keep=cfg.keep_checkpoints)
     bar.close()
     accelerator.wait_for_everyone()
     out = run_dir.path / "model"
-    if accelerator.is_main_process:
+    if main:
         export_model(model, tokenizer, out, card=rl_card(cfg, run_dir, pool))
         write_rl_report(run_dir, cfg, pool.overlaps)
     run_dir.close_trackers()
