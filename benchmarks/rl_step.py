@@ -71,7 +71,7 @@ def trl(model_dir: Path, args: argparse.Namespace, work: Path) -> dict:
     # the very problems our trainer used, in the order it used them
     cfg = RLConfig(task=args.task, levels=[args.level], seed=0, prompts_per_step=args.prompts,
                    pool_size=max(64, args.prompts * (args.steps + 1)))
-    pool, _ = rl_problem_pool(task, cfg, [])
+    pool = rl_problem_pool(task, cfg, []).problems
     order = epoch_order(len(pool), cfg.seed, 0)
     problems = [pool[i] for i in order[: args.prompts * (args.steps + 1)]]
     by_prompt = {task.prompt(p): p for p in problems}

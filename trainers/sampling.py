@@ -44,11 +44,15 @@ class ScoredGroup:
     def truncated(self) -> list[bool]:
         return [is_truncated(r.completion) for r in self.rollouts]
 
+    def trained_rows(self, mask_truncated: bool) -> list[bool]:
+        """Which rows enter the loss: not skipped by the reward (NaN: every term was None) and,
+        under ``mask_truncated``, not truncated. The others count as never sampled."""
+        return [not math.isnan(r) and not (mask_truncated and cut) for r, cut in zip(self.rewards, self.truncated)]
+
     def has_signal(self, mask_truncated: bool) -> bool:
         """Whether training on this group moves the policy: the rewards of the rows that will be
-        trained differ (every row, or the untruncated ones under ``mask_truncated``, which then
-        count as never sampled). Exact comparison, so equal shaped or partial rewards never pass."""
-        trained = [r for r, cut in zip(self.rewards, self.truncated) if not (mask_truncated and cut)]
+        trained differ. Exact comparison, so equal shaped or partial rewards never pass."""
+        trained = [r for r, keep in zip(self.rewards, self.trained_rows(mask_truncated)) if keep]
         return len(set(trained)) > 1
 
 
