@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 
 import yaml
 
+from tailor_evo.domains import violations
 from tailor_evo.errors import InputError
 from tailor_evo.io import read_text
 
@@ -41,7 +42,10 @@ def from_dict(cls: type[T], data: dict, *, source: str = "config") -> T:
         if key not in fields:
             raise InputError(f"unknown key (valid: {', '.join(sorted(fields))})", file=source, field=key)
         kwargs[key] = _coerce(hints[key], value, source=source, field=key)
-    return cls(**kwargs)
+    cfg = cls(**kwargs)
+    for name, message in violations(cfg):          # nested configs were checked when they were built
+        raise InputError(message, file=source, field=name)
+    return cfg
 
 
 def _coerce(tp: Any, value: Any, *, source: str, field: str) -> Any:
