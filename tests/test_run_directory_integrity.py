@@ -631,3 +631,13 @@ def test_a_list_prompt_is_named_even_when_the_record_has_messages(tmp_path, smal
     path.write_text(json.dumps({"prompt": messages, "completion": "2"}) + "\n")      # a chat prompt is fine
     if has_chat_template(tok):
         assert len(load_sft_data(path, tok, 64).examples) == 1
+
+
+def test_a_start_that_failed_on_its_input_does_not_block_the_next_start(tmp_path):
+    run = RunDir.create(tmp_path / "run")            # made checkpoints/ and plots/, then the data was refused
+    run.release()
+    again = RunDir.create(tmp_path / "run")
+    again.log({"step": 1})
+    again.release()
+    with pytest.raises(InputError, match="not empty"):
+        RunDir.create(tmp_path / "run")
