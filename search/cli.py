@@ -170,9 +170,9 @@ def export(run_dir: str, fmt: str, output: str | None) -> None:
     from tailor_evo.search.archive import _flat_row, load_archive
     from tailor_evo.io import write_jsonl_atomic, write_records
 
-    if output is not None and output_problem(output, (f".{fmt}",), stdout=fmt == "jsonl"):
-        raise click.BadParameter(f"{output}: {output_problem(output, (f'.{fmt}',), stdout=fmt == 'jsonl')} "
-                                 f"(--format {fmt})", param_hint="'-o' / '--output'")
+    problem = output_problem(output, (f".{fmt}",), stdout=fmt == "jsonl") if output is not None else None
+    if problem:      # the extension must also be the one --format writes
+        raise click.BadParameter(f"{output}: {problem} (--format {fmt})", param_hint="'-o' / '--output'")
     prims = load_archive(run_dir)
     if fmt == "jsonl":
         if output is None:

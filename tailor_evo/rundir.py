@@ -174,6 +174,18 @@ def check_target(path: Path) -> None:
         raise InputError("run directory path is a file", file=str(path))
 
 
+def holds_nothing(path: Path, keep: tuple[str, ...] = ()) -> bool:
+    """Whether a run directory holds no record: only its lock, the entries in ``keep``, and the
+    empty ``checkpoints/`` and ``plots/`` a start that failed on its input left behind."""
+    for child in path.iterdir():
+        if child.name in keep or child.name == LOCK:
+            continue
+        if child.name in ("checkpoints", "plots") and child.is_dir() and not any(child.iterdir()):
+            continue
+        return False
+    return True
+
+
 def has_checkpoint(path: Path) -> bool:
     """Whether ``path/checkpoints`` holds anything to resume from (temporary entries are hidden)."""
     ckpt = Path(path) / "checkpoints"
@@ -247,7 +259,7 @@ class RunDir:
 
     def _check_start(self, resume: bool, overwrite: bool, keep: tuple[str, ...]) -> None:
         path = self.path
-        if any(p.name not in keep and p.name != LOCK for p in path.iterdir()) and not (resume or overwrite):
+        if not holds_nothing(path, keep) and not (resume or overwrite):
             raise InputError("run directory exists and is not empty; pass --resume to continue it "
                              "or --overwrite to start again", file=str(path))
         if resume and not (path / "config.yaml").exists():

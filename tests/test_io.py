@@ -49,7 +49,7 @@ def test_rundir_refuses_non_empty_without_resume(tmp_path):
     run.save_config({"a": 1})
     with pytest.raises(InputError, match="nothing to resume from: no checkpoint"):
         RunDir.create(tmp_path / "run", resume=True)
-    (tmp_path / "run" / "checkpoints" / "step-1").mkdir()
+    (run.checkpoints / "step-000001").mkdir()
     again = RunDir.create(tmp_path / "run", resume=True)
     # a torn last line (crash mid-write) is dropped, not fatal
     with open(again.metrics_path, "a") as fh:

@@ -615,3 +615,29 @@ def test_wrongly_typed_question_rows_are_named(tmp_path, value):
     with pytest.raises(InputError) as exc:
         read_records(path, required=("question",), types={"question": str, "completion": str})
     assert (exc.value.line, exc.value.field) == (2, "question") and "expected str" in exc.value.detail
+
+
+def test_a_list_prompt_is_named_even_when_the_record_has_messages(tmp_path, small_tiny_dir):
+    from tailor_evo.models.registry import load
+    from tailor_evo.trainers.data import has_chat_template, load_sft_data
+
+    _, tok = load(str(small_tiny_dir))
+    messages = [{"role": "user", "content": "What is 1+1?"}]
+    path = tmp_path / "d.jsonl"
+    path.write_text(json.dumps({"prompt": ["What is 1+1?"], "messages": messages, "completion": "2"}) + "\n")
+    with pytest.raises(InputError) as exc:
+        load_sft_data(path, tok, 64)
+    assert (exc.value.line, exc.value.field) == (1, "prompt") and "list of something else" in exc.value.detail
+    path.write_text(json.dumps({"prompt": messages, "completion": "2"}) + "\n")      # a chat prompt is fine
+    if has_chat_template(tok):
+        assert len(load_sft_data(path, tok, 64).examples) == 1
+
+
+def test_a_start_that_failed_on_its_input_does_not_block_the_next_start(tmp_path):
+    run = RunDir.create(tmp_path / "run")            # made checkpoints/ and plots/, then the data was refused
+    run.release()
+    again = RunDir.create(tmp_path / "run")
+    again.log({"step": 1})
+    again.release()
+    with pytest.raises(InputError, match="not empty"):
+        RunDir.create(tmp_path / "run")

@@ -51,20 +51,22 @@ def render_prompt(record: dict, tokenizer: Any, *, source: str, line: int) -> tu
     A tokenizer with a chat template renders ``messages`` (the chat form of the prompt);
     otherwise the plain ``prompt`` string is used as written.
     """
-    messages = record.get("messages")
+    messages, prompt = record.get("messages"), record["prompt"]
+    # both fields are checked whichever one is used, so a wrongly typed record is named, not skipped over
     if messages is not None:
         check_messages(messages, file=source, line=line, field="messages")
-    if messages is not None and has_chat_template(tokenizer):
-        text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-        return text, True
-    prompt = record["prompt"]
     if isinstance(prompt, list):
         check_messages(prompt, file=source, line=line, field="prompt")
-        if not has_chat_template(tokenizer):
-            raise InputError("is a list of chat messages, but the model's tokenizer has no chat template; give the "
-                             "prompt as a string", file=source, line=line, field="prompt")
-        return tokenizer.apply_chat_template(prompt, tokenize=False, add_generation_prompt=True), True
-    if not isinstance(prompt, str) or not prompt.strip():
+    elif not isinstance(prompt, str):
+        raise InputError(f"expected a string or a list of chat messages, got {type(prompt).__name__}", file=source,
+                         line=line, field="prompt")
+    chat = messages if messages is not None else prompt if isinstance(prompt, list) else None
+    if chat is not None and has_chat_template(tokenizer):
+        return tokenizer.apply_chat_template(chat, tokenize=False, add_generation_prompt=True), True
+    if isinstance(prompt, list):
+        raise InputError("is a list of chat messages, but the model's tokenizer has no chat template; give the "
+                         "prompt as a string", file=source, line=line, field="prompt")
+    if not prompt.strip():
         raise InputError("expected a non-empty string", file=source, line=line, field="prompt")
     return prompt, False
 
