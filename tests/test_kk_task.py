@@ -277,3 +277,18 @@ def test_intro_names_reads_the_public_two_person_form():
 
     assert intro_names("You meet 2 inhabitants: Zed, and Quinn. Zed says") == ["Zed", "Quinn"]
     assert intro_names("no introduction here") == []
+
+
+@pytest.mark.parametrize("task_name", ["kk", "igsm"])
+@pytest.mark.parametrize("key,value", [("id", 7), ("question", 5), ("answer_text", 3), ("difficulty", "3"),
+                                        ("difficulty", True), ("meta", [1]), ("task", 1)])
+def test_a_wrongly_typed_field_of_our_records_is_named(task_name, key, value) -> None:
+    from tailor_evo.errors import InputError
+    from tailor_evo.tasks import get_task
+
+    task = get_task(task_name)
+    record = task.to_record(task.generate(1, 0, levels=[3])[0])
+    record[key] = value
+    with pytest.raises(InputError) as err:
+        task.from_record(record, source="r.jsonl", line=1)
+    assert err.value.field == key

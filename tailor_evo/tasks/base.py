@@ -289,6 +289,14 @@ class Task(ABC):
         for key in ("id", "task", "difficulty", "question", "answer", "answer_text"):
             if key not in record:
                 raise InputError("missing field", file=source, line=line, field=key)
+        for key, kinds, what in (("id", str, "a string"), ("task", str, "a string"), ("question", str, "a string"),
+                                 ("answer_text", str, "a string"), ("meta", dict, "an object")):
+            if key in record and not isinstance(record[key], kinds):
+                raise InputError(f"must be {what}, got {type(record[key]).__name__}", file=source, line=line,
+                                 field=key)
+        if isinstance(record["difficulty"], bool) or not isinstance(record["difficulty"], int):
+            raise InputError(f"must be an integer, got {record['difficulty']!r}", file=source, line=line,
+                             field="difficulty")
         if record["task"] != self.name:
             raise InputError(f"record is for task {record['task']!r}, not {self.name!r}",
                              file=source, line=line, field="task")
