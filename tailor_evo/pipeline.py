@@ -63,10 +63,11 @@ def _default_sft() -> SFTConfig:
 
 def _default_rl() -> RLConfig:
     # The generation budget follows the warm start (PipelineConfig.budget); 320 is only its floor.
+    # No evaluation inside RL: the pipeline's eval stage measures the RL model on the held-out set.
     # Binary reward with dynamic sampling: groups whose rollouts all score the same carry no signal
     # and are replaced by new prompts; completions cut at the budget are left out of the loss.
     return RLConfig(steps=4, lr=1e-4, max_new_tokens=320, reward="binary", dynamic_sampling=True,
-                    max_refill_rounds=1, mask_truncated=True, eval=EvalSettings(every=0, max_new_tokens=320))
+                    max_refill_rounds=1, mask_truncated=True, eval=EvalSettings(every=0, n=0))
 
 
 @dataclass

@@ -57,5 +57,5 @@ class WarmstartConfig:
 
 @dataclass
 class PipelineWarmstart(WarmstartConfig):
-    size: int = 1280                  # records = SFT examples of one epoch, each on a fresh problem
+    size: int = 2560                  # records = SFT examples of one epoch, each on a fresh problem
     fit_rl_budget: bool = True        # keep only trajectories that fit rl.max_new_tokens (backbone tokens)
