@@ -179,6 +179,23 @@ def disk_nearly_full(directory: str | os.PathLike, margin: int = 1 << 20) -> boo
     return st.f_bavail * st.f_frsize < margin
 
 
+def raise_save_failure(exc: BaseException, tmp: Path, target: Path, doing: str, action: str, intact: str) -> None:
+    """After a directory save (the model, a checkpoint) failed: remove its half-written temporary
+    directory, then raise a full disk or another file-system failure as one line naming ``target``
+    (``doing``/``action``: "saving the model"/"save the model"; ``intact``: what --resume can still
+    rely on); anything else (a bug, Ctrl-C) is raised as it was."""
+    import shutil
+
+    full = is_disk_full(exc) or (isinstance(exc, Exception) and disk_nearly_full(target.parent))
+    shutil.rmtree(tmp, ignore_errors=True)
+    if full:
+        raise InputError(f"no space left on the device while {doing}; free space and --resume ({intact})",
+                         file=str(target)) from None
+    if is_fs_error(exc):
+        raise fs_error(exc, target, f"cannot {action} ({intact})") from None
+    raise exc
+
+
 def write_text_atomic(path: str | os.PathLike, text: str) -> None:
     with atomic_open(path) as fh:
         fh.write(text)

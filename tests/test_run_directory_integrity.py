@@ -448,7 +448,7 @@ def test_disk_full_in_the_safetensors_save_of_the_model_is_one_line_and_leaves_n
 def test_disk_full_in_a_checkpoint_that_torch_reports_vaguely_is_recognised(tmp_path, small_model, monkeypatch):
     import torch
 
-    import tailor_evo.trainers.checkpoint as ckpt
+    import tailor_evo.io as io
     from tailor_evo.trainers.checkpoint import TrainState, save_checkpoint
 
     model, opt = small_model
@@ -457,11 +457,11 @@ def test_disk_full_in_a_checkpoint_that_torch_reports_vaguely_is_recognised(tmp_
         raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 576 vs 534")
 
     monkeypatch.setattr(torch, "save", vague)
-    monkeypatch.setattr(ckpt, "disk_nearly_full", lambda directory, margin=1 << 20: True)
+    monkeypatch.setattr(io, "disk_nearly_full", lambda directory, margin=1 << 20: True)
     with pytest.raises(InputError, match="no space left"):
         save_checkpoint(tmp_path / "ckpt", TrainState(step=1), model, None, opt, None)
     assert list((tmp_path / "ckpt").iterdir()) == []
-    monkeypatch.setattr(ckpt, "disk_nearly_full", lambda directory, margin=1 << 20: False)
+    monkeypatch.setattr(io, "disk_nearly_full", lambda directory, margin=1 << 20: False)
     with pytest.raises(RuntimeError, match="unexpected pos"):                 # a real bug is not hidden
         save_checkpoint(tmp_path / "ckpt", TrainState(step=1), model, None, opt, None)
 

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from tailor_evo.errors import InputError
-from tailor_evo.io import disk_nearly_full, fs_error, is_disk_full, is_fs_error, save_figure
+from tailor_evo.io import raise_save_failure, save_figure
 from tailor_evo.trainers.checkpoint import save_model, unwrap
 
 if TYPE_CHECKING:
@@ -153,14 +153,7 @@ def export_model(model: torch.nn.Module, tokenizer: Any, out: Path, card: "CardI
         tmp.rename(out)
     except BaseException as exc:
         # nothing half-written stays behind: the checkpoints are intact and --resume exports again
-        full = is_disk_full(exc) or (isinstance(exc, Exception) and disk_nearly_full(out.parent))
-        shutil.rmtree(tmp, ignore_errors=True)
-        if full:
-            raise InputError("no space left on the device while saving the model; free space and --resume "
-                             "(the checkpoints are intact)", file=str(out)) from None
-        if is_fs_error(exc):
-            raise fs_error(exc, out, "cannot save the model (the checkpoints are intact)") from None
-        raise
+        raise_save_failure(exc, tmp, out, "saving the model", "save the model", "the checkpoints are intact")
     return out
 
 

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from tailor_evo.errors import InputError
-from tailor_evo.io import disk_nearly_full, fs_error, honour_umask, is_disk_full, is_fs_error
+from tailor_evo.io import honour_umask, raise_save_failure
 from tailor_evo.rundir import METRICS, read_metrics_file
 
 log = logging.getLogger(__name__)
@@ -149,14 +149,8 @@ def save_checkpoint(root: Path, state: TrainState, model: torch.nn.Module, token
             shutil.copyfile(root.parent / METRICS, tmp / METRICS)
         _replace_dir(tmp, final)
     except BaseException as exc:
-        full = is_disk_full(exc) or (isinstance(exc, Exception) and disk_nearly_full(root))
-        shutil.rmtree(tmp, ignore_errors=True)
-        if full:
-            raise InputError("no space left on the device while writing a checkpoint; free space and "
-                             "--resume (the previous checkpoint is intact)", file=str(final)) from None
-        if is_fs_error(exc):
-            raise fs_error(exc, final, "cannot write a checkpoint (the previous one is intact)") from None
-        raise
+        raise_save_failure(exc, tmp, final, "writing a checkpoint", "write a checkpoint",
+                           "the previous checkpoint is intact")
     if keep > 0:
         for old in list_checkpoints(root)[:-keep]:
             if old != final:
