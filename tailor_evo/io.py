@@ -73,16 +73,22 @@ def is_special(path: str | os.PathLike) -> bool:
     return stat.S_ISCHR(mode) or stat.S_ISBLK(mode) or stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)
 
 
+def stat_or_absent(path: Path, what: str) -> os.stat_result | None:
+    """``os.stat(path)`` following links; None where nothing is there yet; any other failure
+    (a link loop, a denied directory) as one line saying what could not be done (``what``)."""
+    try:
+        return os.stat(path)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise fs_error(exc, path, what) from None
+
+
 def output_target(path: str | os.PathLike) -> Path:
     """The file an output path names. A symbolic link is followed (the file it points to is
     written and the link kept, as ``open`` would); a loop is a one-line error."""
     path = Path(path)
-    try:
-        os.stat(path)
-    except FileNotFoundError:
-        pass
-    except OSError as exc:
-        raise fs_error(exc, path, "cannot write") from None
+    stat_or_absent(path, "cannot write")
     return Path(os.path.realpath(path)) if path.is_symlink() else path
 
 

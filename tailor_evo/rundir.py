@@ -33,7 +33,7 @@ from typing import Any
 
 from tailor_evo.config import dump_yaml
 from tailor_evo.errors import InputError
-from tailor_evo.io import append_jsonl, fs_error, json_line, write_text_atomic
+from tailor_evo.io import append_jsonl, fs_error, json_line, stat_or_absent, write_text_atomic
 
 log = logging.getLogger(__name__)
 
@@ -164,12 +164,8 @@ def _release_all() -> None:
 
 def check_target(path: Path) -> None:
     """Refuse a run directory path that cannot be one (a file, a symlink loop), in one line."""
-    try:
-        os.stat(path)
-    except FileNotFoundError:
+    if stat_or_absent(path, "cannot use as a run directory") is None:
         return
-    except OSError as exc:
-        raise fs_error(exc, path, "cannot use as a run directory") from None
     if not path.is_dir():
         raise InputError("run directory path is a file", file=str(path))
 
