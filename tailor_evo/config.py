@@ -80,14 +80,29 @@ def _coerce(tp: Any, value: Any, *, source: str, field: str) -> Any:
     return value
 
 
-def _set_dotted(data: dict, dotted: str, value: Any) -> None:
+def open_mappings(cls: type, prefix: str = "") -> set[str]:
+    """Dotted paths of the fields typed ``dict[...]``: mappings whose keys are data (drill names,
+    task shares), not settings, so a new key is added rather than refused as unknown. Their
+    values are still checked (type coercion and the config's own ``check``)."""
+    out = set()
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        tp = hints[f.name]
+        if typing.get_origin(tp) is dict:
+            out.add(prefix + f.name)
+        elif dataclasses.is_dataclass(tp):
+            out |= open_mappings(tp, f"{prefix}{f.name}.")
+    return out
+
+
+def _set_dotted(data: dict, dotted: str, value: Any, open_paths: set[str] = frozenset()) -> None:
     keys = dotted.split(".")
     node = data
     for k in keys[:-1]:
         if not isinstance(node.get(k), dict):
             raise InputError("is not a section", field=".".join(keys[: keys.index(k) + 1]))
         node = node[k]
-    if keys[-1] not in node:
+    if keys[-1] not in node and ".".join(keys[:-1]) not in open_paths:
         raise InputError(f"unknown key (valid: {', '.join(sorted(node))})", field=dotted)
     node[keys[-1]] = value
 
@@ -125,13 +140,13 @@ def load_config(cls: type[T], path: str | Path | None = None, overrides: list[st
             raise InputError(f"invalid YAML: {exc}", file=str(path), line=None if line is None else line + 1) from None
         if not isinstance(loaded, dict):
             raise InputError("top level must be a mapping", file=str(path))
-        _merge(data, loaded, str(path), "")
+        _merge(data, loaded, str(path), "", open_mappings(cls))
         source = str(path)
         from_dict(cls, data, source=source)      # type errors of the file are named as the file's
     for item in overrides:
         key, value = parse_override(item)
         try:
-            _set_dotted(data, key, value)
+            _set_dotted(data, key, value, open_mappings(cls))
         except InputError as exc:
             raise InputError(exc.detail, file="--set", field=exc.field or key) from None
         source = "--set"
@@ -189,13 +204,13 @@ def _get(data: dict, dotted: str) -> Any:
     return data
 
 
-def _merge(into: dict, new: dict, source: str, prefix: str) -> None:
+def _merge(into: dict, new: dict, source: str, prefix: str, open_paths: set[str] = frozenset()) -> None:
     for key, value in new.items():
         dotted = f"{prefix}{key}"
-        if key not in into:
+        if key not in into and prefix.rstrip(".") not in open_paths:
             raise InputError(f"unknown key (valid: {', '.join(sorted(into))})", file=source, field=dotted)
-        if isinstance(into[key], dict) and isinstance(value, dict):
-            _merge(into[key], value, source, dotted + ".")
+        if isinstance(into.get(key), dict) and isinstance(value, dict):
+            _merge(into[key], value, source, dotted + ".", open_paths)
         else:
             into[key] = value
 

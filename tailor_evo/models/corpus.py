@@ -138,8 +138,22 @@ def igsm_values(rng: random.Random, mix: CorpusMix) -> str:
             return text
 
 
+def kk_checks(rng: random.Random, mix: CorpusMix) -> str:
+    """Random cases and random claims checked as a KK explicit trace checks them (no puzzle involved)."""
+    from tailor_evo.tasks.kk.drills import checks_text
+
+    return checks_text(rng)
+
+
+def kk_truth(rng: random.Random, mix: CorpusMix) -> str:
+    """Rows of the three-valued truth tables, in a KK trace's wording."""
+    from tailor_evo.tasks.kk.drills import truth_text
+
+    return truth_text(rng)
+
+
 # name -> document text from (rng, mix): the drills a CorpusMix may name, each a source of its own
-DRILLS = {"igsm_mod_facts": igsm_mod_facts, "igsm_values": igsm_values}
+DRILLS = {"igsm_mod_facts": igsm_mod_facts, "igsm_values": igsm_values, "kk_checks": kk_checks, "kk_truth": kk_truth}
 
 
 @dataclass
