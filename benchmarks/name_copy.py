@@ -16,6 +16,7 @@ measures are greedy next-token accuracy on name tokens (see ``trainers/probes.py
 Models are compared side by side on the same puzzles:
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/name_copy.py tiny tiny-base smollm2-135m RUN/sft/model
+    .venv/bin/python benchmarks/name_copy.py --names heldout tiny-base   # names no training ever used
 """
 
 from __future__ import annotations
@@ -35,11 +36,16 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=100, help="held-out puzzles")
     ap.add_argument("--people", type=int, default=3)
     ap.add_argument("--seed", type=int, default=999)
+    ap.add_argument("--names", default="common", choices=sorted(T.NAME_LISTS),
+                    help="the puzzles' name list: common (the evaluation sets'), pool (training), heldout (never "
+                         "trained on), rare")
     args = ap.parse_args()
     task = get_task("kk")
-    problems = task.generate(args.n, args.seed, levels=[args.people])
-    print(f"{args.n} held-out {args.people}-person puzzles; chance without reading 1/{len(T.COMMON_NAMES)} = "
-          f"{1 / len(T.COMMON_NAMES):.3f}; knowing only the set of people 1/{args.people} = {1 / args.people:.3f}")
+    problems = task.generate(args.n, args.seed, levels=[args.people], names=args.names)
+    pool = T.NAME_LISTS[args.names]
+    print(f"{args.n} held-out {args.people}-person puzzles, names {args.names!r}; chance without reading "
+          f"1/{len(pool)} = {1 / len(pool):.3f}; knowing only the set of people 1/{args.people} = "
+          f"{1 / args.people:.3f}")
     print(f"{'model':50s} {'answer pos.':>11s} {'tokens':>7s} {'question pos.':>13s} {'tokens':>7s} "
           f"{'role transfer':>13s} {'tokens':>7s} {'seconds':>8s}")
     for spec in args.models:

@@ -53,6 +53,9 @@ class CorpusMix:
     role_drills: float = 0.0     # share of short role-transfer drills (names bound to random roles, then the answer)
     # shares of the component-skill drills (DRILLS); a share of 0 leaves a drill out
     drills: dict[str, float] = field(default_factory=lambda: {"igsm_mod_facts": 0.05, "igsm_values": 0.05})
+    # generator options per task for the problems (and KK drills) the corpus shows, e.g.
+    # {"kk": {"names": "pool"}}: hundreds of names instead of the evaluation sets' 55
+    task_options: dict[str, dict] = field(default_factory=dict)
 
     def check(self) -> None:
         from tailor_evo.tasks import get_task
@@ -66,6 +69,13 @@ class CorpusMix:
                                  field=f"corpus.tasks.{name}")
             if share < 0:
                 raise InputError(f"share must be >= 0, got {share}", field=f"corpus.tasks.{name}")
+        for name, options in self.task_options.items():
+            if not isinstance(options, dict):
+                raise InputError("expected a mapping of generator options", field=f"corpus.task_options.{name}")
+            try:
+                get_task(name).generate(1, 0, **options)        # the task names a bad option itself
+            except InputError as exc:
+                raise InputError(exc.detail, field=f"corpus.task_options.{name}") from None
         if self.role_drills < 0:
             raise InputError(f"share must be >= 0, got {self.role_drills}", field="corpus.role_drills")
         for name, share in self.drills.items():
@@ -99,7 +109,14 @@ def procedural_text(rng: random.Random) -> str:
     return f"Remember: {pairs}. " + " ".join(f"{items[i]} = {values[i]}." for i in asked)
 
 
-def role_drill_text(rng: random.Random, drills: int = 3) -> str:
+def kk_names(mix: CorpusMix) -> tuple[str, ...]:
+    """The names KK documents draw from: the generator's list named in ``task_options``."""
+    from tailor_evo.tasks.kk.text import NAME_LISTS
+
+    return NAME_LISTS[mix.task_options.get("kk", {}).get("names", "common")]
+
+
+def role_drill_text(rng: random.Random, drills: int = 3, names_pool: tuple[str, ...] | None = None) -> str:
     """Short role-transfer drills: people introduced, a random role stated for each (any order and
     wording), then the answer block that binds each person, in introduction order, to that role.
 
@@ -111,7 +128,7 @@ def role_drill_text(rng: random.Random, drills: int = 3) -> str:
 
     out = []
     for _ in range(drills):
-        names = rng.sample(T.COMMON_NAMES, k=rng.randint(2, 5))
+        names = rng.sample(names_pool or T.COMMON_NAMES, k=rng.randint(2, 5))
         out.append(f"You meet {len(names)} inhabitants: {T.list_names(names)}. {transfer_text(rng, names)}")
     return "\n".join(out)
 
@@ -142,7 +159,7 @@ def kk_checks(rng: random.Random, mix: CorpusMix) -> str:
     """Random cases and random claims checked as a KK explicit trace checks them (no puzzle involved)."""
     from tailor_evo.tasks.kk.drills import checks_text
 
-    return checks_text(rng)
+    return checks_text(rng, kk_names(mix))
 
 
 def kk_truth(rng: random.Random, mix: CorpusMix) -> str:
@@ -185,12 +202,13 @@ class Corpus:
         if source == "procedural":
             return Document(source, procedural_text(rng))
         if source == "roles":
-            return Document(source, role_drill_text(rng))
+            return Document(source, role_drill_text(rng, names_pool=kk_names(self.mix)))
         if source in DRILLS:
             return Document(source, DRILLS[source](rng, self.mix))
         task = self.tasks[source]
         levels = self.mix.levels.get(source) or list(task.default_levels)
-        problem = task.generate(1, rng.randrange(2**31), levels=[rng.choice(levels)])[0]
+        problem = task.generate(1, rng.randrange(2**31), levels=[rng.choice(levels)],
+                                **self.mix.task_options.get(source, {}))[0]
         if self.mix.varied:
             text = task.reading_text(problem, rng, varied=True, **({"transfer": True} if self.mix.transfer else {}))
         else:

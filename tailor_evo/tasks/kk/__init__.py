@@ -84,7 +84,8 @@ class KnightsKnavesTask(Task):
         """``n`` puzzles cycling through ``levels`` (numbers of people), deterministic in ``seed``.
 
         Options: ``depth`` (default 2), ``width`` (default 2), ``max_tries`` (default 1000),
-        ``names`` ("common" or "rare"), ``balanced`` (every role assignment equally likely as the
+        ``names`` ("common", the evaluation sets' 55; "pool", hundreds for training; "heldout", never
+        trained on; or "rare"), ``balanced`` (every role assignment equally likely as the
         solution; default False).
         """
         unknown = set(options) - _GEN_OPTIONS
@@ -137,8 +138,10 @@ class KnightsKnavesTask(Task):
         return puzzle_of(problem).solve()
 
     def training_options(self) -> dict[str, Any]:
-        """Training puzzles have balanced solutions, so no role assignment is the safe guess."""
-        return {"balanced": True}
+        """Training puzzles have balanced solutions, so no role assignment is the safe guess, and
+        draw their people from the large name pool (never the held-out names), so a model learns
+        to copy names rather than a list of 55."""
+        return {"balanced": True, "names": "pool"}
 
     # ---- prompts and answers ------------------------------------------------------
     def instruction(self) -> str:

@@ -33,6 +33,43 @@ RARE_NAMES: tuple[str, ...] = (
     "Imogen", "Lysander", "Perpetua", "Barnaby", "Cordelia",
 )
 
+# More names for training streams and the reading corpus (``names="pool"`` draws from these and
+# COMMON_NAMES): a base that copies only 55 single-token names fails on puzzles with others,
+# so training sees hundreds, most of them split into several tokens by the tiny tokenizer.
+EXTRA_NAMES: tuple[str, ...] = (
+    "Camila", "Luna", "Ellie", "Nova", "Skylar", "Lucy", "Caroline", "Genesis", "Aaliyah", "Kennedy",
+    "Kinsley", "Allison", "Maya", "Sarah", "Madelyn", "Adeline", "Elena", "Alice", "Sadie", "Emilia", "Autumn",
+    "Quinn", "Nevaeh", "Piper", "Ruby", "Serenity", "Willow", "Everly", "Cora", "Kaylee", "Lydia", "Aubree",
+    "Eliana", "Peyton", "Melanie", "Isla", "Vivian", "Brielle", "Lila", "Clara", "Ivy", "Hazel", "Valentina",
+    "Natalie", "Leah", "Brooklyn", "Ximena", "Faith", "Athena", "Iris", "Eden", "Andrea", "Margaret", "Lyla",
+    "Jasmine", "Daisy", "Beatrice", "Harriet", "Agnes", "Edith", "Florence", "Mabel", "Matilda", "Phoebe",
+    "Tessa", "Wren", "Juniper", "Marigold", "Fiona", "Joy", "June", "Kate", "Laura", "Megan", "Molly", "Paige",
+    "Rebecca", "Talia", "Uma", "Vera", "Wendy", "Zara", "Bianca", "Carmen", "Dahlia", "Frida", "Greta",
+    "Ingrid", "Jolene", "Kira", "Maren", "Nadia", "Odette", "Petra", "Rhea", "Selma", "Thea", "Veda", "Wanda",
+    "Xenia", "Yvette", "Zelda", "Jayden", "Grayson", "Lincoln", "Julian", "Isaac", "Anthony", "Dylan",
+    "Thomas", "Charles", "Joshua", "Andrew", "Hudson", "Ezra", "Asher", "Jaxon", "Nathan", "Christian",
+    "Cameron", "Aaron", "Colton", "Adrian", "Easton", "Jordan", "Dominic", "Austin", "Adam", "Robert",
+    "Brayden", "Kai", "Josiah", "Ryan", "Everett", "Ezekiel", "Miles", "Roman", "Jason", "Theodore", "Bennett",
+    "Silas", "Xavier", "Kayden", "Declan", "Jace", "Ryder", "Tyler", "Brandon", "Parker", "Calvin", "Felix",
+    "Miguel", "Rowan", "Nicholas", "Finn", "Ivan", "Oscar", "Emmett", "Edward", "George", "Arthur", "Albert",
+    "Frank", "Harold", "Ralph", "Eugene", "Louis", "Howard", "Clarence", "Stanley", "Leonard", "Vincent",
+    "Ernest", "Gordon", "Hugo", "Otto", "Rufus", "Tobias", "Vaughn", "Warren", "Yusuf", "Zane", "Amir",
+    "Bruno", "Dmitri", "Elias", "Fabian", "Gideon", "Hector", "Idris", "Joel", "Kenji", "Lorenzo", "Nikolai",
+    "Omar", "Quentin", "Stefan", "Tomas", "Viktor", "Wesley", "Yosef", "Zachary", "Bilal", "Chen", "Deepak",
+    "Eitan", "Farid", "Goran", "Haruto", "Ibrahim", "Kofi", "Lars", "Mehmet", "Nuno", "Olu", "Ravi", "Sanjay",
+    "Tomoko", "Wei", "Yuki", "Amara", "Chidi", "Emeka", "Fatima", "Imani", "Jia", "Kamala", "Leila", "Malik",
+    "Rania", "Sakura", "Zuri",
+)
+# Names never used in training (neither the pool, the corpus nor the procedural words): puzzles
+# with them (``names="heldout"``) measure whether copying a name generalises to names never seen.
+HELDOUT_NAMES: tuple[str, ...] = (
+    "Gianna", "Paisley", "Naomi", "Hailey", "Jade", "Audrey", "Samantha", "Nicole", "Rylee", "Esther", "Ruth",
+    "Hope", "Nina", "Rachel", "Sienna", "Yara", "Esme", "Ursula", "Levi", "Mateo", "Christopher", "Hunter",
+    "Isaiah", "Nolan", "Axel", "Harrison", "Weston", "Jesse", "Walter", "Silvio", "Ulrich", "Cedric", "Magnus",
+    "Pablo", "Rafael", "Ahmed", "Priya", "Zainab", "Hana", "Yasmin",
+)
+POOL_NAMES: tuple[str, ...] = COMMON_NAMES + EXTRA_NAMES
+
 
 def _no_substrings(names: Sequence[str]) -> None:
     low = [x.lower() for x in names]
@@ -46,10 +83,11 @@ def _no_substrings(names: Sequence[str]) -> None:
         raise AssertionError("duplicate names")
 
 
-_no_substrings(COMMON_NAMES + RARE_NAMES)
-NAME_LISTS = {"common": COMMON_NAMES, "rare": RARE_NAMES}
+ALL_NAMES: tuple[str, ...] = POOL_NAMES + RARE_NAMES + HELDOUT_NAMES
+_no_substrings(ALL_NAMES)
+NAME_LISTS = {"common": COMMON_NAMES, "rare": RARE_NAMES, "pool": POOL_NAMES, "heldout": HELDOUT_NAMES}
 # Any known name as a whole word (names are case-sensitive, capitalised words).
-NAME_PATTERN = re.compile(r"\b(?:" + "|".join(sorted(COMMON_NAMES + RARE_NAMES, key=len, reverse=True)) + r")\b")
+NAME_PATTERN = re.compile(r"\b(?:" + "|".join(sorted(ALL_NAMES, key=len, reverse=True)) + r")\b")
 _INTRO_NAMES = re.compile(r"You meet \d+ inhabitants?: ([^.]*)\.")
 
 

@@ -1,0 +1,39 @@
+"""KK's name lists: hundreds of names for training, a held-out list nothing trains on."""
+
+import re
+
+from tailor_evo.models.corpus import _WORDS, Corpus, CorpusMix
+from tailor_evo.tasks import get_task
+from tailor_evo.tasks.kk import text as T
+from tailor_evo.tasks.streams import flat
+
+
+def test_the_pool_is_large_and_mostly_multi_token_and_the_held_out_names_are_apart():
+    assert len(T.POOL_NAMES) >= 250 and len(T.HELDOUT_NAMES) >= 30
+    held = set(T.HELDOUT_NAMES)
+    assert not held & (set(T.POOL_NAMES) | set(T.RARE_NAMES) | set(_WORDS))
+    assert set(T.COMMON_NAMES) <= set(T.POOL_NAMES)
+
+
+def test_training_streams_draw_from_the_pool_and_evaluation_sets_keep_the_common_names():
+    kk = get_task("kk")
+    train = flat(kk, 1, "warmstart", 60, levels=[3])
+    names = {n for p in train for n in p.meta["names"]}
+    assert names <= set(T.POOL_NAMES) and names - set(T.COMMON_NAMES)
+    evaluation = kk.generate(30, 1, levels=[3])
+    assert {n for p in evaluation for n in p.meta["names"]} <= set(T.COMMON_NAMES)
+    held = kk.generate(10, 1, levels=[3], names="heldout")
+    assert all(set(p.meta["names"]) <= set(T.HELDOUT_NAMES) for p in held)
+
+
+def test_a_corpus_on_the_pool_never_shows_a_held_out_name():
+    mix = CorpusMix(drills={"kk_checks": 0.3, "kk_truth": 0.05}, role_drills=0.1,
+                    task_options={"kk": {"names": "pool"}})
+    corpus = Corpus(mix, seed=0)
+    held = re.compile(r"\b(?:" + "|".join(T.HELDOUT_NAMES) + r")\b")
+    seen = set()
+    for j in range(300):
+        text = corpus.document(1, j).text
+        assert not held.search(text)
+        seen |= set(re.findall(r"\b[A-Z][a-z]+\b", text)) & set(T.EXTRA_NAMES)
+    assert len(seen) > 50           # the pool's names do appear
