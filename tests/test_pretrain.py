@@ -2,6 +2,7 @@
 
 import random
 import re
+from pathlib import Path
 
 import pytest
 
@@ -326,6 +327,9 @@ def test_presets_chain_their_phases_and_init_from_checks_the_shape(tmp_path):
     assert preset_config("tiny-base").corpus.varied and not preset_config("tiny-base-reading").corpus.varied
     with pytest.raises(InputError, match="--preset"):
         preset_chain("huge")
+    assert preset_chain("tiny-base-drills") == ["tiny-base-reading", "tiny-base", "tiny-base-drills"]
+    drills = preset_config("tiny-base-drills")
+    assert drills.corpus.drills["kk_checks"] > 0 and drills.corpus.task_options == {"kk": {"names": "pool"}}
     other = build_tiny(tmp_path / "other", hidden_size=48, layers=1, heads=2, vocab_size=600)
     with pytest.raises(InputError, match="hidden_size"):
         train_pretrain(_cfg(steps=1, init_from=str(other)), RunDir.create(tmp_path / "r"))
@@ -338,3 +342,26 @@ def test_presets_chain_their_phases_and_init_from_checks_the_shape(tmp_path):
     a = load_file(str(next(first.glob("*.safetensors"))))
     b = load_file(str(next(second.glob("*.safetensors"))))
     assert all(torch.allclose(a[k].float(), b[k].float(), atol=1e-2) for k in a)   # started from the first
+
+
+def test_init_from_takes_a_shipped_base_by_name_and_runs_only_the_last_phase(tmp_path, monkeypatch):
+    """``--set init_from=tiny-base`` continues the shipped base: no earlier phase is rebuilt."""
+    from click.testing import CliRunner
+
+    from tailor_evo.cli import cli
+
+    seen = []
+    monkeypatch.setattr("tailor_evo.commands.models._pretrain_phase",
+                        lambda ctx, out, name, *a, **k: seen.append((name, a[3])))
+    r = CliRunner().invoke(cli, ["models", "pretrain", "--preset", "tiny-base-drills", "--out", str(tmp_path / "o"),
+                                  "--set", "init_from=tiny-base"])
+    assert r.exit_code == 0, r.output
+    assert [name for name, _ in seen] == ["tiny-base-drills"] and "init_from=tiny-base" in seen[0][1]
+    from tailor_evo.trainers.pretrain import _copy_start
+    from tailor_evo.models.registry import resolve
+
+    init = tmp_path / "init"
+    import shutil
+    shutil.copytree(resolve("tiny-base"), init)
+    _copy_start(Path("tiny-base"), init)          # a registry name resolves to the shipped weights
+    assert (init / "model.safetensors").exists()

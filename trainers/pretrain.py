@@ -104,6 +104,13 @@ PRESETS: dict[str, dict[str, Any]] = {
     # measured as a probe (resumed 600 -> 1000 steps: role transfer 0.50 -> 0.69), not yet shipped
     "tiny-base-roles": {"after": "tiny-base-reading", **_SECOND_PHASE, "steps": 1000, "corpus.transfer": True,
                         "corpus.role_drills": 0.3},
+    # tiny-base plus the KK component-skill drills (look-ups in a case, three-valued truth tables,
+    # claim checks) and the large name pool; measured as a probe (docs/backbones.md), not shipped.
+    # ``--set init_from=tiny-base`` runs this last phase alone, from the shipped base
+    "tiny-base-drills": {"after": "tiny-base", **_SECOND_PHASE, "steps": 600,
+                         "corpus.drills": {"igsm_mod_facts": 0.05, "igsm_values": 0.05, "kk_checks": 0.5,
+                                           "kk_truth": 0.05},
+                         "corpus.task_options": {"kk": {"names": "pool"}}},
     "tiny-base-m-reading": {"arch.hidden_size": 256, "arch.layers": 6},
     "tiny-base-m": {"after": "tiny-base-m-reading", "arch.hidden_size": 256, "arch.layers": 6, **_SECOND_PHASE},
 }
@@ -232,7 +239,10 @@ def _copy_start(source: Path, init: Path) -> None:
     import shutil
 
     from tailor_evo.io import read_json
+    from tailor_evo.models.registry import BACKBONES, resolve
 
+    if not source.exists() and str(source) in BACKBONES:     # a shipped base by its name
+        source = resolve(str(source))
     if not (source / "config.json").exists():
         raise InputError("not a model directory (no config.json)", file=str(source), field="init_from")
     mine, theirs = read_json(init / "config.json"), read_json(source / "config.json")

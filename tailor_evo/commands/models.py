@@ -65,8 +65,9 @@ def prepare_cmd(name: str, force: bool) -> None:
 @models.command("pretrain")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Run directory.")
 @click.option("--preset", default="tiny-base", show_default=True,
-              help="Recipe to start from: tiny-base, tiny-base-m, tiny-base-roles (each runs its earlier phase first), "
-                   "or a single phase: tiny-base-reading, tiny-base-m-reading.")
+              help="Recipe to start from: tiny-base, tiny-base-m, tiny-base-roles, tiny-base-drills (each runs its "
+                   "earlier phases first, unless --set init_from=MODEL gives the start), or a single phase: "
+                   "tiny-base-reading, tiny-base-m-reading.")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its latest checkpoint.")
 @click.option("--overwrite", is_flag=True, help="Start again in a non-empty run directory.")
 @config_options
@@ -87,6 +88,8 @@ def pretrain_cmd(ctx: click.Context, out: str, preset: str, resume: bool, overwr
     from tailor_evo.trainers.pretrain import preset_chain
 
     chain = preset_chain(preset)
+    if any(o.split("=", 1)[0].strip() == "init_from" for o in overrides):
+        chain = chain[-1:]          # a given start replaces the recipe's earlier phases
     holder = RunDir.locked(Path(out))     # the whole recipe, its earlier phases included, is one writer's
     start = ""
     for i, name in enumerate(chain):
