@@ -323,12 +323,14 @@ def test_presets_chain_their_phases_and_init_from_checks_the_shape(tmp_path):
     from tailor_evo.rundir import RunDir
     from tailor_evo.trainers.pretrain import preset_chain, preset_config, train_pretrain
 
-    assert preset_chain("tiny-base") == ["tiny-base-reading", "tiny-base"]
+    assert preset_chain("tiny-base") == ["tiny-base-reading", "tiny-base-varied", "tiny-base"]
+    assert preset_chain("tiny-base-m-drills") == ["tiny-base-m-reading", "tiny-base-m", "tiny-base-m-drills"]
     assert preset_config("tiny-base").corpus.varied and not preset_config("tiny-base-reading").corpus.varied
+    assert preset_config("tiny-base-m-drills").arch.layers == 6 and preset_config("tiny-base-m-drills").steps == 600
     with pytest.raises(InputError, match="--preset"):
         preset_chain("huge")
-    assert preset_chain("tiny-base-drills") == ["tiny-base-reading", "tiny-base", "tiny-base-drills"]
-    drills = preset_config("tiny-base-drills")
+    drills = preset_config("tiny-base")
+    assert not preset_config("tiny-base-varied").corpus.drills.get("kk_checks")
     assert drills.corpus.drills["kk_checks"] > 0 and drills.corpus.task_options == {"kk": {"names": "pool"}}
     other = build_tiny(tmp_path / "other", hidden_size=48, layers=1, heads=2, vocab_size=600)
     with pytest.raises(InputError, match="hidden_size"):
@@ -353,10 +355,10 @@ def test_init_from_takes_a_shipped_base_by_name_and_runs_only_the_last_phase(tmp
     seen = []
     monkeypatch.setattr("tailor_evo.commands.models._pretrain_phase",
                         lambda ctx, out, name, *a, **k: seen.append((name, a[3])))
-    r = CliRunner().invoke(cli, ["models", "pretrain", "--preset", "tiny-base-drills", "--out", str(tmp_path / "o"),
+    r = CliRunner().invoke(cli, ["models", "pretrain", "--preset", "tiny-base", "--out", str(tmp_path / "o"),
                                   "--set", "init_from=tiny-base"])
     assert r.exit_code == 0, r.output
-    assert [name for name, _ in seen] == ["tiny-base-drills"] and "init_from=tiny-base" in seen[0][1]
+    assert [name for name, _ in seen] == ["tiny-base"] and "init_from=tiny-base" in seen[0][1]
     from tailor_evo.trainers.pretrain import _copy_start
     from tailor_evo.models.registry import resolve
 

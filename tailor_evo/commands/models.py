@@ -65,9 +65,9 @@ def prepare_cmd(name: str, force: bool) -> None:
 @models.command("pretrain")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Run directory.")
 @click.option("--preset", default="tiny-base", show_default=True,
-              help="Recipe to start from: tiny-base, tiny-base-m, tiny-base-roles, tiny-base-drills (each runs its "
-                   "earlier phases first, unless --set init_from=MODEL gives the start), or a single phase: "
-                   "tiny-base-reading, tiny-base-m-reading.")
+              help="Recipe to build: tiny-base, tiny-base-m, tiny-base-roles, tiny-base-m-drills (each runs its "
+                   "earlier phases first, unless --set init_from=MODEL gives the start of its last phase), or an "
+                   "earlier phase alone: tiny-base-reading, tiny-base-varied, tiny-base-m-reading.")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its latest checkpoint.")
 @click.option("--overwrite", is_flag=True, help="Start again in a non-empty run directory.")
 @config_options
