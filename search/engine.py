@@ -1,10 +1,11 @@
 """The generational loop of the primitive search, with checkpoints and exact resume.
 
 One generation: make children from the population (a variation family from
-:mod:`~tailor_evo.search.operators`: ``gp`` tree operators, the ``llm`` operator), render and verify them on this generation's problem batch plus the
-shared probe problems (a process-pool ``map``, replaceable through the DEAP toolbox),
-score novelty of parents and children against the archive, keep survivors (NSGA-II
-or MAP-Elites), offer the children to the archive, log metrics, write a checkpoint.
+:mod:`~tailor_evo.search.operators`: ``gp`` tree operators, the ``llm`` operator), render
+and verify them on this generation's problem batch plus the shared probe problems (a
+process-pool ``map``, replaceable through the DEAP toolbox), score novelty of parents and
+children against the archive, keep survivors (NSGA-II or MAP-Elites), offer the children
+to the archive, log metrics, write a checkpoint.
 
 Exact resume: all randomness flows from one ``random.Random`` whose state is saved
 in the checkpoint together with the population, the archive (with its probe states,

@@ -37,7 +37,8 @@ def _output_for(output: str, method: str, several: bool) -> Path:
                    "them all on the same problems (then -o must contain {method}).")
 @click.option("--archive", "archive_dir", default=None, type=click.Path(),
               help=f"Search run directory (for the methods that render an archive: {_needing('archive')}).")
-@click.option("--teacher", default=None, help=f"Teacher engine BACKEND:MODEL (for the methods that need one: {_needing('teacher')}).")
+@click.option("--teacher", default=None,
+              help=f"Teacher engine BACKEND:MODEL (for the methods that need one: {_needing('teacher')}).")
 @click.option("--size", type=COUNT, default=None, help="Number of records per method (default 512).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--levels", default=None, help="Difficulty levels (default: the task's).")
