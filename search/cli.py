@@ -8,16 +8,24 @@ from pathlib import Path
 
 import click
 
-from tailor_evo.commands.common import (COUNT, OutputFile, config_options, direct_overrides, global_seed,
-                                        output_problem, resolve_config)
+from tailor_evo.commands.common import (COUNT, OutputFile, RegistryChoice, config_options, direct_overrides,
+                                        global_seed, output_problem, resolve_config)
 from tailor_evo.errors import InputError
 from tailor_evo.io import read_json
+
+
+def _operator_names() -> list[str]:
+    """The registered variation families (imported when asked: ``archive`` commands need none)."""
+    from tailor_evo.search.operators import operator_names
+
+    return operator_names()
 
 
 @click.command()
 @click.option("--task", default=None, help="Task name (required unless the config sets it).")
 @config_options
-@click.option("--operator", type=click.Choice(["gp", "llm"]), default=None, help="Variation operator.")
+@click.option("--operator", type=RegistryChoice(_operator_names), default=None,
+              help="Variation operator family (tailor_evo.search.operators).")
 @click.option("--renderer", type=click.Choice(["executor", "llm"]), default=None, help="How primitives become trajectories.")
 @click.option("--llm", "llm_spec", default=None, metavar="BACKEND:MODEL",
               help="LLM for the llm operator/renderer, e.g. hf:tiny or openai:http://127.0.0.1:8000/v1#tiny.")

@@ -1,10 +1,11 @@
 """The generational loop of the primitive search, with checkpoints and exact resume.
 
-One generation: make children from the population (``gp`` tree operators or the
-``llm`` operator), render and verify them on this generation's problem batch plus the
-shared probe problems (a process-pool ``map``, replaceable through the DEAP toolbox),
-score novelty of parents and children against the archive, keep survivors (NSGA-II
-or MAP-Elites), offer the children to the archive, log metrics, write a checkpoint.
+One generation: make children from the population (a variation family from
+:mod:`~tailor_evo.search.operators`: ``gp`` tree operators, the ``llm`` operator), render
+and verify them on this generation's problem batch plus the shared probe problems (a
+process-pool ``map``, replaceable through the DEAP toolbox), score novelty of parents and
+children against the archive, keep survivors (NSGA-II or MAP-Elites), offer the children
+to the archive, log metrics, write a checkpoint.
 
 Exact resume: all randomness flows from one ``random.Random`` whose state is saved
 in the checkpoint together with the population, the archive (with its probe states,
@@ -32,15 +33,18 @@ from deap import base
 from tqdm.auto import tqdm
 
 from tailor_evo.search.archive import Archive, ArchiveConfig
+from tailor_evo.search.config import EvolutionConfig, LLMConfig, NoveltyConfig, ProblemsConfig
 from tailor_evo.search.embed import make_embedder
 from tailor_evo.search.genome import Primitive, program_id
 from tailor_evo.search.gp import TreeOperators
-from tailor_evo.search.llm_operator import LLMOperator, load_prompt
+from tailor_evo.search.llm_operator import load_prompt
 from tailor_evo.search.coverage import Coverage
+from tailor_evo.search.operators import get_operator, operator_names
 from tailor_evo.search.quality import QualityConfig
 from tailor_evo.search.render import EvalJob, EvalResult, ExecutorRenderer, LLMRenderer
 from tailor_evo.search.seeds import load_seed_library
-from tailor_evo.search.selection import METHODS, MapElitesGrid, nsga2
+from tailor_evo.search.selection import SELECTION_METHODS, MapElitesGrid, nsga2
+from tailor_evo.search.variation import VariationContext, VariationCounts, VariationOperator
 from tailor_evo.errors import InputError
 from tailor_evo.io import atomic_open, write_jsonl_atomic
 from tailor_evo.rundir import RunDir
@@ -52,66 +56,17 @@ log = logging.getLogger(__name__)
 
 CHECKPOINT = "search.pkl"
 LINEAGE = "lineage.jsonl"          # every evaluated primitive (archived or not), for ``archive lineage``
-OPERATORS = ("gp", "llm")
 RENDERERS = ("executor", "llm")
 
 
 # --- configuration -----------------------------------------------------------------------
-@dataclass
-class EvolutionConfig:
-    generations: int = 16
-    population: int = 24            # survivors per generation (mu)
-    offspring: int = 24             # children per generation (lambda)
-    init_random: int = 16           # random programs added to the seed libraries at generation 0
-    seed_libraries: list[str] = field(default_factory=lambda: ["rule-based", "four-behaviour"])
-    crossover_prob: float = 0.3
-    max_depth: int = 10             # program tree depth limit
-    max_nodes: int = 40             # program size limit (bloat control)
-    subtree_depth: int = 3          # depth of subtrees grown by mutation
-    random_depth: int = 5           # depth of random initial programs
-    archive_parents: float = 0.3    # chance that a parent is drawn from the archive instead of the population
-    immigrants: int = 2             # fresh random programs among each generation's children
-
-
-@dataclass
-class ProblemsConfig:
-    per_eval: int = 24              # fresh training problems per generation (shared by that generation)
-    probe: int = 8                  # fixed probe problems every candidate also runs (novelty, coverage)
-    pool: int = 1024                # training pool the per-generation batches are drawn from
-    report: int = 32                # held-out problems for the final coverage comparison
-    levels: list[int] | None = None # difficulty levels (None = the task's defaults)
-    max_steps: int = 400
-
-
-@dataclass
-class NoveltyConfig:
-    embedder: str = "hash"          # hash | minilm
-    k: int = 1
-    step_weight: float = 0.5        # novelty = w * step-level + (1 - w) * trajectory-level
-    coverage_bits: int = 16
-    coverage_seed: int = 0
-
-
-@dataclass
-class LLMConfig:
-    spec: str | None = None         # BACKEND:MODEL, e.g. openai:http://127.0.0.1:8000/v1 or hf:tiny
-    temperature: float = 0.9
-    max_new_tokens: int = 384
-    render_max_new_tokens: int = 512
-    chat: bool = False              # chat messages instead of plain prompts (instruct models)
-    timeout: float = 600.0          # seconds per request for HTTP backends (CPU servers are slow)
-    # decode the operator's replies under the move grammar's JSON schema: auto (when the engine
-    # can), on (an error when it cannot) or off
-    constrained: str = "auto"
-
-
 @dataclass
 class SearchConfig:
     # keys that --resume may change: parallelism and more generations, not what ran so far
     RESUME_SAFE: ClassVar[tuple[str, ...]] = ("workers", "evolution.generations", "report_to")
     task: str = ""                  # a registered task name (required)
     seed: int = 0
-    operator: str = "gp"            # gp | llm
+    operator: str = "gp"            # variation family: gp | llm | another registered one (search.operators)
     renderer: str = "executor"      # executor | llm
     workers: int = 1                 # evaluation processes; results do not depend on it
     samples: int = 2                # sample trajectories stored per primitive
@@ -130,8 +85,9 @@ class SearchConfig:
             from tailor_evo.tasks.registry import task_names
 
             raise InputError(f"choose a task (known: {', '.join(task_names())})", field="task")
-        for name, value, allowed in (("operator", self.operator, OPERATORS), ("renderer", self.renderer, RENDERERS),
-                                     ("selection", self.selection, METHODS)):
+        for name, value, allowed in (("operator", self.operator, operator_names()),
+                                     ("renderer", self.renderer, RENDERERS),
+                                     ("selection", self.selection, SELECTION_METHODS)):
             if value not in allowed:
                 raise InputError(f"must be one of {', '.join(allowed)}, got {value!r}", field=name)
         if self.workers < 1:
@@ -144,7 +100,7 @@ class SearchConfig:
             raise InputError("population must be >= 1 and generations >= 0", field="evolution")
         if self.llm.constrained not in ("auto", "on", "off"):
             raise InputError(f"must be auto, on or off, got {self.llm.constrained!r}", field="llm.constrained")
-        if (self.operator == "llm" or self.renderer == "llm") and not self.llm.spec:
+        if (get_operator(self.operator).needs_llm or self.renderer == "llm") and not self.llm.spec:
             raise InputError("the llm operator/renderer needs a backend (--llm BACKEND:MODEL)", field="llm.spec")
 
 
@@ -165,6 +121,12 @@ class SearchState:
     seed_errors: list[str] = field(default_factory=list)
     lineage: dict[str, dict] = field(default_factory=dict)  # every evaluated primitive: parents, operator, scores
     metrics: list[dict] = field(default_factory=list)       # the metric rows so far: rebuild a lost metrics.jsonl
+
+    def add_counts(self, counts: VariationCounts) -> None:
+        """Add what the variation family did in a generation to the run's totals."""
+        self.op_ok.update(counts.ok)
+        self.op_rejected.update(counts.rejected)
+        self.llm_invalid.update(counts.invalid)
 
 
 @dataclass
@@ -240,7 +202,8 @@ class Search:
         self.renderer = ExecutorRenderer(self.task, cfg.problems.max_steps, cfg.samples, cfg.quality)
         self.engine = engine
         self.teacher = teacher
-        self.llm_op: LLMOperator | None = None
+        self.ctx = VariationContext(self.task, self.grammar, self.ops, cfg.evolution, cfg.llm, self._llm_engine)
+        self.variation: VariationOperator | None = None
         self.llm_renderer: LLMRenderer | None = None
         self._pool = None
         self.toolbox = base.Toolbox()
@@ -250,35 +213,26 @@ class Search:
         self.kinds = tuple(self.task.behaviour_kinds())
 
     # --- set-up ---------------------------------------------------------------------------
-    def _reply_schema(self, engine: Any) -> dict | None:
-        """The JSON schema of an operator reply when decoding is constrained (``llm.constrained``)."""
-        from tailor_evo.search.reply_schema import reply_schema
-
-        mode, can = self.cfg.llm.constrained, bool(getattr(engine, "supports_constraints", False))
-        if mode == "on" and not can:
-            raise InputError(f"the engine {self.cfg.llm.spec!r} cannot constrain its decoding; "
-                             "set llm.constrained to auto or off", field="llm.constrained")
-        return reply_schema(self.grammar, self.ops.max_depth, self.ops.max_nodes) if mode == "on" or (mode == "auto" and can) else None
+    def _llm_engine(self) -> Any:
+        """The run's LLM engine (the one given, else ``llm.spec``'s), made once on first use."""
+        if self.engine is None:
+            self.engine = make_llm_engine(self.cfg.llm.spec, timeout=self.cfg.llm.timeout)
+        return self.engine
 
     def _start(self) -> None:
         cfg = self.cfg
         if self._own_pool:
             self._pool = multiprocessing.get_context("fork").Pool(cfg.workers)
             self.toolbox.register("map", self._pool.imap, chunksize=4)
-        if cfg.operator == "llm" or cfg.renderer == "llm":
-            engine = self.engine or make_llm_engine(cfg.llm.spec, timeout=cfg.llm.timeout)
-            if cfg.operator == "llm":
-                self.llm_op = LLMOperator(engine, self.grammar, self.ops.check, cfg.llm.temperature,
-                                          cfg.llm.max_new_tokens, cfg.evolution.crossover_prob, chat=cfg.llm.chat,
-                                          schema=self._reply_schema(engine))
-            if cfg.renderer == "llm":
-                self.llm_renderer = LLMRenderer(self.teacher or engine, self.task, load_prompt("render"),
-                                                max_new_tokens=cfg.llm.render_max_new_tokens,
-                                                n_samples=cfg.samples, max_steps=cfg.problems.max_steps,
-                                                quality=cfg.quality, chat=cfg.llm.chat,
-                                                chat_template=load_prompt("render_chat"))
+        self.variation = get_operator(cfg.operator)(self.ctx)
+        if cfg.renderer == "llm":
+            self.llm_renderer = LLMRenderer(self.teacher or self._llm_engine(), self.task, load_prompt("render"),
+                                            max_new_tokens=cfg.llm.render_max_new_tokens,
+                                            n_samples=cfg.samples, max_steps=cfg.problems.max_steps,
+                                            quality=cfg.quality, chat=cfg.llm.chat,
+                                            chat_template=load_prompt("render_chat"))
         self.toolbox.register("evaluate", self.evaluate)
-        self.toolbox.register("vary", self.vary_llm if cfg.operator == "llm" else self.vary_gp)
+        self.toolbox.register("vary", self.variation.vary)
         self.toolbox.register("select", self.select)
 
     def close(self) -> None:
@@ -316,71 +270,6 @@ class Search:
         prim.descriptors = {"length": res.mean_steps, **{k: res.kind_counts.get(k, 0.0) for k in self.kinds}}
         prim.samples = res.samples
 
-    # --- variation ------------------------------------------------------------------------------
-    def _new(self, program: dict, description: str, parents: list[str], operator: str, generation: int) -> Primitive:
-        return Primitive.create(self.task.name, program, description or self.grammar.describe(program),
-                                parents=parents, operator=operator, generation=generation)
-
-    def _parent(self, population: list[Primitive], archive: list[Primitive], rng: random.Random) -> Primitive:
-        """A parent: usually from the population, sometimes an archived elite (a diverse stepping stone)."""
-        if archive and rng.random() < self.cfg.evolution.archive_parents:
-            return rng.choice(archive)
-        return rng.choice(population)
-
-    def _random_program(self, rng: random.Random, seen: set[str]) -> dict | None:
-        for _ in range(50):
-            program = self.ops.gps.grow(self.grammar.root, rng, self.cfg.evolution.random_depth)
-            if not self.ops.check(program) and program_id(program) not in seen:
-                return program
-        return None
-
-    def vary_gp(self, population: list[Primitive], n: int, rng: random.Random, seen: set[str],
-                generation: int, archive: list[Primitive] | None = None) -> list[Primitive]:
-        archive = archive or []
-        children: list[Primitive] = []
-        for _ in range(min(n, self.cfg.evolution.immigrants)):
-            program = self._random_program(rng, seen)
-            if program is not None:
-                seen.add(program_id(program))
-                children.append(self._new(program, "", [], "random", generation))
-        for _ in range(n * 4):
-            if len(children) >= n:
-                break
-            if len(population) >= 2 and rng.random() < self.cfg.evolution.crossover_prob:
-                a, b = self._parent(population, archive, rng), self._parent(population, archive, rng)
-                if a.id == b.id:
-                    continue
-                program, kind = self.ops.crossover(a.program, b.program, rng)
-                parents = [a.id, b.id]
-            else:
-                a = self._parent(population, archive, rng)
-                program, kind = self.ops.mutate(a.program, rng)
-                parents = [a.id]
-            if program is None:
-                continue
-            if program_id(program) in seen:
-                self.ops.stats.rejected[f"{kind}: already evaluated"] += 1
-                continue
-            seen.add(program_id(program))
-            children.append(self._new(program, "", parents, f"gp:{kind}", generation))
-        return children
-
-    def vary_llm(self, population: list[Primitive], n: int, rng: random.Random, seen: set[str],
-                 generation: int, archive: list[Primitive] | None = None) -> list[Primitive]:
-        assert self.llm_op is not None
-        members = {p.id: p for p in population + list(archive or [])}
-        pool = [(p.id, p.description, p.program) for p in members.values()]
-        children = []
-        for prop in self.llm_op.propose(pool, n, rng):
-            pid = program_id(prop.program)
-            if pid in seen:          # a valid reply, but not a new child: counted once, as refused
-                self.llm_op.valid -= 1
-                self.llm_op.invalid["already evaluated"] += 1
-                continue
-            seen.add(pid)
-            children.append(self._new(prop.program, prop.description, prop.parents, f"llm:{prop.kind}", generation))
-        return children
-
     # --- selection ------------------------------------------------------------------------------
     def select(self, candidates: list[Primitive], novelty: list[float], k: int) -> list[int]:
         objectives = [(p.quality, n) for p, n in zip(candidates, novelty)]
@@ -411,11 +300,11 @@ class Search:
                     seen.add(p.id)
                     prims.append(p)
         for _ in range(self.cfg.evolution.init_random):
-            program = self._random_program(rng, seen)
+            program = self.ctx.random_program(rng, seen)
             if program is None:
                 break
             seen.add(program_id(program))
-            prims.append(self._new(program, "", [], "random", 0))
+            prims.append(self.ctx.child(program, "", [], "random", 0))
         if not prims:
             raise InputError("no valid seed primitive and no random program could be made", field="evolution")
         return prims
@@ -423,16 +312,14 @@ class Search:
     def _generation(self, g: int, rng: random.Random, state: SearchState, archive: Archive) -> dict:
         t0 = time.perf_counter()
         ok0, rej0, inv0 = Counter(state.op_ok), Counter(state.op_rejected), Counter(state.llm_invalid)
-        valid0 = self.llm_op.valid if self.llm_op else 0
         seen = set(state.seen)
         if g == 0:
             children = self.initial_population(rng, state)
             seen.update(p.id for p in children)
         else:
-            self.ops.stats.ok, self.ops.stats.rejected = state.op_ok, state.op_rejected
-            if self.llm_op is not None:
-                self.llm_op.invalid = state.llm_invalid
             children = self.toolbox.vary(state.population, self.cfg.evolution.offspring, rng, seen, g, archive.items)
+        counts = self.variation.take_counts()
+        state.add_counts(counts)
         child_states = self.toolbox.evaluate(children, g) if children else []
         for c, s in zip(children, child_states):
             state.states[c.id] = s
@@ -473,8 +360,8 @@ class Search:
             "operator_ok": dict(state.op_ok - ok0) if g else {"seed/random": len(children)},
             "operator_rejected": dict(state.op_rejected - rej0),
             "llm_invalid": dict(state.llm_invalid - inv0),
-            "llm_valid": self.llm_op.valid - valid0 if self.llm_op else 0,      # this generation's
-            "llm_mode": self.llm_op.mode if self.llm_op else None,
+            "llm_valid": counts.valid,                                  # this generation's
+            "llm_mode": self.variation.mode,
             "renderer_wrong": self.llm_renderer.wrong if self.llm_renderer else 0,
             "seed_errors": list(state.seed_errors) if g == 0 else [],   # seeds that could not be used, and why
             "seconds": round(time.perf_counter() - t0, 3),

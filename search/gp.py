@@ -123,6 +123,15 @@ class TreeOperators:
         self.max_depth, self.max_nodes, self.subtree_depth, self.attempts = max_depth, max_nodes, subtree_depth, attempts
         self.stats = VariationStats()
 
+    def refuse(self, kind: str, reason: str) -> None:
+        """Count a child this object made that the caller refuses after all (e.g. already evaluated)."""
+        self.stats.rejected[f"{kind}: {reason}"] += 1
+
+    def take_stats(self) -> VariationStats:
+        """The counts since the last call; counting starts afresh."""
+        stats, self.stats = self.stats, VariationStats()
+        return stats
+
     def check(self, program: dict) -> str | None:
         """Reason the program is unacceptable, or None."""
         errors = self.grammar.validate(program, max_depth=self.max_depth)

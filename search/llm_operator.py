@@ -108,6 +108,18 @@ class LLMOperator:
         self.templates = {"mutate": load_prompt("mutate"), "crossover": load_prompt("crossover")}
         self.listing = grammar_listing(self.grammar)
 
+    def refuse(self, reason: str) -> None:
+        """Count a reply that was valid here but that the caller refuses after all (e.g. its program
+        was already evaluated): it moves from ``valid`` to ``invalid``."""
+        self.valid -= 1
+        self.invalid[reason] += 1
+
+    def take_counts(self) -> tuple[Counter, int]:
+        """(invalid replies by reason, valid replies) since the last call; counting starts afresh."""
+        counts = (self.invalid, self.valid)
+        self.invalid, self.valid = Counter(), 0
+        return counts
+
     def prompt(self, parents: list[tuple[str, str, dict]]) -> tuple[str, str]:
         """(kind, prompt) for one or two parents given as (id, description, program)."""
         if len(parents) >= 2:

@@ -29,7 +29,7 @@ from tailor_evo.trainers.base import EvalSettings
 from tailor_evo.trainers.evaluate import EvalOptions
 from tailor_evo.trainers.sft import SFTConfig
 from tailor_evo.warmstart.config import PipelineWarmstart
-from tailor_evo.warmstart.methods import ARCHIVE_METHODS, METHODS, OFFLINE_SEARCH
+from tailor_evo.warmstart.methods import get_method
 
 log = logging.getLogger(__name__)
 
@@ -100,8 +100,7 @@ class PipelineConfig:
 
         get_task(self.task)
         check_report_to(self.report_to)
-        if self.method not in METHODS:
-            raise InputError(f"must be one of {', '.join(METHODS)}, got {self.method!r}", field="method")
+        get_method(self.method)
         if not self.levels:
             raise InputError("needs at least one difficulty level", field="levels")
         if self.budget not in BUDGETS:
@@ -219,8 +218,9 @@ def stage_search(cfg: PipelineConfig, out: Path) -> dict:
     from tailor_evo.search.engine import run_search
 
     scfg = cfg.search                   # task, seed and levels: filled by PipelineConfig.fill_owned
-    if cfg.method == "tailor-gp":       # the ablation: the offline operators, whatever the config says
-        scfg = dataclasses.replace(scfg, **OFFLINE_SEARCH)
+    own = get_method(cfg.method).own_search
+    if own is not None:                 # e.g. tailor-gp: the offline operators, whatever the config says
+        scfg = dataclasses.replace(scfg, **own.settings)
     rd, resume = _sub_rundir(out)
     result = run_search(scfg, rd, resume=resume)
     return {"archive_dir": str(out), "archive_size": result.archive_size,
@@ -233,9 +233,10 @@ def stage_warmstart(cfg: PipelineConfig, out: Path, archive_dir: Path | None, te
 
     task = get_task(cfg.task)
     teacher = None
-    if cfg.method == "redistill":
-        if not teacher_spec:
-            raise InputError("the redistill method needs a teacher engine spec", field="warmstart.teacher")
+    spec = get_method(cfg.method)
+    spec.check_inputs(archive=archive_dir is not None, teacher=bool(teacher_spec), archive_field="search",
+                      teacher_field="warmstart.teacher")
+    if spec.needs_teacher:
         from tailor_evo.generation import make_engine
 
         teacher = make_engine(teacher_spec)
@@ -254,7 +255,7 @@ def stage_warmstart(cfg: PipelineConfig, out: Path, archive_dir: Path | None, te
                              **budget)
     lengths = sorted(count_tokens(r["completion"]) for r in result.records)
     if not result.records:
-        # e.g. a redistill teacher that solves nothing: the cell goes on with no warm start
+        # e.g. a teacher that solves nothing: the cell goes on with no warm start
         # (SFT is skipped) and the summary and report say so
         log.warning("the %s method produced no verified warm-start records; SFT will be skipped", cfg.method)
     out.mkdir(parents=True, exist_ok=True)
@@ -377,8 +378,9 @@ def run_pipeline(cfg: PipelineConfig, root: str | Path, *, resume: bool = False,
     """Run every stage for one cell into ``root``.
 
     ``search_dir`` reuses a finished (or resumable) search shared by several cells;
-    without it the tailor method searches into ``root/search``. ``teacher_spec``
-    overrides ``cfg.warmstart.teacher`` for the redistill method.
+    without it a method that needs an archive (tailor) searches into ``root/search``.
+    ``teacher_spec`` overrides ``cfg.warmstart.teacher`` for a method that needs a teacher
+    (redistill).
     """
     cfg.check()
     cfg.fill_owned()
@@ -393,7 +395,7 @@ def run_pipeline(cfg: PipelineConfig, root: str | Path, *, resume: bool = False,
     stages: dict[str, dict] = {}
 
     archive_dir = None
-    if cfg.method in ARCHIVE_METHODS:
+    if get_method(cfg.method).needs_archive:
         sdir = Path(search_dir) if search_dir else root / "search"
         stages["search"] = _run_stage(root, "search", lambda: stage_search(cfg, sdir), timer)
         archive_dir = sdir

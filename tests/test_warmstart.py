@@ -295,7 +295,7 @@ def _main(monkeypatch, capsys, argv):
 
 
 def test_cli_warmstart_writes_data_and_card(tmp_path, monkeypatch, capsys):
-    import tailor_evo.warmstart.build as ws
+    import tailor_evo.warmstart.builders as ws
 
     monkeypatch.setattr(ws, "_seed_or_none", lambda task, lib: TOY_PRIMS[:1] if lib == "rule-based" else TOY_PRIMS)
     out = tmp_path / "ws-{method}.jsonl"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 import click
@@ -162,3 +162,20 @@ def echo_summary(message: str, output: str) -> None:
     from tailor_evo.io import STDOUT
 
     click.echo(message, err=output == STDOUT)
+
+
+class RegistryChoice(click.Choice):
+    """A choice among the names a registry holds when the command runs, not when it was defined:
+    a name registered later (a plugin, a test, a notebook) is accepted and listed in ``--help``."""
+
+    def __init__(self, names: Callable[[], Sequence[str]]) -> None:
+        self._names = names
+        super().__init__(())
+
+    @property
+    def choices(self) -> tuple[str, ...]:    # type: ignore[override]
+        return tuple(self._names())
+
+    @choices.setter
+    def choices(self, _value: Any) -> None:  # click's constructor stores its static list; the registry wins
+        pass

@@ -20,7 +20,8 @@ from tailor_evo.rundir import RunDir
 @click.option("--resume", is_flag=True, help="Continue an interrupted run in --out.")
 @click.option("--task", "task", default=None, help="Task (default kk).")
 @click.option("--backbone", default=None, help="Backbone name or model directory (default tiny).")
-@click.option("--method", default=None, help="Warm-start method: tailor, four-behaviour, rule-based, redistill.")
+@click.option("--method", default=None,
+              help="Warm-start method (default tailor; `tailor-evo data warmstart --help` lists the registered ones).")
 @click.pass_context
 def run(ctx: click.Context, config_path: str | None, overrides: tuple[str, ...], out: str | None, resume: bool,
         task: str | None, backbone: str | None, method: str | None) -> None:

@@ -11,14 +11,9 @@ from pathlib import Path
 
 from tailor_evo.errors import InputError
 from tailor_evo.pipeline import PipelineConfig
-from tailor_evo.warmstart import ARCHIVE_METHODS, METHODS
+from tailor_evo.warmstart.methods import default_grid, get_method, method_names, run_order
 
 log = logging.getLogger(__name__)
-
-# Methods that others depend on run first: redistill's default teacher is the rule-based cell's SFT model.
-RUN_ORDER = ["rule-based", "four-behaviour", "tailor", "tailor-gp", "redistill"]
-DEFAULT_METHODS = ["rule-based", "four-behaviour", "tailor", "redistill"]   # tailor-gp: an ablation, on request
-assert sorted(RUN_ORDER) == sorted(METHODS)
 
 
 @dataclass
@@ -29,11 +24,14 @@ class ExperimentConfig:
     difficulties: dict = field(default_factory=lambda: {"kk": [[3]], "igsm": [[2, 3, 4]]})
     eval_levels: dict = field(default_factory=lambda: {"kk": [3, 4], "igsm": [2, 3, 4, 5]})
     backbones: list[str] = field(default_factory=lambda: ["tiny"])
-    methods: list[str] = field(default_factory=lambda: list(DEFAULT_METHODS))
+    # warm-start methods (tailor_evo.warmstart.methods); default: those registered in_default_grid
+    # (rule-based, four-behaviour, tailor, redistill; the tailor-gp ablation on request)
+    methods: list[str] = field(default_factory=default_grid)
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
-    # redistill teacher: "STAGE:METHOD" = the model of another cell of the same task, levels,
-    # backbone and seed after that stage, e.g. "sft:rule-based" (its SFT model) or "rl:rule-based"
-    # (its RL model, which solves more); or any engine spec (hf:NAME, openai:URL#MODEL, vllm:NAME)
+    # teacher of the methods that need one (redistill): "STAGE:METHOD" = the model of another cell
+    # of the same task, levels, backbone and seed after that stage, e.g. "sft:rule-based" (its SFT
+    # model) or "rl:rule-based" (its RL model, which solves more); or any engine spec (hf:NAME,
+    # openai:URL#MODEL, vllm:NAME)
     redistill_teacher: str = "sft:rule-based"
     target_reward: float = 0.5        # for "steps to reach target reward"
     # for "steps to reach target accuracy" on the periodic held-out RL evaluations; set it from a
@@ -49,15 +47,16 @@ class ExperimentConfig:
             get_task(t)
             if t not in self.difficulties:
                 raise InputError(f"no difficulty settings for task {t!r}", field="difficulties")
-        bad = [m for m in self.methods if m not in METHODS]
+        bad = [m for m in self.methods if m not in method_names()]
         if bad:
-            raise InputError(f"unknown method(s) {bad} (known: {', '.join(METHODS)})", field="methods")
+            raise InputError(f"unknown method(s) {bad} (known: {', '.join(method_names())})", field="methods")
         if not self.seeds:
             raise InputError("needs at least one seed", field="seeds")
         source = teacher_source(self.redistill_teacher)
-        if source and "redistill" in self.methods and source[1] not in self.methods:
-            raise InputError(f"the redistill teacher {self.redistill_teacher!r} is a cell of method {source[1]!r}, "
-                             f"which is not in methods", field="redistill_teacher")
+        taught = [m for m in self.methods if get_method(m).needs_teacher]
+        if source and taught and source[1] not in self.methods:
+            raise InputError(f"the {taught[0]} teacher {self.redistill_teacher!r} is a cell of method "
+                             f"{source[1]!r}, which is not in methods", field="redistill_teacher")
         if self.target_accuracy is not None and not 0 <= self.target_accuracy <= 1:
             raise InputError(f"invalid value {self.target_accuracy!r} (an accuracy in [0, 1])",
                              field="target_accuracy")
@@ -84,17 +83,20 @@ class Cell:
         return f"{self.task}-{self.difficulty_tag}-{backbone}-{self.method}-s{self.seed}"
 
     def search_name(self) -> str:
-        """The search this cell's archive comes from (shared by the cells of one task, levels and seed)."""
-        return f"{self.task}-{self.difficulty_tag}-s{self.seed}" + ("-gp" if self.method == "tailor-gp" else "")
+        """The search this cell's archive comes from (shared by the cells of one task, levels and seed;
+        a method with a search of its own gets its own, named by its tag)."""
+        own = get_method(self.method).own_search
+        return f"{self.task}-{self.difficulty_tag}-s{self.seed}" + (f"-{own.tag}" if own is not None else "")
 
 
 def expand(cfg: ExperimentConfig) -> list[Cell]:
-    """All cells, ordered so that every cell's dependencies (redistill's teacher) come earlier."""
-    order = {m: i for i, m in enumerate(RUN_ORDER)}
+    """All cells, ordered so that every cell's dependencies (a teacher cell) come earlier: the
+    methods in the registry's run order."""
+    methods = run_order(cfg.methods)
     cells = []
     for task in cfg.tasks:
         for levels, backbone, seed in itertools.product(cfg.difficulties[task], cfg.backbones, cfg.seeds):
-            for method in sorted(cfg.methods, key=lambda m: order.get(m, 99)):
+            for method in methods:
                 cells.append(Cell(task, list(levels), backbone, method, seed))
     return cells
 
@@ -110,7 +112,8 @@ def cell_config(cfg: ExperimentConfig, cell: Cell) -> PipelineConfig:
 
 
 def teacher_for(cfg: ExperimentConfig, cell: Cell, out: Path) -> str | None:
-    if cell.method != "redistill":
+    """The teacher engine spec of a cell whose method needs one, else None."""
+    if not get_method(cell.method).needs_teacher:
         return None
     spec = cfg.redistill_teacher
     source = teacher_cell(cfg, cell)
@@ -119,7 +122,7 @@ def teacher_for(cfg: ExperimentConfig, cell: Cell, out: Path) -> str | None:
     stage, _ = teacher_source(spec)
     marker = out / "cells" / source.name / "stages" / f"{stage}.json"
     if not marker.exists():
-        raise InputError(f"redistill teacher {spec!r} needs the {stage} stage of cell {source.name} "
+        raise InputError(f"{cell.method} teacher {spec!r} needs the {stage} stage of cell {source.name} "
                          f"(include {source.method!r} in methods)", field="redistill_teacher")
     return f"hf:{json.loads(marker.read_text())['model']}"
 
@@ -134,9 +137,10 @@ def teacher_source(spec: str) -> tuple[str, str] | None:
 
 
 def teacher_cell(cfg: ExperimentConfig, cell: Cell) -> Cell | None:
-    """The cell whose model teaches ``cell`` (a redistill cell with a "STAGE:METHOD" teacher), else None."""
+    """The cell whose model teaches ``cell`` (a cell of a method that needs a teacher, with a
+    "STAGE:METHOD" teacher spec), else None."""
     source = teacher_source(cfg.redistill_teacher)
-    if cell.method != "redistill" or source is None:
+    if not get_method(cell.method).needs_teacher or source is None:
         return None
     return Cell(cell.task, cell.levels, cell.backbone, source[1], cell.seed)
 
@@ -171,7 +175,7 @@ def estimate_cell_seconds(pc: PipelineConfig, with_search: bool) -> float:
     sft_steps_tokens = pc.warmstart.size * epochs * record_tokens
     s += sft_steps_tokens * u["sft_token"] * scale
     s += pc.rl.steps * pc.rl.prompts_per_step * pc.rl.group_size * pc.rl.max_new_tokens * u["rl_token"] * scale
-    if pc.method == "redistill":     # the teacher's samples, every round (the most it may take)
+    if get_method(pc.method).needs_teacher:     # the teacher's samples, every round (the most it may take)
         ws = pc.warmstart
         n_problems = ws.n_problems or ws.size + ws.size // 4
         s += (ws.teacher_rounds * n_problems * ws.teacher_samples * ws.teacher_max_new_tokens
@@ -188,7 +192,7 @@ def estimate(cfg: ExperimentConfig, cells: list[Cell]) -> dict[str, float]:
     seen_search: set[str] = set()
     per_cell = {}
     for cell in cells:
-        needs_search = cell.method in ARCHIVE_METHODS and cell.search_name() not in seen_search
+        needs_search = get_method(cell.method).needs_archive and cell.search_name() not in seen_search
         if needs_search:
             seen_search.add(cell.search_name())
         per_cell[cell.name] = estimate_cell_seconds(cell_config(cfg, cell), needs_search)

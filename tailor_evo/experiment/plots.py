@@ -12,14 +12,14 @@ import numpy as np  # noqa: E402
 
 from tailor_evo.experiment.summary import CellSummary, MethodRow, smooth  # noqa: E402
 from tailor_evo.io import save_figure  # noqa: E402
-from tailor_evo.warmstart import METHODS  # noqa: E402
-
-METHOD_ORDER = list(METHODS)
+from tailor_evo.warmstart.methods import method_names  # noqa: E402
 
 
 def _methods(cells: list[CellSummary]) -> list[str]:
+    """The methods of ``cells`` in the order reports list them; unregistered ones (an old grid) last."""
     present = {c.method for c in cells}
-    return [m for m in METHOD_ORDER if m in present] + sorted(present - set(METHOD_ORDER))
+    known = method_names()
+    return [m for m in known if m in present] + sorted(present - set(known))
 
 
 def _save(fig, path: Path) -> Path:

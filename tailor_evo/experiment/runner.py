@@ -28,7 +28,7 @@ from tailor_evo.config import dump_yaml, load_config
 from tailor_evo.io import append_jsonl, read_json, read_records, write_json_atomic, write_text_atomic
 from tailor_evo.pipeline import run_pipeline
 from tailor_evo.rundir import RunDir
-from tailor_evo.warmstart import BASELINES
+from tailor_evo.warmstart.methods import with_role
 
 log = logging.getLogger(__name__)
 
@@ -176,15 +176,17 @@ def write_outputs(cfg: ExperimentConfig, out: Path, cells: list[Cell], failed: l
     return ExperimentOutcome(done=done, failed=failed, pending=pending, report=report)
 
 
-def _judge(ours: tuple[float, float], theirs: tuple[float, float], seeds: int, higher: str = "higher") -> str:
-    """"tailor is higher" judged against the seed spread: supported when the mean difference exceeds
-    the summed seed standard deviations, refuted when it falls short by as much, undecided between.
-    One seed has no spread, so it only gives the direction."""
+def _judge(ours: tuple[float, float], theirs: tuple[float, float], seeds: int, higher: str = "higher",
+           who: str | None = None) -> str:
+    """"``who`` (default: the proposed method) is higher" judged against the seed spread: supported
+    when the mean difference exceeds the summed seed standard deviations, refuted when it falls short
+    by as much, undecided between. One seed has no spread, so it only gives the direction."""
     diff, spread = ours[0] - theirs[0], ours[1] + theirs[1]
     if math.isnan(diff):
         return "not judged (no figures)"
     if seeds < 2:
-        return f"not judged (one seed, no spread; tailor {'is ' + higher if diff > 0 else 'is not ' + higher})"
+        who = who or " or ".join(with_role("proposed"))
+        return f"not judged (one seed, no spread; {who} {'is ' + higher if diff > 0 else 'is not ' + higher})"
     if diff > spread:
         return f"supported ({higher} by {diff:.3f}, more than the summed seed std {spread:.3f})"
     if diff < -spread:
@@ -200,40 +202,50 @@ def _short(row: MethodRow) -> str | None:
             f"{row.short_seeds}/{row.seeds} seed(s) ({fmt(row.records, 0)})")
 
 
+def _versus(t: MethodRow, b: MethodRow) -> list[str]:
+    """A proposed method's claims against one baseline, each judged against the seed spread."""
+    short = _short(t) or _short(b)
+    if short:
+        return [f"- {t.method} vs {b.method}: {short}"]
+    base, seeds = b.method, min(t.seeds, b.seeds)
+
+    def judge(ours: tuple[float, float], theirs: tuple[float, float], higher: str = "higher") -> str:
+        return _judge(ours, theirs, seeds, higher, who=t.method)
+
+    lines = [f"- better final accuracy than {base}: {fmt(t.acc_final)} vs {fmt(b.acc_final)} -> "
+             f"{judge(t.acc_final, b.acc_final)}"]
+    if not math.isnan(t.accuracy_auc[0]) and not math.isnan(b.accuracy_auc[0]):
+        lines.append(f"- faster convergence than {base} (area under the held-out accuracy curve "
+                     f"{fmt(t.accuracy_auc)} vs {fmt(b.accuracy_auc)}; steps to the target accuracy "
+                     f"{fmt(t.steps_to_target_acc, 1)} ({t.reached_target_acc}/{t.seeds} reached) vs "
+                     f"{fmt(b.steps_to_target_acc, 1)} ({b.reached_target_acc}/{b.seeds})) -> "
+                     f"{judge(t.accuracy_auc, b.accuracy_auc)}")
+    lines.append(f"- higher training reward than {base} (area under the reward curve {fmt(t.reward_auc)} vs "
+                 f"{fmt(b.reward_auc)}; steps to the target reward {fmt(t.steps_to_target, 1)} vs "
+                 f"{fmt(b.steps_to_target, 1)}) -> {judge(t.reward_auc, b.reward_auc)}")
+    lines.append(f"- more diverse warm-start data than {base} (coverage of reasoning steps, names "
+                 f"abstracted: {fmt(t.coverage, 1)} vs {fmt(b.coverage, 1)}; on the raw state text "
+                 f"{fmt(t.coverage_text, 1)} vs {fmt(b.coverage_text, 1)}) -> "
+                 f"{judge(t.coverage, b.coverage, 'more diverse')}")
+    return lines
+
+
 def _claims(rows: list[MethodRow], done: list[CellSummary]) -> list[str]:
-    """The method's claims judged against the seed spread, per task and backbone: better final
-    accuracy and faster convergence than each baseline, and more diverse warm-start data."""
+    """The claims of the proposed method(s) (the registry's role "proposed": tailor) judged against
+    the seed spread, per task and backbone: better final accuracy and faster convergence than each
+    baseline, and more diverse warm-start data."""
     lines = []
     for task, backbone in sorted({(r.task, r.backbone) for r in rows}):
         rs = {r.method: r for r in rows if r.task == task and r.backbone == backbone}
-        if "tailor" not in rs:
+        proposed = [m for m in with_role("proposed") if m in rs]
+        if not proposed:
             continue
-        t = rs["tailor"]
-        lines.append(f"**{task}, {backbone}** ({t.seeds} seed(s) for tailor):")
-        for base in BASELINES:
-            if base not in rs:
-                continue
-            b = rs[base]
-            short = _short(t) or _short(b)
-            if short:
-                lines.append(f"- tailor vs {base}: {short}")
-                continue
-            seeds = min(t.seeds, b.seeds)
-            lines.append(f"- better final accuracy than {base}: {fmt(t.acc_final)} vs {fmt(b.acc_final)} -> "
-                         f"{_judge(t.acc_final, b.acc_final, seeds)}")
-            if not math.isnan(t.accuracy_auc[0]) and not math.isnan(b.accuracy_auc[0]):
-                lines.append(f"- faster convergence than {base} (area under the held-out accuracy curve "
-                             f"{fmt(t.accuracy_auc)} vs {fmt(b.accuracy_auc)}; steps to the target accuracy "
-                             f"{fmt(t.steps_to_target_acc, 1)} ({t.reached_target_acc}/{t.seeds} reached) vs "
-                             f"{fmt(b.steps_to_target_acc, 1)} ({b.reached_target_acc}/{b.seeds})) -> "
-                             f"{_judge(t.accuracy_auc, b.accuracy_auc, seeds)}")
-            lines.append(f"- higher training reward than {base} (area under the reward curve {fmt(t.reward_auc)} vs "
-                         f"{fmt(b.reward_auc)}; steps to the target reward {fmt(t.steps_to_target, 1)} vs "
-                         f"{fmt(b.steps_to_target, 1)}) -> {_judge(t.reward_auc, b.reward_auc, seeds)}")
-            lines.append(f"- more diverse warm-start data than {base} (coverage of reasoning steps, names "
-                         f"abstracted: {fmt(t.coverage, 1)} vs {fmt(b.coverage, 1)}; on the raw state text "
-                         f"{fmt(t.coverage_text, 1)} vs {fmt(b.coverage_text, 1)}) -> "
-                         f"{_judge(t.coverage, b.coverage, seeds, 'more diverse')}")
+        for name in proposed:
+            t = rs[name]
+            lines.append(f"**{task}, {backbone}** ({t.seeds} seed(s) for {name}):")
+            for base in with_role("baseline"):
+                if base in rs:
+                    lines += _versus(t, rs[base])
         group = [c for c in done if c.task == task and c.backbone == backbone]
         full = [c for c in group if not c.short_of_budget]
         line = coverage_gain_relation(full)
@@ -243,7 +255,8 @@ def _claims(rows: list[MethodRow], done: list[CellSummary]) -> list[str]:
         lines += guessing_lines(group)
         lines.append("")
     lines += _across_backbones(done)
-    return lines or ["No tailor cells finished yet: no claim can be judged."]
+    return lines or [f"No {' or '.join(with_role('proposed')) or 'proposed'} cells finished yet: no claim can be "
+                     "judged."]
 
 
 def _across_backbones(done: list[CellSummary]) -> list[str]:

@@ -13,6 +13,8 @@ budget, so that a downstream difference is due to the method and nothing else:
                      variation, executor rendering) whatever the search config says: the
                      ablation of the LLM operator and renderer when the config uses them.
 
+More methods join with :func:`register_method` (see ``methods``).
+
 Pipeline: training problems (``warmstart`` stream, checked disjoint from the
 evaluation problems of the same seed) -> render candidates -> verify (every drop is
 counted with its reason) -> greedy selection of ``size`` candidates that maximises
@@ -30,18 +32,22 @@ FAISS k-means codebook fitted on the states instead (coarser cells). Coverage of
 set is a set union, so the greedy gain is exact and submodular, which makes lazy
 evaluation valid.
 
-Modules, in the order the data flows: ``methods`` (the method names), ``config``
+Modules, in the order the data flows: ``methods`` (the registry: one record per
+method, saying what it needs and where it runs in the experiment grid), ``config``
 (``WarmstartConfig``, shared by ``tailor-evo data warmstart`` and the pipeline),
-``sources`` (problems and candidates), ``selection`` (the greedy cover), ``card``
-(statistics and the data card), ``build`` (``build_warmstart``, the whole stage), and
-``cli`` (the ``data warmstart`` command). ``records`` holds the typed records they pass.
+``sources`` (problems and candidates), ``builders`` (the built-in methods' candidate
+builders), ``selection`` (the greedy cover), ``card`` (statistics and the data card),
+``build`` (``build_warmstart``, the whole stage), and ``cli`` (the ``data warmstart``
+command). ``records`` holds the typed records they pass.
 """
 
 from tailor_evo.warmstart.build import build_warmstart
 from tailor_evo.warmstart.card import render_card
-from tailor_evo.warmstart.methods import ARCHIVE_METHODS, BASELINES, METHODS, OFFLINE_SEARCH, SEED_LIBRARIES
-from tailor_evo.warmstart.records import Candidate, WarmstartResult, WarmstartStats
+from tailor_evo.warmstart.methods import (WarmstartMethod, get_method, method_names, register_method,
+                                          unregister_method)
+from tailor_evo.warmstart.records import Candidate, CandidateSet, MethodInputs, WarmstartResult, WarmstartStats
 from tailor_evo.warmstart.selection import greedy_select
 
-__all__ = ["ARCHIVE_METHODS", "BASELINES", "METHODS", "OFFLINE_SEARCH", "SEED_LIBRARIES", "Candidate",
-           "WarmstartResult", "WarmstartStats", "build_warmstart", "greedy_select", "render_card"]
+__all__ = ["Candidate", "CandidateSet", "MethodInputs", "WarmstartMethod", "WarmstartResult", "WarmstartStats",
+           "build_warmstart", "get_method", "greedy_select", "method_names", "register_method", "render_card",
+           "unregister_method"]

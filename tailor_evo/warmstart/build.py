@@ -3,28 +3,24 @@
 from __future__ import annotations
 
 import copy
-
 import hashlib
 import logging
-import math
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Callable
 
-from tailor_evo.errors import InputError
 from tailor_evo.generation.base import Engine
 from tailor_evo.search.coverage import abstract_states, state_cells
 from tailor_evo.search.genome import Primitive
 from tailor_evo.tasks.base import Task
 from tailor_evo.warmstart.card import _fill_stats
 from tailor_evo.warmstart.config import WarmstartConfig
-from tailor_evo.warmstart.methods import ARCHIVE_METHODS, METHODS, SEED_LIBRARIES
-from tailor_evo.warmstart.records import Candidate, WarmstartResult, WarmstartStats
+from tailor_evo.warmstart.methods import get_method
+from tailor_evo.warmstart.records import Candidate, MethodInputs, WarmstartResult, WarmstartStats
 from tailor_evo.warmstart.selection import greedy_select
 from tailor_evo.tasks.streams import training_problems
-from tailor_evo.warmstart.sources import (_dedupe, _seed_or_none, archive_primitives, drop_eval_overlaps,
-                                          reference_candidates, render_primitives, teacher_candidates)
+from tailor_evo.warmstart.sources import drop_eval_overlaps
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +49,9 @@ def build_warmstart(task: Task, method: str, cfg: WarmstartConfig, seed: int, *,
     one-primitive method can fill the budget with room to choose. Each primitive is
     rendered on at most ``ceil(oversample * size / #primitives)`` problems to bound the
     cost for large archives. ``primitives`` replaces the method's own source (seed
-    library or archive) when given; ``teacher`` is the redistill method's engine.
+    library or archive) when given; ``teacher`` is the engine of a method that needs one
+    (redistill). The method's record (:mod:`tailor_evo.warmstart.methods`) builds the
+    candidates; everything after that is the same for every method.
 
     ``max_completion_tokens`` (counted by ``count_tokens``, e.g. the backbone's tokenizer)
     drops verified trajectories longer than the model will be allowed to generate in RL
@@ -63,8 +61,8 @@ def build_warmstart(task: Task, method: str, cfg: WarmstartConfig, seed: int, *,
     cfg.check()
     task = copy.copy(task).use_rendering(cfg.rendering)
     size, n_problems, embedder = cfg.size, cfg.n_problems, cfg.embedder
-    if method not in METHODS:
-        raise InputError(f"unknown method {method!r} (known: {', '.join(METHODS)})", field="method")
+    spec = get_method(method)
+    spec.check_inputs(archive=archive_dir is not None or primitives is not None, teacher=teacher is not None)
     levels = list(levels) if levels else list(task.default_levels)
     problems = training_problems(task, seed, n_problems or size + size // 4, levels)
     overlaps = 0
@@ -72,44 +70,10 @@ def build_warmstart(task: Task, method: str, cfg: WarmstartConfig, seed: int, *,
         problems, overlaps = drop_eval_overlaps(task, problems, seed, levels)
         if overlaps:
             log.warning("%d training problem(s) also in the evaluation set were left out", overlaps)
-    dropped: Counter = Counter()
-
-    names: dict[str, str] = {}
-    skipped: dict[str, int] = {}
-    if method == "redistill":
-        if teacher is None:
-            raise InputError("the redistill method needs a teacher engine", field="--teacher")
-        n_prims = 1
-        names = {teacher_name: "teacher answers without primitives"}
-        candidates, rounds = _teacher_rounds(task, teacher, problems, cfg, seed, chat=chat, dropped=dropped,
-                                             teacher_name=teacher_name, progress=progress)
-        n_rendered = len(problems) * cfg.teacher_samples * rounds
-    else:
-        if primitives is not None:
-            prims = list(primitives)
-        elif method in ARCHIVE_METHODS:
-            if archive_dir is None:
-                raise InputError("the tailor method needs a search run directory", field="--archive")
-            prims = archive_primitives(task, archive_dir, cfg.max_primitives)
-        else:
-            prims = _seed_or_none(task, SEED_LIBRARIES[method])
-        if prims is None:   # no executor/seed library for this task: canonical solution text
-            n_prims = 1
-            candidates = reference_candidates(task, problems, dropped)
-            n_rendered = len(problems)
-        else:
-            unique = _dedupe(prims)     # first occurrence (best quality) wins
-            if len(unique) < len(prims):
-                skipped["duplicate primitive id"] = len(prims) - len(unique)
-                log.warning("%d primitive(s) with a duplicate id skipped", len(prims) - len(unique))
-            prims = unique
-            n_prims = len(prims)
-            names = {p.id: p.name for p in prims}
-            per_prim = min(len(problems), math.ceil(cfg.oversample * size / max(1, n_prims)))
-            candidates = render_primitives(task, prims, problems, seed=seed, per_primitive=per_prim,
-                                           dropped=dropped, progress=progress)
-            n_rendered = per_prim * n_prims
-
+    inputs = MethodInputs(task, method, problems, cfg, seed, chat=chat, archive_dir=archive_dir, teacher=teacher,
+                          teacher_name=teacher_name, primitives=primitives, progress=progress)
+    built = spec.build(inputs)
+    candidates, dropped = built.candidates, inputs.dropped
     n_verified = len(candidates)
     if max_completion_tokens is not None:
         if count_tokens is None:
@@ -119,11 +83,11 @@ def build_warmstart(task: Task, method: str, cfg: WarmstartConfig, seed: int, *,
             dropped[f"longer than {max_completion_tokens} tokens"] += len(candidates) - len(fits)
         candidates = fits
     stats = WarmstartStats(task=task.name, method=method, seed=seed, size=size, levels=levels,
-                           n_problems=len(problems), n_primitives=n_prims, n_rendered=n_rendered,
+                           n_problems=len(problems), n_primitives=built.n_primitives, n_rendered=built.n_rendered,
                            n_verified=n_verified, dropped=dict(dropped), eval_overlaps=overlaps)
     stats.verified_per_primitive = dict(Counter(c.primitive_id for c in candidates))
-    stats.primitive_names = names
-    stats.skipped_primitives = skipped
+    stats.primitive_names = built.names
+    stats.skipped_primitives = built.skipped
     cells = state_cells(_selection_states(task, candidates, cfg.select_on), codebook=cfg.codebook,
                         embedder=embedder, seed=seed)
     chosen = greedy_select(cells, [(c.primitive_id, c.problem.difficulty) for c in candidates], size, seed=seed,
@@ -145,23 +109,3 @@ def _selection_states(task: Task, candidates: list[Candidate], select_on: str) -
     if select_on == "abstract":
         return [abstract_states(task, c.problem.question, c.completion) for c in candidates]
     return [c.states for c in candidates]
-
-
-def _teacher_rounds(task: Task, teacher: Engine, problems: list, cfg: WarmstartConfig, seed: int, *, chat: bool,
-                    dropped: Counter, teacher_name: str, progress: bool) -> tuple[list[Candidate], int]:
-    """The teacher's verified answers, in rounds of ``cfg.teacher_samples`` per problem until
-    ``cfg.size`` distinct answers verify or ``cfg.teacher_rounds`` are spent. Round 0 samples with
-    ``seed`` itself, so one round is exactly the single pass; an answer already kept in an earlier
-    round is counted as a duplicate. Returns the candidates and the rounds run."""
-    out: list[Candidate] = []
-    kept: set[tuple[str, str]] = set()
-    rounds = 0
-    while rounds < cfg.teacher_rounds and len(out) < cfg.size:
-        round_seed = seed if rounds == 0 else seed + 7919 * rounds
-        out += teacher_candidates(task, teacher, problems, samples=cfg.teacher_samples, seed=round_seed,
-                                  temperature=cfg.teacher_temperature, max_new_tokens=cfg.teacher_max_new_tokens,
-                                  chat=chat, batch_size=16, dropped=dropped, teacher_name=teacher_name,
-                                  progress=progress, kept=kept)
-        rounds += 1
-        log.info("teacher round %d: %d verified answers so far (budget %d)", rounds, len(out), cfg.size)
-    return out, rounds

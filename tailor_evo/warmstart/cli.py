@@ -16,6 +16,12 @@ from tailor_evo.commands.common import (COUNT, RECORD_FORMATS, OutputFile, confi
                                         resolve_config)
 from tailor_evo.errors import InputError
 from tailor_evo.warmstart.config import WarmstartConfig
+from tailor_evo.warmstart.methods import get_method, method_names
+
+
+def _needing(what: str) -> str:
+    """The registered methods that need ``what`` (archive or teacher), for the options' help."""
+    return ", ".join(m for m in method_names() if getattr(get_method(m), f"needs_{what}"))
 
 
 def _output_for(output: str, method: str, several: bool) -> Path:
@@ -27,11 +33,12 @@ def _output_for(output: str, method: str, several: bool) -> Path:
 @click.command("warmstart")
 @click.option("--task", "task_name", required=True, help="Task: kk or igsm.")
 @click.option("--method", "method", required=True,
-              help="rule-based, four-behaviour, redistill, tailor or tailor-gp; several comma-separated build them all "
-                   "on the same problems (then -o must contain {method}).")
+              help=f"{', '.join(method_names())} or another registered method; several comma-separated build "
+                   "them all on the same problems (then -o must contain {method}).")
 @click.option("--archive", "archive_dir", default=None, type=click.Path(),
-              help="Search run directory (for the tailor method).")
-@click.option("--teacher", default=None, help="Teacher engine BACKEND:MODEL (for the redistill method).")
+              help=f"Search run directory (for the methods that render an archive: {_needing('archive')}).")
+@click.option("--teacher", default=None,
+              help=f"Teacher engine BACKEND:MODEL (for the methods that need one: {_needing('teacher')}).")
 @click.option("--size", type=COUNT, default=None, help="Number of records per method (default 512).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--levels", default=None, help="Difficulty levels (default: the task's).")
@@ -61,7 +68,6 @@ def warmstart(task_name: str, method: str, archive_dir: str | None, teacher: str
     from tailor_evo.tasks import get_task
     from tailor_evo.warmstart.build import build_warmstart
     from tailor_evo.warmstart.card import render_card
-    from tailor_evo.warmstart.methods import ARCHIVE_METHODS, METHODS
 
     cfg = resolve_config(WarmstartConfig, config_path, overrides, None, size=size, n_problems=n_problems,
                          max_primitives=max_primitives, teacher=teacher, teacher_samples=teacher_samples,
@@ -70,9 +76,7 @@ def warmstart(task_name: str, method: str, archive_dir: str | None, teacher: str
     teacher = cfg.teacher
 
     methods = [m.strip() for m in method.split(",") if m.strip()]
-    for m in methods:
-        if m not in METHODS:
-            raise InputError(f"unknown method {m!r} (known: {', '.join(METHODS)})", field="--method")
+    specs = [get_method(m, field="--method") for m in methods]
     if fmt == "file" and output_problem(output, RECORD_FORMATS, stdout=False):
         raise click.BadParameter(f"{output}: {output_problem(output, RECORD_FORMATS, stdout=False)} (or use "
                                  "--format datasets)", param_hint="'-o' / '--output'")
@@ -83,10 +87,8 @@ def warmstart(task_name: str, method: str, archive_dir: str | None, teacher: str
         from tailor_evo.hf_datasets import require_datasets
 
         require_datasets()               # a missing extra is reported before any work
-    if any(m in ARCHIVE_METHODS for m in methods) and not archive_dir:
-        raise InputError("the tailor method needs --archive SEARCH_RUN_DIR", field="--archive")
-    if "redistill" in methods and not teacher:
-        raise InputError("the redistill method needs --teacher BACKEND:MODEL", field="--teacher")
+    for spec in specs:
+        spec.check_inputs(archive=bool(archive_dir), teacher=bool(teacher))
     outputs = ({m: Path(output) for m in methods} if fmt == "datasets" else
                {m: _output_for(output, m, len(methods) > 1) for m in methods})
     task = get_task(task_name)

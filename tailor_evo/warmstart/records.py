@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
-from tailor_evo.tasks.base import Problem
+from tailor_evo.generation.base import Engine
+from tailor_evo.search.genome import Primitive
+from tailor_evo.tasks.base import Problem, Task
+from tailor_evo.warmstart.config import WarmstartConfig
 
 
 @dataclass
@@ -16,6 +22,40 @@ class Candidate:
     completion: str
     states: list[str]
     keys: list[str]
+
+
+@dataclass
+class MethodInputs:
+    """What a method's candidate builder may draw on.
+
+    Every method gets the same ``problems`` and knobs, so that a downstream difference is
+    the method's; the optional inputs are there for the methods that need them (the
+    registry record says which), and the builder counts every drop in ``dropped``.
+    """
+
+    task: Task
+    method: str
+    problems: list[Problem]
+    cfg: WarmstartConfig
+    seed: int
+    dropped: Counter = field(default_factory=Counter)
+    chat: bool = False
+    archive_dir: str | Path | None = None
+    teacher: Engine | None = None
+    teacher_name: str = "teacher"
+    primitives: Sequence[Primitive] | None = None    # replaces the method's own primitives when given
+    progress: bool = True
+
+
+@dataclass
+class CandidateSet:
+    """A method's verified candidates, and what the data card says about where they came from."""
+
+    candidates: list[Candidate]
+    n_primitives: int                   # primitives rendered (1 for a teacher or the reference solution)
+    n_rendered: int                     # trajectories made before verification
+    names: dict[str, str] = field(default_factory=dict)     # primitive id -> readable name
+    skipped: dict[str, int] = field(default_factory=dict)   # primitives left out, by reason
 
 
 @dataclass
