@@ -7,7 +7,7 @@ import sys
 from itertools import combinations
 
 import pytest
-from test_eval_toy import ScriptedEngine, ToySumTask, correct_completion, wrong_completion
+from tests.toy_eval import ScriptedEngine, ToySumTask, correct_completion, wrong_completion
 
 from tailor_evo.errors import InputError
 from tailor_evo.generation.base import SamplingParams
