@@ -525,10 +525,7 @@ class Search:
 
 def make_llm_engine(spec: str | None, timeout: float = 600.0):
     """An Engine for ``BACKEND:MODEL`` through ``tailor_evo.generation.make_engine``."""
-    try:
-        from tailor_evo.generation import make_engine  # type: ignore[attr-defined]
-    except ImportError:
-        raise InputError("LLM backends are not available in this installation", field="llm.spec") from None
+    from tailor_evo.generation import make_engine
     if not spec:
         raise InputError("no LLM backend given (--llm BACKEND:MODEL)", field="llm.spec")
     return make_engine(spec, timeout=timeout) if spec.startswith("openai:") else make_engine(spec)

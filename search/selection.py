@@ -9,7 +9,7 @@ the few hundred evaluations a laptop run affords, a grid over three or four
 descriptors leaves most cells empty or filled by one lucky individual. Diversity
 bookkeeping is already done by the novelty archive, so the population only needs to
 keep good stepping stones, which NSGA-II does well. MAP-Elites stays available
-(``selection.method: map-elites``) for larger budgets or when a behaviour grid is
+(``selection: map-elites`` in the search config) for larger budgets or when a behaviour grid is
 wanted explicitly.
 """
 

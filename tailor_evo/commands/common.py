@@ -50,19 +50,13 @@ def _yaml_scalar(v: Any) -> str:
 
 
 def seed_everything(seed: int) -> None:
+    """Seed Python's, NumPy's and torch's global generators (torch is imported only here: slow)."""
+    import numpy as np
+    import torch
+
     random.seed(seed)
-    try:
-        import numpy as np
-
-        np.random.seed(seed % (2**32))
-    except ImportError:
-        pass
-    try:
-        import torch
-
-        torch.manual_seed(seed)
-    except ImportError:
-        pass
+    np.random.seed(seed % (2**32))
+    torch.manual_seed(seed)
 
 
 def parse_levels(text: str | None) -> list[int] | None:
