@@ -23,14 +23,15 @@ assert sorted(RUN_ORDER) == sorted(METHODS)
 
 @dataclass
 class ExperimentConfig:
-    name: str = "experiment"
-    tasks: list[str] = field(default_factory=lambda: ["kk"])
+    name: str = "experiment"                                  # the experiment's title in its report
+    tasks: list[str] = field(default_factory=lambda: ["kk"])  # one grid axis: the tasks
     # training difficulty settings per task; each entry is one grid value (a list of levels)
     difficulties: dict = field(default_factory=lambda: {"kk": [[3]], "igsm": [[2, 3, 4]]})
+    # evaluation levels per task (the cells' base.eval.levels); a task not named keeps base.eval.levels
     eval_levels: dict = field(default_factory=lambda: {"kk": [3, 4], "igsm": [2, 3, 4, 5]})
-    backbones: list[str] = field(default_factory=lambda: ["tiny"])
-    methods: list[str] = field(default_factory=lambda: list(DEFAULT_METHODS))
-    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
+    backbones: list[str] = field(default_factory=lambda: ["tiny"])       # one grid axis: names or model directories
+    methods: list[str] = field(default_factory=lambda: list(DEFAULT_METHODS))   # one grid axis: warm-start methods
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])          # one grid axis: the seeds of each cell
     # redistill teacher: "STAGE:METHOD" = the model of another cell of the same task, levels,
     # backbone and seed after that stage, e.g. "sft:rule-based" (its SFT model) or "rl:rule-based"
     # (its RL model, which solves more); or any engine spec (hf:NAME, openai:URL#MODEL, vllm:NAME)
