@@ -16,7 +16,7 @@ from tailor_evo.io import read_json
 
 @click.command()
 @click.option("--task", default=None, help="Task name (required unless the config sets it).")
-@config_options
+@config_options("tailor_evo.search.engine:SearchConfig")
 @click.option("--operator", type=click.Choice(["gp", "llm"]), default=None, help="Variation operator.")
 @click.option("--renderer", type=click.Choice(["executor", "llm"]), default=None, help="How primitives become trajectories.")
 @click.option("--llm", "llm_spec", default=None, metavar="BACKEND:MODEL",
