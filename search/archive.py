@@ -37,9 +37,9 @@ def trajectory_text(states: list[str]) -> str:
 
 @dataclass
 class ArchiveConfig:
-    quality_floor: float = 0.9
-    novelty_min: float = 0.04
-    min_problems: int = 32
+    quality_floor: float = 0.9      # least quality a primitive needs to enter the archive
+    novelty_min: float = 0.04       # least novelty against the archived primitives it needs to enter
+    min_problems: int = 32          # least number of problems it must have been evaluated on to enter
 
 
 class NoveltyModel:

@@ -23,7 +23,7 @@ def _operator_names() -> list[str]:
 
 @click.command()
 @click.option("--task", default=None, help="Task name (required unless the config sets it).")
-@config_options
+@config_options("tailor_evo.search.engine:SearchConfig")
 @click.option("--operator", type=RegistryChoice(_operator_names), default=None,
               help="Variation operator family (tailor_evo.search.operators).")
 @click.option("--renderer", type=click.Choice(["executor", "llm"]), default=None, help="How primitives become trajectories.")

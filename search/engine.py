@@ -65,7 +65,7 @@ class SearchConfig:
     # keys that --resume may change: parallelism and more generations, not what ran so far
     RESUME_SAFE: ClassVar[tuple[str, ...]] = ("workers", "evolution.generations", "report_to")
     task: str = ""                  # a registered task name (required)
-    seed: int = 0
+    seed: int = 0                   # seeds the problems, the evolution and the evaluations
     operator: str = "gp"            # variation family: gp | llm | another registered one (search.operators)
     renderer: str = "executor"      # executor | llm
     workers: int = 1                 # evaluation processes; results do not depend on it
@@ -412,10 +412,7 @@ class Search:
 
 def make_llm_engine(spec: str | None, timeout: float = 600.0):
     """An Engine for ``BACKEND:MODEL`` through ``tailor_evo.generation.make_engine``."""
-    try:
-        from tailor_evo.generation import make_engine  # type: ignore[attr-defined]
-    except ImportError:
-        raise InputError("LLM backends are not available in this installation", field="llm.spec") from None
+    from tailor_evo.generation import make_engine
     if not spec:
         raise InputError("no LLM backend given (--llm BACKEND:MODEL)", field="llm.spec")
     return make_engine(spec, timeout=timeout) if spec.startswith("openai:") else make_engine(spec)

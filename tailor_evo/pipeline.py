@@ -42,7 +42,7 @@ class FinalEval(EvalOptions):
 
     levels: list[int] = field(default_factory=lambda: [3])
     n_per_level: int | None = 100
-    k: list[int] = field(default_factory=lambda: [1])
+    k: list[int] = field(default_factory=lambda: [1])   # pass@k for each k (1 = greedy accuracy only)
     max_new_tokens: int = 384
     batch_size: int = 32
     base: bool = True                 # also evaluate the backbone itself, so the report shows what SFT added
@@ -74,10 +74,10 @@ def _default_rl() -> RLConfig:
 class PipelineConfig:
     # a resumed run changes nothing: each finished stage is final (start a new run directory instead)
     RESUME_SAFE: ClassVar[tuple[str, ...]] = ()
-    task: str = "kk"
-    backbone: str = "tiny-base"
-    method: str = "tailor"
-    seed: int = 0
+    task: str = "kk"                                           # a registered task name (every stage's)
+    backbone: str = "tiny-base"                                # model every method starts from: name or directory
+    method: str = "tailor"                                     # warm-start method (see data warmstart --method)
+    seed: int = 0                                              # every stage's seed
     levels: list[int] = field(default_factory=lambda: [3])     # training difficulty (search, warm start, RL)
     chat: bool = False                                         # prompts through the tokenizer's chat template
     # how the executor writes every method's traces (KK: explicit | classic); None = the task's

@@ -16,12 +16,9 @@ def pytest_configure(config):
     if not os.environ.get("TAILOR_EVO_CACHE"):
         os.environ["TAILOR_EVO_CACHE"] = tempfile.mkdtemp(prefix="tailor-evo-test-cache-")
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-    try:
-        import torch
+    import torch
 
-        torch.set_num_threads(1)
-    except ImportError:
-        pass
+    torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="session")

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-import sys
 from itertools import combinations
 
 import pytest
-from test_eval_toy import ScriptedEngine, ToySumTask, correct_completion, wrong_completion
+from tests.cli_helpers import run_cli
+from tests.toy_eval import ScriptedEngine, ToySumTask, correct_completion, wrong_completion
 
 from tailor_evo.errors import InputError
 from tailor_evo.generation.base import SamplingParams
@@ -189,18 +189,6 @@ def test_real_tasks_eval_and_training_disjoint(task_name):
 # CLI
 
 
-def _main(monkeypatch, capsys, argv):
-    from tailor_evo.cli import main
-
-    monkeypatch.setattr(sys, "argv", ["tailor-evo", *argv])
-    try:
-        main()
-        code = 0
-    except SystemExit as exc:
-        code = exc.code
-    return code, capsys.readouterr()
-
-
 def test_cli_eval_writes_results_plots_and_report(tmp_path, monkeypatch, capsys):
     import tailor_evo.trainers.eval_cli as eval_cli
 
@@ -209,7 +197,7 @@ def test_cli_eval_writes_results_plots_and_report(tmp_path, monkeypatch, capsys)
     engine = _scripted(problems, {p.id for p in problems[:4]}, set(), {p.id: 1 for p in problems})
     monkeypatch.setattr(eval_cli, "make_engine", lambda spec, **kw: engine)
     out = tmp_path / "run"
-    code, cap = _main(monkeypatch, capsys, ["eval", "--model", "fake", "--task", "toysum", "--levels", "2,3",
+    code, cap = run_cli(monkeypatch, capsys, ["eval", "--model", "fake", "--task", "toysum", "--levels", "2,3",
                                             "--n-per-level", "3", "--k", "4", "--out", str(out)])
     assert code == 0, cap.err
     res = json.loads((out / "results.json").read_text())
@@ -234,7 +222,7 @@ def test_cli_eval_adds_its_results_to_the_model_card(tmp_path, monkeypatch, caps
     model = tmp_path / "model"
     model.mkdir()
     write_model_card(model, CardInfo(stage="rl", base_model="tiny", task="toysum", seed=0, recipe={}))
-    code, cap = _main(monkeypatch, capsys, ["eval", "--model", str(model), "--task", "toysum", "--levels", "2,3",
+    code, cap = run_cli(monkeypatch, capsys, ["eval", "--model", str(model), "--task", "toysum", "--levels", "2,3",
                                             "--n-per-level", "3", "--out", str(tmp_path / "run")])
     assert code == 0, cap.err
     res = json.loads((tmp_path / "run" / "results.json").read_text())
@@ -253,7 +241,7 @@ def test_cli_eval_adds_its_results_to_the_model_card(tmp_path, monkeypatch, caps
     (["--task", "toysum"], "--model"),
 ])
 def test_cli_eval_bad_input_exits_2_with_one_line(tmp_path, monkeypatch, capsys, argv, needle):
-    code, cap = _main(monkeypatch, capsys, ["eval", *argv, "--out", str(tmp_path / "r")])
+    code, cap = run_cli(monkeypatch, capsys, ["eval", *argv, "--out", str(tmp_path / "r")])
     assert code == 2
     lines = cap.err.strip().splitlines()
     assert len(lines) == 1 and needle in lines[0], cap.err
@@ -264,7 +252,7 @@ def test_cli_eval_train_data_overlap_exits_2(tmp_path, monkeypatch, capsys):
     ev = eval_problems(task, seed=0, levels=[2], n_per_level=3)
     data = tmp_path / "train.jsonl"
     data.write_text(json.dumps({"question": ev[1].question}) + "\n")
-    code, cap = _main(monkeypatch, capsys, ["eval", "--task", "toysum", "--model", "x", "--levels", "2",
+    code, cap = run_cli(monkeypatch, capsys, ["eval", "--task", "toysum", "--model", "x", "--levels", "2",
                                             "--n-per-level", "3", "--train-data", str(data),
                                             "--out", str(tmp_path / "r")])
     assert code == 2 and "both" in cap.err and len(cap.err.strip().splitlines()) == 1

@@ -4,7 +4,7 @@ import json
 from pathlib import Path
 
 import pytest
-from test_eval import _main
+from tests.cli_helpers import run_cli
 
 from tailor_evo.tasks import get_task
 from tailor_evo.tasks.base import Problem
@@ -46,14 +46,14 @@ def test_eval_data_in_our_format_scores_the_files_problems(tmp_path, monkeypatch
     path.write_text("".join(json.dumps(task.to_record(p)) + "\n" for p in problems))
     _eval_with(monkeypatch, problems, {problems[0].question, problems[1].question, problems[3].question})
     out = tmp_path / "r"
-    code, cap = _main(monkeypatch, capsys, ["eval", "--model", "x", "--task", "kk", "--data", str(path), "--k", "1",
+    code, cap = run_cli(monkeypatch, capsys, ["eval", "--model", "x", "--task", "kk", "--data", str(path), "--k", "1",
                                             "--out", str(out)])
     assert code == 0, cap.err
     res = json.loads((out / "results.json").read_text())
     assert res["overall"]["accuracy"] == pytest.approx(3 / 6) and res["data"] == str(path)
     assert {m["level"]: m["n_problems"] for m in res["per_level"]} == {2: 3, 3: 3}
     # --levels picks a level of the file; --n-per-level caps it
-    code, cap = _main(monkeypatch, capsys, ["eval", "--model", "x", "--task", "kk", "--data", str(path), "--k", "1",
+    code, cap = run_cli(monkeypatch, capsys, ["eval", "--model", "x", "--task", "kk", "--data", str(path), "--k", "1",
                                             "--levels", "3", "--n-per-level", "2", "--out", str(tmp_path / "r3")])
     assert code == 0, cap.err
     res = json.loads((tmp_path / "r3" / "results.json").read_text())
@@ -68,7 +68,7 @@ def test_eval_data_reads_the_public_kk_format(tmp_path, monkeypatch, capsys):
     three = [p for p in problems if p.difficulty == 3]
     _eval_with(monkeypatch, problems, {p.question for p in three[:5]})
     out = tmp_path / "pub"
-    code, cap = _main(monkeypatch, capsys, ["eval", "--model", "x", "--task", "kk", "--data", str(PUBLIC),
+    code, cap = run_cli(monkeypatch, capsys, ["eval", "--model", "x", "--task", "kk", "--data", str(PUBLIC),
                                             "--levels", "3", "--k", "1", "--out", str(out)])
     assert code == 0, cap.err
     res = json.loads((out / "results.json").read_text())
@@ -82,17 +82,17 @@ def test_eval_data_malformed_row_names_the_line(tmp_path, monkeypatch, capsys):
     bad = json.dumps({"quiz": "x", "names": ["Rosa", "Mei"], "statements": "(('telling-truth', 1),)"})
     path = tmp_path / "bad.jsonl"
     path.write_text(good + "\n" + good + "\n" + bad + "\n")
-    code, cap = _main(monkeypatch, capsys, ["eval", "--model", "x", "--task", "kk", "--data", str(path),
+    code, cap = run_cli(monkeypatch, capsys, ["eval", "--model", "x", "--task", "kk", "--data", str(path),
                                             "--out", str(tmp_path / "r")])
     assert code == 2
     line = cap.err.strip()
     assert "bad.jsonl:3" in line and "statements" in line, line
     # a level the file does not hold is an error, not an empty score
-    code, cap = _main(monkeypatch, capsys, ["eval", "--model", "x", "--task", "kk", "--data", str(path.with_name("ok.jsonl")),
+    code, cap = run_cli(monkeypatch, capsys, ["eval", "--model", "x", "--task", "kk", "--data", str(path.with_name("ok.jsonl")),
                                             "--out", str(tmp_path / "r2")])
     assert code == 2 and "not found" in cap.err
     ok = tmp_path / "ok.jsonl"
     ok.write_text(good + "\n")
-    code, cap = _main(monkeypatch, capsys, ["eval", "--model", "x", "--task", "kk", "--data", str(ok), "--levels", "5",
+    code, cap = run_cli(monkeypatch, capsys, ["eval", "--model", "x", "--task", "kk", "--data", str(ok), "--levels", "5",
                                             "--out", str(tmp_path / "r3")])
     assert code == 2 and "people=[5]" in cap.err and "3: 1" in cap.err

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from test_eval import _main
+from tests.cli_helpers import run_cli
 from test_eval_data import PUBLIC, _eval_with
 
 from tailor_evo.errors import InputError
@@ -36,7 +36,7 @@ def test_eval_scores_a_saved_dataset_and_a_split_of_it(tmp_path, monkeypatch, ca
     loaded = datasets.load_from_disk(str(path))
     assert set(loaded) == {"test", "train"} and loaded["test"].num_rows == 4
     _eval_with(monkeypatch, problems, {problems[0].question})
-    code, cap = _main(monkeypatch, capsys, ["eval", "--model", "x", "--task", "kk", "--data", str(path), "--k", "1",
+    code, cap = run_cli(monkeypatch, capsys, ["eval", "--model", "x", "--task", "kk", "--data", str(path), "--k", "1",
                                             "--out", str(tmp_path / "r")])
     assert code == 0, cap.err
     res = json.loads((tmp_path / "r" / "results.json").read_text())

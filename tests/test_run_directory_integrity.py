@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 import pytest
-from test_eval import _main
+from tests.cli_helpers import run_cli
 
 from tailor_evo.errors import InputError
 from tailor_evo.io import atomic_open, is_special, write_records, write_text_atomic
@@ -231,7 +231,7 @@ def test_resume_cli_with_deleted_checkpoints_exits_2_in_one_line(tmp_path, monke
     run.mkdir()
     (run / "config.yaml").write_text("data: d.jsonl\n")
     (run / "metrics.jsonl").write_text('{"step": 1}\n')
-    code, cap = _main(monkeypatch, capsys, ["train", "sft", "--out", str(run), "--resume"])
+    code, cap = run_cli(monkeypatch, capsys, ["train", "sft", "--out", str(run), "--resume"])
     assert code == 2 and len(cap.err.strip().splitlines()) == 1 and "nothing to resume from" in cap.err
     assert (run / "metrics.jsonl").read_text() == '{"step": 1}\n' and not (run / LOCK).exists()
 
@@ -289,7 +289,7 @@ def test_an_empty_saved_config_is_named_as_such(tmp_path, monkeypatch, capsys, c
     run = tmp_path / "run"
     (run / "checkpoints" / "step-000001").mkdir(parents=True)
     (run / "config.yaml").write_text(content)
-    code, cap = _main(monkeypatch, capsys, ["train", "sft", "--out", str(run), "--resume"])
+    code, cap = run_cli(monkeypatch, capsys, ["train", "sft", "--out", str(run), "--resume"])
     assert code == 2 and len(cap.err.strip().splitlines()) == 1
     assert f"{run / 'config.yaml'}: the saved config is empty" in cap.err
 
@@ -308,7 +308,7 @@ def test_an_unreadable_saved_config_is_named_as_such(tmp_path, monkeypatch, caps
         return real(self)
 
     monkeypatch.setattr(P, "read_bytes", denied)
-    code, cap = _main(monkeypatch, capsys, ["train", "sft", "--out", str(run), "--resume"])
+    code, cap = run_cli(monkeypatch, capsys, ["train", "sft", "--out", str(run), "--resume"])
     assert code == 2 and "config.yaml: cannot read the config file: permission denied" in cap.err
 
 
@@ -340,7 +340,7 @@ def test_a_fifo_is_written_in_place_not_replaced(tmp_path, monkeypatch, capsys):
     got: list[bytes] = []
     reader = threading.Thread(target=lambda: got.append(fifo.read_bytes()))
     reader.start()
-    code, cap = _main(monkeypatch, capsys, ["data", "generate", "--task", "kk", "--n", "2", "-o", str(fifo)])
+    code, cap = run_cli(monkeypatch, capsys, ["data", "generate", "--task", "kk", "--n", "2", "-o", str(fifo)])
     reader.join(10)
     assert code == 0, cap.err
     assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
@@ -356,7 +356,7 @@ def test_devices_fifos_and_standard_output_are_special_targets(tmp_path):
 
 
 def test_standard_output_takes_the_records_and_the_summary_goes_to_stderr(monkeypatch, capsys):
-    code, cap = _main(monkeypatch, capsys, ["data", "generate", "--task", "kk", "--n", "3", "-o", "-"])
+    code, cap = run_cli(monkeypatch, capsys, ["data", "generate", "--task", "kk", "--n", "3", "-o", "-"])
     assert code == 0
     assert [json.loads(x)["task"] for x in cap.out.splitlines()] == ["kk"] * 3
     assert "wrote 3 kk problems to -" in cap.err
@@ -390,7 +390,7 @@ def test_read_only_output_names_the_output_not_its_temporary(tmp_path, monkeypat
 
     monkeypatch.setattr(io.tempfile, "mkstemp", _fail_with(errno.EROFS))
     out = tmp_path / "g.jsonl"
-    code, cap = _main(monkeypatch, capsys, ["data", "generate", "--task", "kk", "--n", "2", "-o", str(out)])
+    code, cap = run_cli(monkeypatch, capsys, ["data", "generate", "--task", "kk", "--n", "2", "-o", str(out)])
     assert code == 2 and cap.err.strip() == f"error: {out}: cannot write: read-only file system"
 
 
@@ -399,7 +399,7 @@ def test_read_only_run_directory_in_train_sft_is_one_line(tmp_path, monkeypatch,
 
     monkeypatch.setattr(P, "mkdir", _fail_with(errno.EROFS))
     out = tmp_path / "run"
-    code, cap = _main(monkeypatch, capsys, ["train", "sft", "--model", "tiny", "--data", "d.jsonl", "--out", str(out)])
+    code, cap = run_cli(monkeypatch, capsys, ["train", "sft", "--model", "tiny", "--data", "d.jsonl", "--out", str(out)])
     assert code == 2 and cap.err.strip() == f"error: {out}: cannot create the run directory: read-only file system"
 
 
@@ -408,10 +408,10 @@ def test_a_symbolic_link_loop_in_out_is_one_line(tmp_path, monkeypatch, capsys, 
     (tmp_path / "a").symlink_to(tmp_path / "b")
     (tmp_path / "b").symlink_to(tmp_path / "a")
     out = tmp_path / "a" if where == "out" else tmp_path / "a" / "sub"
-    code, cap = _main(monkeypatch, capsys, ["train", "sft", "--model", "tiny", "--data", "d.jsonl", "--out", str(out)])
+    code, cap = run_cli(monkeypatch, capsys, ["train", "sft", "--model", "tiny", "--data", "d.jsonl", "--out", str(out)])
     assert code == 2 and len(cap.err.strip().splitlines()) == 1
     assert str(out) in cap.err and "symbolic link loop" in cap.err
-    code, cap = _main(monkeypatch, capsys, ["data", "generate", "--task", "kk", "--n", "1", "-o",
+    code, cap = run_cli(monkeypatch, capsys, ["data", "generate", "--task", "kk", "--n", "1", "-o",
                                             str(tmp_path / "a" / "g.jsonl")])
     assert code == 2 and "symbolic link loop" in cap.err and len(cap.err.strip().splitlines()) == 1
 
@@ -493,7 +493,7 @@ def test_a_file_system_failure_no_command_caught_is_still_one_line(monkeypatch, 
         raise OSError(errno.EROFS, "Read-only file system", str(tmp_path / "x"))
 
     monkeypatch.setattr(data, "write_records", readonly)
-    code, cap = _main(monkeypatch, capsys, ["data", "generate", "--task", "kk", "--n", "1", "-o",
+    code, cap = run_cli(monkeypatch, capsys, ["data", "generate", "--task", "kk", "--n", "1", "-o",
                                             str(tmp_path / "g.jsonl")])
     assert code == 2 and cap.err.strip() == f"error: {tmp_path / 'x'}: file-system error: read-only file system"
 
@@ -552,40 +552,6 @@ def test_the_server_logs_a_client_that_left_in_one_line(small_tiny_dir, caplog):
     assert lines and all(r.exc_info is None and "\n" not in r.getMessage() for r in lines)
 
 
-# --- bad option values: exit code 2, one line ----------------------------------------------------
-
-@pytest.mark.parametrize("argv, needle", [
-    (["data", "generate", "--task", "kk", "--n", "2", "-o", "g.csv"],
-     "no writer produces '.csv' files; the output must end in .jsonl or .parquet"),
-    (["data", "generate", "--task", "kk", "--n", "2", "-o", "g"], "the file name has no extension"),
-    (["data", "generate", "--task", "kk", "--n", "0", "-o", "g.jsonl"], "'--n': must be 1 or more, got 0"),
-    (["archive", "top", "RUN", "-k", "-1"], "'-k': must be 1 or more, got -1"),
-    (["archive", "top", "RUN", "-k", "x"], "'-k': 'x' is not an integer"),
-    (["archive", "lineage", "RUN", "abc", "--depth", "0"], "'--depth': must be 1 or more"),
-    (["archive", "export", "RUN", "--format", "parquet", "-o", "a.jsonl"], "(--format parquet)"),
-    (["archive", "export", "RUN", "-o", "a.txt"], "no writer produces '.txt' files"),
-    (["data", "solve", "--task", "kk", "--input", "x.jsonl", "-o", "s.json"], "no writer produces '.json' files"),
-    (["data", "score", "--task", "kk", "--input", "x.jsonl", "-o", "s.csv"], "no writer produces '.csv' files"),
-    (["data", "warmstart", "--task", "kk", "--method", "rule-based", "-o", "w.csv"], "no writer produces"),
-    (["data", "warmstart", "--task", "kk", "--method", "rule-based", "--size", "0", "-o", "w.jsonl"],
-     "'--size': must be 1 or more"),
-    (["generate", "--model", "tiny", "--input", "p.jsonl", "-o", "c.parquet"], "the output must end in .jsonl"),
-    (["data", "warmstart", "--task", "kk", "--method", "rule-based", "-o", "w.jsonl", "--card", "c.txt"],
-     "the output must end in .md"),
-    (["eval", "--model", "tiny", "--out", "e", "--k", "0"], "'--k': must be 1 or more"),
-    (["eval", "--model", "tiny", "--out", "e", "--n-per-level", "-3"], "'--n-per-level': must be 1 or more"),
-    (["eval", "--model", "tiny", "--out", "e", "--samples", "0"], "'--samples': must be 1 or more"),
-    (["search", "--task", "kk", "--out", "s", "--workers", "0"], "'--workers': must be 1 or more"),
-    (["serve", "--model", "tiny", "--batch-size", "0"], "'--batch-size': must be 1 or more"),
-])
-def test_bad_counts_and_outputs_exit_2_in_one_line(tmp_path, monkeypatch, capsys, argv, needle):
-    monkeypatch.chdir(tmp_path)
-    code, cap = _main(monkeypatch, capsys, argv)
-    assert code == 2, cap
-    assert len(cap.err.strip().splitlines()) == 1 and cap.err.startswith("error: ") and needle in cap.err, cap.err
-    assert list(tmp_path.iterdir()) == []                                       # refused before any work
-
-
 def test_atomic_writes_still_replace_a_regular_file_through_a_temporary(tmp_path, monkeypatch):
     seen = []
     real = os.replace
@@ -600,7 +566,7 @@ def test_wrongly_typed_lineage_rows_are_named(tmp_path, monkeypatch, capsys):
     (tmp_path / "archive.jsonl").write_text(json.dumps(row) + "\n")
     (tmp_path / "lineage.jsonl").write_text(json.dumps({"id": "abc123", "parents": [], "operator": "gp",
                                                         "generation": 1, "quality": "high"}) + "\n")
-    code, cap = _main(monkeypatch, capsys, ["archive", "lineage", str(tmp_path), "abc"])
+    code, cap = run_cli(monkeypatch, capsys, ["archive", "lineage", str(tmp_path), "abc"])
     assert code == 2 and cap.err.strip() == (f"error: {tmp_path / 'lineage.jsonl'}:1, field 'quality': "
                                              "expected float, got str")
 

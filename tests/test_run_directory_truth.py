@@ -13,7 +13,7 @@ import os
 import stat
 
 import pytest
-from test_eval import _main
+from tests.cli_helpers import run_cli
 
 from tailor_evo.config import dump_yaml, load_config, resumed_config
 from tailor_evo.errors import InputError
@@ -47,7 +47,7 @@ def test_the_pipeline_field_is_honoured_in_every_stage():
 
 def test_run_refuses_an_owned_key_before_writing_anything(tmp_path, monkeypatch, capsys):
     out = tmp_path / "run"
-    code, cap = _main(monkeypatch, capsys, ["run", "--out", str(out), "--set", "rl.task=igsm"])
+    code, cap = run_cli(monkeypatch, capsys, ["run", "--out", str(out), "--set", "rl.task=igsm"])
     assert code == 2 and "rl.task" in cap.err and "task" in cap.err
     assert not out.exists()
 
@@ -70,7 +70,7 @@ def _saved_pipeline_run(tmp_path):
 def test_run_resume_refuses_a_changed_setting_and_keeps_the_record(tmp_path, monkeypatch, capsys, argv, needle):
     out = _saved_pipeline_run(tmp_path)
     before = (out / "config.yaml").read_text()
-    code, cap = _main(monkeypatch, capsys, ["run", "--out", str(out), "--resume", *argv])
+    code, cap = run_cli(monkeypatch, capsys, ["run", "--out", str(out), "--resume", *argv])
     assert code == 2 and needle in cap.err, cap.err
     assert (out / "config.yaml").read_text() == before and not (out / "report.md").exists()
 
@@ -79,7 +79,7 @@ def test_train_resume_refuses_another_seed_or_data_and_names_both(tmp_path, monk
     out = tmp_path / "sft"
     out.mkdir()
     write_text_atomic(out / "config.yaml", dump_yaml(SFTConfig(data="ws.jsonl")))
-    code, cap = _main(monkeypatch, capsys, ["--seed", "7", "train", "sft", "--resume", "--out", str(out),
+    code, cap = run_cli(monkeypatch, capsys, ["--seed", "7", "train", "sft", "--resume", "--out", str(out),
                                             "--data", "other.jsonl"])
     assert code == 2 and "data: saved 'ws.jsonl', given 'other.jsonl'" in cap.err and "seed" in cap.err
 
@@ -126,7 +126,7 @@ def test_warmstart_from_an_archive_of_invalid_programs_fails_with_the_counts(tmp
             for i in range(3)]
     (arch / "archive.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     out = tmp_path / "ws.jsonl"
-    code, cap = _main(monkeypatch, capsys, ["data", "warmstart", "--task", "kk", "--method", "tailor",
+    code, cap = run_cli(monkeypatch, capsys, ["data", "warmstart", "--task", "kk", "--method", "tailor",
                                             "--archive", str(arch), "--size", "4", "--problems", "4",
                                             "-o", str(out)])
     assert code == 2 and "no warm-start records" in cap.err and "3 primitives" in cap.err, cap.err

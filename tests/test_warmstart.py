@@ -5,11 +5,11 @@ from __future__ import annotations
 import dataclasses
 import json
 import random
-import sys
 from collections import Counter
 
 import pytest
-from test_eval_toy import ScriptedEngine, ToySumTask, correct_completion, wrong_completion
+from tests.cli_helpers import run_cli
+from tests.toy_eval import ScriptedEngine, ToySumTask, correct_completion, wrong_completion
 
 from tailor_evo.errors import InputError
 from tailor_evo.generation.base import Completion
@@ -282,24 +282,12 @@ def test_tailor_reads_archive_and_orders_by_quality(tmp_path):
 # CLI
 
 
-def _main(monkeypatch, capsys, argv):
-    from tailor_evo.cli import main
-
-    monkeypatch.setattr(sys, "argv", ["tailor-evo", *argv])
-    try:
-        main()
-        code = 0
-    except SystemExit as exc:
-        code = exc.code
-    return code, capsys.readouterr()
-
-
 def test_cli_warmstart_writes_data_and_card(tmp_path, monkeypatch, capsys):
     import tailor_evo.warmstart.builders as ws
 
     monkeypatch.setattr(ws, "_seed_or_none", lambda task, lib: TOY_PRIMS[:1] if lib == "rule-based" else TOY_PRIMS)
     out = tmp_path / "ws-{method}.jsonl"
-    code, cap = _main(monkeypatch, capsys, ["data", "warmstart", "--task", "toysum",
+    code, cap = run_cli(monkeypatch, capsys, ["data", "warmstart", "--task", "toysum",
                                             "--method", "rule-based,four-behaviour", "--size", "9",
                                             "--problems", "12", "-o", str(out)])
     assert code == 0, cap.err
@@ -320,7 +308,7 @@ def test_cli_warmstart_writes_data_and_card(tmp_path, monkeypatch, capsys):
     (["--method", "rule-based,tailor", "--size", "4", "--archive", "x"], "{method}"),
 ])
 def test_cli_warmstart_bad_input_exits_2_with_one_line(tmp_path, monkeypatch, capsys, argv, needle):
-    code, cap = _main(monkeypatch, capsys, ["data", "warmstart", "--task", "toysum", *argv,
+    code, cap = run_cli(monkeypatch, capsys, ["data", "warmstart", "--task", "toysum", *argv,
                                             "-o", str(tmp_path / "o.jsonl")])
     assert code == 2
     lines = cap.err.strip().splitlines()
@@ -328,7 +316,7 @@ def test_cli_warmstart_bad_input_exits_2_with_one_line(tmp_path, monkeypatch, ca
 
 
 def test_cli_warmstart_missing_archive_dir_exits_2(tmp_path, monkeypatch, capsys):
-    code, cap = _main(monkeypatch, capsys, ["data", "warmstart", "--task", "toysum", "--method", "tailor",
+    code, cap = run_cli(monkeypatch, capsys, ["data", "warmstart", "--task", "toysum", "--method", "tailor",
                                             "--archive", str(tmp_path / "nope"), "--size", "4",
                                             "-o", str(tmp_path / "o.jsonl")])
     assert code == 2 and "nope" in cap.err and len(cap.err.strip().splitlines()) == 1

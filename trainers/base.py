@@ -25,10 +25,11 @@ if TYPE_CHECKING:
 class LoraSettings:
     """Optional LoRA adapters through ``peft`` (for backbones too large to fine-tune fully)."""
 
-    enabled: bool = False
-    r: int = 8
-    alpha: int = 16
-    dropout: float = 0.0
+    enabled: bool = False            # train LoRA adapters instead of every weight (needs peft)
+    r: int = 8                       # rank of the adapters
+    alpha: int = 16                  # adapter scale numerator: updates are scaled by alpha / r
+    dropout: float = 0.0             # dropout on the adapters' input
+    # the backbone's modules that get adapters (attention projections of Llama-style models)
     target_modules: list[str] = field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"])
 
 
@@ -36,27 +37,27 @@ class LoraSettings:
 class EvalSettings:
     """Greedy accuracy on held-out problems of the task every ``every`` steps (0 = off)."""
 
-    every: int = 0
-    n: int = 32
-    levels: list[int] = field(default_factory=list)   # empty: the training levels (RL) or the task's default (SFT)
-    max_new_tokens: int = 320
-    batch_size: int = 16
+    every: int = 0                   # steps between evaluations (0: none while training; RL still evaluates at the end)
+    n: int = 32                      # held-out problems solved greedily at each evaluation (RL: 0 = no evaluation)
+    levels: list[int] = field(default_factory=list)   # levels evaluated; empty: the training levels (RL), task's (SFT)
+    max_new_tokens: int = 320        # answer length limit of the evaluation
+    batch_size: int = 16             # sequences per generation batch of the evaluation
 
 
 @dataclass
 class TrainerConfig:
     """The fields every trainer has. SFT and RL extend it (and may change a default)."""
 
-    model: str = "tiny"
-    task: str = "kk"
+    model: str = "tiny"              # starting model: a backbone name (tiny, smollm2-135m, ...) or a model directory
+    task: str = "kk"                 # the task whose problems and verifier are used (SFT: the evaluation's only)
     chat: bool = False               # prompts in chat form (the tokenizer's chat template)
-    seed: int = 0
-    lr: float = 1e-3
-    weight_decay: float = 0.0
-    betas: list[float] = field(default_factory=lambda: [0.9, 0.95])
-    grad_clip: float = 1.0
+    seed: int = 0                    # seeds torch, the order of the data or prompts and the held-out problems
+    lr: float = 1e-3                 # AdamW learning rate (the peak of the schedule)
+    weight_decay: float = 0.0        # AdamW weight decay
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.95])    # AdamW betas
+    grad_clip: float = 1.0           # clip the gradient norm to this (0 = no clipping)
     save_every: int = 50             # optimizer steps between checkpoints (0 = only at the end)
-    keep_checkpoints: int = 2
+    keep_checkpoints: int = 2        # newest checkpoints kept on disk (older ones are deleted)
     threads: int = 2                 # torch intra-op threads
     lora: LoraSettings = field(default_factory=LoraSettings)
     eval: EvalSettings = field(default_factory=EvalSettings)

@@ -243,25 +243,9 @@ def load_backbone(name_or_path: str, dtype: torch.dtype | None = None,
     """(model, tokenizer) for a registry name (``tiny``, ``smollm2-135m``, ...) or a model directory,
     in ``dtype`` (default float32) with transformers' ``attn_implementation`` (default its own choice).
 
-    The registry is preferred; a plain directory written by ``save_pretrained`` is loaded
-    directly so that trainer outputs work as ``--model`` even without the registry.
+    The registry resolves both (a directory written by ``save_pretrained`` is taken as it is),
+    so trainer outputs work as ``--model``; its tokenizer always has a pad token.
     """
-    try:
-        from tailor_evo.models.registry import load
-    except ImportError:
-        load = None
-    if load is not None:
-        model, tokenizer = load(name_or_path, dtype=dtype, attn_implementation=attn_implementation)
-    else:
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+    from tailor_evo.models.registry import load
 
-        path = Path(name_or_path)
-        if not (path / "config.json").exists():
-            raise InputError("not a model directory (no config.json) and no model registry available",
-                             field="model", file=str(path))
-        extra = {"attn_implementation": attn_implementation} if attn_implementation else {}
-        model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype or torch.float32, **extra)
-        tokenizer = AutoTokenizer.from_pretrained(path)
-    if tokenizer.pad_token_id is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    return model, tokenizer
+    return load(name_or_path, dtype=dtype, attn_implementation=attn_implementation)

@@ -48,7 +48,7 @@ def _config(cls: type, ctx: click.Context, out: str, resume: bool, config_path: 
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Run directory.")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its latest checkpoint.")
 @click.option("--overwrite", is_flag=True, help="Start again in a non-empty run directory.")
-@config_options
+@config_options("tailor_evo.trainers.sft:SFTConfig")
 @click.pass_context
 def sft(ctx: click.Context, model: str | None, data_path: str | None, out: str, resume: bool, overwrite: bool,
         config_path: str | None, overrides: tuple[str, ...]) -> None:
@@ -71,7 +71,7 @@ def sft(ctx: click.Context, model: str | None, data_path: str | None, out: str, 
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Run directory.")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its latest checkpoint.")
 @click.option("--overwrite", is_flag=True, help="Start again in a non-empty run directory.")
-@config_options
+@config_options("tailor_evo.trainers.rl:RLConfig")
 @click.pass_context
 def rl(ctx: click.Context, model: str | None, task_name: str | None, data_path: str | None, out: str, resume: bool,
        overwrite: bool, config_path: str | None, overrides: tuple[str, ...]) -> None:

@@ -29,12 +29,12 @@ class EvalConfig(EvalOptions):
     """``tailor-evo eval``: the shared :class:`EvalOptions` plus what names the model, the task
     and the problems. ``n_per_level``: generated, default 50; with ``data``, at most this many."""
 
-    model: str = ""
-    task: str = "kk"
+    model: str = ""                                     # model directory, registry name or BACKEND:MODEL (required)
+    task: str = "kk"                                    # a registered task name
     data: str = ""                                      # problems from this JSONL/Parquet file (ours or public format)
     k: int = 4                                          # pass@1 and pass@k; 1 = greedy only
-    chat: bool = False
-    seed: int = 0
+    chat: bool = False                                  # prompts through the model's chat template
+    seed: int = 0                                       # seed of the evaluation problems and the samples
     report_to: list[str] = field(default_factory=list)  # trackers: tensorboard, wandb (tailor_evo.trackers)
 
 
@@ -153,7 +153,7 @@ def data_problems(task, cfg: EvalConfig) -> list:
               help="Warm-start/SFT data file to check the evaluation problems against (must be disjoint).")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Run directory.")
 @click.option("--overwrite", is_flag=True, help="Reuse a non-empty run directory.")
-@config_options
+@config_options(EvalConfig)
 @click.pass_context
 def evaluate(ctx: click.Context, model: str | None, task_name: str | None, data_path: str | None, levels: str | None,
              n_per_level: int | None, k: int | None, n_samples: int | None, temperature: float | None,

@@ -49,13 +49,13 @@ class EvalOptions:
     (``eval:`` of ``tailor-evo run``) share. Each adds its own ``k`` and may change a default.
     """
 
-    levels: list[int] = field(default_factory=list)   # empty: the task's default levels (eval --data: all)
+    levels: list[int] = field(default_factory=list)   # levels evaluated; empty: the task's defaults (eval --data: all)
     n_per_level: int | None = None   # problems per level (None: the caller's default)
     n_samples: int = 0               # sampled completions per problem for pass@k (0: max(k) when k > 1)
     temperature: float = 1.0         # of the pass@k samples (greedy accuracy is always temperature 0)
-    top_p: float = 1.0
-    max_new_tokens: int = 256
-    batch_size: int = 16
+    top_p: float = 1.0               # nucleus sampling of the pass@k samples (1 = off)
+    max_new_tokens: int = 256        # answer length limit
+    batch_size: int = 16             # sequences per generation batch
     backend: str = "hf"              # engine for a bare model name or directory: hf, or vllm (a GPU with the
                                      # vllm extra, or CPU in `make vllm-env`)
 

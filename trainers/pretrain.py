@@ -40,11 +40,11 @@ log = logging.getLogger(__name__)
 class ArchSettings:
     """The tiny Llama's shape (see :func:`tailor_evo.models.tiny.build_tiny`)."""
 
-    hidden_size: int = 192
-    layers: int = 4
-    heads: int = 4
-    vocab_size: int = 2048
-    max_positions: int = 4096
+    hidden_size: int = 192              # width of the residual stream (a multiple of heads)
+    layers: int = 4                     # transformer blocks
+    heads: int = 4                      # attention heads
+    vocab_size: int = 2048              # size of the tokenizer trained on the tasks' text (fixed by seed and corpus)
+    max_positions: int = 4096           # longest sequence the model takes (rotary positions)
     initializer_range: float = 0.05     # std of the normal initialisation (LlamaConfig's default is 0.02)
 
 
@@ -53,25 +53,25 @@ class PretrainConfig:
     # keys that --resume may change: more (or fewer) steps and bookkeeping, not what ran so far
     RESUME_SAFE: ClassVar[tuple[str, ...]] = ("steps", "save_every", "report_to")
     name: str = "tiny-base"             # what the exported model calls itself (its registry name)
-    seed: int = 0
+    seed: int = 0                       # seeds the tokenizer, the initial weights, the corpus stream and the probe
     init_from: str = ""                 # start from this model directory (a finished earlier phase) instead of
                                         # random weights; it must use the tiny tokenizer of ``seed``
     arch: ArchSettings = field(default_factory=ArchSettings)
     corpus: CorpusMix = field(default_factory=CorpusMix)
-    steps: int = 1600
+    steps: int = 1600                   # optimizer steps
     batch_size: int = 16                # packed rows per step
     seq_len: int = 384                  # tokens per packed row: short, yet (nearly) every reading document fits
-    lr: float = 2e-3
-    warmup_steps: int = 100
-    min_lr_ratio: float = 0.1
-    weight_decay: float = 0.0
-    betas: list[float] = field(default_factory=lambda: [0.9, 0.95])
-    grad_clip: float = 1.0
+    lr: float = 2e-3                    # AdamW peak learning rate
+    warmup_steps: int = 100             # steps of linear warm-up before the cosine decay
+    min_lr_ratio: float = 0.1           # cosine floor as a fraction of lr
+    weight_decay: float = 0.0           # AdamW weight decay
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.95])   # AdamW betas
+    grad_clip: float = 1.0              # clip the gradient norm to this (0 = no clipping)
     eval_every: int = 100               # name-copy probe every this many steps (0 = only at the end)
     eval_n: int = 48                    # held-out 3-person puzzles for the probe
-    save_every: int = 100
-    keep_checkpoints: int = 2
-    log_every: int = 10
+    save_every: int = 100               # steps between checkpoints (0 = only at the end)
+    keep_checkpoints: int = 2           # newest checkpoints kept on disk (older ones are deleted)
+    log_every: int = 10                 # steps between metric rows
     threads: int = 2                    # torch intra-op threads (CPU)
     device: str = "auto"                # "auto" (a CUDA GPU when there is one), "cpu", "cuda", "cuda:1", ...
     save_dtype: str = "float16"         # dtype of the exported model (loads upcast to float32)

@@ -71,19 +71,21 @@ class RLConfig(TrainerConfig):
     # keys that --resume may change: more (or fewer) steps and bookkeeping, not what ran so far
     RESUME_SAFE: ClassVar[tuple[str, ...]] = ("steps", "save_every", "keep_checkpoints", "threads", "report_to",
                                               "rollout_log_every")
-    levels: list[int] = field(default_factory=lambda: [3])
-    steps: int = 40
-    prompts_per_step: int = 8
+    levels: list[int] = field(default_factory=lambda: [3])    # difficulty levels of the RL problems
+    steps: int = 40                  # RL steps (one rollout batch each)
+    prompts_per_step: int = 8        # problems per step, each answered group_size times
     group_size: int = 8              # G completions per prompt
-    max_new_tokens: int = 256        # KK 3-people rule-based solutions: median ~170, 90th pct ~310 tiny tokens
-    temperature: float = 1.0
-    top_p: float = 1.0
+    # length limit of a rollout (KK 3-people rule-based solutions: median ~170, 90th percentile
+    # ~310 tiny tokens)
+    max_new_tokens: int = 256
+    temperature: float = 1.0         # sampling temperature of the rollouts
+    top_p: float = 1.0               # nucleus sampling of the rollouts (1 = off)
     lr: float = 5e-5
     betas: list[float] = field(default_factory=lambda: [0.9, 0.99])
-    warmup_steps: int = 0
+    warmup_steps: int = 0            # steps of linear learning-rate warm-up, then constant
     beta: float = 0.04               # KL coefficient; 0 = no reference model
-    eps_low: float = 0.2
-    eps_high: float = 0.2
+    eps_low: float = 0.2             # lower clip of the probability ratio: 1 - eps_low
+    eps_high: float = 0.2            # upper clip of the probability ratio: 1 + eps_high
     scale_advantages: bool = True    # divide by the group std
     normalisation: str = "token"     # "token" or "sequence"
     mu: int = 1                      # optimisation passes per rollout batch

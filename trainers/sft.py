@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -39,21 +40,21 @@ class SFTConfig(TrainerConfig):
     # keys that --resume may change: more (or fewer) steps and bookkeeping, not what ran so far
     RESUME_SAFE: ClassVar[tuple[str, ...]] = ("epochs", "max_steps", "save_every", "keep_checkpoints",
                                               "log_every", "threads", "report_to")
-    data: str = ""
-    epochs: int = 3
+    data: str = ""                   # prompt/completion records: JSONL/Parquet, datasets directory or id[:split]
+    epochs: int = 3                  # passes over the data (unless max_steps is set)
     max_steps: int = 0               # > 0 overrides epochs
     batch_size: int = 8              # examples per forward pass (padded, packed); x grad_accum = per step
     grad_accum: int = 1              # forward passes per optimizer step
-    warmup_ratio: float = 0.05
+    warmup_ratio: float = 0.05       # share of the steps spent warming the learning rate up linearly
     min_lr_ratio: float = 0.0        # cosine floor as a fraction of lr
-    max_length: int = 1024
+    max_length: int = 1024           # tokens of prompt + completion; longer examples are skipped (and counted)
     # How a step's examples become forward passes (all give the same loss and gradients):
     # "bucketed" sorts them by length into right-padded micro-batches of at most
     # bucket_tokens (rows x width) with plain causal attention, the fastest on CPU;
     # "packed" lays them end to end (block-diagonal attention); "padded" right-pads each batch.
     batching: str = "bucketed"
-    bucket_tokens: int = 2048
-    log_every: int = 1
+    bucket_tokens: int = 2048        # tokens (rows x width) of one bucketed micro-batch; at least max_length
+    log_every: int = 1               # optimizer steps between metric rows
 
 
 def packing_supported() -> bool:
@@ -151,7 +152,7 @@ def train_sft(cfg: SFTConfig, run_dir: RunDir, resume: bool = False) -> Path:
         for j, batch in enumerate(batches):
             batch = {k: v.to(accelerator.device) for k, v in batch.items()}
             sync = j == len(batches) - 1
-            ctx = accelerator.no_sync(model) if not sync else _nullcontext()
+            ctx = accelerator.no_sync(model) if not sync else nullcontext()
             with ctx:
                 logits = forward_logits(model, batch)
                 loss = sft_loss(logits, batch["labels"], normaliser=max(supervised, 1))
@@ -207,14 +208,6 @@ def forward_logits(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> to
     return model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
 
 
-class _nullcontext:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: Any) -> None:
-        return None
-
-
 def _make_evaluator(cfg: SFTConfig, model: torch.nn.Module, tokenizer: Any):
     """A closure measuring greedy held-out accuracy of the live model (eval mode, then back to train)."""
     from tailor_evo.tasks.registry import get_task
@@ -240,16 +233,19 @@ def write_sft_report(run_dir: RunDir, cfg: SFTConfig, data_summary: str) -> None
     """``report.md`` and ``plots/sft_loss.png`` from the metrics log."""
     from tailor_evo.io import write_text_atomic
 
-    rows = [r for r in run_dir.read_metrics() if "loss" in r]
-    evals = [r for r in run_dir.read_metrics() if "eval_accuracy" in r]
+    metrics = run_dir.read_metrics()
+    rows = [r for r in metrics if "loss" in r]
+    evals = [r for r in metrics if "eval_accuracy" in r]
     if rows:
         plot_lines(run_dir.plots / "sft_loss.png", [("loss", [r["step"] for r in rows], [r["loss"] for r in rows])],
               "SFT training loss", "step")
     lines = ["# SFT run", "", f"- model: `{cfg.model}`", f"- data: `{cfg.data}` ({data_summary})",
-             f"- steps: {rows[-1]['step'] if rows else 0}", f"- final loss: {rows[-1]['loss']:.4f}" if rows else "",
-             f"- output: `{run_dir.path / 'model'}`"]
+             f"- steps: {rows[-1]['step'] if rows else 0}"]
+    if rows:
+        lines.append(f"- final loss: {rows[-1]['loss']:.4f}")
+    lines.append(f"- output: `{run_dir.path / 'model'}`")
     if evals:
         lines.append(f"- held-out greedy accuracy ({cfg.task}): {evals[-1]['eval_accuracy']:.3f}")
     if rows:
         lines += ["", "![loss](plots/sft_loss.png)"]
-    write_text_atomic(run_dir.report_path, "\n".join(x for x in lines if x is not None) + "\n")
+    write_text_atomic(run_dir.report_path, "\n".join(lines) + "\n")

@@ -14,13 +14,37 @@ from tailor_evo.errors import InputError
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def config_options(func: F) -> F:
-    """Add ``--config FILE`` and repeatable ``--set key=value`` to a command."""
-    func = click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
-                        help="Override a config value (dotted key), e.g. --set rl.steps=20.")(func)
-    func = click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
-                        help="YAML config file; values not given keep their defaults.")(func)
-    return func
+def config_options(config: type | str) -> Callable[[F], F]:
+    """Add ``--config FILE``, repeatable ``--set key=value`` and ``--help-config`` to a command
+    whose settings are the dataclass ``config`` (or its ``"module:Class"`` path, imported only
+    when ``--help-config`` is given, so that a command's ``--help`` stays instant)."""
+    def show_help(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+        if not value or ctx.resilient_parsing:
+            return
+        from tailor_evo.config_help import format_settings_help
+
+        click.echo(format_settings_help(_config_class(config)))
+        ctx.exit(0)
+
+    def decorate(func: F) -> F:
+        func = click.option("--help-config", is_flag=True, expose_value=False, is_eager=True, callback=show_help,
+                            help="List every config key with its default and meaning, then exit.")(func)
+        func = click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+                            help="Override a config value (dotted key), e.g. --set rl.steps=20.")(func)
+        func = click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
+                            help="YAML config file; values not given keep their defaults.")(func)
+        return func
+
+    return decorate
+
+
+def _config_class(config: type | str) -> type:
+    if isinstance(config, type):
+        return config
+    import importlib
+
+    module, _, name = config.partition(":")
+    return getattr(importlib.import_module(module), name)
 
 
 def resolve_config(cls: type, config_path: str | None, overrides: tuple[str, ...], ctx: click.Context | None = None,
@@ -50,19 +74,13 @@ def _yaml_scalar(v: Any) -> str:
 
 
 def seed_everything(seed: int) -> None:
+    """Seed Python's, NumPy's and torch's global generators (torch is imported only here: slow)."""
+    import numpy as np
+    import torch
+
     random.seed(seed)
-    try:
-        import numpy as np
-
-        np.random.seed(seed % (2**32))
-    except ImportError:
-        pass
-    try:
-        import torch
-
-        torch.manual_seed(seed)
-    except ImportError:
-        pass
+    np.random.seed(seed % (2**32))
+    torch.manual_seed(seed)
 
 
 def parse_levels(text: str | None) -> list[int] | None:

@@ -8,7 +8,7 @@ from tailor_evo.commands.common import config_options, resolve_config
 
 
 @click.command("experiment")
-@config_options
+@config_options("tailor_evo.experiment.grid:ExperimentConfig")
 @click.option("--out", "out", type=click.Path(file_okay=False), required=True, help="Experiment directory.")
 @click.option("--dry-run", is_flag=True, help="Print the grid and a rough cost estimate; run nothing.")
 @click.option("--report-only", is_flag=True,

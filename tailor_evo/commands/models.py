@@ -70,7 +70,7 @@ def prepare_cmd(name: str, force: bool) -> None:
                    "earlier phase alone: tiny-base-reading, tiny-base-varied, tiny-base-m-reading.")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its latest checkpoint.")
 @click.option("--overwrite", is_flag=True, help="Start again in a non-empty run directory.")
-@config_options
+@config_options("tailor_evo.trainers.pretrain:PretrainConfig")
 @click.pass_context
 def pretrain_cmd(ctx: click.Context, out: str, preset: str, resume: bool, overwrite: bool, config_path: str | None,
                  overrides: tuple[str, ...]) -> None:

@@ -14,7 +14,7 @@ from tailor_evo.rundir import RunDir
 
 
 @click.command("run")
-@config_options
+@config_options("tailor_evo.pipeline:PipelineConfig")
 @click.option("--out", "out", type=click.Path(file_okay=False), default=None,
               help="Run directory (default: runs/run-YYYYmmdd-HHMMSS).")
 @click.option("--resume", is_flag=True, help="Continue an interrupted run in --out.")

@@ -18,16 +18,17 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class ExperimentConfig:
-    name: str = "experiment"
-    tasks: list[str] = field(default_factory=lambda: ["kk"])
+    name: str = "experiment"                                  # the experiment's title in its report
+    tasks: list[str] = field(default_factory=lambda: ["kk"])  # one grid axis: the tasks
     # training difficulty settings per task; each entry is one grid value (a list of levels)
     difficulties: dict = field(default_factory=lambda: {"kk": [[3]], "igsm": [[2, 3, 4]]})
+    # evaluation levels per task (the cells' base.eval.levels); a task not named keeps base.eval.levels
     eval_levels: dict = field(default_factory=lambda: {"kk": [3, 4], "igsm": [2, 3, 4, 5]})
-    backbones: list[str] = field(default_factory=lambda: ["tiny"])
-    # warm-start methods (tailor_evo.warmstart.methods); default: those registered in_default_grid
-    # (rule-based, four-behaviour, tailor, redistill; the tailor-gp ablation on request)
+    backbones: list[str] = field(default_factory=lambda: ["tiny"])       # one grid axis: names or model directories
+    # one grid axis: warm-start methods (tailor_evo.warmstart.methods); default: those registered
+    # in_default_grid (rule-based, four-behaviour, tailor, redistill; the tailor-gp ablation on request)
     methods: list[str] = field(default_factory=default_grid)
-    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])          # one grid axis: the seeds of each cell
     # teacher of the methods that need one (redistill): "STAGE:METHOD" = the model of another cell
     # of the same task, levels, backbone and seed after that stage, e.g. "sft:rule-based" (its SFT
     # model) or "rl:rule-based" (its RL model, which solves more); or any engine spec (hf:NAME,

@@ -44,8 +44,10 @@ _WORDS = (
 class CorpusMix:
     """What the corpus is made of: shares of each source (normalised) and difficulty levels per task."""
 
+    # share of each task's reading exercises (task name -> share)
     tasks: dict[str, float] = field(default_factory=lambda: {"kk": 0.55, "igsm": 0.2})
-    procedural: float = 0.25
+    procedural: float = 0.25     # share of procedural sequences (copy, number and recall lists)
+    # difficulty levels of each task's problems in the corpus (a task not named: its default levels)
     levels: dict[str, list[int]] = field(default_factory=lambda: {"kk": [2, 3, 4, 5], "igsm": [2, 3, 4, 5]})
     prompt_form: float = 0.0     # share of task documents whose problem sits inside the task's own prompt
     varied: bool = False         # tasks' varied exercise layouts (Task.reading_text(varied=True))

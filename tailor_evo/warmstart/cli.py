@@ -56,7 +56,7 @@ def _output_for(output: str, method: str, several: bool) -> Path:
                    "one split per method (datasets.load_from_disk reads it).")
 @click.option("--card", "card_path", default=None, type=OutputFile((".md",), stdout=False),
               help="Data card path (default: card.md next to the output; README.md inside a datasets directory).")
-@config_options
+@config_options(WarmstartConfig)
 def warmstart(task_name: str, method: str, archive_dir: str | None, teacher: str | None,
               size: int | None, seed: int, levels: str | None, n_problems: int | None, max_primitives: int | None,
               teacher_samples: int | None, max_new_tokens: int | None, embedder: str | None, chat: bool,

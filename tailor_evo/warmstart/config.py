@@ -25,8 +25,8 @@ class WarmstartConfig:
     teacher_samples: int = 2          # teacher answers per problem (per round)
     teacher_rounds: int = 1           # more rounds of teacher_samples while fewer than ``size`` answers verify,
                                       # so that a weak teacher can still fill the same budget as the others
-    teacher_temperature: float = 0.7
-    teacher_max_new_tokens: int = 384
+    teacher_temperature: float = 0.7  # sampling temperature of the teacher's answers
+    teacher_max_new_tokens: int = 384 # length limit of a teacher answer
     embedder: str = "hash"            # embedder of the coverage measure: hash | minilm
     codebook: str = "simhash"         # cells of the selection: the search's SimHash codebook, or kmeans
     # what the selection covers: the completions' text steps with the problem's names replaced by roles
