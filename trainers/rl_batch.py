@@ -141,9 +141,11 @@ def completion_outputs(model: torch.nn.Module, batch: RolloutBatch, group_size: 
         return out[:, :C]
     from transformers import DynamicCache
 
+    from tailor_evo.generation.kv_cache import cache_keyword
+
     P = batch.input_ids.shape[1] - C
     cache = DynamicCache(config=unwrap(model).config)
-    kw = _cache_keyword(model)
+    kw = cache_keyword(unwrap(model))
     head = _forward(model, 1, want_hidden, input_ids=batch.input_ids[::group_size, :P],
                     attention_mask=batch.attention_mask[::group_size, :P],
                     position_ids=batch.position_ids[::group_size, :P], use_cache=True, **{kw: cache})
@@ -217,15 +219,6 @@ def token_outputs(model: torch.nn.Module, batch: RolloutBatch, group_size: int, 
         with torch.no_grad():
             ent = entropy_from_logits(logits.detach())
     return token_logprobs(logits, batch.completion_ids), ent
-
-
-def _cache_keyword(model: torch.nn.Module) -> str:
-    """``cache`` in newer transformers, ``past_key_values`` before (and for wrappers that hide it)."""
-    import inspect
-
-    base = unwrap(model)
-    base = base.get_base_model() if hasattr(base, "get_base_model") else base
-    return "cache" if "cache" in inspect.signature(base.forward).parameters else "past_key_values"
 
 
 def shares_prompts(batch: RolloutBatch, group_size: int) -> bool:
