@@ -232,6 +232,41 @@ def test_partial_reward_trains_on_the_task_partial_credit(tiny_dir, tmp_path):
         train_rl(_cfg(tiny_dir, steps=1, reward="dense"), RunDir.create(tmp_path / "bad"))
 
 
+def test_a_registered_loss_and_advantage_are_selected_by_name(tiny_dir, tmp_path):
+    """A new loss or advantage estimator is one function and one registration; rl.loss and
+    rl.advantage select it, and the trainer calls it on every micro-batch / step."""
+    from tailor_evo.trainers.losses import ADVANTAGES, LOSSES, group_advantages, policy_loss, register_advantage, \
+        register_loss
+    from tailor_evo.trainers.rl_config import check_rl_config
+
+    losses, advantages = [], []
+
+    @register_loss("toy-half")
+    def half_loss(logp, old_logp, adv, mask, **settings):
+        losses.append(settings["normaliser"])
+        loss, stats = policy_loss(logp, old_logp, adv, mask, **settings)
+        return 0.5 * loss, stats
+
+    @register_advantage("toy-centred")
+    def centred(rewards, group_size, *, scale, valid):
+        advantages.append(rewards.numel())
+        return group_advantages(rewards, group_size, scale=False, valid=valid)
+
+    try:
+        run = RunDir.create(tmp_path / "rl")
+        train_rl(_cfg(tiny_dir, steps=2, loss="toy-half", advantage="toy-centred", coverage=False,
+                      eval=EvalSettings(every=0, n=0)), run)
+    finally:
+        del LOSSES["toy-half"], ADVANTAGES["toy-centred"]
+    assert advantages == [2 * 4, 2 * 4]                     # once per step, on its 2 prompts x 4 samples
+    assert len(losses) == 2 * 3                              # 8 rows in micro-batches of 3, per step
+    assert "toy-half loss" in (run.path / "report.md").read_text()
+    with pytest.raises(InputError, match=r"unknown loss 'toy-half' \(known: clipped"):
+        check_rl_config(RLConfig(loss="toy-half"))
+    with pytest.raises(InputError, match=r"unknown advantage 'toy-centred' \(known: group"):
+        check_rl_config(RLConfig(advantage="toy-centred"))
+
+
 def test_lora_rl_uses_the_base_model_as_reference(tiny_dir, tmp_path):
     pytest.importorskip("peft")
     from tailor_evo.trainers.base import LoraSettings

@@ -15,8 +15,9 @@ One step:
    ``mask_truncated`` completions cut at ``max_new_tokens`` leave the loss and the group statistics;
 4. log-probs of the reference model (only when ``beta > 0``; with ``beta = 0`` no
    reference model is loaded at all) and of the rollout policy;
-5. ``mu`` optimisation passes over the batch, each one AdamW step, on the loss of
-   :func:`trainers.losses.policy_loss`.
+5. ``mu`` optimisation passes over the batch, each one AdamW step, on the loss selected by
+   ``loss`` (default ``clipped``, :func:`trainers.losses.policy_loss`; the advantages of 3.
+   come from the estimator selected by ``advantage``, default ``group``).
 
 This module builds a run and drives its steps. The settings live in
 :mod:`trainers.rl_config`, one step in :mod:`trainers.rl_step`, the batch layout and the

@@ -11,7 +11,7 @@ from typing import ClassVar
 
 from tailor_evo.errors import InputError
 from tailor_evo.trainers.base import EvalSettings, TrainerConfig, check_trainer_settings
-from tailor_evo.trainers.losses import NORMALISATIONS
+from tailor_evo.trainers.losses import ADVANTAGES, LOSSES, NORMALISATIONS
 from tailor_evo.trainers.rewards import parse_reward
 
 
@@ -37,6 +37,8 @@ class RLConfig(TrainerConfig):
     eps_high: float = 0.2
     scale_advantages: bool = True    # divide by the group std
     normalisation: str = "token"     # "token" or "sequence"
+    loss: str = "clipped"            # the policy loss, a name in trainers.losses.LOSSES
+    advantage: str = "group"         # the advantage estimator, a name in trainers.losses.ADVANTAGES
     mu: int = 1                      # optimisation passes per rollout batch
     micro_batch: int = 16            # sequences per forward/backward pass
     logprob_chunk: int = 0           # completion positions per LM-head chunk (0: a micro-batch's logits at once)
@@ -81,6 +83,10 @@ def check_rl_config(cfg: RLConfig) -> None:
     for name, ok in checks:
         if not ok:
             raise InputError(f"invalid value {getattr(cfg, name)!r}", file="config", field=name)
+    for name, table in (("loss", LOSSES), ("advantage", ADVANTAGES)):
+        if not isinstance(getattr(cfg, name), str) or getattr(cfg, name) not in table:
+            raise InputError(f"unknown {name} {getattr(cfg, name)!r} (known: {', '.join(sorted(table))})",
+                             file="config", field=name)
     parse_reward(cfg.reward)
     if not isinstance(cfg.data, str):
         raise InputError(f"expected a file, directory or dataset id, got {cfg.data!r}", file="config", field="data")

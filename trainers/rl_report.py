@@ -113,7 +113,8 @@ def write_rl_report(run_dir: RunDir, cfg: Any, overlaps: int) -> None:
     lines = ["# RL run", "", f"- model: `{cfg.model}`, task: {cfg.task}, levels: {cfg.levels}, reward: {cfg.reward}"
              f"{source}",
              f"- steps: {len(steps)}, {cfg.prompts_per_step} prompts x {cfg.group_size} samples, "
-             f"beta {cfg.beta}, clip [{1 - cfg.eps_low:.2f}, {1 + cfg.eps_high:.2f}], {cfg.normalisation}-level loss",
+             f"beta {cfg.beta}, clip [{1 - cfg.eps_low:.2f}, {1 + cfg.eps_high:.2f}], {cfg.loss} loss "
+             f"({cfg.normalisation}-level), {cfg.advantage} advantages",
              f"- RL problems overlapping the eval set (dropped): {overlaps}"]
     if steps:
         k = max(1, len(steps) // 5)

@@ -1,7 +1,9 @@
 """One RL step: roll out, score, build the batch, take the baseline log-probs, optimise.
 
 :func:`train_step` runs the numbered stages of :mod:`trainers.rl` on a
-:class:`StepContext` built once per run, and returns the step's metrics row.
+:class:`StepContext` built once per run, and returns the step's metrics row. The
+objective is reached only through the selectors of :mod:`trainers.losses`
+(``rl.advantage`` and ``rl.loss``), so a new loss or advantage estimator needs no edit here.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from typing import Any
 import torch
 
 from tailor_evo.trainers.loop import Trainable, optimizer_step
-from tailor_evo.trainers.losses import group_advantages, policy_loss
+from tailor_evo.trainers.losses import ADVANTAGES, LOSSES
 from tailor_evo.trainers.rewards import RewardSpec, score_round
 from tailor_evo.trainers.rl_batch import RolloutBatch, baseline_logprobs, micro_batches, scored_batch, token_outputs
 from tailor_evo.trainers.rl_config import RLConfig
@@ -99,7 +101,7 @@ def optimise(model: torch.nn.Module, optimizer: torch.optim.Optimizer, scheduler
 def _backward_micro_batch(model: torch.nn.Module, batch: RolloutBatch, s: int, rows: int, share: int,
                           targets: _Targets, cfg: RLConfig, accelerator: Any, sums: _Sums, *, first: bool,
                           last: bool) -> None:
-    """The loss of rows ``s .. s + rows`` and its backward pass; the diagnostics go into
+    """The selected loss of rows ``s .. s + rows`` and its backward pass; the diagnostics go into
     ``sums`` (entropies on the first pass, loss and KL on the last, clipping on every one)."""
     mb = batch.rows(s, s + rows).trimmed()
     c = mb.width
@@ -108,9 +110,9 @@ def _backward_micro_batch(model: torch.nn.Module, batch: RolloutBatch, s: int, r
         sums.entropy += float((ent * mb.completion_mask).sum())
     old = targets.old_logp[s: s + rows, :c] if targets.old_logp is not None else logp.detach()
     ref = targets.ref_logp[s: s + rows, :c] if targets.ref_logp is not None else None
-    loss, stats = policy_loss(logp, old, targets.advantages[s: s + rows], mb.completion_mask,
-                              ref_logp=ref, beta=cfg.beta, eps_low=cfg.eps_low, eps_high=cfg.eps_high,
-                              normalisation=cfg.normalisation, normaliser=targets.normaliser)
+    loss, stats = LOSSES[cfg.loss](logp, old, targets.advantages[s: s + rows], mb.completion_mask,
+                                   ref_logp=ref, beta=cfg.beta, eps_low=cfg.eps_low, eps_high=cfg.eps_high,
+                                   normalisation=cfg.normalisation, normaliser=targets.normaliser)
     if accelerator is not None:
         accelerator.backward(loss)
     else:
@@ -164,8 +166,8 @@ def step_sample(ctx: StepContext, step: int, timer: dict[str, float]) -> StepSam
 
 
 def advantages_of(batch: RolloutBatch, valid: torch.Tensor | None, cfg: RLConfig) -> torch.Tensor:
-    """The group-relative advantages of the batch's rewards."""
-    return group_advantages(batch.rewards, cfg.group_size, scale=cfg.scale_advantages, valid=valid)
+    """The selected estimator's advantages of the batch's rewards (``rl.advantage``)."""
+    return ADVANTAGES[cfg.advantage](batch.rewards, cfg.group_size, scale=cfg.scale_advantages, valid=valid)
 
 
 def train_step(ctx: StepContext, step: int) -> tuple[dict[str, Any], StepSample]:
