@@ -9,6 +9,7 @@ import logging
 import math
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -73,57 +74,18 @@ def build_warmstart(task: Task, method: str, cfg: WarmstartConfig, seed: int, *,
         if overlaps:
             log.warning("%d training problem(s) also in the evaluation set were left out", overlaps)
     dropped: Counter = Counter()
-
-    names: dict[str, str] = {}
-    skipped: dict[str, int] = {}
-    if method == "redistill":
-        if teacher is None:
-            raise InputError("the redistill method needs a teacher engine", field="--teacher")
-        n_prims = 1
-        names = {teacher_name: "teacher answers without primitives"}
-        candidates, rounds = _teacher_rounds(task, teacher, problems, cfg, seed, chat=chat, dropped=dropped,
-                                             teacher_name=teacher_name, progress=progress)
-        n_rendered = len(problems) * cfg.teacher_samples * rounds
-    else:
-        if primitives is not None:
-            prims = list(primitives)
-        elif method in ARCHIVE_METHODS:
-            if archive_dir is None:
-                raise InputError("the tailor method needs a search run directory", field="--archive")
-            prims = archive_primitives(task, archive_dir, cfg.max_primitives)
-        else:
-            prims = _seed_or_none(task, SEED_LIBRARIES[method])
-        if prims is None:   # no executor/seed library for this task: canonical solution text
-            n_prims = 1
-            candidates = reference_candidates(task, problems, dropped)
-            n_rendered = len(problems)
-        else:
-            unique = _dedupe(prims)     # first occurrence (best quality) wins
-            if len(unique) < len(prims):
-                skipped["duplicate primitive id"] = len(prims) - len(unique)
-                log.warning("%d primitive(s) with a duplicate id skipped", len(prims) - len(unique))
-            prims = unique
-            n_prims = len(prims)
-            names = {p.id: p.name for p in prims}
-            per_prim = min(len(problems), math.ceil(cfg.oversample * size / max(1, n_prims)))
-            candidates = render_primitives(task, prims, problems, seed=seed, per_primitive=per_prim,
-                                           dropped=dropped, progress=progress)
-            n_rendered = per_prim * n_prims
-
+    pool = _candidates(task, method, problems, cfg, seed, chat=chat, archive_dir=archive_dir, teacher=teacher,
+                       teacher_name=teacher_name, primitives=primitives, dropped=dropped, progress=progress)
+    candidates = pool.candidates
     n_verified = len(candidates)
     if max_completion_tokens is not None:
-        if count_tokens is None:
-            raise ValueError("max_completion_tokens needs count_tokens")
-        fits = [c for c in candidates if count_tokens(c.completion) <= max_completion_tokens]
-        if len(fits) < len(candidates):
-            dropped[f"longer than {max_completion_tokens} tokens"] += len(candidates) - len(fits)
-        candidates = fits
+        candidates = _within_length(candidates, max_completion_tokens, count_tokens, dropped)
     stats = WarmstartStats(task=task.name, method=method, seed=seed, size=size, levels=levels,
-                           n_problems=len(problems), n_primitives=n_prims, n_rendered=n_rendered,
+                           n_problems=len(problems), n_primitives=pool.n_primitives, n_rendered=pool.n_rendered,
                            n_verified=n_verified, dropped=dict(dropped), eval_overlaps=overlaps)
     stats.verified_per_primitive = dict(Counter(c.primitive_id for c in candidates))
-    stats.primitive_names = names
-    stats.skipped_primitives = skipped
+    stats.primitive_names = pool.names
+    stats.skipped_primitives = pool.skipped
     cells = state_cells(_selection_states(task, candidates, cfg.select_on), codebook=cfg.codebook,
                         embedder=embedder, seed=seed)
     chosen = greedy_select(cells, [(c.primitive_id, c.problem.difficulty) for c in candidates], size, seed=seed,
@@ -135,6 +97,68 @@ def build_warmstart(task: Task, method: str, cfg: WarmstartConfig, seed: int, *,
                     method, stats.n_selected, size)
     records = [_record(task, method, c) for c in selected]
     return WarmstartResult(records=records, stats=stats, candidates=candidates, selected=chosen)
+
+
+@dataclass
+class _Pool:
+    """A method's verified candidates and what it took to make them (for the card)."""
+
+    candidates: list[Candidate]
+    n_primitives: int
+    n_rendered: int                  # trajectories rendered (or answers sampled) to get them
+    names: dict[str, str] = field(default_factory=dict)      # primitive id -> name
+    skipped: dict[str, int] = field(default_factory=dict)    # primitives left out, by reason
+
+
+def _candidates(task: Task, method: str, problems: list, cfg: WarmstartConfig, seed: int, *, chat: bool,
+                archive_dir: str | Path | None, teacher: Engine | None, teacher_name: str,
+                primitives: Sequence[Primitive] | None, dropped: Counter, progress: bool) -> _Pool:
+    """The verified trajectories of ``method`` on ``problems``: the teacher's answers (redistill), or
+    the renderings of its primitives (given, from the archive, or its seed library)."""
+    if method == "redistill":
+        if teacher is None:
+            raise InputError("the redistill method needs a teacher engine", field="--teacher")
+        candidates, rounds = _teacher_rounds(task, teacher, problems, cfg, seed, chat=chat, dropped=dropped,
+                                             teacher_name=teacher_name, progress=progress)
+        return _Pool(candidates, 1, len(problems) * cfg.teacher_samples * rounds,
+                     names={teacher_name: "teacher answers without primitives"})
+    if primitives is not None:
+        prims = list(primitives)
+    elif method in ARCHIVE_METHODS:
+        if archive_dir is None:
+            raise InputError("the tailor method needs a search run directory", field="--archive")
+        prims = archive_primitives(task, archive_dir, cfg.max_primitives)
+    else:
+        prims = _seed_or_none(task, SEED_LIBRARIES[method])
+    if prims is None:   # no executor/seed library for this task: canonical solution text
+        return _Pool(reference_candidates(task, problems, dropped), 1, len(problems))
+    return _rendered(task, prims, problems, cfg, seed, dropped, progress)
+
+
+def _rendered(task: Task, prims: list[Primitive], problems: list, cfg: WarmstartConfig, seed: int,
+              dropped: Counter, progress: bool) -> _Pool:
+    """Each distinct primitive rendered on at most ``ceil(oversample * size / #primitives)`` problems."""
+    skipped: dict[str, int] = {}
+    unique = _dedupe(prims)     # first occurrence (best quality) wins
+    if len(unique) < len(prims):
+        skipped["duplicate primitive id"] = len(prims) - len(unique)
+        log.warning("%d primitive(s) with a duplicate id skipped", len(prims) - len(unique))
+    n_prims = len(unique)
+    per_prim = min(len(problems), math.ceil(cfg.oversample * cfg.size / max(1, n_prims)))
+    candidates = render_primitives(task, unique, problems, seed=seed, per_primitive=per_prim,
+                                   dropped=dropped, progress=progress)
+    return _Pool(candidates, n_prims, per_prim * n_prims, names={p.id: p.name for p in unique}, skipped=skipped)
+
+
+def _within_length(candidates: list[Candidate], max_tokens: int, count_tokens: Callable[[str], int] | None,
+                   dropped: Counter) -> list[Candidate]:
+    """The candidates whose completion fits ``max_tokens`` tokens; the others are counted in ``dropped``."""
+    if count_tokens is None:
+        raise ValueError("max_completion_tokens needs count_tokens")
+    fits = [c for c in candidates if count_tokens(c.completion) <= max_tokens]
+    if len(fits) < len(candidates):
+        dropped[f"longer than {max_tokens} tokens"] += len(candidates) - len(fits)
+    return fits
 
 
 def _selection_states(task: Task, candidates: list[Candidate], select_on: str) -> list[list[str]]:
