@@ -15,11 +15,12 @@ from tailor_evo.errors import InputError
 from tailor_evo.generation.base import SamplingParams
 from tailor_evo.rundir import RunDir
 from tailor_evo.tasks.registry import register, unregister
-from tailor_evo.trainers import rl as rl_module
+from tailor_evo.trainers import rl_batch as batch_module
 from tailor_evo.trainers.base import EvalSettings, TrainerConfig, load_trainable, resolve_dtype
 from tailor_evo.trainers.checkpoint import load_backbone
-from tailor_evo.trainers.rl import RLConfig, build_batch, optimise, train_rl
-from tailor_evo.trainers.rl_batch import token_outputs
+from tailor_evo.trainers.rl import RLConfig, train_rl
+from tailor_evo.trainers.rl_batch import build_batch, token_outputs
+from tailor_evo.trainers.rl_step import optimise
 from tailor_evo.trainers.sft import SFTConfig, forward_logits, train_sft
 
 CORPUS = SFT_CORPUS + ["Question: say yes or no. Assistant: yes no yes"] * 10
@@ -154,8 +155,8 @@ def test_bfloat16_rl_steps_follow_float32(tiny_dir, tmp_path, monkeypatch):
     """The same scripted rollouts in both runs, so the step losses, KL and entropies are comparable."""
     register(KindTask)
     dtypes = []
-    original = rl_module.sequence_logprobs
-    monkeypatch.setattr(rl_module, "sequence_logprobs",
+    original = batch_module.sequence_logprobs
+    monkeypatch.setattr(batch_module, "sequence_logprobs",
                         lambda m, *a, **k: dtypes.append(next(m.parameters()).dtype) or original(m, *a, **k))
     try:
         rows = {}

@@ -14,9 +14,13 @@ from tailor_evo.generation.base import SamplingParams
 from tailor_evo.rundir import RunDir
 from tailor_evo.tasks.base import Problem, Task, Verdict, question_key
 from tailor_evo.tasks.registry import register
-from tailor_evo.trainers import rl as rl_module
+from tailor_evo.trainers import loop as loop_module
+from tailor_evo.trainers import rl_batch as batch_module
+from tailor_evo.trainers import rl_step as step_module
 from tailor_evo.trainers.checkpoint import load_backbone
-from tailor_evo.trainers.rl import RLConfig, build_batch, completion_logits, rl_problem_pool, train_rl
+from tailor_evo.trainers.rl import RLConfig, rl_problem_pool, train_rl
+from tailor_evo.trainers.rl_batch import build_batch, completion_logits
+from tailor_evo.trainers.rollout_log import append_rows
 from tailor_evo.trainers.losses import token_logprobs
 from tailor_evo.trainers.base import EvalSettings
 
@@ -115,8 +119,8 @@ def test_rl_pool_is_disjoint_from_eval(tiny_dir):
 
 def test_rl_run_writes_model_metrics_and_report(tiny_dir, tmp_path, monkeypatch):
     calls = []
-    original = rl_module.sequence_logprobs
-    monkeypatch.setattr(rl_module, "sequence_logprobs", lambda *a, **k: calls.append(1) or original(*a, **k))
+    original = batch_module.sequence_logprobs
+    monkeypatch.setattr(batch_module, "sequence_logprobs", lambda *a, **k: calls.append(1) or original(*a, **k))
     run = RunDir.create(tmp_path / "rl")
 
     def coverage(task, problems, texts):
@@ -151,7 +155,7 @@ def test_rl_resume_matches_uninterrupted_run(tiny_dir, tmp_path, monkeypatch):
     full_run = RunDir.create(tmp_path / "full")
     full = train_rl(_cfg(tiny_dir, **cfg), full_run)
 
-    original = rl_module.save_checkpoint
+    original = loop_module.save_checkpoint
 
     def crash_after_first(root, state, *args, **kwargs):
         path = original(root, state, *args, **kwargs)
@@ -159,10 +163,10 @@ def test_rl_resume_matches_uninterrupted_run(tiny_dir, tmp_path, monkeypatch):
             raise KeyboardInterrupt
         return path
 
-    monkeypatch.setattr(rl_module, "save_checkpoint", crash_after_first)
+    monkeypatch.setattr(loop_module, "save_checkpoint", crash_after_first)
     with pytest.raises(KeyboardInterrupt):
         train_rl(_cfg(tiny_dir, **cfg), RunDir.create(tmp_path / "resumed"))
-    monkeypatch.setattr(rl_module, "save_checkpoint", original)
+    monkeypatch.setattr(loop_module, "save_checkpoint", original)
     torch.manual_seed(999)
     run = RunDir.create(tmp_path / "resumed", resume=True)
     resumed = train_rl(_cfg(tiny_dir, **cfg), run, resume=True)
@@ -181,7 +185,7 @@ def test_rl_resume_matches_uninterrupted_run(tiny_dir, tmp_path, monkeypatch):
 def test_shared_prompt_pass_equals_plain_pass(tiny_dir):
     """Running each prompt once per group gives the same log-probs and the same gradients."""
     from tailor_evo.generation.hf import HFEngine
-    from tailor_evo.trainers.rl import micro_batches
+    from tailor_evo.trainers.rl_batch import micro_batches
 
     model, tok = load_backbone(str(tiny_dir))
     engine = HFEngine(model, tok, batch_size=8, show_progress=False)
@@ -228,6 +232,41 @@ def test_partial_reward_trains_on_the_task_partial_credit(tiny_dir, tmp_path):
         train_rl(_cfg(tiny_dir, steps=1, reward="dense"), RunDir.create(tmp_path / "bad"))
 
 
+def test_a_registered_loss_and_advantage_are_selected_by_name(tiny_dir, tmp_path):
+    """A new loss or advantage estimator is one function and one registration; rl.loss and
+    rl.advantage select it, and the trainer calls it on every micro-batch / step."""
+    from tailor_evo.trainers.losses import ADVANTAGES, LOSSES, group_advantages, policy_loss, register_advantage, \
+        register_loss
+    from tailor_evo.trainers.rl_config import check_rl_config
+
+    losses, advantages = [], []
+
+    @register_loss("toy-half")
+    def half_loss(logp, old_logp, adv, mask, **settings):
+        losses.append(settings["normaliser"])
+        loss, stats = policy_loss(logp, old_logp, adv, mask, **settings)
+        return 0.5 * loss, stats
+
+    @register_advantage("toy-centred")
+    def centred(rewards, group_size, *, scale, valid):
+        advantages.append(rewards.numel())
+        return group_advantages(rewards, group_size, scale=False, valid=valid)
+
+    try:
+        run = RunDir.create(tmp_path / "rl")
+        train_rl(_cfg(tiny_dir, steps=2, loss="toy-half", advantage="toy-centred", coverage=False,
+                      eval=EvalSettings(every=0, n=0)), run)
+    finally:
+        del LOSSES["toy-half"], ADVANTAGES["toy-centred"]
+    assert advantages == [2 * 4, 2 * 4]                     # once per step, on its 2 prompts x 4 samples
+    assert len(losses) == 2 * 3                              # 8 rows in micro-batches of 3, per step
+    assert "toy-half loss" in (run.path / "report.md").read_text()
+    with pytest.raises(InputError, match=r"unknown loss 'toy-half' \(known: clipped"):
+        check_rl_config(RLConfig(loss="toy-half"))
+    with pytest.raises(InputError, match=r"unknown advantage 'toy-centred' \(known: group"):
+        check_rl_config(RLConfig(advantage="toy-centred"))
+
+
 def test_lora_rl_uses_the_base_model_as_reference(tiny_dir, tmp_path):
     pytest.importorskip("peft")
     from tailor_evo.trainers.base import LoraSettings
@@ -254,7 +293,8 @@ def test_rl_learns_the_toy_reward(tiny_dir, tmp_path):
 def test_trimmed_micro_batches_give_the_same_update(tiny_dir, monkeypatch):
     """Dropping columns that are padding in every row of a micro-batch changes no loss, log-prob or gradient."""
     from tailor_evo.generation.hf import HFEngine
-    from tailor_evo.trainers.rl import RolloutBatch, optimise, sequence_logprobs
+    from tailor_evo.trainers.rl_batch import RolloutBatch, sequence_logprobs
+    from tailor_evo.trainers.rl_step import optimise
 
     model, tok = load_backbone(str(tiny_dir))
     engine = HFEngine(model, tok, batch_size=16, show_progress=False)
@@ -346,13 +386,13 @@ def kinds_registered():
 
 def _capture_batches(monkeypatch) -> list:
     seen = []
-    original = rl_module.optimise
+    original = step_module.optimise
 
     def spy(model, optimizer, scheduler, batch, advantages, *args, **kwargs):
         seen.append((batch, advantages))
         return original(model, optimizer, scheduler, batch, advantages, *args, **kwargs)
 
-    monkeypatch.setattr(rl_module, "optimise", spy)
+    monkeypatch.setattr(step_module, "optimise", spy)
     return seen
 
 
@@ -416,19 +456,19 @@ def test_rollout_log_is_cut_back_on_resume(tiny_dir, tmp_path, monkeypatch):
     full_run = RunDir.create(tmp_path / "full")
     full = train_rl(_cfg(tiny_dir, **cfg), full_run)
 
-    original = rl_module.save_checkpoint
+    original = loop_module.save_checkpoint
 
     def crash_after_third_step(root, state, *args, **kwargs):
         path = original(root, state, *args, **kwargs)
         if state.step == 2:
-            rl_module.append_rows(root.parent / "rollouts.jsonl", [{"step": 3, "sample": "written, then lost"}])
+            append_rows(root.parent / "rollouts.jsonl", [{"step": 3, "sample": "written, then lost"}])
             raise KeyboardInterrupt
         return path
 
-    monkeypatch.setattr(rl_module, "save_checkpoint", crash_after_third_step)
+    monkeypatch.setattr(loop_module, "save_checkpoint", crash_after_third_step)
     with pytest.raises(KeyboardInterrupt):
         train_rl(_cfg(tiny_dir, **cfg), RunDir.create(tmp_path / "resumed"))
-    monkeypatch.setattr(rl_module, "save_checkpoint", original)
+    monkeypatch.setattr(loop_module, "save_checkpoint", original)
     run = RunDir.create(tmp_path / "resumed", resume=True)
     resumed = train_rl(_cfg(tiny_dir, **cfg), run, resume=True)
     a, b = _params(full), _params(resumed)

@@ -15,7 +15,7 @@ from tailor_evo.errors import InputError
 from tailor_evo.rundir import RunDir
 from tailor_evo.tasks.base import Problem, Verdict
 from tailor_evo.tasks.registry import register, unregister
-from tailor_evo.trainers import rl as rl_module
+from tailor_evo.trainers import rl_step as step_module
 from tailor_evo.trainers.base import EvalSettings
 from tailor_evo.trainers.rewards import parse_reward, score_round
 from tailor_evo.trainers.rl import RLConfig, train_rl
@@ -121,8 +121,8 @@ def tiny_dir(tmp_path_factory) -> Path:
 def test_rl_trains_on_a_function_reward_and_skips_what_it_returns_none_for(tiny_dir, tmp_path, monkeypatch):
     register(KindTask)
     seen = []
-    original = rl_module.optimise
-    monkeypatch.setattr(rl_module, "optimise", lambda m, o, s, batch, adv, *a, **k: seen.append((batch, adv))
+    original = step_module.optimise
+    monkeypatch.setattr(step_module, "optimise", lambda m, o, s, batch, adv, *a, **k: seen.append((batch, adv))
                         or original(m, o, s, batch, adv, *a, **k))
     try:
         run = RunDir.create(tmp_path / "rl")

@@ -115,8 +115,8 @@ def test_the_lock_file_does_not_make_a_directory_non_empty(tmp_path):
 SLOW_FIRST = """
 import sys, time
 from pathlib import Path
-import tailor_evo.trainers.sft as sft
-original = sft.save_checkpoint
+import tailor_evo.trainers.loop as loop
+original = loop.save_checkpoint
 go = Path(sys.argv[1])
 
 def save_then_wait(root, state, *args, **kwargs):
@@ -125,7 +125,7 @@ def save_then_wait(root, state, *args, **kwargs):
         time.sleep(0.05)
     return path
 
-sft.save_checkpoint = save_then_wait
+loop.save_checkpoint = save_then_wait
 sys.argv = ["tailor-evo", *sys.argv[2:]]
 from tailor_evo.cli import main
 main()

@@ -10,7 +10,7 @@ import torch
 
 from tailor_evo.errors import InputError
 from tailor_evo.rundir import RunDir
-from tailor_evo.trainers import sft as sft_module
+from tailor_evo.trainers import loop as loop_module
 from tailor_evo.trainers.checkpoint import load_backbone
 from tailor_evo.trainers.data import IGNORE_INDEX, collate, encode_example, load_sft_data
 from tailor_evo.trainers.sft import SFTConfig, train_sft
@@ -124,7 +124,7 @@ def test_sft_resume_matches_uninterrupted_run(tiny_dir, tmp_path, monkeypatch):
     data = write_data(tmp_path / "d.jsonl")
     full = train_sft(_cfg(tiny_dir, data), RunDir.create(tmp_path / "full"))
 
-    original = sft_module.save_checkpoint
+    original = loop_module.save_checkpoint
 
     def crash_after_first(root, state, *args, **kwargs):
         path = original(root, state, *args, **kwargs)
@@ -132,11 +132,11 @@ def test_sft_resume_matches_uninterrupted_run(tiny_dir, tmp_path, monkeypatch):
             raise KeyboardInterrupt
         return path
 
-    monkeypatch.setattr(sft_module, "save_checkpoint", crash_after_first)
+    monkeypatch.setattr(loop_module, "save_checkpoint", crash_after_first)
     run = RunDir.create(tmp_path / "resumed")
     with pytest.raises(KeyboardInterrupt):
         train_sft(_cfg(tiny_dir, data), run)
-    monkeypatch.setattr(sft_module, "save_checkpoint", original)
+    monkeypatch.setattr(loop_module, "save_checkpoint", original)
     torch.manual_seed(12345)   # a resumed process starts from a different global RNG state
     resumed = train_sft(_cfg(tiny_dir, data), RunDir.create(tmp_path / "resumed", resume=True), resume=True)
 

@@ -103,10 +103,10 @@ def test_vllm_rollouts_without_vllm_name_the_setting(monkeypatch):
 
 
 def test_unknown_rollout_backend_is_rejected():
-    from tailor_evo.trainers.rl import RLConfig, _validate
+    from tailor_evo.trainers.rl_config import RLConfig, check_rl_config
 
     with pytest.raises(InputError, match="rollout_backend"):
-        _validate(RLConfig(rollout_backend="sglang"))
+        check_rl_config(RLConfig(rollout_backend="sglang"))
 
 
 def test_unknown_eval_backend_is_rejected(tmp_path):

@@ -175,6 +175,11 @@ def cosine_schedule(optimizer: torch.optim.Optimizer, warmup: int, total: int,
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
+def warmup_schedule(optimizer: torch.optim.Optimizer, warmup: int) -> torch.optim.lr_scheduler.LambdaLR:
+    """Linear warm-up over ``warmup`` scheduler steps, then constant (0: constant from the start)."""
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / warmup) if warmup else 1.0)
+
+
 def live_engine(model: torch.nn.Module, tokenizer: Any, batch_size: int, threads: int) -> Any:
     """The HF generation engine on the live model (shares its weights, so no copy per step)."""
     from tailor_evo.generation.hf import HFEngine

@@ -15,11 +15,23 @@ The RL objective is group-relative, clipped and KL-regularised:
 
 For gradient accumulation the caller can pass the normaliser of the *whole*
 batch, so that the losses of micro-batches add up to the full-batch loss.
+
+The RL trainer reaches its objective only through two tables, so that a variant is one
+function plus one registration and no edit of the optimisation step:
+
+* :data:`ADVANTAGES`: ``rl.advantage`` -> rewards to advantages (:class:`AdvantageFn`),
+  filled by :func:`register_advantage`; ``group`` (:func:`group_advantages`) is the default;
+* :data:`LOSSES`: ``rl.loss`` -> the per-micro-batch loss (:class:`PolicyLoss`), filled by
+  :func:`register_loss`; ``clipped`` (:func:`policy_loss`) is the default.
+
+A function registered from outside this module must be imported before the run starts.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol, TypeVar
 
 import torch
 from torch import Tensor
@@ -27,6 +39,54 @@ from torch import Tensor
 NORMALISATIONS = ("token", "sequence")
 
 
+class AdvantageFn(Protocol):
+    """Rewards ``[B * G]`` (groups of ``group_size`` contiguous) -> advantages ``[B * G]``.
+
+    ``scale`` is ``rl.scale_advantages``; ``valid`` (bool ``[B * G]`` or None) marks the rows
+    that count: the others must get advantage 0 and stay out of every group statistic.
+    """
+
+    def __call__(self, rewards: Tensor, group_size: int, *, scale: bool, valid: Tensor | None) -> Tensor: ...
+
+
+class PolicyLoss(Protocol):
+    """One micro-batch's loss and its diagnostics (see :func:`policy_loss` for the arguments).
+
+    The returned losses of a batch's micro-batches are summed into one backward pass each,
+    so a loss must divide by ``normaliser`` (the whole batch's token or sequence count) where
+    it is given, rather than by the micro-batch's own count.
+    """
+
+    def __call__(self, logp: Tensor, old_logp: Tensor, advantages: Tensor, mask: Tensor, *,
+                 ref_logp: Tensor | None, beta: float, eps_low: float, eps_high: float, normalisation: str,
+                 normaliser: float | None) -> tuple[Tensor, "PolicyLossStats"]: ...
+
+
+ADVANTAGES: dict[str, AdvantageFn] = {}
+LOSSES: dict[str, PolicyLoss] = {}
+_F = TypeVar("_F", bound=Callable)
+
+
+def _registrar(table: dict, kind: str, name: str) -> Callable[[_F], _F]:
+    def add(fn: _F) -> _F:
+        if table.get(name, fn) is not fn:
+            raise ValueError(f"an RL {kind} named {name!r} is already registered")
+        table[name] = fn
+        return fn
+    return add
+
+
+def register_advantage(name: str) -> Callable[[_F], _F]:
+    """Decorator: make an :class:`AdvantageFn` selectable as ``rl.advantage: NAME``."""
+    return _registrar(ADVANTAGES, "advantage estimator", name)
+
+
+def register_loss(name: str) -> Callable[[_F], _F]:
+    """Decorator: make a :class:`PolicyLoss` selectable as ``rl.loss: NAME``."""
+    return _registrar(LOSSES, "loss", name)
+
+
+@register_advantage("group")
 def group_advantages(rewards: Tensor, group_size: int, scale: bool = True, eps: float = 1e-4,
                      valid: Tensor | None = None) -> Tensor:
     """Rewards ``[B * G]`` (groups contiguous) -> advantages ``[B * G]``.
@@ -97,6 +157,7 @@ class PolicyLossStats:
     ratio_sum: float
 
 
+@register_loss("clipped")
 def policy_loss(logp: Tensor, old_logp: Tensor, advantages: Tensor, mask: Tensor, *,
                 ref_logp: Tensor | None = None, beta: float = 0.0, eps_low: float = 0.2,
                 eps_high: float = 0.2, normalisation: str = "token",

@@ -31,7 +31,8 @@ import torch
 from tailor_evo.errors import InputError
 from tailor_evo.models.corpus import Corpus, CorpusMix, procedural_text
 from tailor_evo.rundir import RunDir
-from tailor_evo.trainers.checkpoint import resume_state, save_checkpoint
+from tailor_evo.trainers.checkpoint import TrainState
+from tailor_evo.trainers.loop import Trainable, finish_run, optimizer_step, record_start, save_if_due, seed_process
 
 log = logging.getLogger(__name__)
 
@@ -260,83 +261,109 @@ def _copy_start(source: Path, init: Path) -> None:
         shutil.copy2(f, init / f.name)
 
 
+@dataclass
+class _Throughput:
+    """Tokens seen by the run (kept in the checkpoint) and since the last logged row (for tokens/s)."""
+
+    seen: int
+    since: int = 0
+    t0: float = field(default_factory=time.perf_counter)
+
+    def count(self, state: TrainState, batch: Batch) -> None:
+        """Add a step's supervised tokens and its dropped documents to the totals the checkpoint keeps."""
+        n_tok = sum(batch.tokens.values())
+        self.seen += n_tok
+        self.since += n_tok
+        state.extra["tokens"] = self.seen
+        totals = state.extra.setdefault("dropped", {})
+        for source, n in batch.dropped.items():
+            totals[source] = totals.get(source, 0) + n
+
+
+def _device(cfg: PretrainConfig) -> torch.device:
+    return torch.device("cuda" if cfg.device == "auto" and torch.cuda.is_available() else
+                        "cpu" if cfg.device == "auto" else cfg.device)
+
+
+def _train_record(cfg: PretrainConfig, state: TrainState, loss: float, lr: float, grad_norm: float | None,
+                  batch: Batch, throughput: _Throughput) -> dict[str, Any]:
+    """The training figures of the step, every ``log_every`` steps and at the last one (else empty)."""
+    if not (state.step % cfg.log_every == 0 or state.step == cfg.steps):
+        return {}
+    elapsed = time.perf_counter() - throughput.t0
+    record = {"step": state.step, "loss": loss, "lr": lr, "tokens": throughput.seen,
+              "tokens_per_s": throughput.since / max(elapsed, 1e-9), "grad_norm": grad_norm,
+              "dropped_documents": dict(state.extra["dropped"]),
+              **{f"tokens_{k}": v for k, v in batch.tokens.items()}}
+    throughput.t0, throughput.since = time.perf_counter(), 0
+    return record
+
+
+def _probe_record(cfg: PretrainConfig, state: TrainState, model: torch.nn.Module, tokenizer: Any, probe: list,
+                  kk: Any, loss: float, seen: int) -> dict[str, Any]:
+    """The name-copy probe, every ``eval_every`` steps and at the last one (else empty); it is also
+    logged as a line, since in a log file it is how the phase change is followed."""
+    from tailor_evo.trainers.probes import name_copy
+
+    if not ((cfg.eval_every > 0 and state.step % cfg.eval_every == 0) or state.step == cfg.steps):
+        return {}
+    nc = name_copy(model, tokenizer, probe, kk)
+    log.info("step %d: loss %.3f, answer-position copy %.3f, question-position copy %.3f, role transfer "
+             "%.3f, %.1fM tokens", state.step, loss, nc.answer_accuracy, nc.question_accuracy,
+             nc.role_accuracy, seen / 1e6)
+    return nc.to_dict()
+
+
 def train_pretrain(cfg: PretrainConfig, run_dir: RunDir, resume: bool = False) -> Path:
     """Pretrain a tiny backbone per ``cfg`` into ``run_dir``; return the exported ``run_dir/model``."""
     from tqdm.auto import tqdm
 
-    from tailor_evo.commands.common import seed_everything
     from tailor_evo.tasks import get_task
-    from tailor_evo.trainers.probes import name_copy
     from tailor_evo.trainers.base import cosine_schedule, make_optimizer
 
     cfg.check()
-    torch.set_num_threads(cfg.threads)
-    seed_everything(cfg.seed)
+    seed_process(cfg.threads, cfg.seed)
     model, tokenizer = _initial_model(cfg, run_dir, resume)
-    run_dir.save_config(cfg)
-    run_dir.track(cfg.report_to, cfg, "pretrain")
-    device = torch.device("cuda" if cfg.device == "auto" and torch.cuda.is_available() else
-                          "cpu" if cfg.device == "auto" else cfg.device)
+    record_start(run_dir, cfg, "pretrain")
+    device = _device(cfg)
     model.to(device)
     model.train()
     optimizer = make_optimizer(model, cfg.lr, cfg.weight_decay, cfg.betas)
-    warmup = min(cfg.warmup_steps, cfg.steps)
-    scheduler = cosine_schedule(optimizer, warmup, cfg.steps, cfg.min_lr_ratio)
-    state = resume_state(run_dir, resume, model, optimizer, scheduler)
+    t = Trainable(model, tokenizer, optimizer,
+                  cosine_schedule(optimizer, min(cfg.warmup_steps, cfg.steps), cfg.steps, cfg.min_lr_ratio))
+    state = t.resume(run_dir, resume)
     packer = Packer(Corpus(cfg.corpus, cfg.seed), tokenizer, cfg.seq_len)
     kk = get_task("kk")
     probe = probe_problems(cfg.eval_n, cfg.seed)
     n_params = sum(p.numel() for p in model.parameters())
     log.info("pretraining %.2fM parameters for %d steps of %d x %d tokens (from step %d)",
              n_params / 1e6, cfg.steps, cfg.batch_size, cfg.seq_len, state.step)
-    seen = state.extra.get("tokens", 0)
+    throughput = _Throughput(state.extra.get("tokens", 0))
     # in a log file (nohup) the bar redraws rarely; the per-probe log lines carry the progress
     bar = tqdm(total=cfg.steps, initial=state.step, desc="pretrain", mininterval=1 if sys.stderr.isatty() else 60)
-    t0, tokens_since = time.perf_counter(), 0
     while state.step < cfg.steps:
         batch = packer.batch(state.step, cfg.batch_size)
         out = model(input_ids=batch.input_ids.to(device), labels=batch.labels.to(device))
         out.loss.backward()  # noqa: the loss is a mean over the batch's supervised tokens
-        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip) if cfg.grad_clip > 0 else None
-        optimizer.step()
-        scheduler.step()
-        optimizer.zero_grad(set_to_none=True)
+        grad_norm = optimizer_step(model, optimizer, t.scheduler, cfg.grad_clip)
         state.step += 1
-        n_tok = sum(batch.tokens.values())
-        seen += n_tok
-        tokens_since += n_tok
-        state.extra["tokens"] = seen
-        totals = state.extra.setdefault("dropped", {})
-        for source, n in batch.dropped.items():
-            totals[source] = totals.get(source, 0) + n
+        throughput.count(state, batch)
         bar.update(1)
         loss = float(out.loss.detach())
         bar.set_postfix(loss=f"{loss:.3f}", refresh=False)
-        record: dict[str, Any] = {}
-        if state.step % cfg.log_every == 0 or state.step == cfg.steps:
-            elapsed = time.perf_counter() - t0
-            record = {"step": state.step, "loss": loss, "lr": scheduler.get_last_lr()[0],
-                      "tokens": seen, "tokens_per_s": tokens_since / max(elapsed, 1e-9),
-                      "grad_norm": float(grad_norm) if grad_norm is not None else None,
-                      "dropped_documents": dict(state.extra["dropped"]),
-                      **{f"tokens_{k}": v for k, v in batch.tokens.items()}}
-            t0, tokens_since = time.perf_counter(), 0
-        if (cfg.eval_every > 0 and state.step % cfg.eval_every == 0) or state.step == cfg.steps:
-            nc = name_copy(model, tokenizer, probe, kk)
-            record = {"step": state.step, **record, **nc.to_dict()}
-            log.info("step %d: loss %.3f, answer-position copy %.3f, question-position copy %.3f, role transfer "
-                     "%.3f, %.1fM tokens", state.step, loss, nc.answer_accuracy, nc.question_accuracy,
-                     nc.role_accuracy, seen / 1e6)
+        record = _train_record(cfg, state, loss, t.scheduler.get_last_lr()[0], grad_norm, batch, throughput)
+        probed = _probe_record(cfg, state, model, tokenizer, probe, kk, loss, throughput.seen)
+        if probed:
+            record = {"step": state.step, **record, **probed}
         if record:
             run_dir.log(record)
-        if (cfg.save_every > 0 and state.step % cfg.save_every == 0) or state.step == cfg.steps:
-            save_checkpoint(run_dir.checkpoints, state, model, tokenizer, optimizer, scheduler,
-                            keep=cfg.keep_checkpoints)
+        save_if_due(run_dir, t, state, every=cfg.save_every, keep=cfg.keep_checkpoints, last=cfg.steps)
     bar.close()
-    out_dir = export_base(model, tokenizer, run_dir.path / "model", cfg, n_params, seen)
-    write_pretrain_report(run_dir, cfg, n_params)
-    run_dir.close_trackers()
-    return out_dir
+
+    def export(out: Path) -> None:
+        export_base(model, tokenizer, out, cfg, n_params, throughput.seen)
+        write_pretrain_report(run_dir, cfg, n_params)
+    return finish_run(run_dir, None, export)
 
 
 def export_base(model: torch.nn.Module, tokenizer: Any, out: Path, cfg: PretrainConfig, n_params: int,

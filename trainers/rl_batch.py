@@ -11,6 +11,10 @@ the final hidden states with the LM head applied ``chunk`` completion positions 
 time, each chunk checkpointed: the full-vocabulary logits of a micro-batch (rows x
 completion length x vocabulary, 20 GB in float32 for 8 x 4096 x 152 k) never exist at
 once, in the forward or the backward pass. Both give the same values.
+
+The step's batch comes from its scored groups (:func:`scored_batch`); besides the
+training pass, a step may need the log-probs of the reference model and of the rollout
+policy (:func:`baseline_logprobs`).
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import torch
 from tailor_evo.errors import InputError
 from tailor_evo.trainers.checkpoint import unwrap
 from tailor_evo.trainers.losses import entropy_from_logits, token_logprobs
+from tailor_evo.trainers.rl_config import RLConfig
 
 
 @dataclass
@@ -141,9 +146,11 @@ def completion_outputs(model: torch.nn.Module, batch: RolloutBatch, group_size: 
         return out[:, :C]
     from transformers import DynamicCache
 
+    from tailor_evo.generation.kv_cache import cache_keyword
+
     P = batch.input_ids.shape[1] - C
     cache = DynamicCache(config=unwrap(model).config)
-    kw = _cache_keyword(model)
+    kw = cache_keyword(unwrap(model))
     head = _forward(model, 1, want_hidden, input_ids=batch.input_ids[::group_size, :P],
                     attention_mask=batch.attention_mask[::group_size, :P],
                     position_ids=batch.position_ids[::group_size, :P], use_cache=True, **{kw: cache})
@@ -219,15 +226,6 @@ def token_outputs(model: torch.nn.Module, batch: RolloutBatch, group_size: int, 
     return token_logprobs(logits, batch.completion_ids), ent
 
 
-def _cache_keyword(model: torch.nn.Module) -> str:
-    """``cache`` in newer transformers, ``past_key_values`` before (and for wrappers that hide it)."""
-    import inspect
-
-    base = unwrap(model)
-    base = base.get_base_model() if hasattr(base, "get_base_model") else base
-    return "cache" if "cache" in inspect.signature(base.forward).parameters else "past_key_values"
-
-
 def shares_prompts(batch: RolloutBatch, group_size: int) -> bool:
     """Whether every group of ``group_size`` consecutive rows has one prompt (then it can be run once)."""
     if group_size <= 1 or batch.size % group_size:
@@ -256,3 +254,48 @@ def sequence_logprobs(model: torch.nn.Module, batch: RolloutBatch, micro_batch: 
             logp, _ = token_outputs(model, mb, share, chunk)
             parts.append(torch.nn.functional.pad(logp, (0, batch.width - mb.width)))
     return torch.cat(parts).clone()
+
+
+def scored_batch(groups: list, mask_truncated: bool, pad_id: int,
+                 device: torch.device) -> tuple[RolloutBatch, torch.Tensor | None]:
+    """The trained groups (:class:`trainers.sampling.ScoredGroup`) as one padded batch on ``device``,
+    and which rows count (None: all). A row the reward skipped (every term None) and, under
+    ``mask_truncated``, a truncated row get reward 0 and no loss tokens, as if never sampled."""
+    flat = [r for g in groups for r in g.rollouts]
+    verdicts = [v for g in groups for v in g.verdicts]
+    samples = []
+    for r in flat:
+        if r.completion.prompt_token_ids is None:
+            raise InputError("the generation engine returned no prompt token ids", field="engine")
+        samples.append((list(r.completion.prompt_token_ids), list(r.completion.token_ids), r.completion.logprobs))
+    rows = [keep for g in groups for keep in g.trained_rows(mask_truncated)]
+    batch = build_batch(samples, [v.reward if keep else 0.0 for v, keep in zip(verdicts, rows)],
+                        [v.correct for v in verdicts], [v.format_ok for v in verdicts], pad_id)
+    valid = None
+    if not all(rows) or mask_truncated:
+        valid = torch.tensor(rows, dtype=torch.bool)
+        batch.completion_mask[~valid] = 0.0
+    batch = RolloutBatch(*(t.to(device) if isinstance(t, torch.Tensor) else t
+                           for t in (getattr(batch, f) for f in batch.__dataclass_fields__)))
+    return batch, None if valid is None else valid.to(device)
+
+
+def baseline_logprobs(policy: torch.nn.Module, ref_model: torch.nn.Module | None, batch: RolloutBatch,
+                      cfg: RLConfig, use_engine_lp: bool) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """(reference, rollout-policy) log-probs of the completions; None where the objective needs none:
+    no reference with ``beta = 0``, no rollout pass with ``mu = 1`` (the current log-probs are it)
+    unless asked for, and the engine's where they can stand in for it."""
+    share = cfg.group_size if cfg.share_prompts else 1
+    ref_logp = None
+    if cfg.beta > 0:
+        if ref_model is not None:
+            ref_logp = sequence_logprobs(ref_model, batch, cfg.micro_batch, share, cfg.logprob_chunk)
+        else:
+            with policy.disable_adapter():
+                ref_logp = sequence_logprobs(policy, batch, cfg.micro_batch, share, cfg.logprob_chunk)
+    old_logp = None
+    if use_engine_lp and batch.engine_logp is not None:
+        old_logp = batch.engine_logp
+    elif cfg.mu > 1 or cfg.old_logprobs == "recompute":
+        old_logp = sequence_logprobs(policy, batch, cfg.micro_batch, share, cfg.logprob_chunk)
+    return ref_logp, old_logp

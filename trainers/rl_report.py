@@ -1,4 +1,5 @@
-"""What an RL run leaves for a reader: ``report.md``, its curves and the model card's facts.
+"""What an RL run leaves for a reader: each step's metrics row, ``report.md``, its curves and
+the model card's facts.
 
 Kept apart from the training loop so that the loop reads as the algorithm. Besides
 reward and evaluation, the report gives where a step's time went (generation, scoring,
@@ -10,14 +11,38 @@ run's budget (``max_new_tokens``, ``max_refill_rounds``).
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any
 
 from tailor_evo.rundir import RunDir
 from tailor_evo.trainers.base import plot_lines
+from tailor_evo.trainers.rollout import is_truncated
 
 # metric keys of the step's time split, in the order the step runs them
 TIME_PARTS = (("generate", "seconds_generate"), ("score", "seconds_score"), ("log-probs", "seconds_logprobs"),
               ("train", "seconds_train"))
+
+
+def step_record(step: int, sample: Any, res: Any, lr: float, *, seconds: float,
+                times: dict[str, float]) -> dict[str, Any]:
+    """The metrics row of one step (``sample``: its ``StepSample``, ``res``: its ``StepResult``).
+    Reward, accuracy, lengths and truncation are measured on the step's own prompts (round 0):
+    the policy's unbiased sample, whatever dynamic sampling kept."""
+    own = [(r, v) for g in sample.first_round for r, v in zip(g.rollouts, g.verdicts)]
+    n = max(1, len(own))
+    scored = [float(v.reward) for _, v in own if not math.isnan(v.reward)]
+    return {
+        "step": step, "reward": sum(scored) / max(1, len(scored)), "skipped": (len(own) - len(scored)) / n,
+        "accuracy": sum(bool(v.correct) for _, v in own) / n, "format_ok": sum(bool(v.format_ok) for _, v in own) / n,
+        "kl": res.kl, "entropy": res.entropy,
+        "response_length": sum(len(r.completion.token_ids) for r, _ in own) / n,
+        "truncated": sum(is_truncated(r.completion) for r, _ in own) / n,
+        "clip_fraction": res.clip_fraction, "loss": res.loss, "grad_norm": res.grad_norm, "lr": lr,
+        "zero_signal_groups": sum(not g.has_signal(False) for g in sample.first_round), **sample.counts(),
+        "rollout_tokens": sum(len(r.completion.token_ids) for g in sample.groups for r in g.rollouts),
+        "seconds": seconds, "seconds_generate": times["generate"], "seconds_score": times["score"],
+        "seconds_logprobs": times["logprobs"], "seconds_train": times["train"],
+    }
 
 
 def rl_card(cfg: Any, run_dir: RunDir, pool: Any) -> Any:
@@ -88,7 +113,8 @@ def write_rl_report(run_dir: RunDir, cfg: Any, overlaps: int) -> None:
     lines = ["# RL run", "", f"- model: `{cfg.model}`, task: {cfg.task}, levels: {cfg.levels}, reward: {cfg.reward}"
              f"{source}",
              f"- steps: {len(steps)}, {cfg.prompts_per_step} prompts x {cfg.group_size} samples, "
-             f"beta {cfg.beta}, clip [{1 - cfg.eps_low:.2f}, {1 + cfg.eps_high:.2f}], {cfg.normalisation}-level loss",
+             f"beta {cfg.beta}, clip [{1 - cfg.eps_low:.2f}, {1 + cfg.eps_high:.2f}], {cfg.loss} loss "
+             f"({cfg.normalisation}-level), {cfg.advantage} advantages",
              f"- RL problems overlapping the eval set (dropped): {overlaps}"]
     if steps:
         k = max(1, len(steps) // 5)

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import logging
 import math
-import time
 from contextlib import nullcontext
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -22,7 +22,9 @@ from tailor_evo.errors import InputError
 from tailor_evo.rundir import RunDir
 from tailor_evo.trainers.base import (TrainerConfig, apply_lora, check_trainer_settings, cosine_schedule, export_model,
                                       live_engine, load_trainable, make_optimizer, plot_lines)
-from tailor_evo.trainers.checkpoint import resume_state, save_checkpoint, unwrap
+from tailor_evo.trainers.checkpoint import TrainState, unwrap
+from tailor_evo.trainers.loop import (Trainable, finish_run, live_evaluator, open_accelerator, optimizer_step,
+                                      record_start, save_if_due)
 from tailor_evo.trainers.data import SFTData, collate, collate_buckets, collate_packed, epoch_order, load_sft_data
 from tailor_evo.trackers import check_report_to
 from tailor_evo.trainers.losses import sft_loss
@@ -40,21 +42,21 @@ class SFTConfig(TrainerConfig):
     # keys that --resume may change: more (or fewer) steps and bookkeeping, not what ran so far
     RESUME_SAFE: ClassVar[tuple[str, ...]] = ("epochs", "max_steps", "save_every", "keep_checkpoints",
                                               "log_every", "threads", "report_to")
-    data: str = ""                   # prompt/completion records: JSONL/Parquet, datasets directory or id[:split]
-    epochs: int = 3                  # passes over the data (unless max_steps is set)
+    data: str = ""
+    epochs: int = 3
     max_steps: int = 0               # > 0 overrides epochs
     batch_size: int = 8              # examples per forward pass (padded, packed); x grad_accum = per step
     grad_accum: int = 1              # forward passes per optimizer step
-    warmup_ratio: float = 0.05       # share of the steps spent warming the learning rate up linearly
+    warmup_ratio: float = 0.05
     min_lr_ratio: float = 0.0        # cosine floor as a fraction of lr
-    max_length: int = 1024           # tokens of prompt + completion; longer examples are skipped (and counted)
+    max_length: int = 1024
     # How a step's examples become forward passes (all give the same loss and gradients):
     # "bucketed" sorts them by length into right-padded micro-batches of at most
     # bucket_tokens (rows x width) with plain causal attention, the fastest on CPU;
     # "packed" lays them end to end (block-diagonal attention); "padded" right-pads each batch.
     batching: str = "bucketed"
-    bucket_tokens: int = 2048        # tokens (rows x width) of one bucketed micro-batch; at least max_length
-    log_every: int = 1               # optimizer steps between metric rows
+    bucket_tokens: int = 2048
+    log_every: int = 1
 
 
 def packing_supported() -> bool:
@@ -103,90 +105,117 @@ def _validate(cfg: SFTConfig) -> None:
                          f"{transformers.__version__}); set sft.batching=bucketed", field="batching")
 
 
+@dataclass
+class _Plan:
+    """How the examples become optimiser steps: ``per_step`` examples per step over all processes."""
+
+    examples: int
+    per_step: int
+    total: int                       # optimiser steps of the run
+
+
+def _plan(cfg: SFTConfig, examples: int, processes: int) -> _Plan:
+    per_step = cfg.batch_size * cfg.grad_accum * processes
+    total = cfg.max_steps if cfg.max_steps > 0 else cfg.epochs * math.ceil(examples / per_step)
+    return _Plan(examples, per_step, total)
+
+
+def _trainable(cfg: SFTConfig, model: torch.nn.Module, tokenizer: Any, accelerator: Any, total: int) -> Trainable:
+    """AdamW with warm-up and cosine decay over ``total`` steps, both prepared by accelerate."""
+    optimizer = make_optimizer(model, cfg.lr, cfg.weight_decay, cfg.betas)
+    scheduler = cosine_schedule(optimizer, round(cfg.warmup_ratio * total), total, cfg.min_lr_ratio)
+    model, optimizer = accelerator.prepare(model, optimizer)
+    return Trainable(model, tokenizer, optimizer, scheduler)
+
+
+class _Order:
+    """The data order of the current epoch, moving to the next epoch when one is used up; it depends
+    only on (seed, epoch), so a resumed run takes the same examples at the same step."""
+
+    def __init__(self, examples: int, seed: int, state: TrainState) -> None:
+        self.examples, self.seed, self.state = examples, seed, state
+        self.order = epoch_order(examples, seed, state.epoch)
+
+    def take(self, count: int) -> list[int]:
+        state = self.state
+        if state.position >= self.examples:
+            state.epoch, state.position = state.epoch + 1, 0
+            self.order = epoch_order(self.examples, self.seed, state.epoch)
+        idx = self.order[state.position: state.position + count]
+        state.position += len(idx)
+        return idx
+
+
+def _accumulate(model: torch.nn.Module, accelerator: Any, batches: list[dict[str, torch.Tensor]]) -> tuple[float, int]:
+    """Forward and backward passes over one process's batches of a step, gradients synchronised on the
+    last one only; return (the step's loss, its supervised tokens). The loss is divided by the step's
+    supervised tokens, so the accumulated gradient is that of one batch holding them all."""
+    supervised = sum(int((b["labels"][:, 1:] != -100).sum()) for b in batches)
+    loss_sum = 0.0
+    for j, batch in enumerate(batches):
+        batch = {k: v.to(accelerator.device) for k, v in batch.items()}
+        sync = j == len(batches) - 1
+        ctx = accelerator.no_sync(model) if not sync else nullcontext()
+        with ctx:
+            logits = forward_logits(model, batch)
+            loss = sft_loss(logits, batch["labels"], normaliser=max(supervised, 1))
+            accelerator.backward(loss)
+        loss_sum += float(loss.detach())
+    return loss_sum, supervised
+
+
+def _record(cfg: SFTConfig, state: TrainState, total: int, scheduler: Any, loss: float, supervised: int,
+            grad_norm: float | None, seconds: float, evaluator: Any) -> dict[str, Any]:
+    """The step's metrics row: the training figures every ``log_every`` steps, the evaluation every
+    ``eval.every``, both at the last step; empty when neither is due."""
+    record: dict[str, Any] = {}
+    if state.step % cfg.log_every == 0 or state.step == total:
+        record = {"step": state.step, "epoch": state.epoch, "loss": loss, "lr": scheduler.get_last_lr()[0],
+                  "tokens": supervised, "grad_norm": grad_norm, "seconds": seconds}
+    if evaluator is not None and (state.step % cfg.eval.every == 0 or state.step == total):
+        record = {"step": state.step, **record, **evaluator()}
+    return record
+
+
 def train_sft(cfg: SFTConfig, run_dir: RunDir, resume: bool = False) -> Path:
     """Fine-tune ``cfg.model`` on ``cfg.data``; return the final model directory ``RUN_DIR/model``."""
-    from accelerate import Accelerator
     from tqdm.auto import tqdm
 
-    from tailor_evo.commands.common import seed_everything
-
     _validate(cfg)
-    torch.set_num_threads(cfg.threads)
-    accelerator = Accelerator(cpu=not torch.cuda.is_available())
-    seed_everything(cfg.seed)
+    accelerator = open_accelerator(cfg.threads, cfg.seed)
+    main, rank, world = accelerator.is_main_process, accelerator.process_index, accelerator.num_processes
     model, tokenizer = load_trainable(cfg)
     model = apply_lora(model, cfg.lora)
     data = load_sft_data(cfg.data, tokenizer, cfg.max_length)
     log.info("SFT data: %s", data.summary())
-    if accelerator.is_main_process:
-        run_dir.save_config(cfg)
-        run_dir.track(cfg.report_to, cfg, "sft")
-
-    n = len(data.examples)
-    per_step = cfg.batch_size * cfg.grad_accum * accelerator.num_processes
-    steps_per_epoch = math.ceil(n / per_step)
-    total = cfg.max_steps if cfg.max_steps > 0 else cfg.epochs * steps_per_epoch
-    optimizer = make_optimizer(model, cfg.lr, cfg.weight_decay, cfg.betas)
-    scheduler = cosine_schedule(optimizer, round(cfg.warmup_ratio * total), total, cfg.min_lr_ratio)
-    model, optimizer = accelerator.prepare(model, optimizer)
-
-    state = resume_state(run_dir, resume, model, optimizer, scheduler)
-
-    evaluator = _make_evaluator(cfg, model, tokenizer) if cfg.eval.every > 0 else None
+    record_start(run_dir, cfg, "sft", main)
+    plan = _plan(cfg, len(data.examples), world)
+    t = _trainable(cfg, model, tokenizer, accelerator, plan.total)
+    state = t.resume(run_dir, resume)
+    evaluator = _make_evaluator(cfg, t.model, tokenizer) if cfg.eval.every > 0 else None
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    order = epoch_order(n, cfg.seed, state.epoch)
-    rank, world = accelerator.process_index, accelerator.num_processes
-    model.train()
-    bar = tqdm(total=total, initial=state.step, desc="sft", disable=not accelerator.is_main_process)
+    order = _Order(plan.examples, cfg.seed, state)
+    t.model.train()
+    bar = tqdm(total=plan.total, initial=state.step, desc="sft", disable=not main)
     t0 = time.perf_counter()
-    while state.step < total:
-        if state.position >= n:
-            state.epoch, state.position = state.epoch + 1, 0
-            order = epoch_order(n, cfg.seed, state.epoch)
-        idx = order[state.position: state.position + per_step]
-        state.position += len(idx)
-        mine = [data.examples[i] for i in idx[rank::world]]
-        batches = step_batches(mine, cfg, pad_id) if mine else []
-        supervised = sum(int((b["labels"][:, 1:] != -100).sum()) for b in batches)
-        loss_sum = 0.0
-        for j, batch in enumerate(batches):
-            batch = {k: v.to(accelerator.device) for k, v in batch.items()}
-            sync = j == len(batches) - 1
-            ctx = accelerator.no_sync(model) if not sync else nullcontext()
-            with ctx:
-                logits = forward_logits(model, batch)
-                loss = sft_loss(logits, batch["labels"], normaliser=max(supervised, 1))
-                accelerator.backward(loss)
-            loss_sum += float(loss.detach())
-        grad_norm = accelerator.clip_grad_norm_(model.parameters(), cfg.grad_clip) if cfg.grad_clip > 0 else None
-        optimizer.step()
-        scheduler.step()
-        optimizer.zero_grad(set_to_none=True)
+    while state.step < plan.total:
+        mine = [data.examples[i] for i in order.take(plan.per_step)[rank::world]]
+        loss, supervised = _accumulate(t.model, accelerator, step_batches(mine, cfg, pad_id) if mine else [])
+        grad_norm = optimizer_step(t.model, t.optimizer, t.scheduler, cfg.grad_clip, accelerator)
         state.step += 1
         bar.update(1)
-        bar.set_postfix(loss=f"{loss_sum:.3f}")
-        record: dict[str, Any] = {}
-        if state.step % cfg.log_every == 0 or state.step == total:
-            record = {"step": state.step, "epoch": state.epoch, "loss": loss_sum,
-                      "lr": scheduler.get_last_lr()[0], "tokens": supervised,
-                      "grad_norm": float(grad_norm) if grad_norm is not None else None,
-                      "seconds": time.perf_counter() - t0}
-        if evaluator is not None and (state.step % cfg.eval.every == 0 or state.step == total):
-            record = {"step": state.step, **record, **evaluator()}
-        if record and accelerator.is_main_process:
+        bar.set_postfix(loss=f"{loss:.3f}")
+        record = _record(cfg, state, plan.total, t.scheduler, loss, supervised, grad_norm,
+                         time.perf_counter() - t0, evaluator)
+        if record and main:
             run_dir.log(record)
-        if accelerator.is_main_process and (
-                (cfg.save_every > 0 and state.step % cfg.save_every == 0) or state.step == total):
-            save_checkpoint(run_dir.checkpoints, state, model, tokenizer, optimizer, scheduler,
-                            keep=cfg.keep_checkpoints)
+        save_if_due(run_dir, t, state, every=cfg.save_every, keep=cfg.keep_checkpoints, last=plan.total, main=main)
     bar.close()
-    accelerator.wait_for_everyone()
-    out = run_dir.path / "model"
-    if accelerator.is_main_process:
-        export_model(model, tokenizer, out, card=_card(cfg, data, run_dir))
+
+    def export(out: Path) -> None:
+        export_model(t.model, tokenizer, out, card=_card(cfg, data, run_dir))
         write_sft_report(run_dir, cfg, data.summary())
-    run_dir.close_trackers()
-    return out
+    return finish_run(run_dir, accelerator, export)
 
 
 def _card(cfg: SFTConfig, data: SFTData, run_dir: RunDir) -> "CardInfo":
@@ -211,22 +240,13 @@ def forward_logits(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> to
 def _make_evaluator(cfg: SFTConfig, model: torch.nn.Module, tokenizer: Any):
     """A closure measuring greedy held-out accuracy of the live model (eval mode, then back to train)."""
     from tailor_evo.tasks.registry import get_task
-    from tailor_evo.trainers.data import greedy_accuracy, heldout_problems
+    from tailor_evo.trainers.data import heldout_problems
 
     task = get_task(cfg.task)
     problems = heldout_problems(task, cfg.eval.n, cfg.seed, cfg.eval.levels or None)
-    engine = live_engine(unwrap(model), tokenizer, batch_size=cfg.eval.batch_size, threads=cfg.threads)
-
-    def evaluate() -> dict[str, float]:
-        m = unwrap(model)
-        m.eval()
-        try:
-            with torch.no_grad():
-                return greedy_accuracy(engine, task, problems, cfg.eval.max_new_tokens, chat=cfg.chat)
-        finally:
-            m.train()
-
-    return evaluate
+    policy = unwrap(model)
+    engine = live_engine(policy, tokenizer, batch_size=cfg.eval.batch_size, threads=cfg.threads)
+    return live_evaluator(policy, engine, task, problems, cfg.eval.max_new_tokens, cfg.chat)
 
 
 def write_sft_report(run_dir: RunDir, cfg: SFTConfig, data_summary: str) -> None:

@@ -36,7 +36,6 @@ up to and including that one, so they stay the exact sampled sequence.
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -90,11 +89,10 @@ class HFEngine:
             torch.set_num_threads(num_threads)
         self.eos_ids = _eos_ids(model, tokenizer)
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else min(self.eos_ids, default=0)
-        # keyword names of the underlying transformers model (a peft wrapper forwards **kwargs to it)
-        base = model.get_base_model() if hasattr(model, "get_base_model") else model
-        params = inspect.signature(base.forward).parameters
-        self._cache_kw = "cache" if "cache" in params else "past_key_values"
-        self._has_logits_to_keep = "logits_to_keep" in params
+        from tailor_evo.generation.kv_cache import cache_keyword, forward_parameters
+
+        self._cache_kw = cache_keyword(model)
+        self._has_logits_to_keep = "logits_to_keep" in forward_parameters(model)
         self._joinable = True  # may per-group prefill caches be joined? (no for sliding-window caches)
 
     @classmethod

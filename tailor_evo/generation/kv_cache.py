@@ -6,12 +6,31 @@ costs more than the model's matrix multiplications. This layer keeps a buffer wi
 spare room along the sequence axis, writes new entries into it and hands attention
 a view of the filled part; the buffer doubles when full, so copying is amortised
 O(1) per token. Used only for plain (non-sliding) cache layers.
+
+It also holds the one answer to "under which keyword does this model's forward take a
+cache", which the generation engine and the RL trainer's shared-prompt pass both ask.
 """
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Mapping
+from typing import Any
+
 import torch
 from transformers.cache_utils import DynamicLayer
+
+
+def forward_parameters(model: Any) -> Mapping[str, inspect.Parameter]:
+    """The parameters of the transformers model's ``forward``; a peft wrapper only forwards
+    ``**kwargs``, so the model behind it is read."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return inspect.signature(base.forward).parameters
+
+
+def cache_keyword(model: Any) -> str:
+    """``cache`` in newer transformers, ``past_key_values`` before."""
+    return "cache" if "cache" in forward_parameters(model) else "past_key_values"
 
 
 class GrowingLayer(DynamicLayer):

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from tailor_evo.tasks.igsm.graph import (ABSTRACT, INSTANCE, MOD, Form, Graph, Param, cost,
                                          structural_preds_from)
 from tailor_evo.tasks.igsm.text import TEST_BINS, TRAIN_BINS, template_bin
-from tailor_evo.tasks.igsm.world import BANK
+from tailor_evo.tasks.igsm.world import BANK, Category, Hierarchy
 
 # Sentence-form mix (number of parameter arguments, whether a constant is involved),
 # close to the proportions observed in the public generator's output.
@@ -62,7 +62,47 @@ def _depth(rng: random.Random, target_op: int) -> int:
     return rng.choices((2, 3, 4), weights)[0]
 
 
+@dataclass
+class _Shape:
+    """The drawn structure of one attempt: which categories of which hierarchy, how many items each."""
+
+    hier: Hierarchy
+    cats: tuple[Category, ...]        # d consecutive categories of it, top first
+    widths: list[int]                 # items per category
+    edges: int                        # containment edges to draw (instance parameters)
+
+    @property
+    def depth(self) -> int:
+        return len(self.widths)
+
+
+@dataclass
+class _Keys:
+    """Parameter ids: instance parameters by containment edge, then abstract ones by (layer, item, layer)."""
+
+    inst_keys: list[tuple[int, int, int]]
+    inst: dict[tuple[int, int, int], int]
+    abs_keys: list[tuple[int, int, int]]
+    absi: dict[tuple[int, int, int], int]
+
+    @property
+    def count(self) -> int:
+        return len(self.inst_keys) + len(self.abs_keys)
+
+
 def _attempt(rng: random.Random, target_op: int, opts: GenOptions) -> Graph | None:
+    """One random graph, with a question of ``target_op`` operations; None when the draw admits none."""
+    shape = _shape(rng, target_op, opts)
+    if shape is None:
+        return None
+    edges = _edges(rng, shape, opts)
+    if edges is None:
+        return None
+    return _ask(rng, _graph(rng, shape, edges), target_op, opts)
+
+
+def _shape(rng: random.Random, target_op: int, opts: GenOptions) -> _Shape | None:
+    """Hierarchy window, layer widths and the number of edges (``opts.ip``, else drawn up to ``max_edge``)."""
     hier = rng.choice(BANK)
     d = _depth(rng, target_op)
     start = rng.randint(0, len(hier.categories) - d)
@@ -74,14 +114,17 @@ def _attempt(rng: random.Random, target_op: int, opts: GenOptions) -> Graph | No
     if opts.ip is not None:
         if not n_lower <= opts.ip <= n_max:
             return None
-        e = opts.ip
-    else:
-        hi = min(opts.max_edge, n_max)
-        if hi < n_lower:
-            return None
-        e = min(rng.randint(n_lower, hi), rng.randint(n_lower, hi))
+        return _Shape(hier, cats, widths, opts.ip)
+    hi = min(opts.max_edge, n_max)
+    if hi < n_lower:
+        return None
+    return _Shape(hier, cats, widths, min(rng.randint(n_lower, hi), rng.randint(n_lower, hi)))
 
-    # containment edges: every lower item gets a parent, then random extra edges up to e
+
+def _edges(rng: random.Random, shape: _Shape, opts: GenOptions) -> set[tuple[int, int, int]] | None:
+    """Containment edges (layer, parent, child): every lower item gets a parent, most containers a
+    child, then random extra edges up to ``shape.edges``; None when the forced ones exceed the cap."""
+    d, widths = shape.depth, shape.widths
     edges: set[tuple[int, int, int]] = set()
     for k in range(1, d):
         for j in range(widths[k]):
@@ -95,57 +138,74 @@ def _attempt(rng: random.Random, target_op: int, opts: GenOptions) -> Graph | No
                 edges.add((k, i, rng.randrange(widths[k + 1])))
     if len(edges) > cap:
         return None
-    e = max(e, len(edges))
+    e = max(shape.edges, len(edges))
     spare = [(k, i, j) for k in range(d - 1) for i in range(widths[k]) for j in range(widths[k + 1])
              if (k, i, j) not in edges]
     edges.update(rng.sample(spare, e - len(edges)))
+    return edges
 
-    items = [rng.sample(rng.choice(c.pools), widths[k]) for k, c in enumerate(cats)]
-    names = [c.name for c in cats]
 
+def _keys(shape: _Shape, edges: set[tuple[int, int, int]]) -> _Keys:
+    d, widths = shape.depth, shape.widths
     inst_keys = sorted(edges)
-    inst = {key: i for i, key in enumerate(inst_keys)}
     abs_keys = [(k, i, m) for k in range(d - 1) for i in range(widths[k]) for m in range(k + 1, d)]
-    absi = {key: len(inst_keys) + i for i, key in enumerate(abs_keys)}
-    n_params = len(inst_keys) + len(abs_keys)
+    return _Keys(inst_keys, {key: i for i, key in enumerate(inst_keys)}, abs_keys,
+                 {key: len(inst_keys) + i for i, key in enumerate(abs_keys)})
 
-    abs_preds = {key: structural_preds_from(inst, absi, widths[key[0] + 1], *key) for key in abs_keys}
+
+def _instance_forms(rng: random.Random, keys: _Keys, abs_preds: dict) -> dict[int, Form]:
+    """A sentence form for every instance parameter, defined in a random order over the parameters
+    defined before it (abstract ones once every instance parameter they need is), so the graph is acyclic."""
     # instance parameters an abstract one needs, transitively through abstract children
     abs_need: dict[int, set[int]] = {}
-    for key in sorted(abs_keys, key=lambda t: (-t[0], t[2])):   # deeper items first
+    for key in sorted(keys.abs_keys, key=lambda t: (-t[0], t[2])):   # deeper items first
         need: set[int] = set()
         for q in abs_preds[key]:
             need |= abs_need[q] if q in abs_need else {q}
-        abs_need[absi[key]] = need
-
+        abs_need[keys.absi[key]] = need
     # abstract parameters of childless items are always 0; used sparingly so answers are not mostly 0
-    empty_abs = {absi[key] for key in abs_keys if not abs_preds[key]}
+    empty_abs = {keys.absi[key] for key in keys.abs_keys if not abs_preds[key]}
     forms: dict[int, Form] = {}
     defined: list[int] = []
     defined_set: set[int] = set()
-    perm = list(range(len(inst_keys)))
+    perm = list(range(len(keys.inst_keys)))
     rng.shuffle(perm)
     for pid in perm:
         ready_abs = [a for a, need in abs_need.items() if need <= defined_set]
         forms[pid] = _form(rng, defined, ready_abs, empty_abs)
         defined.append(pid)
         defined_set.add(pid)
+    return forms
 
+
+def _graph(rng: random.Random, shape: _Shape, edges: set[tuple[int, int, int]]) -> Graph:
+    """Items drawn for every category, every parameter with its form, the sentence order; no question yet."""
+    items = [rng.sample(rng.choice(c.pools), shape.widths[k]) for k, c in enumerate(shape.cats)]
+    names = [c.name for c in shape.cats]
+    keys = _keys(shape, edges)
+    abs_preds = {key: structural_preds_from(keys.inst, keys.absi, shape.widths[key[0] + 1], *key)
+                 for key in keys.abs_keys}
+    forms = _instance_forms(rng, keys, abs_preds)
     params: list[Param] = []
-    for key in inst_keys:
+    for key in keys.inst_keys:
         k, i, j = key
-        pid = inst[key]
+        pid = keys.inst[key]
         params.append(Param(pid, INSTANCE, k, i, j, f"{items[k][i]}'s {items[k + 1][j]}",
                             forms[pid].args, forms[pid]))
-    for key in abs_keys:
+    for key in keys.abs_keys:
         k, i, m = key
-        params.append(Param(absi[key], ABSTRACT, k, i, m, f"{items[k][i]}'s {names[m]}", abs_preds[key]))
-    assert len(params) == n_params
-
-    order = list(range(len(inst_keys)))
+        params.append(Param(keys.absi[key], ABSTRACT, k, i, m, f"{items[k][i]}'s {names[m]}", abs_preds[key]))
+    assert len(params) == keys.count
+    order = list(range(len(keys.inst_keys)))
     rng.shuffle(order)
-    g = Graph(hier.name, names, items, params, 0, order, rng.randrange(2**31))
+    return Graph(shape.hier.name, names, items, params, 0, order, rng.randrange(2**31))
 
+
+def _ask(rng: random.Random, g: Graph, target_op: int, opts: GenOptions) -> Graph | None:
+    """Set the question to a parameter needing exactly ``target_op`` operations (abstract with chance
+    ``abstract_share`` when both kinds fit); None when no parameter does."""
+    params = g.params
+    n_params = len(params)
     masks: dict[int, int] = {}
     fits: dict[str, list[int]] = {INSTANCE: [], ABSTRACT: []}
     costs = {p.id: cost(g, p) for p in params}

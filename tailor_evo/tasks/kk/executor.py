@@ -403,88 +403,102 @@ def _backward(ctx: _Ctx, order: str) -> None:
             ctx.propagate_known()
 
 
-def _split(ctx: _Ctx, order: str, role: str, check: str) -> None:
-    pz = ctx.puzzle
-    roles = (True, False) if role == "knight_first" else (False, True)
-    dynamic = order in ("order_given", "order_mentioned")
-    ranking = ctx.ranking(order)
-    hyp: dict[int, bool] = {}
+class _CaseSplit:
+    """Depth-first case split: assume a role for the next open person, check the assumption the way
+    ``check`` says, go deeper; when that fails try the other role, and backtrack when both fail.
+    ``hyp`` holds the assumed roles (and those derived from them) on top of ``ctx.known``."""
 
-    def view() -> dict[int, bool]:
-        return {**ctx.known, **hyp}
+    def __init__(self, ctx: _Ctx, order: str, role: str, check: str) -> None:
+        self.ctx, self.order, self.check = ctx, order, check
+        self.roles = (True, False) if role == "knight_first" else (False, True)
+        self.dynamic = order in ("order_given", "order_mentioned")
+        self.ranking = ctx.ranking(order)
+        self.hyp: dict[int, bool] = {}
 
-    def search(queue: list[int]) -> list[int] | None:
-        open_ = [j for j in (queue if dynamic else ranking) if j not in ctx.known and j not in hyp]
+    def view(self) -> dict[int, bool]:
+        return {**self.ctx.known, **self.hyp}
+
+    def _drop(self, added: list[int]) -> None:
+        for j in added:
+            self.hyp.pop(j, None)
+
+    def _keeper(self, added: list[int]):
+        def keep(j: int, r: bool) -> None:
+            self.hyp[j] = r
+            added.append(j)
+        return keep
+
+    def _holds(self, p: int, b: bool, v: dict[int, bool], added: list[int]) -> bool:
+        """Whether the assumption ``p`` is ``b`` (already in ``hyp``) survives the check, writing the
+        steps that say so; when it does not, what it added to ``hyp`` is taken back."""
+        ctx = self.ctx
+        if ctx.explicit:
+            failed = ctx.try_role(p, b, v, conflict_key="conflict") is not None
+            if not failed and self.check == "check_forward":
+                failed = not ctx.chain(v, True, self._keeper(added))
+            if failed:
+                self._drop(added)
+            return not failed
+        if self.check == "check_claims":
+            q = ctx.first_unsat(v)
+            if q is not None:
+                text = ctx.say("conflict", **ctx.fields(p, b, q, v[q]))
+                ctx.emit("conflict", text, v, f"cf:{q}", f"conflict with {ctx.names[q]}'s claim",
+                         {"type": "unsat", "given": enc(v), "person": q})
+                del self.hyp[p]
+                return False
+            ctx.emit("assume", ctx.say("assume_ok", **ctx.fields(p, b)), v, f"as:{p}",
+                     f"assumed {ctx.names[p]} is a {T.role_word(b)}",
+                     {"type": "sat", "given": enc(v), "people": sorted(v)})
+            return True
+        ctx.emit("assume", ctx.say("assume", **ctx.fields(p, b)), v, f"as:{p}",
+                 f"assumed {ctx.names[p]} is a {T.role_word(b)}", None)
+        if not ctx.chain(v, True, self._keeper(added)):
+            self._drop(added)
+            return False
+        return True
+
+    def search(self, queue: list[int]) -> list[int] | None:
+        """None when every person got a role consistently, else the people whose cases all failed."""
+        ctx, hyp = self.ctx, self.hyp
+        open_ = [j for j in (queue if self.dynamic else self.ranking) if j not in ctx.known and j not in hyp]
         if not open_:
             return None
         p = open_[0]
-        if not dynamic:
-            why, fact = ctx.why(order, p)
-            ctx.emit("choose", ctx.say("choose", **ctx.fields(p, True), why=why), view(), f"ch:{p}",
+        if not self.dynamic:
+            why, fact = ctx.why(self.order, p)
+            ctx.emit("choose", ctx.say("choose", **ctx.fields(p, True), why=why), self.view(), f"ch:{p}",
                      f"choosing {ctx.names[p]}", fact)
-        for idx, b in enumerate(roles):
+        for idx, b in enumerate(self.roles):
             added = [p]
             hyp[p] = b
-            v = view()
-            if ctx.explicit:
-                failed = ctx.try_role(p, b, v, conflict_key="conflict") is not None
-                if not failed and check == "check_forward":
-                    def keep(j: int, r: bool) -> None:
-                        hyp[j] = r
-                        added.append(j)
-
-                    failed = not ctx.chain(v, True, keep)
-                if failed:
-                    for j in added:
-                        hyp.pop(j, None)
-                    continue
-            elif check == "check_claims":
-                q = ctx.first_unsat(v)
-                if q is not None:
-                    text = ctx.say("conflict", **ctx.fields(p, b, q, v[q]))
-                    ctx.emit("conflict", text, v, f"cf:{q}", f"conflict with {ctx.names[q]}'s claim",
-                             {"type": "unsat", "given": enc(v), "person": q})
-                    del hyp[p]
-                    continue
-                ctx.emit("assume", ctx.say("assume_ok", **ctx.fields(p, b)), v, f"as:{p}",
-                         f"assumed {ctx.names[p]} is a {T.role_word(b)}",
-                         {"type": "sat", "given": enc(v), "people": sorted(v)})
-            else:
-                ctx.emit("assume", ctx.say("assume", **ctx.fields(p, b)), v, f"as:{p}",
-                         f"assumed {ctx.names[p]} is a {T.role_word(b)}", None)
-
-                def keep(j: int, r: bool) -> None:
-                    hyp[j] = r
-                    added.append(j)
-
-                if not ctx.chain(v, True, keep):
-                    for j in added:
-                        hyp.pop(j, None)
-                    continue
+            if not self._holds(p, b, self.view(), added):
+                continue
             front = [j for j in ctx.mentions[p] if j not in ctx.known and j not in hyp] \
-                if order == "order_mentioned" else []
-            failed = search(front + [j for j in queue if j not in front])
+                if self.order == "order_mentioned" else []
+            failed = self.search(front + [j for j in queue if j not in front])
             if failed is None:
                 return None
             if idx == 0:
                 ctx.emit("backtrack", ctx.say("backtrack", X=T.join_and([ctx.names[j] for j in failed]),
                                               P=ctx.names[p]),
-                         view(), f"bt:{p}", f"backtracking to {ctx.names[p]}",
-                         {"type": "infeasible", "given": enc(view())})
-                for j in added:
-                    hyp.pop(j, None)
+                         self.view(), f"bt:{p}", f"backtracking to {ctx.names[p]}",
+                         {"type": "infeasible", "given": enc(self.view())})
+                self._drop(added)
             else:
-                for j in added:
-                    hyp.pop(j, None)
+                self._drop(added)
                 return failed + [p]
         return [p]
 
-    if search(list(range(ctx.n))) is not None:
+
+def _split(ctx: _Ctx, order: str, role: str, check: str) -> None:
+    split = _CaseSplit(ctx, order, role, check)
+    if split.search(list(range(ctx.n))) is not None:
         raise _Unfinished("case split found no consistent assignment")
-    if len({**ctx.known, **hyp}) != ctx.n or not pz.solutions_mask() >> index_of(
-            [{**ctx.known, **hyp}[i] for i in range(ctx.n)]) & 1:
+    final = split.view()
+    if len(final) != ctx.n or not ctx.puzzle.solutions_mask() >> index_of([final[i] for i in range(ctx.n)]) & 1:
         raise _Unfinished("case split ended without a consistent assignment")
-    ctx.known.update(hyp)
+    ctx.known.update(split.hyp)
 
 
 def _enumerate(ctx: _Ctx, order: str) -> None:
