@@ -42,21 +42,21 @@ class SFTConfig(TrainerConfig):
     # keys that --resume may change: more (or fewer) steps and bookkeeping, not what ran so far
     RESUME_SAFE: ClassVar[tuple[str, ...]] = ("epochs", "max_steps", "save_every", "keep_checkpoints",
                                               "log_every", "threads", "report_to")
-    data: str = ""
-    epochs: int = 3
+    data: str = ""                   # prompt/completion records: JSONL/Parquet, datasets directory or id[:split]
+    epochs: int = 3                  # passes over the data (unless max_steps is set)
     max_steps: int = 0               # > 0 overrides epochs
     batch_size: int = 8              # examples per forward pass (padded, packed); x grad_accum = per step
     grad_accum: int = 1              # forward passes per optimizer step
-    warmup_ratio: float = 0.05
+    warmup_ratio: float = 0.05       # share of the steps spent warming the learning rate up linearly
     min_lr_ratio: float = 0.0        # cosine floor as a fraction of lr
-    max_length: int = 1024
+    max_length: int = 1024           # tokens of prompt + completion; longer examples are skipped (and counted)
     # How a step's examples become forward passes (all give the same loss and gradients):
     # "bucketed" sorts them by length into right-padded micro-batches of at most
     # bucket_tokens (rows x width) with plain causal attention, the fastest on CPU;
     # "packed" lays them end to end (block-diagonal attention); "padded" right-pads each batch.
     batching: str = "bucketed"
-    bucket_tokens: int = 2048
-    log_every: int = 1
+    bucket_tokens: int = 2048        # tokens (rows x width) of one bucketed micro-batch; at least max_length
+    log_every: int = 1               # optimizer steps between metric rows
 
 
 def packing_supported() -> bool:
