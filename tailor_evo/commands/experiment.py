@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from tailor_evo.commands.common import config_options, resolve_config
+from tailor_evo.extras import require
 
 
 @click.command("experiment")
@@ -17,6 +18,7 @@ from tailor_evo.commands.common import config_options, resolve_config
 def experiment(ctx: click.Context, config_path: str | None, overrides: tuple[str, ...], out: str, dry_run: bool,
                report_only: bool) -> None:
     """Run every (task, difficulty, backbone, method, seed) cell; finished cells are skipped."""
+    require("experiment", what="tailor-evo experiment (its statistics)")
     from tailor_evo.experiment.grid import ExperimentConfig, estimate, expand
     from tailor_evo.experiment.runner import report_only as reaggregate
     from tailor_evo.experiment.runner import run_experiment
