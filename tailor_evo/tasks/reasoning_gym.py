@@ -13,9 +13,8 @@ own verifier, and many RL users start from it. This adapter makes any of them a 
 - **prompts** are the package's ``<think>``/``<answer>`` system prompt (``DeepSeekZero``).
 
 There is no move grammar or executor: these tasks serve evaluation, RL (rewards and
-``--data``), ``data generate``, and the LLM operator, renderer and re-distillation teacher,
-which need none. reasoning-gym ships no reasoning traces, so the reference completion
-holds the answer with empty reasoning.
+``--data``) and ``data generate``, which need none. reasoning-gym ships no reasoning
+traces, so the reference completion holds the answer with empty reasoning.
 """
 
 from __future__ import annotations
