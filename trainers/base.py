@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from tailor_evo.errors import InputError
+from tailor_evo.extras import require
 from tailor_evo.io import raise_save_failure, save_figure
 from tailor_evo.trainers.checkpoint import save_model, unwrap
 
@@ -120,10 +121,8 @@ def apply_lora(model: torch.nn.Module, settings: LoraSettings) -> torch.nn.Modul
     """Wrap ``model`` with LoRA adapters when enabled; ``peft`` is imported only then."""
     if not settings.enabled:
         return model
-    try:
-        from peft import LoraConfig, get_peft_model
-    except ImportError:
-        raise InputError("LoRA needs the 'peft' package: pip install 'tailor-evo[lora]'", field="lora.enabled") from None
+    require("lora", what="LoRA", field="lora.enabled")
+    from peft import LoraConfig, get_peft_model
     cfg = LoraConfig(r=settings.r, lora_alpha=settings.alpha, lora_dropout=settings.dropout,
                      target_modules=list(settings.target_modules), task_type="CAUSAL_LM")
     return get_peft_model(model, cfg)

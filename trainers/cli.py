@@ -40,22 +40,39 @@ def _config(cls: type, ctx: click.Context, out: str, resume: bool, config_path: 
     return resolve_config(cls, config_path, overrides, ctx, **direct)
 
 
+def _out_or_dry_run(out: str | None, dry_run: bool) -> str:
+    """``--out`` is needed unless the command only prints its estimate."""
+    if out is None and not dry_run:
+        raise click.UsageError("Missing option '--out'.")
+    return out or ""
+
+
+DRY_RUN_HELP = "Print the memory estimate per process (weights, optimiser, activations, ...); train nothing."
+
+
 @train.command("sft")
 @click.option("--model", default=None, help="Backbone name (tiny, smollm2-135m, ...) or model directory.")
 @click.option("--data", "data_path", default=None,
               help="Warm-start data with prompt and completion: JSONL/Parquet, a datasets directory or a cached "
                    "dataset id (DIR_OR_ID[:SPLIT], default split train).")
-@click.option("--out", required=True, type=click.Path(file_okay=False), help="Run directory.")
+@click.option("--out", default=None, type=click.Path(file_okay=False), help="Run directory (required).")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its latest checkpoint.")
 @click.option("--overwrite", is_flag=True, help="Start again in a non-empty run directory.")
+@click.option("--dry-run", is_flag=True, help=DRY_RUN_HELP)
 @config_options("tailor_evo.trainers.sft:SFTConfig")
 @click.pass_context
-def sft(ctx: click.Context, model: str | None, data_path: str | None, out: str, resume: bool, overwrite: bool,
-        config_path: str | None, overrides: tuple[str, ...]) -> None:
+def sft(ctx: click.Context, model: str | None, data_path: str | None, out: str | None, resume: bool,
+        overwrite: bool, dry_run: bool, config_path: str | None, overrides: tuple[str, ...]) -> None:
     """Supervised fine-tuning on completions only; writes OUT/model."""
     from tailor_evo.trainers.sft import SFTConfig, train_sft
 
+    out = _out_or_dry_run(out, dry_run)
     cfg = _config(SFTConfig, ctx, out, resume, config_path, overrides, model=model, data=data_path)
+    if dry_run:
+        from tailor_evo.trainers.memory import estimate_sft, memory_report
+
+        click.echo(memory_report([estimate_sft(cfg)]))
+        return
     run_dir = _run_dir(out, resume, overwrite)
     path = train_sft(cfg, run_dir, resume=resume)
     click.echo(f"model: {path}\nreport: {run_dir.report_path}")
@@ -68,17 +85,24 @@ def sft(ctx: click.Context, model: str | None, data_path: str | None, out: str, 
               help="RL prompts from these records instead of the task's generator: JSONL/Parquet in the task's "
                    "format or its public one, a datasets directory or a cached dataset id (DIR_OR_ID[:SPLIT], "
                    "default split train); verified by the task, at the levels of rl.levels.")
-@click.option("--out", required=True, type=click.Path(file_okay=False), help="Run directory.")
+@click.option("--out", default=None, type=click.Path(file_okay=False), help="Run directory (required).")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its latest checkpoint.")
 @click.option("--overwrite", is_flag=True, help="Start again in a non-empty run directory.")
+@click.option("--dry-run", is_flag=True, help=DRY_RUN_HELP)
 @config_options("tailor_evo.trainers.rl:RLConfig")
 @click.pass_context
-def rl(ctx: click.Context, model: str | None, task_name: str | None, data_path: str | None, out: str, resume: bool,
-       overwrite: bool, config_path: str | None, overrides: tuple[str, ...]) -> None:
+def rl(ctx: click.Context, model: str | None, task_name: str | None, data_path: str | None, out: str | None,
+       resume: bool, overwrite: bool, dry_run: bool, config_path: str | None, overrides: tuple[str, ...]) -> None:
     """Group-relative, clipped, KL-regularised RL against the task verifier; writes OUT/model."""
     from tailor_evo.trainers.rl import RLConfig, train_rl
 
+    out = _out_or_dry_run(out, dry_run)
     cfg = _config(RLConfig, ctx, out, resume, config_path, overrides, model=model, task=task_name, data=data_path)
+    if dry_run:
+        from tailor_evo.trainers.memory import estimate_rl, memory_report
+
+        click.echo(memory_report([estimate_rl(cfg)]))
+        return
     run_dir = _run_dir(out, resume, overwrite)
     path = train_rl(cfg, run_dir, resume=resume)
     click.echo(f"model: {path}\nreport: {run_dir.report_path}")

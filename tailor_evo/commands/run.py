@@ -22,9 +22,11 @@ from tailor_evo.rundir import RunDir
 @click.option("--backbone", default=None, help="Backbone name or model directory (default tiny).")
 @click.option("--method", default=None,
               help="Warm-start method (default tailor; `tailor-evo data warmstart --help` lists the registered ones).")
+@click.option("--dry-run", is_flag=True,
+              help="Print the memory estimate per process of every stage; run nothing.")
 @click.pass_context
 def run(ctx: click.Context, config_path: str | None, overrides: tuple[str, ...], out: str | None, resume: bool,
-        task: str | None, backbone: str | None, method: str | None) -> None:
+        task: str | None, backbone: str | None, method: str | None, dry_run: bool) -> None:
     """Search primitives, build warm-start data, SFT, RL and evaluate; write a report."""
     from tailor_evo.pipeline import PipelineConfig, run_pipeline
     from tailor_evo.pipeline_report import write_run_report
@@ -40,6 +42,12 @@ def run(ctx: click.Context, config_path: str | None, overrides: tuple[str, ...],
     else:
         cfg = resolve_config(PipelineConfig, config_path, overrides, ctx, **direct)
     cfg.check()      # refuse bad or pipeline-owned settings before anything is written or printed
+    if dry_run:
+        from tailor_evo.trainers.memory import estimate_pipeline, memory_report
+
+        cfg.fill_owned()
+        click.echo(memory_report(estimate_pipeline(cfg)))
+        return
     root = Path(out) if out else Path("runs") / time.strftime("run-%Y%m%d-%H%M%S")
     holder = RunDir.locked(root)   # held until the report and DONE are written
     seed_everything(cfg.seed)

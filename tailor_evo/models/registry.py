@@ -286,6 +286,72 @@ def _hub_cache_dir(repo_id: str) -> Path | None:
         return None
 
 
+# --- architecture shapes without the weights ------------------------------------------
+
+# The config.json fields that size a model, for backbones whose files may not be on this machine
+# (a hub id outside the local cache, a GGUF backbone not yet converted), so that a memory
+# estimate (tailor_evo.trainers.memory) never needs a download. Values from the models' own
+# config.json files; a local directory or a cached hub id is always read instead.
+KNOWN_ARCHITECTURES: dict[str, dict[str, Any]] = {
+    "tiny": {"model_type": "llama", "hidden_size": 192, "num_hidden_layers": 4, "intermediate_size": 512,
+             "num_attention_heads": 4, "num_key_value_heads": 4, "vocab_size": 2052, "tie_word_embeddings": True},
+    "smollm2-135m": {"model_type": "llama", "hidden_size": 576, "num_hidden_layers": 30, "intermediate_size": 1536,
+                     "num_attention_heads": 9, "num_key_value_heads": 3, "vocab_size": 49152,
+                     "tie_word_embeddings": True},
+    "gemma3-270m": {"model_type": "gemma3_text", "hidden_size": 640, "num_hidden_layers": 18,
+                    "intermediate_size": 2048, "num_attention_heads": 4, "num_key_value_heads": 1, "head_dim": 256,
+                    "vocab_size": 262144, "tie_word_embeddings": True},
+    "Qwen/Qwen2.5-0.5B-Instruct": {"model_type": "qwen2", "hidden_size": 896, "num_hidden_layers": 24,
+                                   "intermediate_size": 4864, "num_attention_heads": 14, "num_key_value_heads": 2,
+                                   "vocab_size": 151936, "tie_word_embeddings": True},
+    "Qwen/Qwen2.5-1.5B-Instruct": {"model_type": "qwen2", "hidden_size": 1536, "num_hidden_layers": 28,
+                                   "intermediate_size": 8960, "num_attention_heads": 12, "num_key_value_heads": 2,
+                                   "vocab_size": 151936, "tie_word_embeddings": True},
+    "Qwen/Qwen2.5-3B-Instruct": {"model_type": "qwen2", "hidden_size": 2048, "num_hidden_layers": 36,
+                                 "intermediate_size": 11008, "num_attention_heads": 16, "num_key_value_heads": 2,
+                                 "vocab_size": 151936, "tie_word_embeddings": True},
+    "Qwen/Qwen2.5-7B-Instruct": {"model_type": "qwen2", "hidden_size": 3584, "num_hidden_layers": 28,
+                                 "intermediate_size": 18944, "num_attention_heads": 28, "num_key_value_heads": 4,
+                                 "vocab_size": 152064, "tie_word_embeddings": False},
+    "Qwen/Qwen2.5-14B-Instruct": {"model_type": "qwen2", "hidden_size": 5120, "num_hidden_layers": 48,
+                                  "intermediate_size": 13824, "num_attention_heads": 40, "num_key_value_heads": 8,
+                                  "vocab_size": 152064, "tie_word_embeddings": False},
+    "Qwen/Qwen2.5-32B-Instruct": {"model_type": "qwen2", "hidden_size": 5120, "num_hidden_layers": 64,
+                                  "intermediate_size": 27648, "num_attention_heads": 40, "num_key_value_heads": 8,
+                                  "vocab_size": 152064, "tie_word_embeddings": False},
+}
+# the base models have the shapes of their instruct versions
+for _size in ("0.5B", "1.5B", "3B", "7B", "14B", "32B"):
+    KNOWN_ARCHITECTURES[f"Qwen/Qwen2.5-{_size}"] = KNOWN_ARCHITECTURES[f"Qwen/Qwen2.5-{_size}-Instruct"]
+
+
+def model_config(name_or_path: str) -> dict[str, Any]:
+    """A backbone's config.json as a dict, without loading (or building, or converting) it: from
+    a prepared named backbone, a shipped one, a model directory or the local hub cache, else from
+    :data:`KNOWN_ARCHITECTURES`. Multimodal configs give their text model's part."""
+    name_or_path = str(name_or_path)
+    candidates: list[Path] = []
+    if name_or_path in BACKBONES:
+        candidates += [backbone_path(name_or_path), shipped_path(name_or_path)]
+    else:
+        path = Path(name_or_path).expanduser()
+        if path.exists():
+            candidates.append(check_model_dir(path))
+        elif _HUB_ID.match(name_or_path):
+            cached = _hub_cache_dir(name_or_path)
+            if cached is not None:
+                candidates.append(cached)
+    for directory in candidates:
+        if (directory / "config.json").exists():
+            config = json.loads((directory / "config.json").read_text(encoding="utf-8"))
+            return config.get("text_config") or config
+    if name_or_path in KNOWN_ARCHITECTURES:
+        return dict(KNOWN_ARCHITECTURES[name_or_path])
+    raise InputError(f"no config.json for {name_or_path!r} on this machine and not a known architecture "
+                     f"({', '.join(k for k in KNOWN_ARCHITECTURES if '/' in k)}, ...): give a local model directory",
+                     field="model")
+
+
 def load(name_or_path: str, dtype: "torch.dtype | None" = None,
          attn_implementation: str | None = None) -> "tuple[PreTrainedModel, PreTrainedTokenizerBase]":
     """Model (eval mode, ``dtype``, default float32) and tokenizer ready for batched generation.

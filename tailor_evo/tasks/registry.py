@@ -73,14 +73,33 @@ def _load() -> None:
         log.warning("task plugin %r: %s", ep.name, _BROKEN[ep.name])
 
 
+# Families of tasks named "PREFIX:ARGUMENT", each a class built from the argument: "rg:NAME" is
+# the reasoning-gym dataset NAME (tailor_evo/tasks/reasoning_gym.py, the reasoning-gym extra).
+FAMILIES = {"rg": "tailor_evo.tasks.reasoning_gym:ReasoningGymTask"}
+
+
+def _family_task(name: str) -> Task | None:
+    prefix, sep, argument = name.partition(":")
+    if not sep or prefix not in FAMILIES:
+        return None
+    import importlib
+
+    module, _, attr = FAMILIES[prefix].partition(":")
+    return getattr(importlib.import_module(module), attr)(argument)
+
+
 def get_task(name: str) -> Task:
     _load()
+    if name not in _REGISTRY:
+        task = _family_task(name)
+        if task is not None:
+            return task
     if name in _BROKEN and name not in _REGISTRY:
         raise InputError(f"task plugin {name!r} could not be loaded: {_BROKEN[name]}", field="task")
     if name not in _REGISTRY:
         raise InputError(f"unknown task {name!r} (known: {', '.join(sorted(_REGISTRY))}); a task from "
                          f"another package is found once it is installed with an entry point in the "
-                         f"{ENTRY_POINT_GROUP!r} group", field="task")
+                         f"{ENTRY_POINT_GROUP!r} group; rg:NAME is the reasoning-gym dataset NAME", field="task")
     return _REGISTRY[name]()
 
 
