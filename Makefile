@@ -17,7 +17,7 @@ $(VENV)/.installed: pyproject.toml plugins/countdown/pyproject.toml
 	$(PY) -m pip install -q --no-deps -e plugins/countdown
 	touch $@
 
-.PHONY: install run test test-slow backbones vllm-env test-vllm
+.PHONY: install run test test-slow lint backbones vllm-env test-vllm
 install: $(VENV)/.installed
 
 run: $(VENV)/.installed
@@ -25,6 +25,10 @@ run: $(VENV)/.installed
 
 test: $(VENV)/.installed
 	$(PY) -m pytest -q
+
+# ruff (its settings in pyproject.toml), which CI runs before the tests
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check .
 
 test-slow: $(VENV)/.installed backbones
 	$(PY) -m pytest -q -m slow

@@ -17,12 +17,12 @@ import argparse
 import json
 import time
 
+from tailor_evo.generation.base import SamplingParams
+from tailor_evo.generation.hf import HFEngine
+from tailor_evo.populations.library import load_library
 from tailor_evo.search.gp import TreeOperators
 from tailor_evo.search.llm_operator import LLMOperator, parse_reply
 from tailor_evo.search.reply_schema import reply_schema
-from tailor_evo.populations.library import load_library
-from tailor_evo.generation.base import SamplingParams
-from tailor_evo.generation.hf import HFEngine
 from tailor_evo.tasks import get_task
 
 

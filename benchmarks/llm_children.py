@@ -18,11 +18,11 @@ import json
 import random
 import time
 
+from tailor_evo.generation.hf import HFEngine
 from tailor_evo.populations.library import load_library
 from tailor_evo.search.gp import TreeOperators
 from tailor_evo.search.llm_operator import LLMOperator
 from tailor_evo.search.reply_schema import reply_schema
-from tailor_evo.generation.hf import HFEngine
 from tailor_evo.tasks import get_task
 
 

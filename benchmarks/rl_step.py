@@ -32,8 +32,8 @@ def build_model(out: Path, hidden: int, layers: int) -> Path:
 def ours(model_dir: Path, args: argparse.Namespace, work: Path) -> dict:
     from tailor_evo.generation.hf import HFEngine
     from tailor_evo.rundir import RunDir
-    from tailor_evo.trainers.rl import RLConfig, train_rl
     from tailor_evo.trainers.base import EvalSettings
+    from tailor_evo.trainers.rl import RLConfig, train_rl
 
     def engine_factory(model, tokenizer):
         engine = HFEngine(model, tokenizer, batch_size=args.prompts * args.group, num_threads=args.threads,

@@ -27,15 +27,15 @@ from pathlib import Path
 # this file is called search.py: keep its directory off the path so ``import search`` finds the package
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 
-import faiss
-import numpy as np
+import faiss  # noqa: E402  (after the path fix above)
+import numpy as np  # noqa: E402
 
 
 def bench_eval(task_name: str, n_candidates: int) -> None:
     from tailor_evo.search.engine import SearchConfig
+    from tailor_evo.search.genome import program_id
     from tailor_evo.search.gp import TreeOperators
     from tailor_evo.search.render import EvalJob, ExecutorRenderer
-    from tailor_evo.search.genome import program_id
     from tailor_evo.search.seeds import load_seed_library
     from tailor_evo.tasks.base import split_seed
     from tailor_evo.tasks.registry import get_task
@@ -119,7 +119,6 @@ def bench_faiss(sizes: list[int], dim: int, n_queries: int, threads: int, hnsw_m
         else:
             row += f" | {'skipped (--hnsw-max)':>33}"
         print(row, flush=True)
-        del base
 
 
 def main() -> None:

@@ -135,7 +135,6 @@ def main() -> None:
     ap.add_argument("--skip-generation", action="store_true")
     args = ap.parse_args()
     import torch
-
     import vllm
 
     torch.set_num_threads(args.threads)

@@ -18,8 +18,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from tailor_evo.search.genome import Primitive
 from tailor_evo.errors import InputError
+from tailor_evo.search.genome import Primitive
 
 SEEDS_DIR = Path(__file__).resolve().parent / "seeds"
 REQUIRED = ("name", "description", "program")

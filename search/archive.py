@@ -18,12 +18,12 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from tailor_evo.search.embed import Embedder
-from tailor_evo.search.genome import Primitive
-from tailor_evo.search.coverage import Coverage
-from tailor_evo.search.novelty import StateIndex
 from tailor_evo.errors import InputError
 from tailor_evo.io import check_types, iter_jsonl, read_json, write_json_atomic, write_jsonl_atomic, write_records
+from tailor_evo.search.coverage import Coverage
+from tailor_evo.search.embed import Embedder
+from tailor_evo.search.genome import Primitive
+from tailor_evo.search.novelty import StateIndex
 
 ARCHIVE_JSONL = "archive.jsonl"
 ARCHIVE_PARQUET = "archive.parquet"

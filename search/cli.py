@@ -8,8 +8,16 @@ from pathlib import Path
 
 import click
 
-from tailor_evo.commands.common import (COUNT, OutputFile, RegistryChoice, config_options, direct_overrides,
-                                        global_seed, output_problem, resolve_config)
+from tailor_evo.commands.common import (
+    COUNT,
+    OutputFile,
+    RegistryChoice,
+    config_options,
+    direct_overrides,
+    global_seed,
+    output_problem,
+    resolve_config,
+)
 from tailor_evo.errors import InputError
 from tailor_evo.io import read_json
 
@@ -39,9 +47,9 @@ def search(ctx: click.Context, task: str | None, config_path: str | None, overri
            operator: str | None, renderer: str | None, llm_spec: str | None, workers: int | None, out: str,
            resume: bool, overwrite: bool, quiet: bool) -> None:
     """Evolve reasoning primitives for a task into an archive in --out."""
-    from tailor_evo.search.engine import SearchConfig, run_search
     from tailor_evo.config import resumed_config
     from tailor_evo.rundir import RunDir
+    from tailor_evo.search.engine import SearchConfig, run_search
 
     direct = dict(task=task, operator=operator, renderer=renderer, workers=workers, **{"llm.spec": llm_spec})
     if resume:
@@ -116,9 +124,9 @@ def top(run_dir: str, k: int, by: str) -> None:
 
 
 def _load_lineage(run_dir: Path) -> dict[str, dict]:
+    from tailor_evo.io import check_types, iter_jsonl
     from tailor_evo.search.engine import LINEAGE
     from tailor_evo.search.genome import Primitive
-    from tailor_evo.io import check_types, iter_jsonl
 
     path = run_dir / LINEAGE
     if not path.exists():
@@ -175,8 +183,8 @@ def lineage(run_dir: str, pid: str, depth: int) -> None:
                    "RUN_DIR/export.parquet for parquet).")
 def export(run_dir: str, fmt: str, output: str | None) -> None:
     """Write the archive as JSONL or Parquet (nested fields as JSON text)."""
-    from tailor_evo.search.archive import _flat_row, load_archive
     from tailor_evo.io import write_jsonl_atomic, write_records
+    from tailor_evo.search.archive import _flat_row, load_archive
 
     problem = output_problem(output, (f".{fmt}",), stdout=fmt == "jsonl") if output is not None else None
     if problem:      # the extension must also be the one --format writes
@@ -202,8 +210,8 @@ def export(run_dir: str, fmt: str, output: str | None) -> None:
 def diff(run_a: str, run_b: str) -> None:
     """Coverage of one archive against the other (cells of their probe states, shared codebook)."""
     from tailor_evo.search.archive import load_archive, load_states
-    from tailor_evo.search.embed import make_embedder
     from tailor_evo.search.coverage import Coverage
+    from tailor_evo.search.embed import make_embedder
 
     def setup(run: str) -> dict:
         import yaml

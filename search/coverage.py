@@ -31,8 +31,8 @@ from typing import Any
 
 import numpy as np
 
-from tailor_evo.search.embed import Embedder, make_embedder
 from tailor_evo.errors import InputError
+from tailor_evo.search.embed import Embedder, make_embedder
 from tailor_evo.tasks.base import THINK_CLOSE, THINK_OPEN
 
 _SENTENCE = re.compile(r"(?<=[.!?;])\s+|\n+")

@@ -32,22 +32,22 @@ import faiss
 from deap import base
 from tqdm.auto import tqdm
 
+from tailor_evo.errors import InputError
+from tailor_evo.io import atomic_open, write_jsonl_atomic
+from tailor_evo.rundir import RunDir
 from tailor_evo.search.archive import Archive, ArchiveConfig
 from tailor_evo.search.config import EvolutionConfig, LLMConfig, NoveltyConfig, ProblemsConfig
+from tailor_evo.search.coverage import Coverage
 from tailor_evo.search.embed import make_embedder
 from tailor_evo.search.genome import Primitive, program_id
 from tailor_evo.search.gp import TreeOperators
 from tailor_evo.search.llm_operator import load_prompt
-from tailor_evo.search.coverage import Coverage
 from tailor_evo.search.operators import get_operator, operator_names
 from tailor_evo.search.quality import QualityConfig
 from tailor_evo.search.render import EvalJob, EvalResult, ExecutorRenderer, LLMRenderer
 from tailor_evo.search.seeds import load_seed_library
 from tailor_evo.search.selection import SELECTION_METHODS, MapElitesGrid, nsga2
 from tailor_evo.search.variation import VariationContext, VariationCounts, VariationOperator
-from tailor_evo.errors import InputError
-from tailor_evo.io import atomic_open, write_jsonl_atomic
-from tailor_evo.rundir import RunDir
 from tailor_evo.tasks import streams
 from tailor_evo.tasks.base import Problem, Task, split_seed
 from tailor_evo.tasks.registry import get_task

@@ -21,8 +21,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from importlib import resources
 
-from tailor_evo.search.genome import canonical_json
 from tailor_evo.generation.base import Engine, SamplingParams
+from tailor_evo.search.genome import canonical_json
 from tailor_evo.tasks.base import Grammar
 
 

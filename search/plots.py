@@ -9,8 +9,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from tailor_evo.search.genome import Primitive  # noqa: E402
 from tailor_evo.io import save_figure  # noqa: E402
+from tailor_evo.search.genome import Primitive  # noqa: E402
 
 
 def plot_progress(metrics: list[dict], path: Path) -> Path:

@@ -17,9 +17,9 @@ import random
 from collections import Counter
 from dataclasses import dataclass, field
 
-from tailor_evo.search.quality import QualityConfig, score_quality
 from tailor_evo.generation.base import Engine, SamplingParams
 from tailor_evo.search.coverage import split_steps
+from tailor_evo.search.quality import QualityConfig, score_quality
 from tailor_evo.tasks.base import Problem, Step, Task, Trajectory
 
 

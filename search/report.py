@@ -13,12 +13,12 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tailor_evo.errors import InputError
+from tailor_evo.io import write_json_atomic, write_text_atomic
 from tailor_evo.search.genome import Primitive
 from tailor_evo.search.plots import plot_progress, plot_scatter
 from tailor_evo.search.render import EvalJob, ExecutorRenderer
 from tailor_evo.search.seeds import load_seed_library
-from tailor_evo.errors import InputError
-from tailor_evo.io import write_json_atomic, write_text_atomic
 from tailor_evo.tasks import streams
 
 BASELINES = ("rule-based", "four-behaviour")
@@ -95,7 +95,8 @@ def render_report(search, result, rep: CoverageReport) -> str:
     for name, ratio in rep.ratios.items():
         lines.append(f"- coverage ratio {name}: **{ratio:.2f}x**")
     lines += ["", "## Top primitives by quality, then novelty", "",
-              "| id | quality | novelty | length | held-out | operator | gen | description |", "|---|---:|---:|---:|---:|---|---:|---|"]
+              "| id | quality | novelty | length | held-out | operator | gen | description |",
+              "|---|---:|---:|---:|---:|---|---:|---|"]
     for p in sorted(archive, key=lambda p: (-p.quality, -p.novelty))[:10]:
         desc = p.description.replace("|", "/")[:90]
         lines.append(f"| {p.id[:10]} | {p.quality:.3f} | {p.novelty:.3f} | {p.length:.1f} | "

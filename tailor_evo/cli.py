@@ -18,7 +18,8 @@ from tailor_evo.errors import TailorError
 # name -> ("module:attribute", one-line help). Keep help here so --help needs no import.
 COMMANDS: dict[str, tuple[str, str]] = {
     "data": ("tailor_evo.commands.data:data", "Generate, solve and score task data; build warm-start data."),
-    "models": ("tailor_evo.commands.models:models", "List, prepare and pretrain backbones (tiny, tiny-base, smollm2-135m, ...)."),
+    "models": ("tailor_evo.commands.models:models",
+               "List, prepare and pretrain backbones (tiny, tiny-base, smollm2-135m, ...)."),
     "generate": ("tailor_evo.commands.generate:generate", "Generate completions from a model for prompts."),
     "serve": ("tailor_evo.commands.serve:serve", "Serve a model over an OpenAI-compatible HTTP API."),
     "populations": ("tailor_evo.commands.populations:populations", "Validate and list seed primitive libraries."),

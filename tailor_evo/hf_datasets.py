@@ -82,9 +82,7 @@ def _load_cached(ds_lib: Any, dataset_id: str) -> Any:
     """A dataset id from the local cache: the repository files in the hub cache (what
     ``huggingface-cli download --repo-type dataset`` and ``load_dataset`` leave there), else
     a dataset ``load_dataset`` prepared earlier."""
-    from huggingface_hub import snapshot_download
-
-    from huggingface_hub import constants
+    from huggingface_hub import constants, snapshot_download
 
     try:
         local = snapshot_download(dataset_id, repo_type="dataset", local_files_only=True)

@@ -25,7 +25,6 @@ from typing import Any
 from tailor_evo.errors import InputError
 from tailor_evo.extras import require
 
-
 STDOUT = "-"
 
 # errno -> the words a one-line error uses for it

@@ -19,14 +19,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, ClassVar
 
-from tailor_evo.search.engine import SearchConfig
 from tailor_evo.errors import InputError
 from tailor_evo.io import read_json, write_json_atomic, write_records, write_text_atomic
 from tailor_evo.rundir import LOCK, RunDir, has_checkpoint
+from tailor_evo.search.engine import SearchConfig
 from tailor_evo.tasks import get_task
-from tailor_evo.trainers.rl import RLConfig
 from tailor_evo.trainers.base import EvalSettings
 from tailor_evo.trainers.evaluate import EvalOptions
+from tailor_evo.trainers.rl import RLConfig
 from tailor_evo.trainers.sft import SFTConfig
 from tailor_evo.warmstart.config import PipelineWarmstart
 from tailor_evo.warmstart.methods import get_method
@@ -318,10 +318,10 @@ def stage_rl(cfg: PipelineConfig, out: Path, model_dir: str) -> dict:
 
 def stage_eval(cfg: PipelineConfig, out: Path, model_dir: str) -> dict:
     from tailor_evo.generation import engine_spec, make_engine
+    from tailor_evo.tasks.streams import eval_problems
     from tailor_evo.trackers import Trackers
     from tailor_evo.trainers.eval_cli import record_on_card
     from tailor_evo.trainers.evaluate import evaluate, plot_results, render_report
-    from tailor_evo.tasks.streams import eval_problems
 
     task = get_task(cfg.task)
     opts = cfg.eval

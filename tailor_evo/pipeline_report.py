@@ -111,7 +111,8 @@ training levels {cfg.levels}, evaluation levels {cfg.eval.levels} ({cfg.eval.n_p
 ![accuracy]({bars.relative_to(root)})
 
 Stage outputs: `search/` (archive, report), `warmstart/` (data.jsonl, card.md), `sft/`, `rl/` (metrics.jsonl,
-checkpoints), `eval_base/`, `eval_sft/`, `eval_rl/` (results.json, report.md). Total time {sum(result.seconds.values()) / 60:.1f} min.
+checkpoints), `eval_base/`, `eval_sft/`, `eval_rl/` (results.json, report.md).
+Total time {sum(result.seconds.values()) / 60:.1f} min.
 """
     path = root / "report.md"
     write_text_atomic(path, text)

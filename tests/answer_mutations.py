@@ -20,11 +20,11 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 from hypothesis import strategies as st
-from tailor_evo_countdown.arith import Expr, parse
 
 from tailor_evo.tasks import get_task
 from tailor_evo.tasks.base import Problem
 from tailor_evo.tasks.kk.text import COMMON_NAMES
+from tailor_evo_countdown.arith import Expr, parse
 
 SAME, OTHER, OUTSIDE = "same", "other", "outside"
 

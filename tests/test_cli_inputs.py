@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import click
 import pytest
-from tests.cli_helpers import leaf_commands, run_cli
 
 from tailor_evo.commands.common import Count, OutputFile
+from tests.cli_helpers import leaf_commands, run_cli
 
 # integer options that are not counts: any value is meaningful
 NOT_COUNTS = {"seed"}

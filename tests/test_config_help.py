@@ -9,11 +9,11 @@ from typing import ClassVar
 
 import pytest
 from click.testing import CliRunner
-from tests.cli_helpers import leaf_commands
-from tests.test_config_domains import TOP
 
 from tailor_evo.cli import cli
 from tailor_evo.config_help import field_help, format_settings_help, settings_help
+from tests.cli_helpers import leaf_commands
+from tests.test_config_domains import TOP
 
 
 @dataclass

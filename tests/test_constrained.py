@@ -9,9 +9,9 @@ import random
 import pytest
 import torch
 
-from tailor_evo.search.reply_schema import program_schema, reply_schema
 from tailor_evo.generation.base import SamplingParams
 from tailor_evo.generation.constraints import ConstraintError, TokenMasker, compile_constraint
+from tailor_evo.search.reply_schema import program_schema, reply_schema
 from tailor_evo.tasks import get_task
 
 pytest.importorskip("llguidance")
@@ -126,9 +126,9 @@ def test_bad_constraints_are_clear_errors():
 
 
 def test_the_operator_constrains_when_asked_and_counts_a_cut_reply():
+    from tailor_evo.generation.base import Completion
     from tailor_evo.search.gp import TreeOperators
     from tailor_evo.search.llm_operator import LLMOperator
-    from tailor_evo.generation.base import Completion
 
     grammar = get_task("kk").grammar()
     ops = TreeOperators(grammar)

@@ -6,14 +6,13 @@ import json
 from itertools import combinations
 
 import pytest
-from tests.cli_helpers import run_cli
-from tests.toy_eval import ScriptedEngine, ToySumTask, correct_completion, wrong_completion
 
 from tailor_evo.errors import InputError
 from tailor_evo.generation.base import SamplingParams
+from tailor_evo.tasks.streams import eval_problems, training_problems
 from tailor_evo.trainers.evaluate import OverlapError, assert_disjoint, evaluate, pass_at_k
-from tailor_evo.tasks.streams import eval_problems
-from tailor_evo.tasks.streams import training_problems
+from tests.cli_helpers import run_cli
+from tests.toy_eval import ScriptedEngine, ToySumTask, correct_completion, wrong_completion
 
 
 def _brute_pass_at_k(n: int, c: int, k: int) -> float:

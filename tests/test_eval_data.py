@@ -4,10 +4,10 @@ import json
 from pathlib import Path
 
 import pytest
-from tests.cli_helpers import run_cli
 
 from tailor_evo.tasks import get_task
 from tailor_evo.tasks.base import Problem
+from tests.cli_helpers import run_cli
 
 PUBLIC = Path(__file__).resolve().parents[2] / "shared" / "data" / "kk-official" / "test-sample.jsonl"
 
@@ -88,8 +88,8 @@ def test_eval_data_malformed_row_names_the_line(tmp_path, monkeypatch, capsys):
     line = cap.err.strip()
     assert "bad.jsonl:3" in line and "statements" in line, line
     # a level the file does not hold is an error, not an empty score
-    code, cap = run_cli(monkeypatch, capsys, ["eval", "--model", "x", "--task", "kk", "--data", str(path.with_name("ok.jsonl")),
-                                            "--out", str(tmp_path / "r2")])
+    code, cap = run_cli(monkeypatch, capsys, ["eval", "--model", "x", "--task", "kk",
+                                            "--data", str(path.with_name("ok.jsonl")), "--out", str(tmp_path / "r2")])
     assert code == 2 and "not found" in cap.err
     ok = tmp_path / "ok.jsonl"
     ok.write_text(good + "\n")

@@ -9,7 +9,6 @@ from tailor_evo.experiment.guessing import level_line, miss_counts
 from tailor_evo.tasks import get_task
 from tailor_evo.tasks.base import GuessParts
 from tailor_evo.tasks.kk.verifier import people_wrong
-
 from tests.test_experiment_runner import fake_pipeline
 
 

@@ -4,7 +4,6 @@ import json
 import random
 
 import pytest
-
 from click.testing import CliRunner
 
 from tailor_evo.cli import cli

@@ -2,9 +2,9 @@ import math
 
 import pytest
 
+from tailor_evo.errors import InputError
 from tailor_evo.experiment.grid import ExperimentConfig, expand, teacher_for
 from tailor_evo.experiment.summary import CellSummary, aggregate, mean_std, results_table, smooth, steps_to_target
-from tailor_evo.errors import InputError
 
 
 def cell(method, seed, acc_sft, acc_final, rewards, cov=10.0):

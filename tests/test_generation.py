@@ -246,9 +246,9 @@ def test_generation_leaves_the_training_mode_as_it_found_it(engine):
 @pytest.fixture(scope="module")
 def gqa_tiny_dir(tmp_path_factory):
     """A tiny backbone with grouped-query attention (4 query heads share 2 key/value heads), like SmolLM2."""
-    from tailor_evo.models.tiny import build_tiny
-
     from conftest import SMALL_CORPUS
+
+    from tailor_evo.models.tiny import build_tiny
 
     return build_tiny(tmp_path_factory.mktemp("gqa-tiny") / "m", seed=2, hidden_size=32, layers=2, heads=4,
                       kv_heads=2, vocab_size=320, corpus=SMALL_CORPUS)

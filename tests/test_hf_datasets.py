@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 
 import pytest
-from tests.cli_helpers import run_cli
 from test_eval_data import PUBLIC, _eval_with
 
 from tailor_evo.errors import InputError
 from tailor_evo.hf_datasets import is_dataset_source, load_rows, split_source, write_dataset_dict
 from tailor_evo.io import read_problems
 from tailor_evo.tasks import get_task
+from tests.cli_helpers import run_cli
 
 datasets = pytest.importorskip("datasets")
 

@@ -16,10 +16,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tailor_evo.tasks.registry import get_task
-from tailor_evo.tasks.igsm.executor import check_fact
 from tailor_evo.tasks.igsm import IGSMTask, graph_of
+from tailor_evo.tasks.igsm.executor import check_fact
 from tailor_evo.tasks.igsm.moves import STEP_KINDS
+from tailor_evo.tasks.registry import get_task
 from tests.test_igsm_task import independent_values
 
 TASK = get_task("igsm")

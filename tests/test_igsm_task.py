@@ -14,9 +14,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tailor_evo.errors import InputError
-from tailor_evo.tasks.registry import get_task
 from tailor_evo.tasks.igsm import graph_of
 from tailor_evo.tasks.igsm.world import BANK, check_bank
+from tailor_evo.tasks.registry import get_task
 
 TASK = get_task("igsm")
 M = 23

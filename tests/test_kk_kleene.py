@@ -13,8 +13,19 @@ from hypothesis import strategies as st
 from tailor_evo.tasks import get_task
 from tailor_evo.tasks.kk import puzzle_of
 from tailor_evo.tasks.kk.generator import GenOptions, sample_statement
-from tailor_evo.tasks.kk.kleene import (CONTRADICTION, OK, OPEN, VALUE_WORDS, check_claim, k_and, k_iff, k_implies,
-                                        k_not, k_or, value3)
+from tailor_evo.tasks.kk.kleene import (
+    CONTRADICTION,
+    OK,
+    OPEN,
+    VALUE_WORDS,
+    check_claim,
+    k_and,
+    k_iff,
+    k_implies,
+    k_not,
+    k_or,
+    value3,
+)
 from tailor_evo.tasks.kk.logic import evaluate
 
 TASK = get_task("kk")

@@ -7,8 +7,14 @@ import math
 import pytest
 import torch
 
-from tailor_evo.trainers.losses import (entropy_from_logits, group_advantages, k3_kl, policy_loss, sft_loss,
-                             token_logprobs)
+from tailor_evo.trainers.losses import (
+    entropy_from_logits,
+    group_advantages,
+    k3_kl,
+    policy_loss,
+    sft_loss,
+    token_logprobs,
+)
 
 # A hand-made batch: 3 sequences x 4 token slots, the last sequence shorter (mask).
 LOGP = [[-1.0, -0.5, -2.0, -0.1], [-0.3, -1.2, -0.7, -0.9], [-2.5, -0.2, 0.0, 0.0]]

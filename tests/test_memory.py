@@ -13,8 +13,16 @@ from click.testing import CliRunner
 from tailor_evo.cli import cli
 from tailor_evo.errors import InputError
 from tailor_evo.models.registry import model_config
-from tailor_evo.trainers.memory import (GB, RUNTIME_BYTES, ModelShape, estimate_grid, estimate_pipeline,
-                                        estimate_rl, estimate_sft, format_estimates)
+from tailor_evo.trainers.memory import (
+    GB,
+    RUNTIME_BYTES,
+    ModelShape,
+    estimate_grid,
+    estimate_pipeline,
+    estimate_rl,
+    estimate_sft,
+    format_estimates,
+)
 from tailor_evo.trainers.rl import RLConfig
 from tailor_evo.trainers.sft import SFTConfig
 

@@ -6,8 +6,15 @@ from types import SimpleNamespace
 
 from huggingface_hub import ModelCard
 
-from tailor_evo.trainers.model_card import (CardEval, CardInfo, add_eval_results, card_results, model_dir_of,
-                                 results_from_metrics, write_model_card)
+from tailor_evo.trainers.model_card import (
+    CardEval,
+    CardInfo,
+    add_eval_results,
+    card_results,
+    model_dir_of,
+    results_from_metrics,
+    write_model_card,
+)
 
 
 def _info(**kw) -> CardInfo:

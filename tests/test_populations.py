@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from tailor_evo.populations.library import SEEDS_DIR, list_libraries, load_library, validate_library
 from tailor_evo.errors import InputError
+from tailor_evo.populations.library import SEEDS_DIR, list_libraries, load_library, validate_library
 
 GOOD_PROGRAM = {"op": "primitive", "args": [{"op": "style_terse"}, {"op": "conclude"}]}
 

@@ -359,8 +359,8 @@ def test_init_from_takes_a_shipped_base_by_name_and_runs_only_the_last_phase(tmp
                                   "--set", "init_from=tiny-base"])
     assert r.exit_code == 0, r.output
     assert [name for name, _ in seen] == ["tiny-base"] and "init_from=tiny-base" in seen[0][1]
-    from tailor_evo.trainers.pretrain import _copy_start
     from tailor_evo.models.registry import resolve
+    from tailor_evo.trainers.pretrain import _copy_start
 
     init = tmp_path / "init"
     import shutil

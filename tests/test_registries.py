@@ -15,12 +15,19 @@ from click.testing import CliRunner
 
 from tailor_evo.cli import cli, main
 from tailor_evo.errors import InputError
+from tailor_evo.search.coverage import split_steps
 from tailor_evo.search.genome import program_id
 from tailor_evo.search.operators import get_operator, operator_names, register_operator, unregister_operator
 from tailor_evo.search.variation import VariationCounts, VariationOperator
-from tailor_evo.search.coverage import split_steps
-from tailor_evo.warmstart.methods import (WarmstartMethod, default_grid, get_method, method_names, register_method,
-                                          run_order, unregister_method)
+from tailor_evo.warmstart.methods import (
+    WarmstartMethod,
+    default_grid,
+    get_method,
+    method_names,
+    register_method,
+    run_order,
+    unregister_method,
+)
 from tailor_evo.warmstart.records import Candidate, CandidateSet, MethodInputs
 
 TOY_METHOD = "toy-reference"

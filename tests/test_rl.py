@@ -17,12 +17,12 @@ from tailor_evo.tasks.registry import register
 from tailor_evo.trainers import loop as loop_module
 from tailor_evo.trainers import rl_batch as batch_module
 from tailor_evo.trainers import rl_step as step_module
+from tailor_evo.trainers.base import EvalSettings
 from tailor_evo.trainers.checkpoint import load_backbone
+from tailor_evo.trainers.losses import token_logprobs
 from tailor_evo.trainers.rl import RLConfig, rl_problem_pool, train_rl
 from tailor_evo.trainers.rl_batch import build_batch, completion_logits
 from tailor_evo.trainers.rollout_log import append_rows
-from tailor_evo.trainers.losses import token_logprobs
-from tailor_evo.trainers.base import EvalSettings
 
 CORPUS = ["Question: say something with the letter e. Assistant: <think> yes </think> <answer> here </answer>",
           "Question: say something short. Assistant: <think> ok </think> <answer> no </answer>"] * 20
@@ -235,8 +235,14 @@ def test_partial_reward_trains_on_the_task_partial_credit(tiny_dir, tmp_path):
 def test_a_registered_loss_and_advantage_are_selected_by_name(tiny_dir, tmp_path):
     """A new loss or advantage estimator is one function and one registration; rl.loss and
     rl.advantage select it, and the trainer calls it on every micro-batch / step."""
-    from tailor_evo.trainers.losses import ADVANTAGES, LOSSES, group_advantages, policy_loss, register_advantage, \
-        register_loss
+    from tailor_evo.trainers.losses import (
+        ADVANTAGES,
+        LOSSES,
+        group_advantages,
+        policy_loss,
+        register_advantage,
+        register_loss,
+    )
     from tailor_evo.trainers.rl_config import check_rl_config
 
     losses, advantages = [], []

@@ -21,11 +21,11 @@ import time
 from pathlib import Path
 
 import pytest
-from tests.cli_helpers import run_cli
 
 from tailor_evo.errors import InputError
 from tailor_evo.io import atomic_open, is_special, write_records, write_text_atomic
 from tailor_evo.rundir import LOCK, RunDir
+from tests.cli_helpers import run_cli
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -508,8 +508,8 @@ def test_a_file_system_failure_no_command_caught_is_still_one_line(monkeypatch, 
     ({"prompt": "q", "completion": "2", "correct": "yes"}, "correct"),
 ])
 def test_wrongly_typed_sft_fields_are_named(tmp_path, small_model, record, field):
-    from transformers import PreTrainedTokenizerFast
     from tokenizers import Tokenizer, models
+    from transformers import PreTrainedTokenizerFast
 
     from tailor_evo.trainers.data import load_sft_data
 

@@ -13,7 +13,6 @@ import os
 import stat
 
 import pytest
-from tests.cli_helpers import run_cli
 
 from tailor_evo.config import dump_yaml, load_config, resumed_config
 from tailor_evo.errors import InputError
@@ -22,7 +21,7 @@ from tailor_evo.pipeline import PipelineConfig
 from tailor_evo.rundir import RunDir
 from tailor_evo.trainers.rl import RLConfig
 from tailor_evo.trainers.sft import SFTConfig
-
+from tests.cli_helpers import run_cli
 
 # --- 1. accepted, then ignored -------------------------------------------------------------------
 

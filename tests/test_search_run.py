@@ -14,14 +14,14 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+import test_search_toytask as toy
 from click.testing import CliRunner
 
-import test_search_toytask as toy
-from tailor_evo.search.archive import load_archive
-from tailor_evo.search.engine import CHECKPOINT, SearchConfig, load_checkpoint, run_search
 from tailor_evo.cli import cli
 from tailor_evo.generation.base import Completion
 from tailor_evo.rundir import RunDir
+from tailor_evo.search.archive import load_archive
+from tailor_evo.search.engine import CHECKPOINT, SearchConfig, load_checkpoint, run_search
 from tailor_evo.tasks.base import split_seed
 
 TESTS = Path(__file__).parent
@@ -70,7 +70,7 @@ def test_same_seed_same_archive_any_worker_count(tmp_path):
     a = run_search(small_cfg(tmp_path, 3), tmp_path / "a", progress=False, report=False)
     cfg = small_cfg(tmp_path, 3)
     cfg.workers = 2
-    b = run_search(cfg, tmp_path / "b", progress=False, report=False)
+    run_search(cfg, tmp_path / "b", progress=False, report=False)
     assert archive_rows(tmp_path / "a") == archive_rows(tmp_path / "b")
     c = run_search(small_cfg(tmp_path, 3, seed=1), tmp_path / "c", progress=False, report=False)
     assert [p.id for p in c.archive] != [p.id for p in a.archive]

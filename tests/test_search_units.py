@@ -8,16 +8,16 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from test_search_toytask import LEFT, RIGHT, ToySum
 
 from tailor_evo.search.archive import Archive, ArchiveConfig
+from tailor_evo.search.coverage import Coverage, coverage
 from tailor_evo.search.embed import HashEmbedder
 from tailor_evo.search.genome import Primitive, program_id
 from tailor_evo.search.gp import MUTATIONS, TreeOperators
 from tailor_evo.search.llm_operator import extract_json_object, parse_reply
-from tailor_evo.search.coverage import Coverage, coverage
 from tailor_evo.search.novelty import StateIndex
 from tailor_evo.search.selection import MapElitesGrid, nsga2, pareto_front
-from test_search_toytask import LEFT, RIGHT, ToySum
 
 
 @pytest.fixture(scope="module")
@@ -183,7 +183,8 @@ def test_map_elites_one_elite_per_cell():
 
 def test_llm_reply_parsing(grammar):
     ops = TreeOperators(grammar)
-    good = 'Sure! ```json\n{"description": "go right", "program": {"op": "seq", "args": [{"op": "take_right", "args": []}, {"op": "end", "args": []}]}}\n```'
+    good = ('Sure! ```json\n{"description": "go right", "program": {"op": "seq", "args": '
+            '[{"op": "take_right", "args": []}, {"op": "end", "args": []}]}}\n```')
     parsed, reason = parse_reply(good, ops.check)
     assert reason == "ok" and parsed["program"] == RIGHT and parsed["description"] == "go right"
     assert parse_reply("no json here", ops.check) == (None, "no JSON object")

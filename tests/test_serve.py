@@ -17,6 +17,7 @@ from tailor_evo.generation.hf import HFEngine
 from tailor_evo.generation.openai_backend import BackendError, OpenAIEngine
 from tailor_evo.generation.server import Batcher, make_server, serve_in_thread
 
+
 @pytest.fixture(scope="module")
 def tiny_dir(small_tiny_dir):
     return small_tiny_dir

@@ -8,17 +8,17 @@ import random
 from collections import Counter
 
 import pytest
-from tests.cli_helpers import run_cli
-from tests.toy_eval import ScriptedEngine, ToySumTask, correct_completion, wrong_completion
 
 from tailor_evo.errors import InputError
 from tailor_evo.generation.base import Completion
-from tailor_evo.tasks.base import question_key
 from tailor_evo.search.coverage import state_cells
 from tailor_evo.search.genome import Primitive
-from tailor_evo.warmstart.config import WarmstartConfig
+from tailor_evo.tasks.base import question_key
 from tailor_evo.tasks.streams import training_problems
 from tailor_evo.warmstart import build_warmstart, greedy_select, render_card
+from tailor_evo.warmstart.config import WarmstartConfig
+from tests.cli_helpers import run_cli
+from tests.toy_eval import ScriptedEngine, ToySumTask, correct_completion, wrong_completion
 
 TOY_PRIMS = [Primitive(id=op, task="toysum", description=f"{op} strategy", program={"op": op, "args": []})
              for op in ("forward", "backward", "pairs", "sloppy", "stall")]
@@ -347,8 +347,8 @@ def test_real_task_seed_libraries_give_verified_balanced_data(task_name, method)
 
 
 def test_abstract_coverage_counts_moves_not_names():
-    from tailor_evo.tasks import get_task
     from tailor_evo.search.coverage import abstract_coverage
+    from tailor_evo.tasks import get_task
 
     task = get_task("kk")
     problems = task.generate(40, 3, levels=[3])

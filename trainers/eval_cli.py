@@ -44,9 +44,9 @@ def run_eval(cfg: EvalConfig, out: str | Path, *, engine=None, overwrite: bool =
     from tailor_evo.io import read_records, write_json_atomic, write_jsonl_atomic, write_text_atomic
     from tailor_evo.rundir import RunDir
     from tailor_evo.tasks import get_task
+    from tailor_evo.tasks.streams import eval_problems
     from tailor_evo.trackers import check_report_to
     from tailor_evo.trainers.evaluate import assert_disjoint, evaluate, plot_results, render_report
-    from tailor_evo.tasks.streams import eval_problems
 
     task = get_task(cfg.task)
     cfg.check([cfg.k])

@@ -195,7 +195,9 @@ def add_eval_results(model_dir: str | Path, results: list[CardEval]) -> bool:
     meta["model_name"] = card.data.model_name or meta.get("model_name")
     old = list(card.data.eval_results or [])
     new = [_eval_result(r) for r in results]
-    key = (lambda e: (e.dataset_type, e.dataset_config, e.dataset_split, e.metric_type))
+    def key(e):
+        return (e.dataset_type, e.dataset_config, e.dataset_split, e.metric_type)
+
     replaced = {key(e) for e in new}
     merged = [e for e in old if key(e) not in replaced] + new
     write_text_atomic(path, _render(meta, merged))

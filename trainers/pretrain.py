@@ -202,8 +202,7 @@ class Packer:
 
 def probe_problems(n: int, seed: int) -> list:
     """Held-out 3-person puzzles for the name-copy probe (the eval stream, never in the corpus seeds)."""
-    from tailor_evo.tasks import get_task
-    from tailor_evo.tasks import streams
+    from tailor_evo.tasks import get_task, streams
 
     return streams.flat(get_task("kk"), seed, "pretrain-probe", n, [3])
 
@@ -344,7 +343,7 @@ def train_pretrain(cfg: PretrainConfig, run_dir: RunDir, resume: bool = False) -
     while state.step < cfg.steps:
         batch = packer.batch(state.step, cfg.batch_size)
         out = model(input_ids=batch.input_ids.to(device), labels=batch.labels.to(device))
-        out.loss.backward()  # noqa: the loss is a mean over the batch's supervised tokens
+        out.loss.backward()  # the loss is a mean over the batch's supervised tokens
         grad_norm = optimizer_step(model, optimizer, t.scheduler, cfg.grad_clip)
         state.step += 1
         throughput.count(state, batch)

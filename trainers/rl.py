@@ -47,12 +47,18 @@ import torch
 
 from tailor_evo.errors import InputError
 from tailor_evo.rundir import RunDir
-from tailor_evo.trainers.base import (apply_lora, export_model, live_engine, load_trainable, make_optimizer,
-                                      resolve_dtype, warmup_schedule)
+from tailor_evo.trainers.base import (
+    apply_lora,
+    export_model,
+    live_engine,
+    load_trainable,
+    make_optimizer,
+    resolve_dtype,
+    warmup_schedule,
+)
 from tailor_evo.trainers.checkpoint import TrainState, unwrap
 from tailor_evo.trainers.data import heldout_problems
-from tailor_evo.trainers.loop import (Trainable, finish_run, live_evaluator, open_accelerator, record_start,
-                                      save_if_due)
+from tailor_evo.trainers.loop import Trainable, finish_run, live_evaluator, open_accelerator, record_start, save_if_due
 from tailor_evo.trainers.rewards import parse_reward
 from tailor_evo.trainers.rl_batch import check_chunkable
 from tailor_evo.trainers.rl_config import RLConfig, check_rl_config, uses_engine_logprobs

@@ -26,6 +26,7 @@ from typing import Any
 
 from tailor_evo.trainers.rollout import is_truncated
 
+
 @dataclass
 class ScoredGroup:
     """One prompt's ``group_size`` rollouts, scored under the configured reward."""

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import logging
 import math
-from contextlib import nullcontext
 import time
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -20,13 +20,29 @@ import torch
 
 from tailor_evo.errors import InputError
 from tailor_evo.rundir import RunDir
-from tailor_evo.trainers.base import (TrainerConfig, apply_lora, check_trainer_settings, cosine_schedule, export_model,
-                                      live_engine, load_trainable, make_optimizer, plot_lines)
-from tailor_evo.trainers.checkpoint import TrainState, unwrap
-from tailor_evo.trainers.loop import (Trainable, finish_run, live_evaluator, open_accelerator, optimizer_step,
-                                      record_start, save_if_due)
-from tailor_evo.trainers.data import SFTData, collate, collate_buckets, collate_packed, epoch_order, load_sft_data
 from tailor_evo.trackers import check_report_to
+from tailor_evo.trainers.base import (
+    TrainerConfig,
+    apply_lora,
+    check_trainer_settings,
+    cosine_schedule,
+    export_model,
+    live_engine,
+    load_trainable,
+    make_optimizer,
+    plot_lines,
+)
+from tailor_evo.trainers.checkpoint import TrainState, unwrap
+from tailor_evo.trainers.data import SFTData, collate, collate_buckets, collate_packed, epoch_order, load_sft_data
+from tailor_evo.trainers.loop import (
+    Trainable,
+    finish_run,
+    live_evaluator,
+    open_accelerator,
+    optimizer_step,
+    record_start,
+    save_if_due,
+)
 from tailor_evo.trainers.losses import sft_loss
 
 if TYPE_CHECKING:

@@ -7,8 +7,7 @@ from pathlib import Path
 
 import click
 
-from tailor_evo.commands.common import (config_options, direct_overrides, global_seed, resolve_config,
-                                        seed_everything)
+from tailor_evo.commands.common import config_options, direct_overrides, global_seed, resolve_config, seed_everything
 from tailor_evo.io import write_text_atomic
 from tailor_evo.rundir import RunDir
 
@@ -28,9 +27,9 @@ from tailor_evo.rundir import RunDir
 def run(ctx: click.Context, config_path: str | None, overrides: tuple[str, ...], out: str | None, resume: bool,
         task: str | None, backbone: str | None, method: str | None, dry_run: bool) -> None:
     """Search primitives, build warm-start data, SFT, RL and evaluate; write a report."""
+    from tailor_evo.config import resumed_config
     from tailor_evo.pipeline import PipelineConfig, run_pipeline
     from tailor_evo.pipeline_report import write_run_report
-    from tailor_evo.config import resumed_config
 
     direct = dict(task=task, backbone=backbone, method=method)
     if resume:

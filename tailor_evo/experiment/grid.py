@@ -181,7 +181,8 @@ def estimate_cell_seconds(pc: PipelineConfig, with_search: bool) -> float:
         n_problems = ws.n_problems or ws.size + ws.size // 4
         s += (ws.teacher_rounds * n_problems * ws.teacher_samples * ws.teacher_max_new_tokens
               * u["eval_token"] * scale)
-    s += (2 + int(pc.eval.base)) * len(pc.eval.levels) * pc.eval.n_per_level * pc.eval.max_new_tokens * u["eval_token"] * scale
+    s += ((2 + int(pc.eval.base)) * len(pc.eval.levels) * pc.eval.n_per_level * pc.eval.max_new_tokens
+          * u["eval_token"] * scale)
     if pc.rl.eval.n > 0 and pc.rl.eval.every > 0:
         evals = pc.rl.steps // pc.rl.eval.every + 1
         s += evals * pc.rl.eval.n * pc.rl.eval.max_new_tokens * u["eval_token"] * scale

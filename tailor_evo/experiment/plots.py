@@ -82,7 +82,8 @@ def coverage_vs_gain(cells: list[CellSummary], path: Path, title: str) -> Path:
         cs = [c for c in cells if c.method == method]
         ax.scatter([c.warmstart_coverage for c in cs], [c.rl_gain for c in cs], label=method, alpha=0.8)
     ax.axhline(0, color="grey", lw=0.8)
-    ax.set(title=title, xlabel="step-level coverage of the warm-start data (names abstracted)", ylabel="RL gain (final - after SFT)")
+    ax.set(title=title, xlabel="step-level coverage of the warm-start data (names abstracted)",
+           ylabel="RL gain (final - after SFT)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     return _save(fig, path)

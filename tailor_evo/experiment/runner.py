@@ -18,13 +18,22 @@ from pathlib import Path
 
 from scipy.stats import binomtest, pearsonr, spearmanr
 
-from tailor_evo.experiment import plots
-from tailor_evo.experiment.guessing import guessing_lines, miss_counts
-from tailor_evo.experiment.grid import Cell, ExperimentConfig, cell_config, expand, teacher_for
-from tailor_evo.experiment.summary import (CellSummary, MethodRow, accuracy_auc, aggregate, eval_steps_to_target,
-                                           fmt, results_table, reward_auc, steps_to_target)
-from tailor_evo.errors import InputError
 from tailor_evo.config import dump_yaml, load_config
+from tailor_evo.errors import InputError
+from tailor_evo.experiment import plots
+from tailor_evo.experiment.grid import Cell, ExperimentConfig, cell_config, expand, teacher_for
+from tailor_evo.experiment.guessing import guessing_lines, miss_counts
+from tailor_evo.experiment.summary import (
+    CellSummary,
+    MethodRow,
+    accuracy_auc,
+    aggregate,
+    eval_steps_to_target,
+    fmt,
+    results_table,
+    reward_auc,
+    steps_to_target,
+)
 from tailor_evo.io import append_jsonl, read_json, read_records, write_json_atomic, write_text_atomic
 from tailor_evo.pipeline import run_pipeline
 from tailor_evo.rundir import RunDir
@@ -83,8 +92,8 @@ def warmstart_abstract_coverage(task: str, stage: dict, cell_dir: Path) -> float
     the cell was built before the warm-start stage recorded it (so old grids re-aggregate)."""
     if stage.get("coverage_abstract") is not None:
         return float(stage["coverage_abstract"])
-    from tailor_evo.tasks import get_task
     from tailor_evo.search.coverage import abstract_coverage
+    from tailor_evo.tasks import get_task
 
     path = cell_dir / "warmstart" / "data.jsonl"
     if not path.exists():
@@ -168,9 +177,12 @@ def write_outputs(cfg: ExperimentConfig, out: Path, cells: list[Cell], failed: l
         for task in sorted({c.task for c in done}):
             tcells = [c for c in done if c.task == task]
             trows = [r for r in rows if r.task == task]
-            figures += [plots.training_curves(tcells, pdir / f"{task}-curves.png", f"{task}: RL curves (mean, min-max band over seeds)"),
-                        plots.final_accuracy_bars(trows, pdir / f"{task}-accuracy.png", f"{task}: held-out accuracy per method"),
-                        plots.coverage_vs_gain(tcells, pdir / f"{task}-coverage-vs-gain.png", f"{task}: warm-start coverage vs RL gain")]
+            figures += [
+                plots.training_curves(tcells, pdir / f"{task}-curves.png",
+                                      f"{task}: RL curves (mean, min-max band over seeds)"),
+                plots.final_accuracy_bars(trows, pdir / f"{task}-accuracy.png", f"{task}: held-out accuracy per method"),
+                plots.coverage_vs_gain(tcells, pdir / f"{task}-coverage-vs-gain.png",
+                                       f"{task}: warm-start coverage vs RL gain")]
     report = out / "report.md"
     write_text_atomic(report, render_report(cfg, out, rows, done, failed, pending, figures))
     return ExperimentOutcome(done=done, failed=failed, pending=pending, report=report)

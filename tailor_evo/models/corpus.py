@@ -61,7 +61,6 @@ class CorpusMix:
 
     def check(self) -> None:
         from tailor_evo.tasks import get_task
-
         from tailor_evo.tasks.base import Task
 
         for name, share in self.tasks.items():

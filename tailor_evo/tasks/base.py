@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import random
 from abc import ABC, abstractmethod
-from pathlib import Path
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
+
 from tailor_evo.errors import InputError
 
 THINK_OPEN, THINK_CLOSE = "<think>", "</think>"

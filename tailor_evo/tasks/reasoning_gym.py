@@ -26,8 +26,7 @@ from typing import Any
 
 from tailor_evo.errors import InputError
 from tailor_evo.extras import require
-from tailor_evo.tasks.base import (ANSWER_CLOSE, ANSWER_OPEN, THINK_CLOSE, THINK_OPEN, Problem, Task, Verdict,
-                                   split_seed)
+from tailor_evo.tasks.base import ANSWER_CLOSE, ANSWER_OPEN, THINK_CLOSE, THINK_OPEN, Problem, Task, Verdict, split_seed
 
 PREFIX = "rg"                      # task names are "rg:<dataset>"
 SYSTEM_PROMPT = "DeepSeekZero"     # the package's prompt for the <think>/<answer> format

@@ -43,8 +43,7 @@ command). ``records`` holds the typed records they pass.
 
 from tailor_evo.warmstart.build import build_warmstart
 from tailor_evo.warmstart.card import render_card
-from tailor_evo.warmstart.methods import (WarmstartMethod, get_method, method_names, register_method,
-                                          unregister_method)
+from tailor_evo.warmstart.methods import WarmstartMethod, get_method, method_names, register_method, unregister_method
 from tailor_evo.warmstart.records import Candidate, CandidateSet, MethodInputs, WarmstartResult, WarmstartStats
 from tailor_evo.warmstart.selection import greedy_select
 

@@ -14,12 +14,12 @@ from tailor_evo.generation.base import Engine
 from tailor_evo.search.coverage import abstract_states, state_cells
 from tailor_evo.search.genome import Primitive
 from tailor_evo.tasks.base import Task
+from tailor_evo.tasks.streams import training_problems
 from tailor_evo.warmstart.card import _fill_stats
 from tailor_evo.warmstart.config import WarmstartConfig
 from tailor_evo.warmstart.methods import get_method
 from tailor_evo.warmstart.records import Candidate, MethodInputs, WarmstartResult, WarmstartStats
 from tailor_evo.warmstart.selection import greedy_select
-from tailor_evo.tasks.streams import training_problems
 from tailor_evo.warmstart.sources import drop_eval_overlaps
 
 log = logging.getLogger(__name__)

@@ -18,8 +18,14 @@ from collections.abc import Callable
 
 from tailor_evo.search.genome import Primitive
 from tailor_evo.warmstart.records import Candidate, CandidateSet, MethodInputs
-from tailor_evo.warmstart.sources import (_dedupe, _seed_or_none, archive_primitives, reference_candidates,
-                                          render_primitives, teacher_candidates)
+from tailor_evo.warmstart.sources import (
+    _dedupe,
+    _seed_or_none,
+    archive_primitives,
+    reference_candidates,
+    render_primitives,
+    teacher_candidates,
+)
 
 log = logging.getLogger(__name__)
 

@@ -12,8 +12,15 @@ from pathlib import Path
 
 import click
 
-from tailor_evo.commands.common import (COUNT, RECORD_FORMATS, OutputFile, config_options, output_problem, parse_levels,
-                                        resolve_config)
+from tailor_evo.commands.common import (
+    COUNT,
+    RECORD_FORMATS,
+    OutputFile,
+    config_options,
+    output_problem,
+    parse_levels,
+    resolve_config,
+)
 from tailor_evo.errors import InputError
 from tailor_evo.warmstart.config import WarmstartConfig
 from tailor_evo.warmstart.methods import get_method, method_names

@@ -27,9 +27,20 @@ from typing import Any, Callable
 from tailor_evo.tasks.base import Problem, Step, Task, Trajectory
 from tailor_evo.tasks.igsm.graph import ABSTRACT, INSTANCE, MOD, Graph, Param, apply
 from tailor_evo.tasks.igsm.moves import GRAMMAR
-from tailor_evo.tasks.igsm.text import (RenderedUnit, Symbols, calc_text, item_name, join_and, raw_value,
-                                        reference_fragments, reference_order, render_units, target_name,
-                                        unit_body, unit_calcs)
+from tailor_evo.tasks.igsm.text import (
+    RenderedUnit,
+    Symbols,
+    calc_text,
+    item_name,
+    join_and,
+    raw_value,
+    reference_fragments,
+    reference_order,
+    render_units,
+    target_name,
+    unit_body,
+    unit_calcs,
+)
 
 EXPLICIT, COMPACT = "explicit", "compact"
 RENDERINGS = (EXPLICIT, COMPACT)
@@ -198,7 +209,7 @@ class _Run:
         else:
             m = self.aux["mention"]
             if order.rule == "by_text":
-                rank: Callable[[int], tuple] = lambda p: (m[p], p)
+                rank: Callable[[int], tuple] = lambda p: (m[p], p)  # noqa: E731
             elif order.rule == "by_fewest_inputs":
                 rank = lambda p: (len(self.aux["uniq_preds"][p]), m[p], p)  # noqa: E731
             elif order.rule == "by_most_used":
@@ -379,7 +390,7 @@ class _Run:
     def expression(self, pid: int) -> tuple[str, str]:
         """The defining expression of ``pid`` over its inputs: (with names or symbols, with numbers)."""
         if self.style == "style_reference":
-            leaf_s: Callable[[int], str] = lambda q: self.names[q]
+            leaf_s: Callable[[int], str] = lambda q: self.names[q]  # noqa: E731
         else:
             leaf_s = self.label
         p = self.param(pid)

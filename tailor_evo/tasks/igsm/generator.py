@@ -13,8 +13,7 @@ import math
 import random
 from dataclasses import dataclass
 
-from tailor_evo.tasks.igsm.graph import (ABSTRACT, INSTANCE, MOD, Form, Graph, Param, cost,
-                                         structural_preds_from)
+from tailor_evo.tasks.igsm.graph import ABSTRACT, INSTANCE, MOD, Form, Graph, Param, cost, structural_preds_from
 from tailor_evo.tasks.igsm.text import TEST_BINS, TRAIN_BINS, template_bin
 from tailor_evo.tasks.igsm.world import BANK, Category, Hierarchy
 

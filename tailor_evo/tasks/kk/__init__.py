@@ -18,9 +18,16 @@ from tailor_evo.tasks.base import Grammar, GuessParts, Problem, Task, Trajectory
 from tailor_evo.tasks.kk import text as T
 from tailor_evo.tasks.kk.cot import rule_based_cot, rule_based_steps
 from tailor_evo.tasks.kk.generator import MAX_PEOPLE, MIN_PEOPLE, GenerationError, GenOptions, sample_puzzle
-from tailor_evo.tasks.kk.logic import Puzzle, puzzle_of, StatementError, check_tree, official_repr, parse_official_statements, \
-    to_json
 from tailor_evo.tasks.kk.gold import check_gold, check_gold_text, check_names, unique_solution
+from tailor_evo.tasks.kk.logic import (
+    Puzzle,
+    StatementError,
+    check_tree,
+    official_repr,
+    parse_official_statements,
+    puzzle_of,
+    to_json,
+)
 from tailor_evo.tasks.kk.verifier import people_wrong, reason_kind, verify_completion
 
 __all__ = ["KnightsKnavesTask", "puzzle_of", "INSTRUCTION"]

@@ -29,13 +29,14 @@ import random
 from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
-from tailor_evo.tasks.base import THINK_CLOSE, THINK_OPEN, Problem, Step, Task, Trajectory
 import tailor_evo.tasks.kk.text as T
+from tailor_evo.tasks.base import THINK_CLOSE, THINK_OPEN, Problem, Step, Task, Trajectory
 from tailor_evo.tasks.kk.facts import enc
 from tailor_evo.tasks.kk.kleene import CONTRADICTION, ClaimCheck, case_text, check_claim, value3, verdict, word
 from tailor_evo.tasks.kk.logic import LEAF_OPS, Puzzle, index_of, mentions, size, to_json
 from tailor_evo.tasks.kk.moves import GRAMMAR
 from tailor_evo.tasks.kk.styles import Wording
+
 
 class _OutOfSteps(Exception):
     pass

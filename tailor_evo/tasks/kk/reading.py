@@ -18,8 +18,8 @@ from __future__ import annotations
 import random
 from typing import Callable
 
-from tailor_evo.tasks.base import Problem
 import tailor_evo.tasks.kk.text as T
+from tailor_evo.tasks.base import Problem
 
 
 def _random_roles(rng: random.Random, n: int) -> list[bool]:
