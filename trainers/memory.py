@@ -342,18 +342,20 @@ def estimate_pipeline(pc: Any, teacher: str | None = None, device_gb: float = DE
     ``redistill_teacher`` that names an engine rather than another cell)."""
     import copy
 
-    from tailor_evo.warmstart.methods import ARCHIVE_METHODS, OFFLINE_SEARCH
+    from tailor_evo.warmstart.methods import get_method
 
     out = []
     search = pc.search
-    # tailor-gp runs the offline search (OFFLINE_SEARCH) whatever the config says
-    kinds = set(OFFLINE_SEARCH.values()) if pc.method == "tailor-gp" else {search.operator, search.renderer}
-    if pc.method in ARCHIVE_METHODS and "llm" in kinds and search.llm.spec:
+    method = get_method(pc.method)
+    # a method with a search of its own (tailor-gp) runs its settings whatever the config says
+    own = dict(method.own_search.settings) if method.own_search is not None else {}
+    kinds = {own.get("operator", search.operator), own.get("renderer", search.renderer)}
+    if method.needs_archive and "llm" in kinds and search.llm.spec:
         tokens = PROMPT_TOKENS + max(search.llm.max_new_tokens, search.llm.render_max_new_tokens)
         out.append(estimate_engine("search LLM", search.llm.spec, batch_size=HF_ENGINE_BATCH, tokens=tokens,
                                    device_gb=device_gb))
     teacher = teacher or pc.warmstart.teacher
-    if pc.method == "redistill" and teacher:
+    if method.needs_teacher and teacher:
         out.append(estimate_engine("warm-start teacher", teacher, batch_size=HF_ENGINE_BATCH,
                                    tokens=PROMPT_TOKENS + pc.warmstart.teacher_max_new_tokens, device_gb=device_gb))
     sft = copy.copy(pc.sft)
