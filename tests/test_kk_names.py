@@ -15,11 +15,12 @@ def test_the_pool_is_large_and_mostly_multi_token_and_the_held_out_names_are_apa
     assert set(T.COMMON_NAMES) <= set(T.POOL_NAMES)
 
 
-def test_training_streams_draw_from_the_pool_and_evaluation_sets_keep_the_common_names():
+def test_the_pool_and_the_held_out_names_are_generator_options_and_evaluation_keeps_the_common_names():
     kk = get_task("kk")
-    train = flat(kk, 1, "warmstart", 60, levels=[3])
+    train = kk.generate(60, 1, levels=[3], names="pool")
     names = {n for p in train for n in p.meta["names"]}
     assert names <= set(T.POOL_NAMES) and names - set(T.COMMON_NAMES)
+    assert {n for p in flat(kk, 1, "warmstart", 30, levels=[3]) for n in p.meta["names"]} <= set(T.COMMON_NAMES)
     evaluation = kk.generate(30, 1, levels=[3])
     assert {n for p in evaluation for n in p.meta["names"]} <= set(T.COMMON_NAMES)
     held = kk.generate(10, 1, levels=[3], names="heldout")

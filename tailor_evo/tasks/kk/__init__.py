@@ -145,10 +145,14 @@ class KnightsKnavesTask(Task):
         return puzzle_of(problem).solve()
 
     def training_options(self) -> dict[str, Any]:
-        """Training puzzles have balanced solutions, so no role assignment is the safe guess, and
-        draw their people from the large name pool (never the held-out names), so a model learns
-        to copy names rather than a list of 55."""
-        return {"balanced": True, "names": "pool"}
+        """Training puzzles have balanced solutions, so no role assignment is the safe guess.
+
+        Their people come from the evaluation sets' 55 names: with the 287-name pool the traces
+        are a third longer (955 tokens at the median against 740, most pool names being several
+        tokens), and the main job ended at 0.06 after SFT and 0.01 after RL, 83 % of its answers
+        cut at the budget (docs/results/main-job/README.md). Names the base never saw are the
+        base's work (``tiny-base`` copies them at 0.82); ``names="pool"`` draws from the pool."""
+        return {"balanced": True}
 
     # ---- prompts and answers ------------------------------------------------------
     def instruction(self) -> str:
