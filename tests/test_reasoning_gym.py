@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import re
-import sys
 
 import pytest
 
@@ -15,6 +14,7 @@ from tailor_evo.errors import InputError  # noqa: E402
 from tailor_evo.tasks import get_task  # noqa: E402
 from tailor_evo.tasks.base import Problem  # noqa: E402
 from tailor_evo.tasks.reasoning_gym import split_answer  # noqa: E402
+from tests.cli_helpers import run_cli  # noqa: E402
 
 ROLES = re.compile(r"\b(a|an) (\w+)")
 
@@ -106,16 +106,6 @@ def test_unknown_dataset_is_an_error_naming_the_task_field():
     assert err.value.field == "task"
 
 
-def _main(monkeypatch, capsys, argv):
-    from tailor_evo.cli import main
-
-    monkeypatch.setattr(sys, "argv", ["tailor-evo", *argv])
-    try:
-        main()
-        code = 0
-    except SystemExit as exc:
-        code = exc.code
-    return code, capsys.readouterr()
 
 
 class AnswerEngine:
@@ -141,7 +131,7 @@ def test_data_generate_then_eval(tmp_path, monkeypatch, capsys):
     import tailor_evo.trainers.eval_cli as eval_cli
 
     data = tmp_path / "chain.jsonl"
-    code, cap = _main(monkeypatch, capsys, ["data", "generate", "--task", "rg:chain_sum", "--n", "6",
+    code, cap = run_cli(monkeypatch, capsys, ["data", "generate", "--task", "rg:chain_sum", "--n", "6",
                                             "--levels", "0,1", "-o", str(data)])
     assert code == 0, cap.err
     records = [json.loads(line) for line in data.read_text().splitlines()]
@@ -153,7 +143,7 @@ def test_data_generate_then_eval(tmp_path, monkeypatch, capsys):
     engine = AnswerEngine(problems, wrong={problems[0].question, problems[3].question})
     monkeypatch.setattr(eval_cli, "make_engine", lambda spec, **kw: engine)
     out = tmp_path / "eval"
-    code, cap = _main(monkeypatch, capsys, ["eval", "--model", "fake", "--task", "rg:chain_sum",
+    code, cap = run_cli(monkeypatch, capsys, ["eval", "--model", "fake", "--task", "rg:chain_sum",
                                             "--data", str(data), "--out", str(out)])
     assert code == 0, cap.err
     results = json.loads((out / "results.json").read_text())

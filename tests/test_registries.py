@@ -7,13 +7,12 @@ Every registration is undone by its fixture, so no other test sees the toys.
 from __future__ import annotations
 
 import json
-import sys
 from collections import Counter
 
 import pytest
 from click.testing import CliRunner
 
-from tailor_evo.cli import cli, main
+from tailor_evo.cli import cli
 from tailor_evo.errors import InputError
 from tailor_evo.search.coverage import split_steps
 from tailor_evo.search.genome import program_id
@@ -29,6 +28,7 @@ from tailor_evo.warmstart.methods import (
     unregister_method,
 )
 from tailor_evo.warmstart.records import Candidate, CandidateSet, MethodInputs
+from tests.cli_helpers import run_cli
 
 TOY_METHOD = "toy-reference"
 TOY_OPERATOR = "toy-immigrants"
@@ -91,13 +91,8 @@ def toy_operator():
 
 def _main(monkeypatch, capsys, argv: list[str]) -> tuple[int, str]:
     """Run the real entry point (one-line errors, exit code 2) and return (code, stderr)."""
-    monkeypatch.setattr(sys, "argv", ["tailor-evo", *argv])
-    try:
-        main()
-        code = 0
-    except SystemExit as exc:
-        code = exc.code
-    return code, capsys.readouterr().err
+    code, captured = run_cli(monkeypatch, capsys, argv)
+    return code, captured.err
 
 
 # --- warm-start methods ---------------------------------------------------------------------------
