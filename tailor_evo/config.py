@@ -128,6 +128,7 @@ _FLOAT = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+$")
 def load_config(cls: type[T], path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = (),
                 base: T | None = None) -> T:
     """Defaults (or ``base``) <- YAML file <- overrides, validated against ``cls``."""
+    open_paths = open_mappings(cls)
     data = to_dict(base if base is not None else cls())
     source = "defaults"
     if path is not None:
@@ -140,13 +141,13 @@ def load_config(cls: type[T], path: str | Path | None = None, overrides: list[st
             raise InputError(f"invalid YAML: {exc}", file=str(path), line=None if line is None else line + 1) from None
         if not isinstance(loaded, dict):
             raise InputError("top level must be a mapping", file=str(path))
-        _merge(data, loaded, str(path), "", open_mappings(cls))
+        _merge(data, loaded, str(path), "", open_paths)
         source = str(path)
         from_dict(cls, data, source=source)      # type errors of the file are named as the file's
     for item in overrides:
         key, value = parse_override(item)
         try:
-            _set_dotted(data, key, value, open_mappings(cls))
+            _set_dotted(data, key, value, open_paths)
         except InputError as exc:
             raise InputError(exc.detail, file="--set", field=exc.field or key) from None
         source = "--set"

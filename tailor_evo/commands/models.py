@@ -84,11 +84,12 @@ def pretrain_cmd(ctx: click.Context, out: str, preset: str, resume: bool, overwr
     """
     from pathlib import Path
 
+    from tailor_evo.config import parse_override
     from tailor_evo.rundir import RunDir
     from tailor_evo.trainers.pretrain import preset_chain
 
     chain = preset_chain(preset)
-    if any(o.split("=", 1)[0].strip() == "init_from" for o in overrides):
+    if any(parse_override(o)[0] == "init_from" for o in overrides):
         chain = chain[-1:]          # a given start replaces the recipe's earlier phases
     holder = RunDir.locked(Path(out))     # the whole recipe, its earlier phases included, is one writer's
     start = ""
