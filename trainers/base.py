@@ -128,22 +128,24 @@ def apply_lora(model: torch.nn.Module, settings: LoraSettings) -> torch.nn.Modul
     return get_peft_model(model, cfg)
 
 
-def export_model(model: torch.nn.Module, tokenizer: Any, out: Path, card: "CardInfo | None" = None) -> Path:
+def export_model(model: torch.nn.Module, tokenizer: Any, out: Path, card: "CardInfo | None" = None,
+                 state_dict: dict[str, torch.Tensor] | None = None) -> Path:
     """The final model directory (config + safetensors + tokenizer, and a model card when
     ``card`` is given); LoRA adapters are merged in so that later commands can load it like
-    any backbone."""
+    any backbone. ``state_dict``: the weights gathered from every process; merging adapters
+    uses the live model instead, which holds whole weights wherever LoRA is allowed."""
     import shutil
 
     model = unwrap(model)
     if hasattr(model, "merge_and_unload"):
         import copy
 
-        model = copy.deepcopy(model).merge_and_unload()
+        model, state_dict = copy.deepcopy(model).merge_and_unload(), None
     tmp = out.with_name(f".{out.name}.tmp")
     try:
         if tmp.exists():
             shutil.rmtree(tmp)
-        save_model(model, tokenizer, tmp)
+        save_model(model, tokenizer, tmp, state_dict=state_dict)
         if card is not None:
             from tailor_evo.trainers.model_card import write_model_card
 

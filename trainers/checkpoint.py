@@ -68,11 +68,13 @@ def _is_peft(model: torch.nn.Module) -> bool:
     return hasattr(model, "peft_config") and hasattr(model, "get_base_model")
 
 
-def save_model(model: torch.nn.Module, tokenizer: Any, out: Path) -> None:
-    """``save_pretrained`` of model and tokenizer into ``out`` (safetensors)."""
+def save_model(model: torch.nn.Module, tokenizer: Any, out: Path,
+               state_dict: dict[str, torch.Tensor] | None = None) -> None:
+    """``save_pretrained`` of model and tokenizer into ``out`` (safetensors); ``state_dict``, when given,
+    holds the weights (gathered from every process by :func:`trainers.distributed.full_state_dict`)."""
     model = unwrap(model)
     out.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(out, safe_serialization=True)
+    model.save_pretrained(out, safe_serialization=True, state_dict=state_dict)
     if tokenizer is not None:
         tokenizer.save_pretrained(out)
     honour_umask(out)
@@ -125,8 +127,10 @@ def _tied_keys(model: torch.nn.Module) -> set[str]:
 
 
 def save_checkpoint(root: Path, state: TrainState, model: torch.nn.Module, tokenizer: Any,
-                    optimizer: torch.optim.Optimizer, scheduler: Any | None, keep: int = 2) -> Path:
-    """Write ``root/step-NNNNNN`` atomically and delete all but the newest ``keep`` checkpoints.
+                    optimizer: torch.optim.Optimizer, scheduler: Any | None, keep: int = 2,
+                    state_dict: dict[str, torch.Tensor] | None = None) -> Path:
+    """Write ``root/step-NNNNNN`` atomically and delete all but the newest ``keep`` checkpoints
+    (``state_dict``: the gathered weights, as for :func:`save_model`).
 
     A failed write (disk full, ...) removes its temporary directory and leaves the earlier
     checkpoints as they were; disk-full becomes an :class:`InputError` naming the path.
@@ -137,7 +141,7 @@ def save_checkpoint(root: Path, state: TrainState, model: torch.nn.Module, token
         root.mkdir(parents=True, exist_ok=True)
         if tmp.exists():
             shutil.rmtree(tmp)
-        save_model(model, tokenizer, tmp / "model")
+        save_model(model, tokenizer, tmp / "model", state_dict=state_dict)
         torch.save({
             "train_state": {"step": state.step, "epoch": state.epoch, "position": state.position,
                             "extra": state.extra},
@@ -218,13 +222,14 @@ def _load_newest_good(found: list[Path], model: torch.nn.Module, optimizer: torc
 
 
 def resume_state(run_dir: Any, resume: bool, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
-                 scheduler: Any | None) -> TrainState:
+                 scheduler: Any | None, main: bool = True) -> TrainState:
     """The state to start from: the latest checkpoint when resuming (else a fresh one).
 
     Resuming with no checkpoint is an error: starting again from step 1 would silently
     throw away the rows already logged. Metric rows written after the checkpoint are
     dropped, so a resumed run logs every step exactly once; rows a damaged or deleted
-    ``metrics.jsonl`` lost are rebuilt from the checkpoint's copy of it.
+    ``metrics.jsonl`` lost are rebuilt from the checkpoint's copy of it. Under several processes
+    every one loads the checkpoint and only the ``main`` one rewrites the log.
     """
     if not resume:
         return TrainState()
@@ -233,6 +238,8 @@ def resume_state(run_dir: Any, resume: bool, model: torch.nn.Module, optimizer: 
         raise InputError("nothing to resume from: no checkpoint in it (none was written yet, or it was "
                          "deleted); start again with --overwrite", file=str(run_dir.checkpoints))
     state, ckpt = _load_newest_good(found, model, optimizer, scheduler)
+    if not main:
+        return state
     saved = read_metrics_file(ckpt / METRICS)[0] if (ckpt / METRICS).is_file() else None
     run_dir.resume_metrics(lambda r: r.get("step", 0) <= state.step, saved, ckpt)
     return state

@@ -27,6 +27,12 @@ def _run_dir(out: str, resume: bool, overwrite: bool) -> RunDir:
     return RunDir.create(out, resume=resume, overwrite=overwrite)
 
 
+def _announce(model_dir: Path, run_dir: RunDir) -> None:
+    """Where the model and the report are (said once, by the main process)."""
+    if int(os.environ.get("RANK", "0")) == 0:
+        click.echo(f"model: {model_dir}\nreport: {run_dir.report_path}")
+
+
 @click.group()
 def train() -> None:
     """Train a model: supervised fine-tuning (sft) or reinforcement learning (rl)."""
@@ -75,7 +81,7 @@ def sft(ctx: click.Context, model: str | None, data_path: str | None, out: str |
         return
     run_dir = _run_dir(out, resume, overwrite)
     path = train_sft(cfg, run_dir, resume=resume)
-    click.echo(f"model: {path}\nreport: {run_dir.report_path}")
+    _announce(path, run_dir)
 
 
 @train.command("rl")
@@ -105,4 +111,4 @@ def rl(ctx: click.Context, model: str | None, task_name: str | None, data_path: 
         return
     run_dir = _run_dir(out, resume, overwrite)
     path = train_rl(cfg, run_dir, resume=resume)
-    click.echo(f"model: {path}\nreport: {run_dir.report_path}")
+    _announce(path, run_dir)

@@ -8,15 +8,18 @@ seeded, when a checkpoint is written, how the model is exported) reaches all thr
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from tailor_evo.errors import InputError
 from tailor_evo.rundir import RunDir
 from tailor_evo.trainers.checkpoint import TrainState, resume_state, save_checkpoint
+from tailor_evo.trainers.distributed import full_state_dict
 
 
 @dataclass
@@ -28,9 +31,20 @@ class Trainable:
     optimizer: torch.optim.Optimizer
     scheduler: Any
 
-    def resume(self, run_dir: RunDir, resume: bool) -> TrainState:
-        """The state to start from (:func:`trainers.checkpoint.resume_state`)."""
-        return resume_state(run_dir, resume, self.model, self.optimizer, self.scheduler)
+    def resume(self, run_dir: RunDir, resume: bool, accelerator: Any = None) -> TrainState:
+        """The state to start from (:func:`trainers.checkpoint.resume_state`); under several processes
+        the checkpoint must come from as many (its data shares and batches depend on their number)."""
+        processes = accelerator.num_processes if accelerator is not None else 1
+        main = accelerator is None or accelerator.is_main_process
+        state = resume_state(run_dir, resume, self.model, self.optimizer, self.scheduler, main=main)
+        saved = state.extra.get("processes", 1)
+        if resume and saved != processes:
+            raise InputError(f"the checkpoint was written by {saved} process(es) and this run has {processes}: "
+                             f"resume with the same number (`accelerate launch --num_processes {saved}`)",
+                             file=str(run_dir.checkpoints))
+        if processes > 1:
+            state.extra["processes"] = processes
+        return state
 
 
 def seed_process(threads: int, seed: int) -> None:
@@ -46,8 +60,23 @@ def open_accelerator(threads: int, seed: int) -> Any:
 
     torch.set_num_threads(threads)
     accelerator = Accelerator(cpu=not torch.cuda.is_available())
+    check_launch(accelerator, os.environ)
     _seed(seed)
     return accelerator
+
+
+def check_launch(accelerator: Any, env: Mapping[str, str]) -> None:
+    """Refuse a launch that asked for several processes and got one.
+
+    ``accelerate launch --cpu --num_processes N`` starts a single process (accelerate's CPU
+    launcher spreads processes only through ``mpirun``); it sets the rendezvous address but no
+    rank, so the run would quietly train with 1/N of the global batch the user planned."""
+    asked_cpu = env.get("ACCELERATE_USE_CPU", "").lower() in ("1", "true", "yes")
+    if asked_cpu and "MASTER_ADDR" in env and "WORLD_SIZE" not in env and accelerator.num_processes == 1:
+        raise InputError("`accelerate launch --cpu --num_processes N` started a single process (accelerate "
+                         "launches several CPU processes only through mpirun); for N processes with gloo on "
+                         "CPUs use `accelerate launch --multi_gpu --num_processes N` on a machine without GPUs, "
+                         "or `torchrun --nproc_per_node N -m tailor_evo.cli ...`", field="accelerate")
 
 
 def _seed(seed: int) -> None:
@@ -86,11 +115,17 @@ def checkpoint_due(step: int, every: int, last: int) -> bool:
 
 
 def save_if_due(run_dir: RunDir, trainable: Trainable, state: TrainState, *, every: int, keep: int, last: int,
-                main: bool = True) -> None:
-    """Write a checkpoint of ``trainable`` at ``state`` when :func:`checkpoint_due` (main process only)."""
-    if main and checkpoint_due(state.step, every, last):
+                accelerator: Any = None) -> None:
+    """Write a checkpoint of ``trainable`` at ``state`` when :func:`checkpoint_due`. Every process takes
+    part in gathering the weights; the main process writes them, and the others wait until it has."""
+    if not checkpoint_due(state.step, every, last):
+        return
+    weights = full_state_dict(accelerator, trainable.model)
+    if accelerator is None or accelerator.is_main_process:
         save_checkpoint(run_dir.checkpoints, state, trainable.model, trainable.tokenizer, trainable.optimizer,
-                        trainable.scheduler, keep=keep)
+                        trainable.scheduler, keep=keep, state_dict=weights)
+    if accelerator is not None:
+        accelerator.wait_for_everyone()
 
 
 def live_evaluator(policy: torch.nn.Module, engine: Any, task: Any, problems: list, max_new_tokens: int,
@@ -109,13 +144,19 @@ def live_evaluator(policy: torch.nn.Module, engine: Any, task: Any, problems: li
     return evaluate
 
 
-def finish_run(run_dir: RunDir, accelerator: Any, export: Callable[[Path], Any]) -> Path:
-    """Wait for every process, let the main one export ``RUN_DIR/model`` (and write what goes with it),
-    close the trackers; return the model directory. ``accelerator`` None: a single-process run."""
+def finish_run(run_dir: RunDir, accelerator: Any, export: Callable[[Path, Any], Any],
+               model: torch.nn.Module | None = None) -> Path:
+    """Wait for every process, gather ``model``'s weights (every process takes part), let the main one
+    export ``RUN_DIR/model`` with them (``export(out, state_dict)``, and write what goes with it),
+    close the trackers; return the model directory. ``accelerator`` None: a single-process run,
+    whose ``export`` gets None and saves its model as it is."""
     if accelerator is not None:
         accelerator.wait_for_everyone()
     out = run_dir.path / "model"
+    weights = full_state_dict(accelerator, model) if model is not None else None
     if accelerator is None or accelerator.is_main_process:
-        export(out)
+        export(out, weights)
+    if accelerator is not None:
+        accelerator.wait_for_everyone()
     run_dir.close_trackers()
     return out

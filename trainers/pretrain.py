@@ -359,7 +359,7 @@ def train_pretrain(cfg: PretrainConfig, run_dir: RunDir, resume: bool = False) -
         save_if_due(run_dir, t, state, every=cfg.save_every, keep=cfg.keep_checkpoints, last=cfg.steps)
     bar.close()
 
-    def export(out: Path) -> None:
+    def export(out: Path, _weights: Any) -> None:
         export_base(model, tokenizer, out, cfg, n_params, throughput.seen)
         write_pretrain_report(run_dir, cfg, n_params)
     return finish_run(run_dir, None, export)

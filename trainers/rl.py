@@ -58,12 +58,13 @@ from tailor_evo.trainers.base import (
 )
 from tailor_evo.trainers.checkpoint import TrainState, unwrap
 from tailor_evo.trainers.data import heldout_problems
+from tailor_evo.trainers.distributed import check_strategy, gather_rows, merge_rows
 from tailor_evo.trainers.loop import Trainable, finish_run, live_evaluator, open_accelerator, record_start, save_if_due
 from tailor_evo.trainers.rewards import parse_reward
 from tailor_evo.trainers.rl_batch import check_chunkable
 from tailor_evo.trainers.rl_config import RLConfig, check_rl_config, uses_engine_logprobs
 from tailor_evo.trainers.rl_data import rl_problem_pool
-from tailor_evo.trainers.rl_report import rl_card, write_rl_report
+from tailor_evo.trainers.rl_report import MERGE_RULES, rl_card, write_rl_report
 from tailor_evo.trainers.rl_step import StepContext, train_step
 from tailor_evo.trainers.rollout_log import ROLLOUTS_FILE, append_rows, cut_back, due, rollout_rows
 from tailor_evo.trainers.sampling import PromptStream, StepSample
@@ -155,7 +156,7 @@ def _start(cfg: RLConfig, run_dir: RunDir, resume: bool, accelerator: Any,
         ref_model.to(accelerator.device)
     policy = unwrap(trainable.model)
     engine = (engine_factory or rollout_engine_factory(cfg))(policy, tokenizer)
-    state = trainable.resume(run_dir, resume)
+    state = trainable.resume(run_dir, resume, accelerator)
     if accelerator.is_main_process:
         cut_back(run_dir.path / ROLLOUTS_FILE, state.step)
     ctx = StepContext(cfg, task, trainable, policy, ref_model, engine, accelerator,
@@ -163,6 +164,24 @@ def _start(cfg: RLConfig, run_dir: RunDir, resume: bool, accelerator: Any,
                       tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0,
                       uses_engine_logprobs(cfg), parse_reward(cfg.reward), pool)
     return ctx, state, eval_problems
+
+
+def check_processes(cfg: RLConfig, accelerator: Any, resume: bool) -> None:
+    """Refuse what several processes cannot run: the strategies of :func:`check_strategy`, dynamic
+    sampling (each process would refill a different number of groups, and their backward passes
+    would no longer pair up) and a step's prompts that do not split evenly over the processes."""
+    check_strategy(accelerator, "rl", resume=resume, live_eval=cfg.eval.n > 0, lora=cfg.lora.enabled)
+    processes = accelerator.num_processes
+    if processes == 1:
+        return
+    if cfg.dynamic_sampling:
+        raise InputError("dynamic sampling runs in one process only: each process would refill a different "
+                         "number of groups and the processes' backward passes would no longer match; set "
+                         "rl.dynamic_sampling: false under accelerate launch", field="dynamic_sampling")
+    if cfg.prompts_per_step % processes:
+        raise InputError(f"prompts_per_step {cfg.prompts_per_step} does not split over {processes} processes: "
+                         "each process trains an equal share of the step's groups (their backward passes pair "
+                         f"up); use a multiple of {processes}", field="prompts_per_step")
 
 
 def _eval_due(cfg: RLConfig, step: int) -> bool:
@@ -175,12 +194,18 @@ def _finish_step(ctx: StepContext, run_dir: RunDir, step: int, record: dict[str,
     if cover is not None:
         own = [r for g in sample.first_round for r in g.rollouts]
         record["coverage"] = float(cover(ctx.task, [r.problem for r in own], [r.completion.text for r in own]))
+    acc = ctx.accelerator
+    record = merge_rows(gather_rows(acc, record), MERGE_RULES)         # over the processes' shares
+    rollouts = None
+    if due(step, ctx.cfg.rollout_log_every):
+        rollouts = [row for rows in gather_rows(acc, rollout_rows(step, sample.groups)) for row in rows]
+    if not acc.is_main_process:
+        return
     if evaluate is not None and _eval_due(ctx.cfg, step):
         record.update(evaluate())
-    if ctx.accelerator.is_main_process:
-        run_dir.log(record)
-        if due(step, ctx.cfg.rollout_log_every):
-            append_rows(run_dir.path / ROLLOUTS_FILE, rollout_rows(step, sample.groups))
+    run_dir.log(record)
+    if rollouts is not None:
+        append_rows(run_dir.path / ROLLOUTS_FILE, rollouts)
 
 
 def train_rl(cfg: RLConfig, run_dir: RunDir, resume: bool = False, *, engine_factory: EngineFactory | None = None,
@@ -194,10 +219,7 @@ def train_rl(cfg: RLConfig, run_dir: RunDir, resume: bool = False, *, engine_fac
 
     check_rl_config(cfg)
     accelerator = open_accelerator(cfg.threads, cfg.seed)
-    if cfg.dynamic_sampling and accelerator.num_processes > 1:
-        raise InputError("dynamic sampling runs in one process only: each process would refill a different "
-                         "number of groups and the processes' backward passes would no longer match; set "
-                         "rl.dynamic_sampling: false under accelerate launch", field="dynamic_sampling")
+    check_processes(cfg, accelerator, resume)
     cover = resolve_coverage(cfg, coverage_fn)
     ctx, state, eval_problems = _start(cfg, run_dir, resume, accelerator, engine_factory)
     main, t = accelerator.is_main_process, ctx.trainable
@@ -213,10 +235,11 @@ def train_rl(cfg: RLConfig, run_dir: RunDir, resume: bool = False, *, engine_fac
         _finish_step(ctx, run_dir, state.step, record, sample, cover, evaluate)
         bar.update(1)
         bar.set_postfix(reward=f"{record['reward']:.2f}", kl=f"{record['kl']:.3f}")
-        save_if_due(run_dir, t, state, every=cfg.save_every, keep=cfg.keep_checkpoints, last=cfg.steps, main=main)
+        save_if_due(run_dir, t, state, every=cfg.save_every, keep=cfg.keep_checkpoints, last=cfg.steps,
+                    accelerator=accelerator)
     bar.close()
 
-    def export(out: Path) -> None:
-        export_model(t.model, t.tokenizer, out, card=rl_card(cfg, run_dir, ctx.pool))
+    def export(out: Path, weights: Any) -> None:
+        export_model(t.model, t.tokenizer, out, card=rl_card(cfg, run_dir, ctx.pool), state_dict=weights)
         write_rl_report(run_dir, cfg, ctx.pool.overlaps)
-    return finish_run(run_dir, accelerator, export)
+    return finish_run(run_dir, accelerator, export, t.model)

@@ -42,7 +42,23 @@ def step_record(step: int, sample: Any, res: Any, lr: float, *, seconds: float,
         "rollout_tokens": sum(len(r.completion.token_ids) for g in sample.groups for r in g.rollouts),
         "seconds": seconds, "seconds_generate": times["generate"], "seconds_score": times["score"],
         "seconds_logprobs": times["logprobs"], "seconds_train": times["train"],
+        # the weights of the means above, for merging the rows of several processes (not logged)
+        "_own": len(own), "_scored": len(scored), "_tokens": res.tokens,
     }
+
+
+# How each process's row of a step combines into the logged one (trainers.distributed.merge_rows).
+# A process's loss is its share of the whole step's loss times the number of processes, so the
+# step's loss is their plain mean; the gradient norm and learning rate are the same on every process.
+MERGE_RULES = {
+    "reward": "mean:_scored", "skipped": "mean:_own", "accuracy": "mean:_own", "format_ok": "mean:_own",
+    "response_length": "mean:_own", "truncated": "mean:_own", "coverage": "mean:_own",
+    "kl": "mean:_tokens", "entropy": "mean:_tokens", "clip_fraction": "mean:_tokens", "loss": "mean",
+    "zero_signal_groups": "sum", "groups_generated": "sum", "groups_dropped": "sum", "groups_refilled": "sum",
+    "groups_trained": "sum", "rollout_tokens": "sum", "generation_rounds": "max",
+    "seconds": "max", "seconds_generate": "max", "seconds_score": "max", "seconds_logprobs": "max",
+    "seconds_train": "max",
+}
 
 
 def rl_card(cfg: Any, run_dir: RunDir, pool: Any) -> Any:

@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 
+from tailor_evo.trainers.distributed import global_normaliser, global_sum
 from tailor_evo.trainers.loop import Trainable, optimizer_step
 from tailor_evo.trainers.losses import ADVANTAGES, LOSSES
 from tailor_evo.trainers.rewards import RewardSpec, score_round
@@ -33,6 +34,7 @@ class StepResult:
     clip_fraction: float = 0.0
     entropy: float = 0.0
     grad_norm: float = 0.0
+    tokens: float = 0.0                # completion tokens in the loss (the weight of the means above)
 
 
 @dataclass
@@ -77,11 +79,12 @@ def optimise(model: torch.nn.Module, optimizer: torch.optim.Optimizer, scheduler
     """``cfg.mu`` AdamW steps on one rollout batch, each accumulating over micro-batches so that the
     summed micro-batch losses equal the loss of the whole batch."""
     total_tokens = float(batch.completion_mask.sum())
-    if total_tokens == 0:        # every row left out of the loss (truncated): no update at all
-        return StepResult()
     trained_rows = float((batch.completion_mask.sum(dim=1) > 0).sum())
+    if global_sum(accelerator, total_tokens) == 0:   # every row of every process left out of the loss: no update
+        return StepResult()
+    # over several processes, normalised by the whole step's tokens (rows), so DDP's gradient mean is exact
     targets = _Targets(advantages, ref_logp, old_logp,
-                       total_tokens if cfg.normalisation == "token" else trained_rows)
+                       global_normaliser(accelerator, total_tokens if cfg.normalisation == "token" else trained_rows))
     # DDP expects one forward per backward, so the two-part shared-prompt pass is single-process only;
     # gradient checkpointing drops the prompt's cache in training mode, so it needs the plain pass too
     distributed = accelerator is not None and accelerator.num_processes > 1
@@ -94,8 +97,9 @@ def optimise(model: torch.nn.Module, optimizer: torch.optim.Optimizer, scheduler
                                   first=pass_ == 0, last=pass_ == cfg.mu - 1)
         norm = optimizer_step(model, optimizer, scheduler, cfg.grad_clip, accelerator)
         grad_norm = norm if norm is not None else grad_norm
-    return StepResult(loss=sums.loss, kl=sums.kl / total_tokens, clip_fraction=sums.clipped / (total_tokens * cfg.mu),
-                      entropy=sums.entropy / total_tokens, grad_norm=grad_norm)
+    tokens = max(total_tokens, 1.0)      # a process whose own rows were all left out measured nothing
+    return StepResult(loss=sums.loss, kl=sums.kl / tokens, clip_fraction=sums.clipped / (tokens * cfg.mu),
+                      entropy=sums.entropy / tokens, grad_norm=grad_norm, tokens=total_tokens)
 
 
 def _backward_micro_batch(model: torch.nn.Module, batch: RolloutBatch, s: int, rows: int, share: int,

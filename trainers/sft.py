@@ -33,7 +33,17 @@ from tailor_evo.trainers.base import (
     plot_lines,
 )
 from tailor_evo.trainers.checkpoint import TrainState, unwrap
-from tailor_evo.trainers.data import SFTData, collate, collate_buckets, collate_packed, epoch_order, load_sft_data
+from tailor_evo.trainers.data import (
+    IGNORE_INDEX,
+    SFTData,
+    SFTExample,
+    collate,
+    collate_buckets,
+    collate_packed,
+    epoch_order,
+    load_sft_data,
+)
+from tailor_evo.trainers.distributed import check_strategy, global_normaliser, global_sum
 from tailor_evo.trainers.loop import (
     Trainable,
     finish_run,
@@ -162,11 +172,24 @@ class _Order:
         return idx
 
 
+def _share(examples: list[SFTExample], step: list[int], rank: int, world: int) -> list[SFTExample]:
+    """This process's interleaved share of a step's examples. A process left without any (the short
+    last step of an epoch) takes the step's first example with nothing supervised: it adds no loss
+    and no gradient, but takes part in the gradient exchange, which waits for every process."""
+    mine = [examples[i] for i in step[rank::world]]
+    if mine or world == 1 or not step:
+        return mine
+    first = examples[step[0]]
+    return [SFTExample(first.input_ids, [IGNORE_INDEX] * len(first.labels), first.record_id)]
+
+
 def _accumulate(model: torch.nn.Module, accelerator: Any, batches: list[dict[str, torch.Tensor]]) -> tuple[float, int]:
     """Forward and backward passes over one process's batches of a step, gradients synchronised on the
-    last one only; return (the step's loss, its supervised tokens). The loss is divided by the step's
-    supervised tokens, so the accumulated gradient is that of one batch holding them all."""
+    last one only; return (the step's loss, its supervised tokens), both over all processes. The loss
+    is divided by the step's supervised tokens (of all processes: :func:`global_normaliser`), so the
+    accumulated gradient is that of one batch holding them all."""
     supervised = sum(int((b["labels"][:, 1:] != -100).sum()) for b in batches)
+    normaliser = max(global_normaliser(accelerator, supervised), 1e-9)
     loss_sum = 0.0
     for j, batch in enumerate(batches):
         batch = {k: v.to(accelerator.device) for k, v in batch.items()}
@@ -174,10 +197,11 @@ def _accumulate(model: torch.nn.Module, accelerator: Any, batches: list[dict[str
         ctx = accelerator.no_sync(model) if not sync else nullcontext()
         with ctx:
             logits = forward_logits(model, batch)
-            loss = sft_loss(logits, batch["labels"], normaliser=max(supervised, 1))
+            loss = sft_loss(logits, batch["labels"], normaliser=normaliser)
             accelerator.backward(loss)
         loss_sum += float(loss.detach())
-    return loss_sum, supervised
+    processes = accelerator.num_processes
+    return global_sum(accelerator, loss_sum) / processes, int(global_sum(accelerator, supervised))
 
 
 def _record(cfg: SFTConfig, state: TrainState, total: int, scheduler: Any, loss: float, supervised: int,
@@ -199,6 +223,7 @@ def train_sft(cfg: SFTConfig, run_dir: RunDir, resume: bool = False) -> Path:
 
     _validate(cfg)
     accelerator = open_accelerator(cfg.threads, cfg.seed)
+    check_strategy(accelerator, "sft", resume=resume, live_eval=cfg.eval.every > 0, lora=cfg.lora.enabled)
     main, rank, world = accelerator.is_main_process, accelerator.process_index, accelerator.num_processes
     model, tokenizer = load_trainable(cfg)
     model = apply_lora(model, cfg.lora)
@@ -207,15 +232,15 @@ def train_sft(cfg: SFTConfig, run_dir: RunDir, resume: bool = False) -> Path:
     record_start(run_dir, cfg, "sft", main)
     plan = _plan(cfg, len(data.examples), world)
     t = _trainable(cfg, model, tokenizer, accelerator, plan.total)
-    state = t.resume(run_dir, resume)
-    evaluator = _make_evaluator(cfg, t.model, tokenizer) if cfg.eval.every > 0 else None
+    state = t.resume(run_dir, resume, accelerator)
+    evaluator = _make_evaluator(cfg, t.model, tokenizer) if cfg.eval.every > 0 and main else None
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     order = _Order(plan.examples, cfg.seed, state)
     t.model.train()
     bar = tqdm(total=plan.total, initial=state.step, desc="sft", disable=not main)
     t0 = time.perf_counter()
     while state.step < plan.total:
-        mine = [data.examples[i] for i in order.take(plan.per_step)[rank::world]]
+        mine = _share(data.examples, order.take(plan.per_step), rank, world)
         loss, supervised = _accumulate(t.model, accelerator, step_batches(mine, cfg, pad_id) if mine else [])
         grad_norm = optimizer_step(t.model, t.optimizer, t.scheduler, cfg.grad_clip, accelerator)
         state.step += 1
@@ -225,13 +250,14 @@ def train_sft(cfg: SFTConfig, run_dir: RunDir, resume: bool = False) -> Path:
                          time.perf_counter() - t0, evaluator)
         if record and main:
             run_dir.log(record)
-        save_if_due(run_dir, t, state, every=cfg.save_every, keep=cfg.keep_checkpoints, last=plan.total, main=main)
+        save_if_due(run_dir, t, state, every=cfg.save_every, keep=cfg.keep_checkpoints, last=plan.total,
+                    accelerator=accelerator)
     bar.close()
 
-    def export(out: Path) -> None:
-        export_model(t.model, tokenizer, out, card=_card(cfg, data, run_dir))
+    def export(out: Path, weights: Any) -> None:
+        export_model(t.model, tokenizer, out, card=_card(cfg, data, run_dir), state_dict=weights)
         write_sft_report(run_dir, cfg, data.summary())
-    return finish_run(run_dir, accelerator, export)
+    return finish_run(run_dir, accelerator, export, t.model)
 
 
 def _card(cfg: SFTConfig, data: SFTData, run_dir: RunDir) -> "CardInfo":
