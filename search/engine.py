@@ -60,15 +60,21 @@ RENDERERS = ("executor", "llm")
 
 
 # --- configuration -----------------------------------------------------------------------
+BACKENDS = ("processes", "ray")
+
+
 @dataclass
 class SearchConfig:
     # keys that --resume may change: parallelism and more generations, not what ran so far
-    RESUME_SAFE: ClassVar[tuple[str, ...]] = ("workers", "evolution.generations", "report_to")
+    RESUME_SAFE: ClassVar[tuple[str, ...]] = ("workers", "backend", "ray_address", "evolution.generations",
+                                              "report_to")
     task: str = ""                  # a registered task name (required)
     seed: int = 0                   # seeds the problems, the evolution and the evaluations
     operator: str = "gp"            # variation family: gp | llm | another registered one (search.operators)
     renderer: str = "executor"      # executor | llm
-    workers: int = 1                 # evaluation processes; results do not depend on it
+    workers: int = 1                 # evaluation processes (or Ray CPUs); results do not depend on it
+    backend: str = "processes"       # where candidates are evaluated: processes (a local pool) | ray
+    ray_address: str = ""            # backend ray: "" starts a local Ray; "auto" or ray://HOST:PORT joins a cluster
     samples: int = 2                # sample trajectories stored per primitive
     selection: str = "nsga2"        # nsga2 | map-elites
     rendering: str | None = None    # the executor's trace rendering (KK: explicit | classic); None = task default
@@ -92,6 +98,10 @@ class SearchConfig:
                 raise InputError(f"must be one of {', '.join(allowed)}, got {value!r}", field=name)
         if self.workers < 1:
             raise InputError("must be at least 1", field="workers")
+        if self.backend not in BACKENDS:
+            raise InputError(f"must be one of {', '.join(BACKENDS)}, got {self.backend!r}", field="backend")
+        if self.ray_address and self.backend != "ray":
+            raise InputError("a Ray address is used only with backend: ray", field="ray_address")
         get_task(self.task).use_rendering(self.rendering)
         from tailor_evo.trackers import check_report_to
 
@@ -208,7 +218,9 @@ class Search:
         self._pool = None
         self.toolbox = base.Toolbox()
         self.toolbox.register("map", map_fn or map)
-        self._own_pool = map_fn is None and cfg.workers > 1
+        self._own_pool = map_fn is None and cfg.backend == "processes" and cfg.workers > 1
+        self._use_ray = map_fn is None and cfg.backend == "ray"
+        self._ray_map: Any = None
         self.grid = MapElitesGrid()
         self.kinds = tuple(self.task.behaviour_kinds())
 
@@ -224,6 +236,11 @@ class Search:
         if self._own_pool:
             self._pool = multiprocessing.get_context("fork").Pool(cfg.workers)
             self.toolbox.register("map", self._pool.imap, chunksize=4)
+        elif self._use_ray and self._ray_map is None:
+            from tailor_evo.search.ray_map import RayMap
+
+            self._ray_map = RayMap(cfg.workers, cfg.ray_address)
+            self.toolbox.register("map", self._ray_map)
         self.variation = get_operator(cfg.operator)(self.ctx)
         if cfg.renderer == "llm":
             self.llm_renderer = LLMRenderer(self.teacher or self._llm_engine(), self.task, load_prompt("render"),
@@ -241,6 +258,9 @@ class Search:
             self._pool.terminate()
             self._pool.join()
             self._pool = None
+        if self._ray_map is not None:
+            self._ray_map.close()
+            self._ray_map = None
 
     # --- problems ---------------------------------------------------------------------------
     def batch(self, generation: int) -> list[Problem]:
@@ -423,7 +443,7 @@ def run_search(cfg: SearchConfig, run_dir: str | Path | RunDir, *, resume: bool 
     """Run (or resume) a search into ``run_dir``; write archive, metrics, checkpoint, plots and report.
 
     ``map_fn`` replaces the evaluation map (default: a process pool of ``cfg.workers``,
-    or the builtin ``map`` for one worker); ``engine``/``teacher`` replace the LLMs that
+    or the builtin ``map`` for one worker; Ray tasks with ``backend: ray``); ``engine``/``teacher`` replace the LLMs that
     ``cfg.llm.spec`` would build.
     """
     rd = run_dir if isinstance(run_dir, RunDir) else RunDir.create(run_dir, resume=resume, overwrite=not resume)

@@ -26,6 +26,7 @@ EXTRAS: dict[str, dict[str, str]] = {
     "datasets": {"datasets": "datasets"},
     "constrained": {"llguidance": "llguidance"},
     "reasoning-gym": {"reasoning_gym": "reasoning-gym"},
+    "ray": {"ray": "ray"},
 }
 
 
