@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, ClassVar
+from typing import Callable, ClassVar, Mapping
 
 from tailor_evo.errors import InputError
 from tailor_evo.io import read_json, write_json_atomic, write_records, write_text_atomic
@@ -373,6 +374,16 @@ class PipelineResult:
         return self.stages["eval_rl"]["accuracy"]
 
 
+def check_single_process(env: Mapping[str, str]) -> None:
+    """The whole job runs in one process: under ``accelerate launch`` every process would search,
+    build data and evaluate again. Several processes are for the training stages, launched alone."""
+    processes = int(env.get("WORLD_SIZE", "1") or 1)
+    if processes > 1:
+        raise InputError(f"the whole job runs in one process, and this launch has {processes}: run `tailor-evo run` "
+                         "without accelerate launch, or launch the training stages alone (`accelerate launch ... -m "
+                         "tailor_evo.cli train sft|rl`, docs/training.md#scaling-out)", field="accelerate")
+
+
 def run_pipeline(cfg: PipelineConfig, root: str | Path, *, resume: bool = False,
                  search_dir: str | Path | None = None, teacher_spec: str | None = None) -> PipelineResult:
     """Run every stage for one cell into ``root``.
@@ -383,6 +394,7 @@ def run_pipeline(cfg: PipelineConfig, root: str | Path, *, resume: bool = False,
     (redistill).
     """
     cfg.check()
+    check_single_process(os.environ)
     cfg.fill_owned()
     root = Path(root)
     rd = RunDir.locked(root)       # one process per run directory, before the emptiness check

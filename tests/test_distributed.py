@@ -81,3 +81,12 @@ def test_rl_under_several_processes_refuses_uneven_shares_and_dynamic_sampling()
         check_processes(RLConfig(prompts_per_step=4, dynamic_sampling=True), fake(), resume=False)
     check_processes(RLConfig(prompts_per_step=4), fake(), resume=False)
     check_processes(RLConfig(prompts_per_step=3, dynamic_sampling=True), fake("NO", 1), resume=False)
+
+
+def test_the_whole_job_refuses_several_processes():
+    from tailor_evo.pipeline import check_single_process
+
+    with pytest.raises(InputError, match="runs in one process, and this launch has 2"):
+        check_single_process({"WORLD_SIZE": "2"})
+    check_single_process({})
+    check_single_process({"WORLD_SIZE": "1"})
