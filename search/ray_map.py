@@ -2,13 +2,15 @@
 
 ``search.backend: ray`` evaluates each generation's candidates as Ray tasks instead of in
 a local process pool, on a Ray started here (``search.ray_address: ""``, with ``workers``
-CPUs) or on a running cluster (``"auto"`` or ``"ray://HOST:PORT"``). Each evaluation is
+CPUs) or on a running cluster (``"auto"``, ``"ray://HOST:PORT"``, or Ray's own
+``RAY_ADDRESS`` variable when the setting is empty). Each evaluation is
 seeded by its job, not by where it runs, so the archive is the one the process pool (or
 one process) gives for the same seed.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -29,6 +31,7 @@ class RayMap:
 
         self._ray = ray
         self._started_here = not ray.is_initialized()
+        address = address or os.environ.get("RAY_ADDRESS", "")     # Ray's own variable names a cluster too
         if self._started_here:
             if address:
                 ray.init(address=address, log_to_driver=False)

@@ -37,7 +37,7 @@ def test_rl_row_rules_name_only_logged_keys():
 
     row = step_record(1, StepSample(groups=[], rounds=1), StepResult(), 0.1, seconds=1.0,
                       times={"generate": 0.0, "score": 0.0, "logprobs": 0.0, "train": 0.0})
-    assert set(MERGE_RULES) - {"coverage"} <= set(row)
+    assert set(MERGE_RULES) <= set(row)
     weights = {rule.split(":")[1] for rule in MERGE_RULES.values() if ":" in rule}
     assert weights <= set(row) and all(w.startswith("_") for w in weights)
 
@@ -90,3 +90,15 @@ def test_the_whole_job_refuses_several_processes():
         check_single_process({"WORLD_SIZE": "2"})
     check_single_process({})
     check_single_process({"WORLD_SIZE": "1"})
+
+
+def test_a_process_left_without_examples_takes_part_with_nothing_supervised():
+    from tailor_evo.trainers.data import IGNORE_INDEX, SFTExample
+    from tailor_evo.trainers.sft import _share
+
+    examples = [SFTExample([1, 2, 3], [IGNORE_INDEX, 2, 3], f"r{i}") for i in range(3)]
+    assert [e.record_id for e in _share(examples, [2, 0, 1], 1, 2)] == ["r0"]
+    spare = _share(examples, [2], 1, 2)                       # one example for two processes
+    assert [e.input_ids for e in spare] == [[1, 2, 3]] and spare[0].labels == [IGNORE_INDEX] * 3
+    assert [e.record_id for e in _share(examples, [2], 0, 2)] == ["r2"]
+    assert _share(examples, [2], 0, 1)[0] is examples[2]

@@ -1,7 +1,8 @@
 """Two processes under ``accelerate launch`` (DDP with gloo on this machine's CPUs).
 
 * SFT with 2 processes of batch 4 ends at the weights of 1 process of batch 8 (the same
-  global batch), within ``SAME_WEIGHTS_ATOL``, with the same logged losses and tokens.
+  global batch), within ``SAME_WEIGHTS_ATOL``, with the same logged losses and tokens; its
+  last step holds one example, so the second process takes part with nothing supervised.
 * ``--resume`` with 2 processes, from a checkpoint they wrote, reproduces the uninterrupted
   2-process run (SFT and RL); a checkpoint of 2 processes is refused by 1.
 * RL's logged row is gathered over both processes: its counts and means agree with the
@@ -30,9 +31,10 @@ pytestmark = pytest.mark.multiprocess
 
 # Float32 sums taken in another order (two halves of a batch, then DDP's all-reduce) differ
 # by rounding only: after 4 AdamW steps (lr 1e-3) the largest weight difference measured was
-# 3.5e-6. With each process dividing by its own tokens instead of the whole step's it was 3.3e-3.
+# 3.5e-6, and 3.6e-6 after 5. With each process dividing by its own tokens instead of the whole
+# step's it was 3.3e-3 after 4.
 SAME_WEIGHTS_ATOL = 2e-5
-SFT_ARGS = ["--model", "tiny", "--overwrite", "--set", "max_steps=4", "--set", "threads=1", "--set", "eval.every=0",
+SFT_ARGS = ["--model", "tiny", "--overwrite", "--set", "max_steps=5", "--set", "threads=1", "--set", "eval.every=0",
             "--set", "save_every=2", "--set", "keep_checkpoints=3"]
 RL_ARGS = ["--task", "kk", "--overwrite", "--set", "steps=3", "--set", "threads=1", "--set", "prompts_per_step=2",
            "--set", "group_size=4", "--set", "max_new_tokens=12", "--set", "eval.n=4",
@@ -91,7 +93,7 @@ def sft_data(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("data") / "sft.jsonl"
     words = ["one", "two", "three", "four"]
     with open(path, "w") as fh:
-        for i in range(40):
+        for i in range(33):      # 4 steps of 8, then 1 example: the second process has none of its own
             a, b = words[i % 4], words[(i * 3) % 4]
             fh.write(json.dumps({"id": f"r{i}", "prompt": f"Question: add {a} and {b}.\nAssistant:",
                                  "completion": f" <think> {a} plus {b} </think> <answer> {i} </answer>"}) + "\n")
@@ -131,7 +133,7 @@ def test_sft_resume_with_two_processes_matches_the_uninterrupted_run(sft_runs, s
     back_to_step(run, 2)
     launch(["train", "sft", "--resume", "--out", str(run)])
     assert max_difference(weights(sft_runs["two"] / "model"), weights(run / "model")) < 1e-6
-    assert [r["step"] for r in metrics(run)] == [1, 2, 3, 4]
+    assert [r["step"] for r in metrics(run)] == [1, 2, 3, 4, 5]
 
 
 def test_a_checkpoint_of_two_processes_is_refused_by_one(sft_runs, tmp_path, monkeypatch, capsys):

@@ -222,14 +222,16 @@ def _load_newest_good(found: list[Path], model: torch.nn.Module, optimizer: torc
 
 
 def resume_state(run_dir: Any, resume: bool, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
-                 scheduler: Any | None, main: bool = True) -> TrainState:
+                 scheduler: Any | None, main: bool = True, processes: int = 1) -> TrainState:
     """The state to start from: the latest checkpoint when resuming (else a fresh one).
 
     Resuming with no checkpoint is an error: starting again from step 1 would silently
     throw away the rows already logged. Metric rows written after the checkpoint are
     dropped, so a resumed run logs every step exactly once; rows a damaged or deleted
     ``metrics.jsonl`` lost are rebuilt from the checkpoint's copy of it. Under several processes
-    every one loads the checkpoint and only the ``main`` one rewrites the log.
+    every one loads the checkpoint and only the ``main`` one rewrites the log. A checkpoint written
+    by another number of ``processes`` is refused before anything is rewritten: the data shares
+    and the global batch depend on that number.
     """
     if not resume:
         return TrainState()
@@ -238,6 +240,11 @@ def resume_state(run_dir: Any, resume: bool, model: torch.nn.Module, optimizer: 
         raise InputError("nothing to resume from: no checkpoint in it (none was written yet, or it was "
                          "deleted); start again with --overwrite", file=str(run_dir.checkpoints))
     state, ckpt = _load_newest_good(found, model, optimizer, scheduler)
+    written_by = state.extra.get("processes", 1)
+    if written_by != processes:
+        raise InputError(f"the checkpoint was written by {written_by} process(es) and this run has {processes}: "
+                         f"resume with the same number (`accelerate launch --num_processes {written_by}`)",
+                         file=str(ckpt))
     if not main:
         return state
     saved = read_metrics_file(ckpt / METRICS)[0] if (ckpt / METRICS).is_file() else None

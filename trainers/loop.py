@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -36,15 +37,17 @@ class Trainable:
         the checkpoint must come from as many (its data shares and batches depend on their number)."""
         processes = accelerator.num_processes if accelerator is not None else 1
         main = accelerator is None or accelerator.is_main_process
-        state = resume_state(run_dir, resume, self.model, self.optimizer, self.scheduler, main=main)
-        saved = state.extra.get("processes", 1)
-        if resume and saved != processes:
-            raise InputError(f"the checkpoint was written by {saved} process(es) and this run has {processes}: "
-                             f"resume with the same number (`accelerate launch --num_processes {saved}`)",
-                             file=str(run_dir.checkpoints))
+        state = resume_state(run_dir, resume, self.model, self.optimizer, self.scheduler, main=main,
+                             processes=processes)
         if processes > 1:
             state.extra["processes"] = processes
         return state
+
+
+# Under several processes the main one alone runs the live evaluation and writes the model, while the
+# others wait in the next collective step; NCCL's default of 10 minutes would end a run whose
+# evaluation takes longer than that.
+PROCESS_GROUP_TIMEOUT = timedelta(hours=2)
 
 
 def seed_process(threads: int, seed: int) -> None:
@@ -57,9 +60,11 @@ def open_accelerator(threads: int, seed: int) -> Any:
     """The ``accelerate.Accelerator`` of a run (CPU unless a GPU is there); threads set before it, the
     random generators seeded after it."""
     from accelerate import Accelerator
+    from accelerate.utils import InitProcessGroupKwargs
 
     torch.set_num_threads(threads)
-    accelerator = Accelerator(cpu=not torch.cuda.is_available())
+    accelerator = Accelerator(cpu=not torch.cuda.is_available(),
+                              kwargs_handlers=[InitProcessGroupKwargs(timeout=PROCESS_GROUP_TIMEOUT)])
     check_launch(accelerator, os.environ)
     _seed(seed)
     return accelerator
@@ -72,11 +77,13 @@ def check_launch(accelerator: Any, env: Mapping[str, str]) -> None:
     launcher spreads processes only through ``mpirun``); it sets the rendezvous address but no
     rank, so the run would quietly train with 1/N of the global batch the user planned."""
     asked_cpu = env.get("ACCELERATE_USE_CPU", "").lower() in ("1", "true", "yes")
-    if asked_cpu and "MASTER_ADDR" in env and "WORLD_SIZE" not in env and accelerator.num_processes == 1:
+    local_rendezvous = env.get("MASTER_ADDR") == "127.0.0.1"          # what that launcher sets by default
+    if asked_cpu and local_rendezvous and "WORLD_SIZE" not in env and accelerator.num_processes == 1:
         raise InputError("`accelerate launch --cpu --num_processes N` started a single process (accelerate "
                          "launches several CPU processes only through mpirun); for N processes with gloo on "
                          "CPUs use `accelerate launch --multi_gpu --num_processes N` on a machine without GPUs, "
-                         "or `torchrun --nproc_per_node N -m tailor_evo.cli ...`", field="accelerate")
+                         "or `torchrun --nproc_per_node N -m tailor_evo.cli ...` (for one process, launch "
+                         "without --num_processes)", field="accelerate")
 
 
 def _seed(seed: int) -> None:

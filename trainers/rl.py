@@ -190,12 +190,16 @@ def _eval_due(cfg: RLConfig, step: int) -> bool:
 
 def _finish_step(ctx: StepContext, run_dir: RunDir, step: int, record: dict[str, Any], sample: StepSample,
                  cover: CoverageFn | None, evaluate: Callable[[], dict[str, float]] | None) -> None:
-    """Add coverage and, when due, the evaluation to the step's row; log it and the step's rollouts."""
-    if cover is not None:
-        own = [r for g in sample.first_round for r in g.rollouts]
-        record["coverage"] = float(cover(ctx.task, [r.problem for r in own], [r.completion.text for r in own]))
+    """Add coverage and, when due, the evaluation to the step's row; log it and the step's rollouts.
+    Under several processes the row is merged over their shares, and coverage (a count of distinct
+    cells, which does not average) is measured once over every process's rollouts."""
     acc = ctx.accelerator
     record = merge_rows(gather_rows(acc, record), MERGE_RULES)         # over the processes' shares
+    if cover is not None:
+        own = [(r.problem, r.completion.text) for g in sample.first_round for r in g.rollouts]
+        every = [pair for share in gather_rows(acc, own) for pair in share]
+        if acc.is_main_process:
+            record["coverage"] = float(cover(ctx.task, [p for p, _ in every], [t for _, t in every]))
     rollouts = None
     if due(step, ctx.cfg.rollout_log_every):
         rollouts = [row for rows in gather_rows(acc, rollout_rows(step, sample.groups)) for row in rows]

@@ -52,7 +52,7 @@ def step_record(step: int, sample: Any, res: Any, lr: float, *, seconds: float,
 # step's loss is their plain mean; the gradient norm and learning rate are the same on every process.
 MERGE_RULES = {
     "reward": "mean:_scored", "skipped": "mean:_own", "accuracy": "mean:_own", "format_ok": "mean:_own",
-    "response_length": "mean:_own", "truncated": "mean:_own", "coverage": "mean:_own",
+    "response_length": "mean:_own", "truncated": "mean:_own",
     "kl": "mean:_tokens", "entropy": "mean:_tokens", "clip_fraction": "mean:_tokens", "loss": "mean",
     "zero_signal_groups": "sum", "groups_generated": "sum", "groups_dropped": "sum", "groups_refilled": "sum",
     "groups_trained": "sum", "rollout_tokens": "sum", "generation_rounds": "max",
