@@ -26,6 +26,7 @@ import torch
 from safetensors.torch import load_file
 
 from tests.cli_helpers import run_cli
+from tests.test_sft import write_data
 
 pytestmark = pytest.mark.multiprocess
 
@@ -90,14 +91,8 @@ def back_to_step(run: Path, step: int) -> None:
 
 @pytest.fixture(scope="module")
 def sft_data(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("data") / "sft.jsonl"
-    words = ["one", "two", "three", "four"]
-    with open(path, "w") as fh:
-        for i in range(33):      # 4 steps of 8, then 1 example: the second process has none of its own
-            a, b = words[i % 4], words[(i * 3) % 4]
-            fh.write(json.dumps({"id": f"r{i}", "prompt": f"Question: add {a} and {b}.\nAssistant:",
-                                 "completion": f" <think> {a} plus {b} </think> <answer> {i} </answer>"}) + "\n")
-    return path
+    # 4 steps of 8, then 1 example: the second process has none of its own
+    return write_data(tmp_path_factory.mktemp("data") / "sft.jsonl", n=33)
 
 
 @pytest.fixture(scope="module")

@@ -12,20 +12,11 @@ import pytest
 
 from tailor_evo.errors import InputError
 from tailor_evo.search.engine import SearchConfig, run_search
+from tests.test_search_tasks import small_cfg as small_search_cfg
 
 
 def small_cfg(**kw) -> SearchConfig:
-    cfg = SearchConfig(task="kk", **kw)
-    cfg.evolution.generations = 2
-    cfg.evolution.population = 8
-    cfg.evolution.offspring = 6
-    cfg.evolution.init_random = 2
-    cfg.problems.pool = 32
-    cfg.problems.per_eval = 6
-    cfg.problems.probe = 2
-    cfg.problems.report = 4
-    cfg.archive.min_problems = 8
-    return cfg
+    return small_search_cfg("kk", generations=2, **kw)
 
 
 def archive_rows(run: Path) -> list[dict]:

@@ -10,10 +10,10 @@ from tailor_evo.search.engine import SearchConfig, run_search
 from tailor_evo.tasks import get_task
 
 
-@pytest.mark.parametrize("task", ["kk", "igsm"])
-def test_small_search_on_real_task(task, tmp_path):
-    cfg = SearchConfig(task=task, workers=1)
-    cfg.evolution.generations = 1
+def small_cfg(task: str, generations: int = 1, **kw) -> SearchConfig:
+    """A search on a real task small enough for the fast suite."""
+    cfg = SearchConfig(task=task, **kw)
+    cfg.evolution.generations = generations
     cfg.evolution.population = 8
     cfg.evolution.offspring = 6
     cfg.evolution.init_random = 2
@@ -22,7 +22,12 @@ def test_small_search_on_real_task(task, tmp_path):
     cfg.problems.probe = 2
     cfg.problems.report = 4
     cfg.archive.min_problems = 8
-    res = run_search(cfg, tmp_path / "run", progress=False)
+    return cfg
+
+
+@pytest.mark.parametrize("task", ["kk", "igsm"])
+def test_small_search_on_real_task(task, tmp_path):
+    res = run_search(small_cfg(task, workers=1), tmp_path / "run", progress=False)
     grammar = get_task(task).grammar()
     assert res.archive, "the seed libraries alone should fill the archive"
     for p in res.archive:

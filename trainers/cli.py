@@ -18,10 +18,15 @@ from tailor_evo.config import resumed_config
 from tailor_evo.rundir import RunDir
 
 
+def _rank() -> int:
+    """This process's rank under ``accelerate launch`` (0 when launched alone)."""
+    return int(os.environ.get("RANK", "0"))
+
+
 def _run_dir(out: str, resume: bool, overwrite: bool) -> RunDir:
     """The run directory. Under ``accelerate launch`` only rank 0 checks and empties it; the
     other ranks use it as rank 0 leaves it (they would otherwise see, or delete, rank 0's files)."""
-    if int(os.environ.get("RANK", "0")) > 0:
+    if _rank() > 0:
         Path(out).mkdir(parents=True, exist_ok=True)
         return RunDir(out)
     return RunDir.create(out, resume=resume, overwrite=overwrite)
@@ -29,7 +34,7 @@ def _run_dir(out: str, resume: bool, overwrite: bool) -> RunDir:
 
 def _announce(model_dir: Path, run_dir: RunDir) -> None:
     """Where the model and the report are (said once, by the main process)."""
-    if int(os.environ.get("RANK", "0")) == 0:
+    if _rank() == 0:
         click.echo(f"model: {model_dir}\nreport: {run_dir.report_path}")
 
 

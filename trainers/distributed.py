@@ -35,12 +35,6 @@ def strategy(accelerator: Any) -> str:
     return str(getattr(kind, "value", kind)).upper()
 
 
-def shards_weights(accelerator: Any) -> bool:
-    """True where no process holds the whole model (FSDP): generation, LoRA merging and loading a
-    checkpoint into the live model then need whole weights the process does not have."""
-    return strategy(accelerator) == "FSDP"
-
-
 def check_strategy(accelerator: Any, stage: str, *, resume: bool, live_eval: bool, lora: bool) -> None:
     """Refuse the combinations known not to work, each with the reason.
 
