@@ -58,8 +58,9 @@ def _default_search() -> SearchConfig:
 def _default_sft() -> SFTConfig:
     # one epoch over fresh problems (every SFT example is a new puzzle): explicit traces teach each
     # decision once per step that makes it, and repeating puzzles only teaches them by heart.
-    # lr 1e-3 measured better than 3e-3 (docs/results/main-job, the explicit-rendering ladder)
-    return SFTConfig(epochs=1, batch_size=8, lr=1e-3, max_length=2048, save_every=50, eval=EvalSettings(every=0))
+    # lr 1e-3 measured better than 3e-3 (docs/results/main-job, the explicit-rendering ladder);
+    # batch 4 better than 8 on the same 4,000 traces in the same time (0.95 against 0.82)
+    return SFTConfig(epochs=1, batch_size=4, lr=1e-3, max_length=2048, save_every=50, eval=EvalSettings(every=0))
 
 
 def _default_rl() -> RLConfig:

@@ -74,9 +74,7 @@ def summary_table(cfg: PipelineConfig, result: PipelineResult) -> str:
     rows.append(("SFT", s["sft"].get("skipped") or f"model {s['sft']['model']}", result.seconds.get("sft", 0)))
     rows.append(("eval after SFT", s["eval_sft"]["summary"], result.seconds.get("eval_sft", 0)))
     curve = s["rl"]["reward_curve"]
-    first, last = (sum(curve[:5]) / max(1, len(curve[:5]))), (sum(curve[-5:]) / max(1, len(curve[-5:])))
-    rows.append(("RL", f"{len(curve)} steps; {cfg.rl.reward} reward, first 5 steps {first:.3f} -> last 5 steps "
-                       f"{last:.3f}",
+    rows.append(("RL", f"{len(curve)} steps; {cfg.rl.reward} reward, {_reward_trend(curve)}",
                  result.seconds.get("rl", 0)))
     rows.append(("eval after RL", s["eval_rl"]["summary"], result.seconds.get("eval_rl", 0)))
     lines = ["| " + " | ".join(rows[0]) + " |", "|---|---|---|"]
@@ -117,3 +115,12 @@ Total time {sum(result.seconds.values()) / 60:.1f} min.
     path = root / "report.md"
     write_text_atomic(path, text)
     return RunReport(path=path, table=table)
+
+
+def _reward_trend(curve: list[float]) -> str:
+    """The rollout reward over RL: every step's when there are at most ten (first and last
+    five would overlap and repeat one mean), else the mean of the first and of the last five."""
+    if len(curve) <= 10:
+        return "rollout reward by step " + ", ".join(f"{r:.3f}" for r in curve)
+    first, last = sum(curve[:5]) / 5, sum(curve[-5:]) / 5
+    return f"first 5 steps {first:.3f} -> last 5 steps {last:.3f}"

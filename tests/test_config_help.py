@@ -97,7 +97,7 @@ def test_help_config_lists_every_setting_with_its_default_and_help(path):
 
 @pytest.mark.parametrize("path, expected", [
     (["train", "rl"], [("group_size", "8"), ("eps_high", "0.2"), ("lora.r", "8"), ("eval.every", "10")]),
-    (["run"], [("rl.steps", "4"), ("search.evolution.generations", "6"), ("warmstart.size", "2560"),
+    (["run"], [("rl.steps", "4"), ("search.evolution.generations", "6"), ("warmstart.size", "4000"),
                ("backbone", "tiny-base")]),
     (["data", "warmstart"], [("size", "512"), ("n_problems", "null")]),
 ])

@@ -114,3 +114,11 @@ def test_the_data_budget_fits_the_longest_completion_and_never_lowers_a_setting(
     assert (cfg.rl.max_new_tokens, cfg.rl.eval.max_new_tokens, cfg.eval.max_new_tokens) == (512, 512, 2000)
     with pytest.raises(InputError, match="budget"):
         PipelineConfig(budget="huge").check()
+
+
+def test_the_report_lists_each_step_reward_of_a_short_rl_run_and_means_of_a_long_one() -> None:
+    from tailor_evo.pipeline_report import _reward_trend
+
+    assert _reward_trend([0.5, 0.25, 0.75, 1.0]) == "rollout reward by step 0.500, 0.250, 0.750, 1.000"
+    long = [0.0] * 5 + [0.5] * 10 + [1.0] * 5
+    assert _reward_trend(long) == "first 5 steps 0.000 -> last 5 steps 1.000"

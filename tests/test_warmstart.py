@@ -278,6 +278,22 @@ def test_tailor_reads_archive_and_orders_by_quality(tmp_path):
     assert exc.value.line == 2
 
 
+def test_archive_order_prefers_fewer_steps_among_equal_quality(tmp_path):
+    from tailor_evo.warmstart.sources import archive_primitives
+
+    run = tmp_path / "search"
+    run.mkdir()
+    rows = [{"id": "p-long", "task": "toysum", "description": "d", "program": {"op": "backward", "args": []},
+             "quality": 1.0, "length": 12.0},
+            {"id": "p-worse", "task": "toysum", "description": "d", "program": {"op": "pairs", "args": []},
+             "quality": 0.9, "length": 2.0},
+            {"id": "p-short", "task": "toysum", "description": "d", "program": {"op": "pairs", "args": []},
+             "quality": 1.0, "length": 5.0}]
+    (run / "archive.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert [p.id for p in archive_primitives(ToySumTask(), run)] == ["p-short", "p-long", "p-worse"]
+    assert [p.id for p in archive_primitives(ToySumTask(), run, max_primitives=1)] == ["p-short"]
+
+
 # --------------------------------------------------------------------------------------------------
 # CLI
 

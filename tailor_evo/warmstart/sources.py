@@ -60,7 +60,13 @@ def seed_primitives(task: Task, library: str) -> list[Primitive]:
 
 
 def archive_primitives(task: Task, archive_dir: str | Path, max_primitives: int | None = None) -> list[Primitive]:
-    """The elite primitives of a search run directory (or its ``archive.jsonl``), best quality first."""
+    """The elite primitives of a search run directory (or its ``archive.jsonl``), best quality first.
+
+    Among equal quality the primitive with fewer steps per verified trace comes first: a
+    shorter trace of the same verified quality costs less to learn and to generate, and with a
+    small ``max_primitives`` this decides which elites a small model is trained on (measured in
+    docs/results/main-job, "A warm start a 2 M model can learn in the budget").
+    """
     from tailor_evo.search.archive import load_archive
 
     archive_dir = Path(archive_dir)
@@ -72,7 +78,7 @@ def archive_primitives(task: Task, archive_dir: str | Path, max_primitives: int 
             raise InputError(f"archive is for task {p.task!r}, not {task.name!r}", file=str(archive_dir), field="task")
     if not prims:
         raise InputError("archive holds no primitives", file=str(archive_dir))
-    prims = sorted(prims, key=lambda p: -p.quality)      # stable: admission order among equals
+    prims = sorted(prims, key=lambda p: (-p.quality, p.length))   # stable: admission order among equals
     return prims[:max_primitives] if max_primitives else prims
 
 
