@@ -225,3 +225,11 @@ def test_the_coverage_gain_relation_is_also_taken_over_every_backbone(tmp_path, 
     assert report.count("coverage vs RL gain over 4 cells") == 2
     assert "**kk, all backbones** (tiny, tiny-base; a seed's warm-start data" in report
     assert "coverage vs RL gain over 8 cells" in report
+
+
+def test_comparison_cells_render_the_archive_elites_while_the_main_job_renders_one():
+    from tailor_evo.pipeline import PipelineConfig
+    from tailor_evo.warmstart.config import WarmstartConfig
+
+    assert PipelineConfig().warmstart.max_primitives == 1
+    assert ExperimentConfig().base.warmstart.max_primitives == WarmstartConfig().max_primitives == 32
