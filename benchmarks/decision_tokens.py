@@ -172,7 +172,7 @@ def igsm_records(n: int, seed: int, levels: list[int], rendering: str) -> list[d
 # ---- KK ----------------------------------------------------------------------------------------
 
 _KK_PATTERNS = {
-    "lookup": re.compile(r": \w+ (knight|knave|U),"),
+    "lookup": re.compile(r"(?:knight|knave): \w+ (knight|knave|U),"),   # an atom's, not a case line's
     "value": re.compile(r", ([TFU])[;.]"),
     "claim": re.compile(r"claim ([TFU]), so"),
     "outcome": re.compile(r"so (ok|contradiction|open)\."),
@@ -204,6 +204,40 @@ def kk_decision_tokens(record: dict, completion: str, start: int, end: int) -> s
         if s >= end:
             break
     return None
+
+
+_RESTATED_ATOM = re.compile(r"(?:said: |; )(\w+) is( not)? a (knight|knave):")
+_RESTATED_CONNECTIVE = re.compile(r"(?:[;:] |^)(?:if [TFU] (then)|[TFU] (and|or|iff) [TFU])", re.M)
+
+
+@functools.lru_cache(maxsize=512)
+def kk_restated_spans(completion: str) -> tuple[tuple[int, int], ...]:
+    """(start, end) of the words that restate a claim inside a check: each atom's person, its
+    "not" and its role, and each combination's connective. They are copies of the question's
+    claim (or of its restatement in an earlier case), not decisions; a model that copies a
+    claim wrongly checks another claim than the one spoken."""
+    spans = []
+    for m in _RESTATED_ATOM.finditer(completion):
+        spans += [(m.start(g), m.end(g)) for g in (1, 2, 3) if m.group(g)]
+    for m in _RESTATED_CONNECTIVE.finditer(completion):
+        spans += [(m.start(g), m.end(g)) for g in (1, 2) if m.group(g)]
+    return tuple(sorted(spans))
+
+
+def kk_detailed(record: dict, completion: str, start: int, end: int) -> str | None:
+    """KK's predicate in detail: the look-up split by where it reads (``lookup_first`` in a
+    trace's first case, one case line to read; ``lookup_later`` in a later one, where the same
+    people stand in several case lines and the latest must be read), and the restated claim's
+    words (``restate``: its people, "not", roles and connectives)."""
+    for s, e in kk_restated_spans(completion):
+        if s <= start < e or (start < s < end and completion[start:s].strip() == ""):
+            return "restate"
+        if s >= end:
+            break
+    category = kk_decision_tokens(record, completion, start, end)
+    if category != "lookup":
+        return category
+    return "lookup_first" if completion.count("Case: ", 0, start) <= 1 else "lookup_later"
 
 
 def kk_records(n: int, seed: int, levels: list[int], rendering: str) -> list[dict]:
@@ -244,8 +278,15 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=48, help="problems (one record each)")
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--levels", help="difficulty levels (default: iGSM 2-6, KK 3)")
+    ap.add_argument("--detail", action="store_true",
+                    help="KK: the look-up in a trace's first case and in its later cases apart, and the "
+                         "restated claims' words (restate)")
     args = ap.parse_args()
     make, predicate, default_levels = TASKS[args.task]
+    if args.detail:
+        if args.task != "kk":
+            ap.error("--detail is a KK option")
+        predicate = kk_detailed
     levels = [int(x) for x in (args.levels or default_levels).split(",")]
     renderings = args.renderings or ("compact,explicit" if args.task == "igsm" else "classic,explicit")
     sets = ({"records": read_records(args.records, required=("prompt", "completion"))[: args.n]} if args.records

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import re
 import sys
 from pathlib import Path
 
@@ -65,3 +66,16 @@ def test_generated_records_verify_in_both_renderings_and_explicit_ones_are_longe
     assert [r["prompt"] for r in compact] == [r["prompt"] for r in explicit]
     assert sum(len(r["completion"]) for r in explicit) > sum(len(r["completion"]) for r in compact)
     assert any(" mod 23 = " in r["completion"] for r in explicit)
+
+
+def test_kk_detail_splits_look_ups_by_case_and_marks_restated_claims():
+    text = ("<think> Case: Ann knight, Bo knave. Ann said: Bo is not a knight: Bo knave, T; Ann is a knave: "
+            "Ann knight, F; T or F, T. Ann knight, claim T, so ok. This case fails. Case: Ann knave, Bo knight. "
+            "Ann said: Bo is a knight: Bo knight, T. Ann knave, claim T, so contradiction. </think> "
+            "<answer> (1) Ann is a knave </answer>")
+    enc = [(m.start(), m.end()) for m in re.finditer(r"\S+", text)]      # one "token" per word
+    got = [(text[s:e].strip(",.:;"), c) for s, e in enc if (c := bench.kk_detailed({}, text, s, e))]
+    assert [w for w, c in got if c == "restate"] == ["Bo", "not", "knight", "Ann", "knave", "or", "Bo", "knight"]
+    assert [(w, c) for w, c in got if c.startswith("lookup")] == [
+        ("knave", "lookup_first"), ("knight", "lookup_first"), ("knight", "lookup_later")]
+    assert ("T", "value") in got and ("ok", "outcome") in got
