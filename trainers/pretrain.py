@@ -101,7 +101,8 @@ _SECOND_PHASE = {"steps": 400, "lr": 1e-3, "warmup_steps": 20, "corpus.prompt_fo
 # the KK component-skill drills (look-ups in a case, three-valued truth tables, claim checks) and the
 # large name pool: names never seen are copied at 0.82 instead of 0.01 (docs/backbones.md)
 _THIRD_PHASE = {**_SECOND_PHASE, "steps": 600,
-                "corpus.drills": {"igsm_mod_facts": 0.05, "igsm_values": 0.05, "kk_checks": 0.5, "kk_truth": 0.05},
+                "corpus.drills": {"igsm_mod_facts": 0.05, "igsm_values": 0.05, "kk_checks": 0.2, "kk_cases": 0.3,
+                                  "kk_truth": 0.05},
                 "corpus.task_options": {"kk": {"names": "pool"}}}
 _M = {"arch.hidden_size": 256, "arch.layers": 6}
 PRESETS: dict[str, dict[str, Any]] = {

@@ -163,6 +163,14 @@ def kk_checks(rng: random.Random, mix: CorpusMix) -> str:
     return checks_text(rng, kk_names(mix))
 
 
+def kk_cases(rng: random.Random, mix: CorpusMix) -> str:
+    """Successive cases over the same people, random claims checked in each: the look-up must
+    find the latest case (no puzzle involved)."""
+    from tailor_evo.tasks.kk.drills import cases_text
+
+    return cases_text(rng, kk_names(mix))
+
+
 def kk_truth(rng: random.Random, mix: CorpusMix) -> str:
     """Rows of the three-valued truth tables, in a KK trace's wording."""
     from tailor_evo.tasks.kk.drills import truth_text
@@ -171,7 +179,8 @@ def kk_truth(rng: random.Random, mix: CorpusMix) -> str:
 
 
 # name -> document text from (rng, mix): the drills a CorpusMix may name, each a source of its own
-DRILLS = {"igsm_mod_facts": igsm_mod_facts, "igsm_values": igsm_values, "kk_checks": kk_checks, "kk_truth": kk_truth}
+DRILLS = {"igsm_mod_facts": igsm_mod_facts, "igsm_values": igsm_values, "kk_checks": kk_checks, "kk_cases": kk_cases,
+          "kk_truth": kk_truth}
 
 
 @dataclass

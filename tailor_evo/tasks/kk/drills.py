@@ -12,6 +12,12 @@ base, it is learnt on millions of tokens instead of thousands.
   checks them: each atom looked up in the case, the Kleene combination, the comparison with
   the speaker's role. Look-up, truth tables and "a knight's claim is true, a knave's false"
   in their trace form.
+* **successive cases** (:func:`cases_text`): the same people, each with one random claim, in
+  one case after another, each case checking some of the claims. An enumeration trace writes up to eight cases over the
+  same names, so a look-up must find the person in the *latest* case, not in any earlier one;
+  ``checks_text`` gives each case new names and never drills that. Measured on SFT models, the
+  look-up of a case's roles is right in a trace's first case and near 0.7 in its later ones
+  when this skill does not form (``docs/backbones.md``).
 * **truth tables** (:func:`truth_text`): rows of not / and / or / if-then / iff over
   ``T``, ``F``, ``U``, written as a trace writes them (``"U or T, T"``).
 
@@ -52,6 +58,38 @@ def checks_text(rng: random.Random, names_pool: Sequence[str] = COMMON_NAMES, ca
         checks = [kleene.check_claim(sample_statement(rng, n, s, opts), s, view, names).text for s in speakers]
         out.append(kleene.case_text(view, names) + " " + " ".join(checks))
     return "\n".join(out)
+
+
+def cases_text(rng: random.Random, names_pool: Sequence[str] = COMMON_NAMES, max_chars: int = 720) -> str:
+    """Successive cases over the same 3 or 4 people, each followed by the checks of some of
+    their claims, until the document would pass ``max_chars`` (at least two cases).
+
+    Each person has one claim for the whole document, as in a trace, where a claim restated in
+    one case is the same in the next. Each case differs from the one before it, so a role
+    copied from an earlier case is wrong. At most all people but one are checked in a case, so
+    no case checks a puzzle. ``max_chars`` keeps a document inside one pretraining row (at
+    most about 370 tokens of the shipped tokenizer).
+    """
+    n = rng.randint(3, 4)
+    names = rng.sample(list(names_pool), k=n)
+    opts = GenOptions(depth=rng.choice((1, 2, 2)))
+    claims = [sample_statement(rng, n, s, opts) for s in range(n)]
+    parts: list[str] = []
+    size, previous = 0, None
+    while True:
+        view = random_case(rng, n, unknown_share=rng.choice((0.0, 0.0, 0.3)))
+        if view == previous:
+            continue
+        speakers = sorted(rng.sample(sorted(view), k=min(len(view), rng.randint(1, n - 1))))
+        checks = [kleene.check_claim(claims[s], s, view, names).text for s in speakers]
+        text = kleene.case_text(view, names) + " " + " ".join(checks)
+        if len(text) > max_chars // 2:      # too long a case: draw another, so that two always fit
+            continue
+        if size + len(text) + 1 > max_chars:
+            return " ".join(parts)
+        parts.append(text)
+        size += len(text) + 1
+        previous = view
 
 
 def truth_row(rng: random.Random) -> str:
