@@ -196,9 +196,10 @@ def kk_spans(completion: str) -> tuple[tuple[int, int, str], ...]:
     return tuple(sorted(spans.values()))
 
 
-def kk_decision_tokens(record: dict, completion: str, start: int, end: int) -> str | None:
-    """KK's decision predicate: the category of the decision word the token begins, if any."""
-    for s, e, category in kk_spans(completion):
+def _word_begun(spans: tuple[tuple[int, int, str], ...], completion: str, start: int, end: int) -> str | None:
+    """The category of the sorted span whose word the token ``completion[start:end]`` begins
+    (a token may carry the space before the word), if any."""
+    for s, e, category in spans:
         if s <= start < e or (start < s < end and completion[start:s].strip() == ""):
             return category
         if s >= end:
@@ -206,21 +207,26 @@ def kk_decision_tokens(record: dict, completion: str, start: int, end: int) -> s
     return None
 
 
+def kk_decision_tokens(record: dict, completion: str, start: int, end: int) -> str | None:
+    """KK's decision predicate: the category of the decision word the token begins, if any."""
+    return _word_begun(kk_spans(completion), completion, start, end)
+
+
 _RESTATED_ATOM = re.compile(r"(?:said: |; )(\w+) is( not)? a (knight|knave):")
 _RESTATED_CONNECTIVE = re.compile(r"(?:[;:] |^)(?:if [TFU] (then)|[TFU] (and|or|iff) [TFU])", re.M)
 
 
 @functools.lru_cache(maxsize=512)
-def kk_restated_spans(completion: str) -> tuple[tuple[int, int], ...]:
+def kk_restated_spans(completion: str) -> tuple[tuple[int, int, str], ...]:
     """(start, end) of the words that restate a claim inside a check: each atom's person, its
     "not" and its role, and each combination's connective. They are copies of the question's
     claim (or of its restatement in an earlier case), not decisions; a model that copies a
     claim wrongly checks another claim than the one spoken."""
     spans = []
     for m in _RESTATED_ATOM.finditer(completion):
-        spans += [(m.start(g), m.end(g)) for g in (1, 2, 3) if m.group(g)]
+        spans += [(m.start(g), m.end(g), "restate") for g in (1, 2, 3) if m.group(g)]
     for m in _RESTATED_CONNECTIVE.finditer(completion):
-        spans += [(m.start(g), m.end(g)) for g in (1, 2) if m.group(g)]
+        spans += [(m.start(g), m.end(g), "restate") for g in (1, 2) if m.group(g)]
     return tuple(sorted(spans))
 
 
@@ -229,12 +235,8 @@ def kk_detailed(record: dict, completion: str, start: int, end: int) -> str | No
     trace's first case, one case line to read; ``lookup_later`` in a later one, where the same
     people stand in several case lines and the latest must be read), and the restated claim's
     words (``restate``: its people, "not", roles and connectives)."""
-    for s, e in kk_restated_spans(completion):
-        if s <= start < e or (start < s < end and completion[start:s].strip() == ""):
-            return "restate"
-        if s >= end:
-            break
-    category = kk_decision_tokens(record, completion, start, end)
+    category = (_word_begun(kk_restated_spans(completion), completion, start, end)
+                or kk_decision_tokens(record, completion, start, end))
     if category != "lookup":
         return category
     return "lookup_first" if completion.count("Case: ", 0, start) <= 1 else "lookup_later"

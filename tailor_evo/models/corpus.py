@@ -164,8 +164,8 @@ def kk_checks(rng: random.Random, mix: CorpusMix) -> str:
 
 
 def kk_cases(rng: random.Random, mix: CorpusMix) -> str:
-    """Successive cases over the same people, random claims checked in each: the look-up must
-    find the latest case (no puzzle involved)."""
+    """Successive cases over the same people, each person with one claim checked in some of
+    them: the look-up must find the latest case (no puzzle involved)."""
     from tailor_evo.tasks.kk.drills import cases_text
 
     return cases_text(rng, kk_names(mix))

@@ -13,8 +13,9 @@ base, it is learnt on millions of tokens instead of thousands.
   the speaker's role. Look-up, truth tables and "a knight's claim is true, a knave's false"
   in their trace form.
 * **successive cases** (:func:`cases_text`): the same people, each with one random claim, in
-  one case after another, each case checking some of the claims. An enumeration trace writes up to eight cases over the
-  same names, so a look-up must find the person in the *latest* case, not in any earlier one;
+  one case after another, each case checking some of the claims. An enumeration trace writes
+  up to eight cases over the same names, so a look-up must find the person in the *latest*
+  case, not in any earlier one;
   ``checks_text`` gives each case new names and never drills that. Measured on SFT models, the
   look-up of a case's roles is right in a trace's first case and near 0.7 in its later ones
   when this skill does not form (``docs/backbones.md``).
