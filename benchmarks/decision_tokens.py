@@ -12,7 +12,9 @@ tokens (a character span of the completion -> a category or None), so any task c
 add its own predicate:
 
 - :func:`igsm_value_tokens`, iGSM's: every number of the reasoning (operands, results,
-  unreduced results, reduced results, values of named quantities) and the answer;
+  unreduced results, reduced results, values of named quantities) and the answer; with
+  ``--detail`` (:func:`igsm_detailed`) also the tokens that read the problem: the quantity each
+  "Define" step names, the definition it writes, and the quoted rendering's copied sentences;
 - :func:`kk_decision_tokens`, KK's: in the explicit rendering the role an atom looks up in
   the current case (``lookup``), each atom's and combination's value T / F / U (``value``),
   the claim's value beside its speaker (``claim``), ok / contradiction / open (``outcome``);
@@ -150,6 +152,36 @@ def igsm_value_tokens(record: dict, completion: str, start: int, end: int) -> st
     return None
 
 
+_IGSM_DETAIL = (
+    ("quote", re.compile(r"Read: ((?:The number of each [^.]+\.(?: |$))+)")),
+    ("define_name", re.compile(r"Define (.+?) as [A-Za-z][0-9]*[ ;]")),
+    ("define_expr", re.compile(r"Define .+? as [A-Za-z][0-9]* = (.+?);")),
+)
+
+
+@functools.lru_cache(maxsize=512)
+def igsm_detail_spans(completion: str) -> tuple[tuple[int, int, str], ...]:
+    """(start, end, category) of the words an iGSM trace decides when it reads the problem:
+    the quantity a "Define" step names next (``define_name``), the definition it writes for
+    it (``define_expr``), and a copied problem sentence (``quote``, the quoted rendering)."""
+    think_end = completion.find("</think>")
+    spans = []
+    for category, pattern in _IGSM_DETAIL:
+        spans += [(m.start(1), m.end(1), category) for m in pattern.finditer(completion, 0, max(think_end, 0))]
+    return tuple(sorted(spans))
+
+
+def igsm_detailed(record: dict, completion: str, start: int, end: int) -> str | None:
+    """iGSM's predicate with ``--detail``: every token that starts inside a quote or a
+    definition takes that category; other tokens as :func:`igsm_value_tokens`."""
+    for s, e, category in igsm_detail_spans(completion):
+        if s <= start < e and completion[start:end].strip():
+            return category
+        if s >= end:
+            break
+    return igsm_value_tokens(record, completion, start, end)
+
+
 def igsm_records(n: int, seed: int, levels: list[int], rendering: str) -> list[dict]:
     """Gold records of the warm-start seed programs (rule-based and four-behaviour) on ``n``
     problems, rendered in ``rendering``; prompts as the warm start writes them."""
@@ -282,13 +314,12 @@ def main() -> None:
     ap.add_argument("--levels", help="difficulty levels (default: iGSM 2-6, KK 3)")
     ap.add_argument("--detail", action="store_true",
                     help="KK: the look-up in a trace's first case and in its later cases apart, and the "
-                         "restated claims' words (restate)")
+                         "restated claims' words (restate). iGSM: the quantity each 'Define' names and the "
+                         "definition it writes, and the quoted sentences of the quoted rendering")
     args = ap.parse_args()
     make, predicate, default_levels = TASKS[args.task]
     if args.detail:
-        if args.task != "kk":
-            ap.error("--detail is a KK option")
-        predicate = kk_detailed
+        predicate = kk_detailed if args.task == "kk" else igsm_detailed
     levels = [int(x) for x in (args.levels or default_levels).split(",")]
     renderings = args.renderings or ("compact,explicit" if args.task == "igsm" else "classic,explicit")
     sets = ({"records": read_records(args.records, required=("prompt", "completion"))[: args.n]} if args.records

@@ -79,3 +79,22 @@ def test_kk_detail_splits_look_ups_by_case_and_marks_restated_claims():
     assert [(w, c) for w, c in got if c.startswith("lookup")] == [
         ("knave", "lookup_first"), ("knight", "lookup_first"), ("knight", "lookup_later")]
     assert ("T", "value") in got and ("ok", "outcome") in got
+
+
+def test_igsm_detail_marks_what_a_trace_reads_from_the_problem():
+    """--detail on iGSM: the quantity a "Define" names, its definition, a quoted sentence; the
+    numbers elsewhere keep their categories."""
+    text = ("<think> Read: The number of each A's B equals the sum of each A's C and each D's E. "
+            "Define A's B as x = A's C + D's E; Read: The number of each A's C equals 7. Define A's C as q; "
+            "so q = 7. </think> <answer> 7 </answer>")
+    spans = {(text[s:e], c) for s, e, c in bench.igsm_detail_spans(text)}
+    assert spans == {("The number of each A's B equals the sum of each A's C and each D's E. ", "quote"),
+                     ("A's B", "define_name"), ("A's C + D's E", "define_expr"),
+                     ("The number of each A's C equals 7. ", "quote"), ("A's C", "define_name")}
+    at = text.index("A's C + D's E")
+    assert bench.igsm_detailed({}, text, at, at + 3) == "define_expr"
+    seven = text.index("equals 7") + len("equals ")
+    assert bench.igsm_detailed({}, text, seven, seven + 1) == "quote"   # a quoted number is a copy
+    last = text.rindex("= 7")
+    assert bench.igsm_detailed({}, text, last + 2, last + 3) == "value"
+    assert bench.igsm_detailed({}, text, text.index("so q"), text.index("so q") + 2) is None

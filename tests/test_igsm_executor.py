@@ -24,6 +24,7 @@ from tests.test_igsm_task import independent_values
 
 TASK = get_task("igsm")
 COMPACT = IGSMTask(rendering="compact")     # the public detailed-solution format
+QUOTED = IGSMTask(rendering="quoted")       # explicit, with the problem's sentences copied before use
 GRAMMAR = TASK.grammar()
 SEEDS = Path(__file__).resolve().parents[1] / "populations" / "seeds" / "igsm"
 M = 23
@@ -50,7 +51,7 @@ def assert_fact_true(meta: dict, vals: dict[int, int], fact: dict | None) -> Non
     if fact is None:
         return
     assert set(fact) <= {"param", "value", "inputs", "calc", "raw_calc", "reduce", "uses", "unneeded", "answer",
-                         "chosen", "ready", "known", "frontier"}
+                         "chosen", "ready", "known", "frontier", "quote"}
     if "value" in fact:
         assert vals[fact["param"]] == fact["value"]
     for q, v in fact.get("inputs", {}).items():
@@ -68,6 +69,12 @@ def assert_fact_true(meta: dict, vals: dict[int, int], fact: dict | None) -> Non
         assert set(fact["uses"]) == set(meta["params"][fact["param"]]["preds"])
     if "unneeded" in fact:
         assert fact["unneeded"] not in needed_of(meta)
+    if "quote" in fact:   # the sentences of the quantity itself, or of the items a total sums
+        p = meta["params"][fact["param"]]
+        own = [p] if p["kind"] == "instance" else [meta["params"][q] for q in p["preds"]
+                                                   if meta["params"][q]["kind"] == "instance"]
+        assert sorted(s.split(" equals ")[0] for s in fact["quote"]) == sorted(
+            f"The number of each {q['name']}" for q in own)
     if "answer" in fact:
         assert fact["answer"] == vals[meta["question"]]
     if "ready" in fact:   # every listed parameter is unknown with all inputs known, and one is chosen
@@ -155,7 +162,7 @@ def test_random_programs_are_sound(seed, level, prog_seed):
     rng = random.Random(prog_seed)
     for k in range(6):
         prog = GRAMMAR.random_program(rng, max_depth=rng.randint(3, 7))
-        tr = (TASK, COMPACT)[k % 2].execute(prog, p, random.Random(prog_seed))
+        tr = (TASK, COMPACT, QUOTED)[k % 3].execute(prog, p, random.Random(prog_seed))
         for step in tr.steps:
             assert_fact_true(meta, vals, step.fact)
             assert check_fact(graph_of(p), step.fact) == (True, "ok")

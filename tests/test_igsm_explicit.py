@@ -161,3 +161,68 @@ def test_compact_rendering_is_unchanged_and_explicit_is_longer():
         old = COMPACT.execute(SEED_PROGRAMS[0], p, random.Random(0)).completion
         assert old == COMPACT.reference_completion(p)
         assert len(EXPLICIT.execute(SEED_PROGRAMS[0], p, random.Random(0)).completion) > len(old)
+
+
+QUOTED = IGSMTask(rendering="quoted")
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.integers(0, 10**6), st.integers(1, 8), st.integers(0, 10**6))
+def test_quoted_rendering_is_explicit_plus_verbatim_sentences(seed, level, prog_seed):
+    """The quoted rendering adds steps that copy the problem's sentences and changes nothing
+    else: without its quote steps it is the explicit trace word for word; every quote is a
+    sentence of the problem, and its facts check."""
+    from tailor_evo.tasks.igsm import graph_of
+    from tailor_evo.tasks.igsm.executor import check_fact
+
+    (p,) = QUOTED.generate(1, seed, levels=[level], max_edge=12)
+    g = graph_of(p)
+    said = set(re.findall(r"The number of each .+?\.", p.question))
+    rng = random.Random(prog_seed)
+    programs = SEED_PROGRAMS + [GRAMMAR.random_program(rng, max_depth=rng.randint(3, 7)) for _ in range(3)]
+    for i, prog in enumerate(programs):
+        tr = QUOTED.execute(prog, p, random.Random(i))
+        plain = EXPLICIT.execute(prog, p, random.Random(i))
+        assert tr.finished == plain.finished and tr.answer == plain.answer
+        assert " ".join(s.text for s in tr.steps if s.kind != "quote") == " ".join(s.text for s in plain.steps)
+        quotes = [s for s in tr.steps if s.kind == "quote"]
+        for step in quotes:
+            assert step.text.startswith("Read: The number of each ")
+            assert set(step.fact["quote"]) <= said and check_fact(g, step.fact) == (True, "ok")
+        if tr.finished:
+            assert QUOTED.verify(p, tr.completion).correct
+            written_values_agree(p, tr.completion)
+
+
+def test_quoted_rendering_copies_each_definition_just_before_writing_it():
+    """Depth-first from the question, every instance quantity the trace defines has its own
+    sentence quoted in the step right before its "Define"; a total over a category quotes the
+    sentences of the items it sums, in the problem's order."""
+    from tailor_evo.tasks.igsm import graph_of
+
+    prog = SEED_PROGRAMS[0]
+    totals = 0
+    for p in QUOTED.generate(40, 22, levels=[3, 5]):
+        g = graph_of(p)
+        by_name = {q.name: q for q in g.params}
+        steps = QUOTED.execute(prog, p, random.Random(0)).steps
+        for before, step in zip(steps, steps[1:]):
+            m = re.match(r"Define (.+?) as ", step.text)
+            if not m or before.kind != "quote":
+                continue
+            q = by_name[m.group(1)]
+            sentences = re.findall(r"The number of each .+?\.(?= The number|$)", before.text)
+            if q.kind == "instance":
+                assert sentences == [f"The number of each {q.name} equals" + s.split(" equals", 1)[1]
+                                     for s in sentences] and len(sentences) == 1
+                assert sentences[0] in p.question
+            else:
+                totals += 1
+                positions = [p.question.index(s) for s in sentences]
+                items = {r for r in q.preds if g.params[r].kind == "instance"}   # (a deeper total: its items')
+                assert positions == sorted(positions) and len(sentences) == len(items)
+        for before, step in zip(steps, steps[1:]):     # no instance quantity is defined unquoted
+            m = re.match(r"Define (.+?) as ", step.text)
+            if m and by_name[m.group(1)].kind == "instance":
+                assert before.kind == "quote" and f"each {m.group(1)} equals" in before.text
+    assert totals >= 5

@@ -201,6 +201,37 @@ def test_value_drills_state_only_stated_numbers_never_the_asked_quantity_nor_a_s
         assert steps and not any(line in text for line in steps)   # no computation, no conclusion
 
 
+def test_quote_drills_copy_sentences_of_the_problem_never_the_asked_one_nor_a_solution_step():
+    corpus = Corpus(CorpusMix(tasks={"igsm": 0.0, "kk": 0.0}, procedural=0.0,
+                              drills={"igsm_quotes": 1.0}), seed=2)
+    n = orders = 0
+    for j in range(120):
+        doc = corpus.document(0, j)
+        assert doc.source == "igsm_quotes"
+        question, drill = doc.text.split("\n")
+        sentences = re.findall(r"The number of each [^.]+?\.", question)
+        asked = re.search(r"How many (.+?) does (.+?) have\?", question).groups()
+        quotes = drill.removeprefix("Read: ").split(" Read: ")
+        assert 1 <= len(quotes) <= 4 and len(set(quotes)) == len(quotes)
+        assert ANSWER_OPEN not in doc.text and " mod " not in doc.text
+        for quote in quotes:
+            assert quote in sentences                                          # a verbatim copy
+            assert not quote.startswith(f"The number of each {asked[1]}'s {asked[0]} equals")
+        positions = [sentences.index(q) for q in quotes]
+        orders += positions != sorted(positions)
+        n += len(quotes)
+    assert n >= 200 and orders >= 20              # random order: found by name, not by position
+    from tailor_evo.tasks.igsm.drills import quote_text
+
+    for seed in range(30):                        # no step of a solution on the drill's own problems
+        p = get_task("igsm").generate(1, seed, levels=[[2, 3, 4, 5][seed % 4]])[0]
+        text = quote_text(p, random.Random(seed))
+        if text is None:
+            continue
+        steps = [line for line in _solution_lines(p) if re.search(r"\d+ [-+*] \d+|answer", line)]
+        assert steps and not any(line in text for line in steps)
+
+
 def test_procedural_text_copies_and_recalls():
     rng = random.Random(1)
     kinds = set()

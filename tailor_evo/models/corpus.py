@@ -156,6 +156,21 @@ def igsm_values(rng: random.Random, mix: CorpusMix) -> str:
             return text
 
 
+def igsm_quotes(rng: random.Random, mix: CorpusMix) -> str:
+    """An iGSM problem, then some of its sentences copied by name as a quoted trace copies
+    them (never the queried quantity's)."""
+    from tailor_evo.tasks import get_task
+    from tailor_evo.tasks.igsm.drills import quote_text
+
+    task = get_task("igsm")
+    levels = mix.levels.get("igsm") or list(task.default_levels)
+    while True:      # a problem of one sentence has nothing but its question's to copy
+        problem = task.generate(1, rng.randrange(2**31), levels=[rng.choice(levels)])[0]
+        text = quote_text(problem, rng)
+        if text is not None:
+            return text
+
+
 def kk_checks(rng: random.Random, mix: CorpusMix) -> str:
     """Random cases and random claims checked as a KK explicit trace checks them (no puzzle involved)."""
     from tailor_evo.tasks.kk.drills import checks_text
@@ -179,8 +194,8 @@ def kk_truth(rng: random.Random, mix: CorpusMix) -> str:
 
 
 # name -> document text from (rng, mix): the drills a CorpusMix may name, each a source of its own
-DRILLS = {"igsm_mod_facts": igsm_mod_facts, "igsm_values": igsm_values, "kk_checks": kk_checks, "kk_cases": kk_cases,
-          "kk_truth": kk_truth}
+DRILLS = {"igsm_mod_facts": igsm_mod_facts, "igsm_values": igsm_values, "igsm_quotes": igsm_quotes,
+          "kk_checks": kk_checks, "kk_cases": kk_cases, "kk_truth": kk_truth}
 
 
 @dataclass

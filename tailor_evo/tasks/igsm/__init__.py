@@ -38,7 +38,7 @@ class IGSMTask(Task):
     difficulty_name = "op"
     default_levels = (2, 3, 4, 5, 6)
 
-    renderings = ("explicit", "compact")   # the executor's (see its RENDERINGS); the first is the default
+    renderings = ("explicit", "quoted", "compact")   # the executor's (see its RENDERINGS); the first is the default
 
     def __init__(self, rendering: str = "explicit") -> None:
         """``rendering``: what the executor's steps write, "explicit" (every value beside its

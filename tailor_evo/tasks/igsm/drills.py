@@ -10,11 +10,15 @@ only after very long training); drilled directly they are memorised:
   exactly as a trace writes it ("7 + 19 = 26 mod 23 = 3", "4 * 5 = 20"), as random
   facts or as a table row;
 * **reading a stated value**: a problem's text, then the quantities it states as a
-  plain number, each beside its value, as a trace lists them ("X's Y = 7 (given).").
+  plain number, each beside its value, as a trace lists them ("X's Y = 7 (given).");
+* **quoting a sentence**: a problem's text, then some of its sentences copied as the
+  quoted rendering copies them ("Read: The number of each X's Y equals ..."), for
+  quantities in random order, so that the words after "each X's Y equals" must be found
+  by the name, not by the position of the sentence copied before.
 
-Neither computes anything a problem asks: the facts involve no problem, and the
-value reading never names the queried quantity, so a document never holds a
-problem with its solution.
+None computes anything a problem asks: the facts involve no problem, and the
+value reading and the quotes never name the queried quantity, so a document never
+holds a problem with its solution.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ import random
 
 from tailor_evo.tasks.base import Problem
 from tailor_evo.tasks.igsm.graph import INSTANCE, MOD, graph_of
-from tailor_evo.tasks.igsm.text import calc_text
+from tailor_evo.tasks.igsm.text import calc_text, sentence
 
 OPS = ("+", "-", "*")
 
@@ -64,3 +68,17 @@ def value_reading_text(problem: Problem, rng: random.Random, most: int = 4) -> s
     keep = sorted(rng.sample(range(len(values)), k=min(most, len(values))))
     lines = [f"{values[i][0]} = {values[i][1]} (given)." for i in keep]
     return problem.question + "\nValues the problem states: " + " ".join(lines)
+
+
+def quote_text(problem: Problem, rng: random.Random, most: int = 4) -> str | None:
+    """The problem, then up to ``most`` of its sentences in random order, each copied as the
+    quoted rendering copies it; never the queried quantity's sentence. None when the
+    problem has no other sentence."""
+    from tailor_evo.tasks.igsm.executor import QUOTE_LEAD
+
+    g = graph_of(problem)
+    sentences = [sentence(g, g.params[pid]) for pid in g.order if pid != g.question]
+    if not sentences:
+        return None
+    picks = rng.sample(sentences, k=min(most, len(sentences)))
+    return problem.question + "\n" + " ".join(f"{QUOTE_LEAD} {s}" for s in picks)

@@ -14,7 +14,13 @@ values and a modular fact at once. ``explicit`` (the default) writes every input
 before the token that uses it: the quantity's definition with its inputs' values, each
 binary result with its unreduced value ("3 * 18 = 54 mod 23 = 8"), and the quantity's
 name next to its value ("so Elm Park's Rope Maze = 8"), so every value token is one
-look-up or one arithmetic fact away from what precedes it.
+look-up or one arithmetic fact away from what precedes it. ``quoted`` is ``explicit``
+with one step more: before a quantity's definition is first written, the trace copies the
+problem's own sentence that states it (for a total over a category, the sentences of the
+items it sums, in the order the problem gives them). Writing "Define X as s = A - B" from
+the problem alone is a search for X's sentence and a paraphrase at once; after the quote
+the sentence is a verbatim copy keyed by X's name and the definition a local rewrite of
+the text just written.
 """
 
 from __future__ import annotations
@@ -37,13 +43,15 @@ from tailor_evo.tasks.igsm.text import (
     reference_fragments,
     reference_order,
     render_units,
+    sentence,
     target_name,
     unit_body,
     unit_calcs,
 )
 
-EXPLICIT, COMPACT = "explicit", "compact"
-RENDERINGS = (EXPLICIT, COMPACT)
+EXPLICIT, QUOTED, COMPACT = "explicit", "quoted", "compact"
+RENDERINGS = (EXPLICIT, QUOTED, COMPACT)
+QUOTE_LEAD = "Read:"      # what opens a quoted rendering's copy of the problem's sentences
 
 class _Budget(Exception):
     """The step budget ran out."""
@@ -135,10 +143,12 @@ class _Run:
     rendering: str = EXPLICIT
     _params: dict[int, Param] = field(default_factory=dict)
     opened: set[int] = field(default_factory=set)   # definitions already written by a depth-first descent
+    quoted: set[int] = field(default_factory=set)   # quantities whose sentences the trace has copied
 
     @property
     def explicit(self) -> bool:
-        return self.rendering == EXPLICIT
+        """Whether values are written beside their inputs (the explicit and quoted renderings)."""
+        return self.rendering in (EXPLICIT, QUOTED)
 
     def param(self, pid: int) -> Param:
         """The parameter as the trace computes it.
@@ -243,6 +253,21 @@ class _Run:
             return ", ".join(parts)
         return join_and([f"{self.label(q)} = {self.known[q]}" for q in self.preds(pid)])
 
+    def quote(self, pid: int) -> None:
+        """The quoted rendering's copy of the sentences that define ``pid``, once per quantity
+        and before anything uses its definition: an instance quantity's own sentence, or for
+        a total over a category the sentences of the items it sums. A total over nothing
+        has no sentence to copy and writes none."""
+        if self.rendering != QUOTED or pid in self.quoted or pid in self.known:
+            return
+        self.quoted.add(pid)
+        p = self.param(pid)
+        stated = [pid] if p.kind == INSTANCE else [q for q in p.preds if self.g.params[q].kind == INSTANCE]
+        if not stated:
+            return
+        sentences = [sentence(self.g, self.g.params[q]) for q in stated]
+        self.emit(f"{QUOTE_LEAD} " + " ".join(sentences), "quote", {"param": pid, "quote": sentences})
+
     def restate(self, pid: int) -> None:
         """The explicit rendering's first step for a computed quantity: its definition, then
         the value of each input beside the input's name, so that the computation after it
@@ -266,6 +291,7 @@ class _Run:
             if pid not in self.names:
                 self.names[pid] = self._symbols().fresh()
             self.opened.add(pid)
+            self.quote(pid)
             self.emit(self.xwords("open", name=self.label(pid), sym=self.names[pid],
                                   defn=_expr(self.g, p, self.label)),
                       "restate", {"param": pid, "uses": list(p.preds)})
@@ -277,6 +303,7 @@ class _Run:
     def compute(self, pid: int, arith: Arith) -> None:
         if pid in self.known:
             return
+        self.quote(pid)
         value = self.values[pid]
         if self.explicit and arith.base == "direct" and self.preds(pid):
             self._direct_explicit(pid)
@@ -464,6 +491,7 @@ class _Run:
             p = self.g.params[pid]
             if pid in scope and pid not in self.known and p.form is not None and p.form.inner is None:
                 value = self.values[pid]
+                self.quote(pid)
                 if self.style == "style_reference":
                     rendered = render_units(self.g, pid, self.values, self._symbols(), self.names)
                     text = " ".join(reference_fragments(self.g, pid, rendered, self.names))
@@ -490,6 +518,7 @@ class _Run:
                     self.need.add(r)
                     frontier.append(r)
             uses = ", ".join(self.label(r) for r in preds)
+            self.quote(pick)
             self.emit(self.words("backward", name=self.label(pick), uses=uses), "backward",
                       {"param": pick, "uses": list(preds)})
 
@@ -503,6 +532,7 @@ class _Run:
             self.need.add(pid)
             self.need.update(unknown)
             uses = ", ".join(self.label(r) for r in unknown)
+            self.quote(pid)
             self.emit(self.words("subgoal", name=self.label(pid), uses=uses, first=self.label(unknown[0])),
                       "subgoal", {"param": pid, "uses": list(preds)})
             for r in unknown:
@@ -747,6 +777,11 @@ def check_fact(g: Graph, fact: dict | None) -> tuple[bool, str]:
             return False, "reduction"
     if "uses" in fact and set(fact["uses"]) != set(g.params[fact["param"]].preds):
         return False, "inputs of a parameter"
+    if "quote" in fact:
+        p = g.params[fact["param"]]
+        stated = [p.id] if p.kind == INSTANCE else [q for q in p.preds if g.params[q].kind == INSTANCE]
+        if sorted(fact["quote"]) != sorted(sentence(g, g.params[q]) for q in stated):
+            return False, "quoted sentences"
     if "unneeded" in fact and fact["unneeded"] in g.needed():
         return False, "a needed parameter called unnecessary"
     if "answer" in fact and fact["answer"] != g.answer():

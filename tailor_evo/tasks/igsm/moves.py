@@ -81,6 +81,6 @@ GRAMMAR = Grammar(task="igsm", root=ROOT, moves=MOVES)
 # Step kinds the executor writes; the first group are the behaviours worth counting.
 BEHAVIOUR_KINDS: tuple[str, ...] = ("list", "backward", "subgoal", "define", "reduce", "verify", "choose",
                                     "backtrack")
-STEP_KINDS: tuple[str, ...] = BEHAVIOUR_KINDS + ("compute", "conclude", "restate")
+STEP_KINDS: tuple[str, ...] = BEHAVIOUR_KINDS + ("compute", "conclude", "restate", "quote")
 
 STYLES = ("style_reference", "style_plain", "style_explain", "style_terse")
