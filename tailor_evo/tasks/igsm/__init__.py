@@ -42,7 +42,8 @@ class IGSMTask(Task):
 
     def __init__(self, rendering: str = "explicit") -> None:
         """``rendering``: what the executor's steps write, "explicit" (every value beside its
-        inputs; what every warm-start method renders with) or "compact" (the public detailed
+        inputs; what every warm-start method renders with), "quoted" (explicit, with each
+        definition's problem sentence copied before it) or "compact" (the public detailed
         solution format); see :mod:`tailor_evo.tasks.igsm.executor`."""
         self.use_rendering(rendering)
 
