@@ -14,7 +14,8 @@ add its own predicate:
 - :func:`igsm_value_tokens`, iGSM's: every number of the reasoning (operands, results,
   unreduced results, reduced results, values of named quantities) and the answer; with
   ``--detail`` (:func:`igsm_detailed`) also the tokens that read the problem: the quantity each
-  "Define" step names, the definition it writes, and the quoted rendering's copied sentences;
+  "Define" step names, the definition it writes, and the quoted rendering's copied sentences
+  (the quantity each is copied for, and the words after "equals");
 - :func:`kk_decision_tokens`, KK's: in the explicit rendering the role an atom looks up in
   the current case (``lookup``), each atom's and combination's value T / F / U (``value``),
   the claim's value beside its speaker (``claim``), ok / contradiction / open (``outcome``);
@@ -152,8 +153,9 @@ def igsm_value_tokens(record: dict, completion: str, start: int, end: int) -> st
     return None
 
 
+_READ = re.compile(r"Read: ((?:The number of each [^.]+\.(?: |$))+)")
+_QUOTED = re.compile(r"The number of each ([^.]+?) equals ([^.]+)\.")
 _IGSM_DETAIL = (
-    ("quote", re.compile(r"Read: ((?:The number of each [^.]+\.(?: |$))+)")),
     ("define_name", re.compile(r"Define (.+?) as [A-Za-z][0-9]*[ ;]")),
     ("define_expr", re.compile(r"Define .+? as [A-Za-z][0-9]* = (.+?);")),
 )
@@ -163,11 +165,18 @@ _IGSM_DETAIL = (
 def igsm_detail_spans(completion: str) -> tuple[tuple[int, int, str], ...]:
     """(start, end, category) of the words an iGSM trace decides when it reads the problem:
     the quantity a "Define" step names next (``define_name``), the definition it writes for
-    it (``define_expr``), and a copied problem sentence (``quote``, the quoted rendering)."""
+    it (``define_expr``), and in a copied problem sentence (the quoted rendering) the
+    quantity it is copied for (``quote_subject``) and the words after "equals", the copy
+    proper (``quote_rhs``)."""
     think_end = completion.find("</think>")
+    think_end = len(completion) if think_end < 0 else think_end    # (a drill's text has no </think>)
     spans = []
     for category, pattern in _IGSM_DETAIL:
-        spans += [(m.start(1), m.end(1), category) for m in pattern.finditer(completion, 0, max(think_end, 0))]
+        spans += [(m.start(1), m.end(1), category) for m in pattern.finditer(completion, 0, think_end)]
+    for block in _READ.finditer(completion, 0, think_end):
+        for m in _QUOTED.finditer(completion, block.start(1), block.end(1)):
+            # from the space before each part: a word's token carries its leading space
+            spans += [(m.start(1) - 1, m.end(1), "quote_subject"), (m.start(2) - 1, m.end(2) + 1, "quote_rhs")]
     return tuple(sorted(spans))
 
 

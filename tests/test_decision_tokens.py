@@ -88,13 +88,19 @@ def test_igsm_detail_marks_what_a_trace_reads_from_the_problem():
             "Define A's B as x = A's C + D's E; Read: The number of each A's C equals 7. Define A's C as q; "
             "so q = 7. </think> <answer> 7 </answer>")
     spans = {(text[s:e], c) for s, e, c in bench.igsm_detail_spans(text)}
-    assert spans == {("The number of each A's B equals the sum of each A's C and each D's E. ", "quote"),
+    assert spans == {(" A's B", "quote_subject"), (" the sum of each A's C and each D's E.", "quote_rhs"),
                      ("A's B", "define_name"), ("A's C + D's E", "define_expr"),
-                     ("The number of each A's C equals 7. ", "quote"), ("A's C", "define_name")}
+                     (" A's C", "quote_subject"), (" 7.", "quote_rhs"), ("A's C", "define_name")}
     at = text.index("A's C + D's E")
     assert bench.igsm_detailed({}, text, at, at + 3) == "define_expr"
-    seven = text.index("equals 7") + len("equals ")
-    assert bench.igsm_detailed({}, text, seven, seven + 1) == "quote"   # a quoted number is a copy
+    seven = text.index("equals 7") + len("equals")
+    assert bench.igsm_detailed({}, text, seven, seven + 2) == "quote_rhs"   # " 7": a quoted number is a copy
     last = text.rindex("= 7")
     assert bench.igsm_detailed({}, text, last + 2, last + 3) == "value"
     assert bench.igsm_detailed({}, text, text.index("so q"), text.index("so q") + 2) is None
+
+
+def test_igsm_detail_reads_text_without_a_think_block():
+    """A drill's document (quotes after the problem, no <think>) is scored the same way."""
+    text = "Read: The number of each A's C equals 7. Read: The number of each D's E equals each A's C."
+    assert [c for _, _, c in bench.igsm_detail_spans(text)] == ["quote_subject", "quote_rhs"] * 2
