@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -141,34 +142,34 @@ def igsm_mod_facts(rng: random.Random, mix: CorpusMix) -> str:
     return mod_facts_text(rng)
 
 
-def igsm_values(rng: random.Random, mix: CorpusMix) -> str:
-    """An iGSM problem, then quantities it states as numbers beside their values (never the
-    queried one)."""
+def _igsm_problem_drill(rng: random.Random, mix: CorpusMix, text_of: Callable[..., str | None]) -> str:
+    """``text_of(problem, rng)`` on fresh iGSM problems of the mix's levels until one gives a
+    document (a drill returns None for a problem it has nothing to show of)."""
     from tailor_evo.tasks import get_task
-    from tailor_evo.tasks.igsm.drills import value_reading_text
 
     task = get_task("igsm")
     levels = mix.levels.get("igsm") or list(task.default_levels)
-    while True:      # a problem that states nothing but its question's number has no drill
+    while True:
         problem = task.generate(1, rng.randrange(2**31), levels=[rng.choice(levels)])[0]
-        text = value_reading_text(problem, rng)
+        text = text_of(problem, rng)
         if text is not None:
             return text
+
+
+def igsm_values(rng: random.Random, mix: CorpusMix) -> str:
+    """An iGSM problem, then quantities it states as numbers beside their values (never the
+    queried one)."""
+    from tailor_evo.tasks.igsm.drills import value_reading_text
+
+    return _igsm_problem_drill(rng, mix, value_reading_text)
 
 
 def igsm_quotes(rng: random.Random, mix: CorpusMix) -> str:
     """An iGSM problem, then some of its sentences copied by name as a quoted trace copies
     them (never the queried quantity's)."""
-    from tailor_evo.tasks import get_task
     from tailor_evo.tasks.igsm.drills import quote_text
 
-    task = get_task("igsm")
-    levels = mix.levels.get("igsm") or list(task.default_levels)
-    while True:      # a problem of one sentence has nothing but its question's to copy
-        problem = task.generate(1, rng.randrange(2**31), levels=[rng.choice(levels)])[0]
-        text = quote_text(problem, rng)
-        if text is not None:
-            return text
+    return _igsm_problem_drill(rng, mix, quote_text)
 
 
 def kk_checks(rng: random.Random, mix: CorpusMix) -> str:

@@ -261,11 +261,9 @@ class _Run:
         if self.rendering != QUOTED or pid in self.quoted or pid in self.known:
             return
         self.quoted.add(pid)
-        p = self.param(pid)
-        stated = [pid] if p.kind == INSTANCE else [q for q in p.preds if self.g.params[q].kind == INSTANCE]
-        if not stated:
+        sentences = quoted_sentences(self.g, self.param(pid))
+        if not sentences:
             return
-        sentences = [sentence(self.g, self.g.params[q]) for q in stated]
         self.emit(f"{QUOTE_LEAD} " + " ".join(sentences), "quote", {"param": pid, "quote": sentences})
 
     def restate(self, pid: int) -> None:
@@ -753,6 +751,13 @@ def execute(task: Task, program: dict, problem: Problem, rng: random.Random,
     return Trajectory(run.steps, answer, True, task.format_response(reasoning, str(answer)))
 
 
+def quoted_sentences(g: Graph, p: Param) -> list[str]:
+    """The problem's sentences that state ``p``: its own for an instance quantity, those of
+    the items it sums (in ``p.preds`` order) for a total over a category."""
+    stated = [p.id] if p.kind == INSTANCE else [q for q in p.preds if g.params[q].kind == INSTANCE]
+    return [sentence(g, g.params[q]) for q in stated]
+
+
 def check_fact(g: Graph, fact: dict | None) -> tuple[bool, str]:
     """Whether a step's fact holds for the problem; (True, "ok") for steps without a fact."""
     if fact is None:
@@ -777,11 +782,8 @@ def check_fact(g: Graph, fact: dict | None) -> tuple[bool, str]:
             return False, "reduction"
     if "uses" in fact and set(fact["uses"]) != set(g.params[fact["param"]].preds):
         return False, "inputs of a parameter"
-    if "quote" in fact:
-        p = g.params[fact["param"]]
-        stated = [p.id] if p.kind == INSTANCE else [q for q in p.preds if g.params[q].kind == INSTANCE]
-        if sorted(fact["quote"]) != sorted(sentence(g, g.params[q]) for q in stated):
-            return False, "quoted sentences"
+    if "quote" in fact and sorted(fact["quote"]) != sorted(quoted_sentences(g, g.params[fact["param"]])):
+        return False, "quoted sentences"
     if "unneeded" in fact and fact["unneeded"] in g.needed():
         return False, "a needed parameter called unnecessary"
     if "answer" in fact and fact["answer"] != g.answer():
