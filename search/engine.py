@@ -77,7 +77,7 @@ class SearchConfig:
     ray_address: str = ""            # backend ray: "" starts a local Ray; "auto" or ray://HOST:PORT joins a cluster
     samples: int = 2                # sample trajectories stored per primitive
     selection: str = "nsga2"        # nsga2 | map-elites
-    rendering: str | None = None    # the executor's trace rendering (KK: explicit | classic); None = task default
+    rendering: str | None = None    # the executor's trace rendering (KK: explicit | quoted | classic); None = task default
     report_to: list[str] = field(default_factory=list)    # trackers: tensorboard, wandb (tailor_evo.trackers)
     evolution: EvolutionConfig = field(default_factory=EvolutionConfig)
     problems: ProblemsConfig = field(default_factory=ProblemsConfig)

@@ -82,8 +82,8 @@ class PipelineConfig:
     seed: int = 0                                              # every stage's seed
     levels: list[int] = field(default_factory=lambda: [3])     # training difficulty (search, warm start, RL)
     chat: bool = False                                         # prompts through the tokenizer's chat template
-    # how the executor writes every method's traces (KK: explicit | classic); None = the task's
-    # default (explicit: each decision after its written check)
+    # how the executor writes every method's traces (KK: explicit | quoted | classic; iGSM: explicit |
+    # quoted | compact); None = the task's default (explicit: each decision after its written check)
     rendering: str | None = None
     # new-token budget of RL rollouts and every evaluation. "data": the warm start's longest
     # completion (backbone tokens) x 1.2, rounded up to 32, or the configured rl/eval

@@ -81,6 +81,16 @@ def test_kk_detail_splits_look_ups_by_case_and_marks_restated_claims():
     assert ("T", "value") in got and ("ok", "outcome") in got
 
 
+def test_kk_detail_marks_the_quoted_clause_and_the_atoms_copied_from_it():
+    text = ("<think> Case: Ann knight, Bo knave. Ann said: Bo is not a knight or Ann is a knave. Bo is not a "
+            "knight: Bo knave, T; Ann is a knave: Ann knight, F; T or F, T. Ann knight, claim T, so ok. </think>")
+    enc = [(m.start(), m.end()) for m in re.finditer(r"\S+", text)]
+    got = [(text[s:e].strip(",.:;"), c) for s, e in enc if (c := bench.kk_detailed({}, text, s, e))]
+    assert [w for w, c in got if c == "quote"] == ["Bo", "is", "not", "a", "knight", "or", "Ann", "is", "a", "knave"]
+    assert [w for w, c in got if c == "restate"] == ["Bo", "not", "knight", "Ann", "knave", "or"]
+    assert ("knave", "lookup_first") in got and ("ok", "outcome") in got
+
+
 def test_igsm_detail_marks_what_a_trace_reads_from_the_problem():
     """--detail on iGSM: the quantity a "Define" names, its definition, a quoted sentence; the
     numbers elsewhere keep their categories."""

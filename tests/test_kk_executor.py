@@ -10,12 +10,13 @@ import pytest
 
 from tailor_evo.tasks import get_task
 from tailor_evo.tasks.kk import puzzle_of
+from tailor_evo.tasks.kk import text as T
 from tailor_evo.tasks.kk.facts import check_fact
 from tailor_evo.tasks.kk.moves import STEP_KINDS
 
 TASK = get_task("kk")
 CLASSIC = get_task("kk").use_rendering("classic")
-RENDERED = {"explicit": TASK, "classic": CLASSIC}
+RENDERED = {"explicit": TASK, "quoted": get_task("kk").use_rendering("quoted"), "classic": CLASSIC}
 GRAMMAR = TASK.grammar()
 SEEDS = Path(__file__).resolve().parents[1] / "populations" / "seeds" / "kk"
 # Kinds whose steps claim something and so must carry a fact (assumptions and plans claim nothing).
@@ -56,7 +57,7 @@ def test_grammar_is_completable_and_names_are_unique() -> None:
     assert root_moves and all("Style" in m.args for m in root_moves)
 
 
-@pytest.mark.parametrize("rendering", ["explicit", "classic"])
+@pytest.mark.parametrize("rendering", sorted(RENDERED))
 def test_random_programs_on_random_problems_are_sound(rendering: str) -> None:
     task = RENDERED[rendering]
     rng = random.Random(1)
@@ -72,7 +73,7 @@ def test_random_programs_on_random_problems_are_sound(rendering: str) -> None:
     assert finished > 50, "too few random programs finish to make this test meaningful"
 
 
-@pytest.mark.parametrize("rendering", ["explicit", "classic"])
+@pytest.mark.parametrize("rendering", sorted(RENDERED))
 def test_every_phase_is_sound_when_followed_by_a_complete_search(rendering: str) -> None:
     task = RENDERED[rendering]
     phases = [{"op": "propagate", "args": []}] + [
@@ -221,3 +222,26 @@ def test_any_program_on_any_puzzle_is_sound(program_seed: int, problem_seed: int
     program = GRAMMAR.random_program(random.Random(program_seed), max_depth=max_depth)
     (problem,) = TASK.generate(1, problem_seed, levels=[people], depth=depth, width=depth)
     assert_sound(problem, TASK.execute(program, problem, random.Random(0), max_steps=400))
+
+
+def test_the_quoted_rendering_is_explicit_plus_each_claim_as_the_question_words_it() -> None:
+    """Every written check of ``quoted`` copies its speaker's clause, verbatim from the question,
+    right after "X said:"; with those quotes removed the trace is the explicit one word for word."""
+    quoted = RENDERED["quoted"]
+    rng = random.Random(5)
+    problems = TASK.generate(30, 23, levels=[2, 3, 4, 5])
+    quotes = 0
+    for _ in range(120):
+        program = GRAMMAR.random_program(rng, max_depth=rng.randint(3, 8))
+        for problem in rng.sample(problems, 2):
+            names = problem.meta["names"]
+            clauses = {n: T.clause(st, names) for n, st in zip(names, problem.meta["statements"])}
+            plain = TASK.execute(program, problem, random.Random(0)).completion
+            text = quoted.execute(program, problem, random.Random(0)).completion
+            for name, clause in clauses.items():
+                said = f"{name} said: {clause}. "
+                quotes += text.count(said)
+                assert clause in problem.question
+                text = text.replace(said, f"{name} said: ")
+            assert text == plain
+    assert quotes > 200

@@ -7,6 +7,7 @@ import itertools
 import random
 import re
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -152,3 +153,30 @@ def test_a_contradicted_assumption_is_abandoned() -> None:
                 assert b.kind == "conflict"
         verify = [s for s in traj.steps if s.kind == "verify"]
         assert len(verify) == problem.difficulty and all(s.text.endswith("so ok.") for s in verify)
+
+
+
+@pytest.mark.parametrize("order", ["order_given", "order_self_first", "order_mentioned", "order_most_referenced",
+                                   "order_shortest"])
+def test_enumeration_headers_count_in_binary_as_written(order: str) -> None:
+    """Each next case header is the previous one plus one, read as a binary number over the header as
+    written (knight = 0, knave = 1), whatever the order move: the successor never needs a carry over
+    positions the header does not show. The classic rendering still counts in the move's ranking."""
+    def program(rank: str) -> dict:
+        return {"op": "primitive", "args": [{"op": "style_classic"}, {"op": "then", "args": [
+            {"op": "enumerate", "args": [{"op": rank}]}, {"op": "conclude"}]}]}
+    classic = get_task("kk").use_rendering("classic")
+    ranked = 0
+    for problem in TASK.generate(40, 9, levels=[3, 4]):
+        names = problem.meta["names"]
+        traj = TASK.execute(program(order), problem, random.Random(0))
+        assert traj.finished
+        headers = [[part.rsplit(" ", 1) for part in m.group(1).split(", ")] for m in CASE.finditer(traj.completion)]
+        assert headers and all([n for n, _ in h] == list(names) for h in headers)
+        counts = [int("".join("1" if r == "knave" else "0" for _, r in h), 2) for h in headers]
+        assert counts == list(range(len(counts))), (order, counts)
+        assert traj.completion == TASK.execute(program("order_given"), problem, random.Random(0)).completion
+        ranked += (classic.execute(program(order), problem, random.Random(0)).completion
+                   != classic.execute(program("order_given"), problem, random.Random(0)).completion)
+    if order != "order_given":
+        assert ranked, "the classic rendering should still count in the order move's ranking"

@@ -35,8 +35,9 @@ class WarmstartConfig:
     # coverage 901 vs 817, held-out accuracy after RL 0.13 vs 0.11 (docs/results/main-job)
     select_on: str = "abstract"
     check_eval: bool = True           # leave out (and count) training problems that are also evaluation problems
-    # how the task's executor writes the traces (KK: explicit | classic); None = the task's default
-    # (explicit: every decision after its written check). Every method of a run uses the same one.
+    # how the task's executor writes the traces (KK: explicit | quoted | classic; iGSM: explicit | quoted |
+    # compact); None = the task's default (explicit: every decision after its written check). Every
+    # method of a run uses the same one.
     rendering: str | None = None
 
     def check(self) -> None:

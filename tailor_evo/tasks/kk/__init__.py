@@ -39,7 +39,7 @@ INSTRUCTION = (
     "for example: <think> ... </think> <answer> (1) Zoey is a knight\n(2) Oliver is a knave </answer>"
 )
 
-_GEN_OPTIONS = {"depth", "width", "max_tries", "names", "balanced"}
+_GEN_OPTIONS = {"depth", "width", "max_tries", "names", "balanced", "pool_share"}
 KNIGHT_KNAVE_WORDS = {"Knave": "Knave", "Knight": "Knight", "a_knave": "a knave", "a_knight": "a knight",
                       "knave": "knave", "knight": "knight"}
 
@@ -82,9 +82,10 @@ class KnightsKnavesTask(Task):
     name = "kk"
     difficulty_name = "people"
     default_levels = (3, 4, 5, 6, 7)
-    # explicit: every decision follows its written three-valued check; classic: decisions only
-    # (style_classic is then the public trace word for word). See tasks/kk/styles.py.
-    renderings = ("explicit", "classic")
+    # explicit: every decision follows its written three-valued check; quoted: explicit, each check
+    # copying the speaker's clause first; classic: decisions only (style_classic is then the public
+    # trace word for word). See tasks/kk/styles.py.
+    renderings = ("explicit", "quoted", "classic")
 
     # ---- problems -----------------------------------------------------------------
     def generate(self, n: int, seed: int, levels: list[int] | None = None, **options: Any) -> list[Problem]:
@@ -92,8 +93,9 @@ class KnightsKnavesTask(Task):
 
         Options: ``depth`` (default 2), ``width`` (default 2), ``max_tries`` (default 1000),
         ``names`` ("common", the evaluation sets' 55; "pool", hundreds for training; "heldout", never
-        trained on; or "rare"), ``balanced`` (every role assignment equally likely as the
-        solution; default False).
+        trained on; or "rare"), ``pool_share`` (share of puzzles drawing their people from the pool
+        instead; default 0), ``balanced`` (every role assignment equally likely as the solution;
+        default False).
         """
         unknown = set(options) - _GEN_OPTIONS
         if unknown:

@@ -28,7 +28,11 @@ class GenOptions:
     depth: int = 2          # 1 = bare leaves, 2 = one operator over leaves (public data)
     width: int = 2          # max children of and/or
     max_tries: int = 1000   # attempts per puzzle before giving up
-    names: str = "common"   # "common" or "rare" name list
+    names: str = "common"   # name list: "common", "pool", "heldout" or "rare"
+    # share of puzzles whose people come from the pool (hundreds of names, most of them several
+    # tokens) instead of ``names``: a model trained on the 55 common names alone writes a familiar
+    # name in place of one it never saw (docs/results/main-job/README.md, "Names in the training mix")
+    pool_share: float = 0.0
     # every role assignment equally likely as the solution (unbalanced, all-knight solutions are about
     # 1.5x as frequent as all-knave ones for 3 people): a target is drawn first, puzzles are drawn until
     # one has exactly that solution. The training streams use it; evaluation sets keep the plain draw
@@ -42,6 +46,9 @@ class GenOptions:
                 errs.append(f"{name} must be an integer, got {value!r}")
         if not isinstance(self.balanced, bool):
             errs.append(f"balanced must be true or false, got {self.balanced!r}")
+        if isinstance(self.pool_share, bool) or not isinstance(self.pool_share, (int, float)) \
+                or not 0 <= self.pool_share <= 1:
+            errs.append(f"pool_share must be a number in 0..1, got {self.pool_share!r}")
         if errs:
             return errs
         if not 1 <= self.depth <= 6:
@@ -109,7 +116,9 @@ def sample_puzzle(rng: random.Random, n: int, opts: GenOptions, seen: set | None
             continue
         if seen is not None:
             seen.add(statements)
-        names = rng.sample(NAME_LISTS[opts.names], n)
+        # drawn only when asked for, so that streams without a pool share stay as they were
+        from_pool = opts.pool_share > 0 and rng.random() < opts.pool_share
+        names = rng.sample(NAME_LISTS["pool" if from_pool else opts.names], n)
         templates = [rng.randrange(len(SPEECH_TEMPLATES)) for _ in range(n)]
         return Sampled(statements, names, templates, solution, attempt)
     raise GenerationError(f"no puzzle with a unique solution for {n} people in {tries} attempts "

@@ -132,10 +132,13 @@ class ClaimCheck:
     text: str
 
 
-def check_claim(statement: Tree, speaker: int, view: Mapping[int, bool], names: Sequence[str]) -> ClaimCheck:
+def check_claim(statement: Tree, speaker: int, view: Mapping[int, bool], names: Sequence[str],
+                quote: str | None = None) -> ClaimCheck:
     """Write the evaluation of ``speaker``'s claim under ``view`` and compare it with their role.
 
-    The claim is not restated as a clause: its atoms, written in order, already spell it out.
+    By default the claim is not restated as a clause: its atoms, written in order, already spell
+    it out. ``quote`` (the claim as the question words it) is written first when given, so that the
+    atoms are copied from a clause just written (the ``quoted`` rendering).
     The speaker must be assigned in ``view``: only an assigned speaker's claim has a required value.
     """
     if speaker not in view:
@@ -143,7 +146,8 @@ def check_claim(statement: Tree, speaker: int, view: Mapping[int, bool], names: 
     value, lines = written(statement, view, names)
     outcome = verdict(view[speaker], value)
     role = "knight" if view[speaker] else "knave"
-    text = (f"{names[speaker]} said: " + "; ".join(lines)
+    said = f"{names[speaker]} said: " + (f"{quote}. " if quote is not None else "")
+    text = (said + "; ".join(lines)
             + f". {names[speaker]} {role}, claim {word(value)}, so {outcome}.")
     return ClaimCheck(speaker=speaker, value=value, outcome=outcome, text=text)
 

@@ -1,14 +1,17 @@
-"""Wording styles for executor steps, in two renderings.
+"""Wording styles for executor steps, in three renderings.
 
 A style changes only the words, never the reasoning: the same step in every
 style has the same kind, state, key and fact.
 
-Two renderings:
+Three renderings:
 
 - ``explicit`` (the default): every decision is preceded by its written inputs (the
   current case, each atom's value, the combination, the comparison with the speaker's
   role; see :mod:`kleene`). The sentence that follows the evidence only names the
   decision, so the claims that the evidence has just restated are not repeated.
+- ``quoted``: ``explicit``, and each written check first copies the speaker's clause as the
+  question words it, then its atoms from that copy: the atoms of a claim are then copied from a
+  clause just written, not picked out of the question between look-ups.
 - ``classic``: the decisions come without their inputs. ``style_classic`` then reproduces
   the public rule-based chain of thought word for word for the moves that chain uses,
   for comparisons with published work.
@@ -192,7 +195,7 @@ _EXPLICIT = {
     },
 }
 
-RENDERINGS = ("explicit", "classic")
+RENDERINGS = ("explicit", "quoted", "classic")
 
 
 @dataclass
@@ -204,12 +207,18 @@ class Wording:
         if self.rendering not in RENDERINGS:
             raise ValueError(f"unknown rendering {self.rendering!r} (known: {', '.join(RENDERINGS)})")
         self.table = dict(STYLE_TABLES[self.name])
-        if self.rendering == "explicit":
+        if self.explicit:
             self.table.update(_EXPLICIT[self.name])
 
     @property
     def explicit(self) -> bool:
-        return self.rendering == "explicit"
+        """Every decision after its written check (``explicit`` and ``quoted``)."""
+        return self.rendering in ("explicit", "quoted")
+
+    @property
+    def quoted(self) -> bool:
+        """Each written check copies the speaker's clause first."""
+        return self.rendering == "quoted"
 
     def say(self, key: str, **fields: object) -> str:
         return self.table[key].format(**fields)
