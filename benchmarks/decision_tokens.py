@@ -253,17 +253,20 @@ def kk_decision_tokens(record: dict, completion: str, start: int, end: int) -> s
     return _word_begun(kk_spans(completion), completion, start, end)
 
 
-_RESTATED_ATOM = re.compile(r"(?:said: |; |\. )(\w+) is( not)? a (knight|knave):")
+_SAID = r"said(?: \([a-z ]+\))?: "        # "X said: " or, with the claim's connective first, "X said (or): "
+_RESTATED_ATOM = re.compile(r"(?:" + _SAID + r"|; |\. )(\w+) is( not)? a (knight|knave):")
+_SHAPE = re.compile(r"said \(([a-z ]+)\): ")
 # the quoted rendering's copy of the speaker's clause, between "said:" and its first atom
-_QUOTED_CLAUSE = re.compile(r"said: ([^.:]+)\. (?=\w+ is(?: not)? a (?:knight|knave):)")
+_QUOTED_CLAUSE = re.compile(_SAID + r"([^.:]+)\. (?=\w+ is(?: not)? a (?:knight|knave):)")
 _RESTATED_CONNECTIVE = re.compile(r"(?:[;:] |^)(?:if [TFU] (then)|[TFU] (and|or|iff) [TFU])", re.M)
 
 
 @functools.lru_cache(maxsize=512)
 def kk_restated_spans(completion: str) -> tuple[tuple[int, int, str], ...]:
     """(start, end) of the words that restate a claim inside a check: each atom's person, its
-    "not" and its role, and each combination's connective (``restate``), and in the quoted
-    rendering every token of the clause copied before them (``quote``). They are copies of the
+    "not" and its role, and each combination's connective (``restate``), the claim's connective
+    named before its atoms (``shape``), and in the quoted rendering every token of the clause
+    copied before them (``quote``). They are copies of the
     question's claim (or of its restatement in an earlier case), not decisions; a model that
     copies a claim wrongly checks another claim than the one spoken."""
     spans = []
@@ -272,6 +275,7 @@ def kk_restated_spans(completion: str) -> tuple[tuple[int, int, str], ...]:
     for m in _RESTATED_CONNECTIVE.finditer(completion):
         spans += [(m.start(g), m.end(g), "restate") for g in (1, 2) if m.group(g)]
     spans += [(m.start(1), m.end(1), "quote") for m in _QUOTED_CLAUSE.finditer(completion)]
+    spans += [(m.start(1), m.end(1), "shape") for m in _SHAPE.finditer(completion)]
     return tuple(sorted(spans))
 
 

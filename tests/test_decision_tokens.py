@@ -91,6 +91,16 @@ def test_kk_detail_marks_the_quoted_clause_and_the_atoms_copied_from_it():
     assert ("knave", "lookup_first") in got and ("ok", "outcome") in got
 
 
+def test_kk_detail_marks_the_connective_named_before_the_atoms():
+    text = ("<think> Case: Ann knight, Bo knave. Ann said (if then): Bo is a knight: Bo knave, F; Ann is a knave: "
+            "Ann knight, F; if F then F, T. Ann knight, claim T, so ok. </think>")
+    enc = [(m.start(), m.end()) for m in re.finditer(r"\w+|[^\w\s]", text)]   # words and marks
+    got = [(text[s:e].strip(",.:;()"), c) for s, e in enc if (c := bench.kk_detailed({}, text, s, e))]
+    assert [w for w, c in got if c == "shape"] == ["if", "then"]
+    assert [w for w, c in got if c == "restate"][:3] == ["Bo", "knight", "Ann"]
+    assert ("F", "value") in got and ("ok", "outcome") in got
+
+
 def test_igsm_detail_marks_what_a_trace_reads_from_the_problem():
     """--detail on iGSM: the quantity a "Define" names, its definition, a quoted sentence; the
     numbers elsewhere keep their categories."""

@@ -12,6 +12,7 @@ from tailor_evo.tasks import get_task
 from tailor_evo.tasks.kk import puzzle_of
 from tailor_evo.tasks.kk import text as T
 from tailor_evo.tasks.kk.facts import check_fact
+from tailor_evo.tasks.kk.kleene import shape
 from tailor_evo.tasks.kk.moves import STEP_KINDS
 
 TASK = get_task("kk")
@@ -226,7 +227,8 @@ def test_any_program_on_any_puzzle_is_sound(program_seed: int, problem_seed: int
 
 def test_the_quoted_rendering_is_explicit_plus_each_claim_as_the_question_words_it() -> None:
     """Every written check of ``quoted`` copies its speaker's clause, verbatim from the question,
-    right after "X said:"; with those quotes removed the trace is the explicit one word for word."""
+    right after "X said (connective):"; with those quotes removed the trace is the explicit one word for
+    word."""
     quoted = RENDERED["quoted"]
     rng = random.Random(5)
     problems = TASK.generate(30, 23, levels=[2, 3, 4, 5])
@@ -235,13 +237,13 @@ def test_the_quoted_rendering_is_explicit_plus_each_claim_as_the_question_words_
         program = GRAMMAR.random_program(rng, max_depth=rng.randint(3, 8))
         for problem in rng.sample(problems, 2):
             names = problem.meta["names"]
-            clauses = {n: T.clause(st, names) for n, st in zip(names, problem.meta["statements"])}
+            clauses = {n: T.clause(tree, names) for n, tree in zip(names, problem.meta["statements"])}
             plain = TASK.execute(program, problem, random.Random(0)).completion
             text = quoted.execute(program, problem, random.Random(0)).completion
-            for name, clause in clauses.items():
-                said = f"{name} said: {clause}. "
-                quotes += text.count(said)
+            for (name, clause), tree in zip(clauses.items(), problem.meta["statements"]):
+                said = f"{name} said ({shape(tree)}): "
+                quotes += text.count(f"{said}{clause}. ")
                 assert clause in problem.question
-                text = text.replace(said, f"{name} said: ")
+                text = text.replace(f"{said}{clause}. ", said)
             assert text == plain
     assert quotes > 200

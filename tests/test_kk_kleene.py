@@ -25,6 +25,7 @@ from tailor_evo.tasks.kk.kleene import (
     k_implies,
     k_not,
     k_or,
+    shape,
     value3,
 )
 from tailor_evo.tasks.kk.logic import evaluate
@@ -71,7 +72,8 @@ def test_a_definite_value_holds_in_every_completion(seed, n, width, depth, mask,
 
 # ---- reading a trace back -------------------------------------------------------------------
 CASE = re.compile(r"Case: ([^.]*)\.")
-CHECK = re.compile(r"(\w+) said: (.*?)\. (\w+) (knight|knave), claim ([TFU]), so (ok|contradiction|open)\.")
+CHECK = re.compile(r"(\w+) said(?: \(([a-z ]+)\))?: (.*?)\. (\w+) (knight|knave), claim ([TFU]), so "
+                   r"(ok|contradiction|open)\.")
 WORD_VALUE = {w: v for v, w in VALUE_WORDS.items()}
 
 
@@ -107,12 +109,13 @@ def assert_trace_agrees(problem, traj) -> int:
         last_outcome = None
         for m, view in written_checks(step.text, names, last_case):
             speaker = names.index(m.group(1))
-            assert m.group(3) == m.group(1) and speaker in view
-            again = check_claim(statements[speaker], speaker, view, names)
+            assert m.group(4) == m.group(1) and speaker in view
+            assert m.group(2) == shape(statements[speaker]), "the connective named first is the claim's own"
+            again = check_claim(statements[speaker], speaker, view, names, shaped=True)
             assert again.text == m.group(0), (again.text, m.group(0))
-            value = WORD_VALUE[m.group(5)]
-            outcome = OPEN if value is None else (OK if value == (m.group(4) == "knight") else CONTRADICTION)
-            assert outcome == m.group(6)
+            value = WORD_VALUE[m.group(6)]
+            outcome = OPEN if value is None else (OK if value == (m.group(5) == "knight") else CONTRADICTION)
+            assert outcome == m.group(7)
             last_outcome = outcome
             seen += 1
         cases = CASE.findall(step.text)
@@ -180,3 +183,22 @@ def test_enumeration_headers_count_in_binary_as_written(order: str) -> None:
                    != classic.execute(program("order_given"), problem, random.Random(0)).completion)
     if order != "order_given":
         assert ranked, "the classic rendering should still count in the order move's ranking"
+
+
+def test_a_check_names_the_claims_connective_before_its_atoms_as_its_combination_line_writes_it() -> None:
+    names = ["Ann", "Bo"]
+    view = {0: True, 1: False}
+    cases = {("knight", 1): "atom", ("not", ("knave", 1)): "atom", ("or", ("knight", 1), ("knave", 0)): "or",
+             ("and", ("knight", 1), ("knave", 0)): "and", ("iff", ("knight", 1), ("knave", 0)): "iff",
+             ("implies", ("knight", 1), ("knave", 0)): "if then"}
+    for tree, word in cases.items():
+        assert shape(tree) == word
+        text = check_claim(tree, 0, view, names, shaped=True).text
+        assert text.startswith(f"Ann said ({word}): ")
+        combination = re.search(r"; (if [TFU] then [TFU]|[TFU] (?:and|or|iff) [TFU]), [TFU]\.", text)
+        if word == "atom":
+            assert combination is None
+        else:
+            assert combination and word.split()[0] in combination.group(1)
+        # without the connective the check is the drills' form, word for word
+        assert check_claim(tree, 0, view, names).text == text.replace(f" ({word})", "", 1)

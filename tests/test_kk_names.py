@@ -2,6 +2,9 @@
 
 import re
 
+import pytest
+
+from tailor_evo.errors import InputError
 from tailor_evo.models.corpus import _WORDS, Corpus, CorpusMix
 from tailor_evo.tasks import get_task
 from tailor_evo.tasks.kk import text as T
@@ -38,3 +41,20 @@ def test_a_corpus_on_the_pool_never_shows_a_held_out_name():
         assert not held.search(text)
         seen |= set(re.findall(r"\b[A-Z][a-z]+\b", text)) & set(T.EXTRA_NAMES)
     assert len(seen) > 50           # the pool's names do appear
+
+
+def test_a_pool_share_mixes_pool_names_into_a_share_of_the_puzzles_and_nothing_else():
+    kk = get_task("kk")
+    plain = kk.generate(40, 2, levels=[3])
+    # a share of 0 draws nothing more, so a stream without one is exactly what it was
+    assert [p.question for p in kk.generate(40, 2, levels=[3], pool_share=0.0)] == [p.question for p in plain]
+    mixed = kk.generate(400, 2, levels=[3], pool_share=0.25)
+    from_pool = [p for p in mixed if set(p.meta["names"]) - set(T.COMMON_NAMES)]
+    assert all(set(p.meta["names"]) <= set(T.POOL_NAMES) for p in mixed)
+    # a pool puzzle has a name outside the 55 unless all three came from the 55 (about 1 in 170)
+    assert 0.17 < len(from_pool) / len(mixed) < 0.33
+    every = kk.generate(30, 2, levels=[3], pool_share=1.0)
+    assert sum(bool(set(p.meta["names"]) - set(T.COMMON_NAMES)) for p in every) >= 28
+    for bad in (-0.1, 1.5, "half", True):
+        with pytest.raises(InputError, match="pool_share"):
+            kk.generate(3, 2, levels=[3], pool_share=bad)

@@ -153,7 +153,10 @@ class KnightsKnavesTask(Task):
         are a third longer (955 tokens at the median against 740, most pool names being several
         tokens), and the main job ended at 0.06 after SFT and 0.01 after RL, 83 % of its answers
         cut at the budget (docs/results/main-job/README.md). Names the base never saw are the
-        base's work (``tiny-base`` copies them at 0.82); ``names="pool"`` draws from the pool."""
+        base's work (``tiny-base`` copies them at 0.82); ``names="pool"`` draws from the pool.
+        A quarter of the puzzles on pool names (``pool_share=0.25``) measured worse too: seed 0
+        after SFT 0.52 against 0.75, and the public puzzles with unseen names still failed ("Names
+        in the training mix" in the same file)."""
         return {"balanced": True}
 
     # ---- prompts and answers ------------------------------------------------------

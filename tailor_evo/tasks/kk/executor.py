@@ -111,7 +111,7 @@ class _Ctx:
         """The written check of ``speaker``'s claim under ``view``, quoting the claim as the
         question words it first in the ``quoted`` rendering."""
         quote = self.clauses[speaker] if self.words.quoted else None
-        return check_claim(self.puzzle.statements[speaker], speaker, view, self.names, quote)
+        return check_claim(self.puzzle.statements[speaker], speaker, view, self.names, quote, shaped=True)
 
     def affected(self, view: dict[int, bool], person: int) -> list[int]:
         """Assigned speakers whose claim's value can change when ``person`` gets a role: their own

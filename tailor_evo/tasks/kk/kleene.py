@@ -5,6 +5,10 @@ before it. A claim's value under the roles assigned so far is such a decision; h
 computed bottom-up, and every intermediate value is written as a short clause that needs one
 look-up:
 
+- the check names the claim's connective first, as its combination line will write it
+  (``"Lucas said (or): ..."``; ``atom`` for a single atom): copied at the start of the check,
+  where it is the only word taken from the question's sentence, instead of being recalled
+  after the atoms, where the model wrote "F and T" for the question's "if ... then";
 - an atom restates itself and looks its person up in the current case:
   ``"Lucas is a knight: Lucas knave, F"`` (``"Lucas U, U"`` when Lucas has no role yet);
 - a connective combines the values just written: ``"F or U, U"``;
@@ -132,13 +136,24 @@ class ClaimCheck:
     text: str
 
 
+def shape(tree: Tree) -> str:
+    """The claim's outermost connective in the words its combination line uses ("or", "if then",
+    "iff", "not"), or "atom" for a single (possibly negated) atom, which has no combination line."""
+    op = tree[0]
+    if op in LEAF_OPS or (op == "not" and tree[1][0] in LEAF_OPS):
+        return "atom"
+    return {"implies": "if then"}.get(op, op)
+
+
 def check_claim(statement: Tree, speaker: int, view: Mapping[int, bool], names: Sequence[str],
-                quote: str | None = None) -> ClaimCheck:
+                quote: str | None = None, shaped: bool = False) -> ClaimCheck:
     """Write the evaluation of ``speaker``'s claim under ``view`` and compare it with their role.
 
     By default the claim is not restated as a clause: its atoms, written in order, already spell
-    it out. ``quote`` (the claim as the question words it) is written first when given, so that the
-    atoms are copied from a clause just written (the ``quoted`` rendering).
+    it out. ``shaped`` writes the claim's connective (:func:`shape`) after the speaker's name, as
+    the executor's traces do; the corpus drills keep the form the shipped base was pretrained on.
+    ``quote`` (the claim as the question words it) is written first when given, so that the atoms
+    are copied from a clause just written (the ``quoted`` rendering).
     The speaker must be assigned in ``view``: only an assigned speaker's claim has a required value.
     """
     if speaker not in view:
@@ -146,7 +161,8 @@ def check_claim(statement: Tree, speaker: int, view: Mapping[int, bool], names: 
     value, lines = written(statement, view, names)
     outcome = verdict(view[speaker], value)
     role = "knight" if view[speaker] else "knave"
-    said = f"{names[speaker]} said: " + (f"{quote}. " if quote is not None else "")
+    said = (f"{names[speaker]} said" + (f" ({shape(statement)})" if shaped else "") + ": "
+            + (f"{quote}. " if quote is not None else ""))
     text = (said + "; ".join(lines)
             + f". {names[speaker]} {role}, claim {word(value)}, so {outcome}.")
     return ClaimCheck(speaker=speaker, value=value, outcome=outcome, text=text)

@@ -6,8 +6,8 @@ style has the same kind, state, key and fact.
 Three renderings:
 
 - ``explicit`` (the default): every decision is preceded by its written inputs (the
-  current case, each atom's value, the combination, the comparison with the speaker's
-  role; see :mod:`kleene`). The sentence that follows the evidence only names the
+  current case, the claim's connective, each atom's value, the combination, the comparison
+  with the speaker's role; see :mod:`kleene`). The sentence that follows the evidence only names the
   decision, so the claims that the evidence has just restated are not repeated.
 - ``quoted``: ``explicit``, and each written check first copies the speaker's clause as the
   question words it, then its atoms from that copy: the atoms of a claim are then copied from a
