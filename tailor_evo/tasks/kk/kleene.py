@@ -6,9 +6,10 @@ computed bottom-up, and every intermediate value is written as a short clause th
 look-up:
 
 - the check names the claim's connective first, as its combination line will write it
-  (``"Lucas said (or): ..."``; ``atom`` for a single atom): copied at the start of the check,
-  where it is the only word taken from the question's sentence, instead of being recalled
-  after the atoms, where the model wrote "F and T" for the question's "if ... then";
+  (``"Lucas said (or): ..."``; ``not`` for a negated atom, ``atom`` for a single atom): copied at
+  the start of the check, where it is the only word taken from the question's sentence, instead
+  of being recalled after the atoms, where the model wrote "F and T" for the question's
+  "if ... then" and dropped or added an atom's "not";
 - an atom restates itself and looks its person up in the current case:
   ``"Lucas is a knight: Lucas knave, F"`` (``"Lucas U, U"`` when Lucas has no role yet);
 - a connective combines the values just written: ``"F or U, U"``;
@@ -138,9 +139,10 @@ class ClaimCheck:
 
 def shape(tree: Tree) -> str:
     """The claim's outermost connective in the words its combination line uses ("or", "if then",
-    "iff", "not"), or "atom" for a single (possibly negated) atom, which has no combination line."""
+    "iff"), "not" for a negation (of an atom too, whose "not" is otherwise only in the atom's own
+    words), or "atom" for a single atom."""
     op = tree[0]
-    if op in LEAF_OPS or (op == "not" and tree[1][0] in LEAF_OPS):
+    if op in LEAF_OPS:
         return "atom"
     return {"implies": "if then"}.get(op, op)
 
