@@ -266,9 +266,9 @@ def kk_restated_spans(completion: str) -> tuple[tuple[int, int, str], ...]:
     """(start, end) of the words that restate a claim inside a check: each atom's person, its
     "not" and its role, and each combination's connective (``restate``), the claim's connective
     named before its atoms (``shape``), and in the quoted rendering every token of the clause
-    copied before them (``quote``). They are copies of the
-    question's claim (or of its restatement in an earlier case), not decisions; a model that
-    copies a claim wrongly checks another claim than the one spoken."""
+    copied before them (``quote``). They are copies of the question's claim (or of its
+    restatement in an earlier case), not decisions; a model that copies a claim wrongly checks
+    another claim than the one spoken."""
     spans = []
     for m in _RESTATED_ATOM.finditer(completion):
         spans += [(m.start(g), m.end(g), "restate") for g in (1, 2, 3) if m.group(g)]
