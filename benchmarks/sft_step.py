@@ -27,6 +27,8 @@ from pathlib import Path
 
 import torch
 
+from tailor_evo.machine import matmul_gflops
+
 
 def examples(tokenizer, n: int, seed: int):
     """Prompt + completion pairs with the length spread of the main job's warm start (KK, 3 people)."""
@@ -46,18 +48,6 @@ def examples(tokenizer, n: int, seed: int):
         if len(ex.input_ids) <= 1024:   # what SFT's max_length keeps
             out.append(ex)
     return out
-
-
-def matmul_peak(hidden: int, tokens: int, threads: int, repeats: int = 20) -> float:
-    """GFLOP/s of an fp32 matmul of the model's MLP shape (tokens x hidden @ hidden x 4*hidden)."""
-    torch.set_num_threads(threads)
-    a, b = torch.randn(tokens, hidden), torch.randn(hidden, hidden * 8 // 3)
-    for _ in range(3):
-        a @ b
-    start = time.perf_counter()
-    for _ in range(repeats):
-        a @ b
-    return 2 * tokens * hidden * (hidden * 8 // 3) * repeats / (time.perf_counter() - start) / 1e9
 
 
 def run(model_dir: Path, data, batch_size: int, steps: int, batching: str, threads: int,
@@ -116,7 +106,7 @@ def main() -> None:
         tok = AutoTokenizer.from_pretrained(model_dir)
         data = examples(tok, 2 * (args.steps + 1) * args.batch_size, seed=0)[: (args.steps + 1) * args.batch_size]
         mean_len = sum(len(e.input_ids) for e in data) / len(data)
-        peak = matmul_peak(192, 4096, args.threads)
+        peak = matmul_gflops(192, 4096, args.threads)
         print(f"{len(data)} examples, mean {mean_len:.0f} tokens; batch {args.batch_size}; {args.threads} threads; "
               f"fp32 matmul peak of the MLP shape {peak:.0f} GFLOP/s")
         print(f"{'layout':16s} {'tokens/s':>9s} {'s/step':>7s} {'real/computed':>13s} {'GFLOP/s (6N)':>12s} "

@@ -22,6 +22,7 @@ from typing import Callable, ClassVar, Mapping
 
 from tailor_evo.errors import InputError
 from tailor_evo.io import read_json, write_json_atomic, write_records, write_text_atomic
+from tailor_evo.machine import probe_machine
 from tailor_evo.rundir import LOCK, RunDir, has_checkpoint
 from tailor_evo.search.engine import SearchConfig
 from tailor_evo.tasks import get_task
@@ -407,6 +408,8 @@ def run_pipeline(cfg: PipelineConfig, root: str | Path, *, resume: bool = False,
     timer: dict[str, float] = {}
     stages: dict[str, dict] = {}
 
+    # the machine's speed beside the stages' times, so that a slow day is told from slow code
+    stages["machine"] = _run_stage(root, "machine", lambda: probe_machine().to_dict(), timer)
     archive_dir = None
     if get_method(cfg.method).needs_archive:
         sdir = Path(search_dir) if search_dir else root / "search"

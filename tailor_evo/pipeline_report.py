@@ -12,6 +12,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from tailor_evo.experiment.summary import smooth  # noqa: E402
 from tailor_evo.io import save_figure, write_text_atomic  # noqa: E402
+from tailor_evo.machine import MachineSpeed  # noqa: E402
 from tailor_evo.pipeline import PipelineConfig, PipelineResult  # noqa: E402
 
 
@@ -110,11 +111,19 @@ training levels {cfg.levels}, evaluation levels {cfg.eval.levels} ({cfg.eval.n_p
 
 Stage outputs: `search/` (archive, report), `warmstart/` (data.jsonl, card.md), `sft/`, `rl/` (metrics.jsonl,
 checkpoints), `eval_base/`, `eval_sft/`, `eval_rl/` (results.json, report.md).
-Total time {sum(result.seconds.values()) / 60:.1f} min.
+Total time {sum(result.seconds.values()) / 60:.1f} min.{_machine_line(result.stages.get("machine"))}
 """
     path = root / "report.md"
     write_text_atomic(path, text)
     return RunReport(path=path, table=table)
+
+
+def _machine_line(machine: dict | None) -> str:
+    """The machine's speed at the start of the run (absent from runs made before it was probed)."""
+    if not machine:
+        return ""
+    return (f" Machine at the start of the run: {MachineSpeed.from_dict(machine).summary()}"
+            " (`tailor_evo/machine.py`; compare times across runs next to this figure).")
 
 
 def _reward_trend(curve: list[float]) -> str:

@@ -49,6 +49,15 @@ def test_every_stage_writes_its_outputs(finished_run):
     assert "report:" in output and "eval after RL" in output
 
 
+def test_the_run_records_how_fast_its_machine_was(finished_run):
+    from tailor_evo.machine import MachineSpeed
+
+    out, _ = finished_run
+    machine = MachineSpeed.from_dict(json.loads((out / "stages" / "machine.json").read_text()))
+    assert machine.gflops > 0 and machine.cores >= 1 and machine.threads >= 1 and machine.cpu
+    assert f"fp32 matmul {machine.gflops:.0f} GFLOP/s" in (out / "report.md").read_text()
+
+
 def test_exported_models_carry_cards_with_their_results(finished_run):
     from huggingface_hub import ModelCard
 
