@@ -457,6 +457,32 @@ def test_truncated_completions_are_masked_out_of_the_loss_and_counted(tiny_dir, 
     assert mixed_groups > 0
 
 
+def test_truncated_completions_can_leave_the_loss_and_stay_in_their_group(tiny_dir, tmp_path, monkeypatch,
+                                                                          kinds_registered):
+    seen = _capture_batches(monkeypatch)
+    run = RunDir.create(tmp_path / "rl")
+    train_rl(_cfg(tiny_dir, task="toy-kinds", steps=2, prompts_per_step=3, mask_truncated=True,
+                  truncated_in_group=True, coverage=False, eval=EvalSettings(every=0, n=0)),
+             run, engine_factory=lambda m, t: ScriptedEngine(t))
+    mixed_groups = 0
+    for batch, advantages in seen:
+        cut = batch.completion_mask.sum(dim=1) == 0
+        for g in range(3):      # 'yes', cut, 'no', cut: rewards 1, 0, 0, 0 all counted, the cut rows untrained
+            rows_g = slice(4 * g, 4 * g + 4)
+            if cut[rows_g].any():
+                mixed_groups += 1
+                assert cut[rows_g].tolist() == [False, True, False, True]
+                assert batch.rewards[rows_g].tolist() == [1.0, 0.0, 0.0, 0.0]
+                assert torch.allclose(advantages[rows_g], torch.tensor([1.5, -0.5, -0.5, -0.5]), atol=1e-3)
+    assert mixed_groups > 0
+    assert "counted in their groups' statistics" in (run.path / "report.md").read_text()
+
+
+def test_truncated_in_group_needs_mask_truncated(tiny_dir, tmp_path):
+    with pytest.raises(InputError, match="mask_truncated"):
+        train_rl(_cfg(tiny_dir, truncated_in_group=True), RunDir.create(tmp_path / "rl"))
+
+
 def test_rollout_log_is_cut_back_on_resume(tiny_dir, tmp_path, monkeypatch):
     cfg = dict(dynamic_sampling=True, group_size=2, rollout_log_every=1, coverage=False)
     full_run = RunDir.create(tmp_path / "full")

@@ -9,7 +9,7 @@ import pytest
 
 from tailor_evo.trainers.checkpoint import TrainState
 from tailor_evo.trainers.rollout_log import append_rows, cut_back, due, read_rows, rollout_rows
-from tailor_evo.trainers.sampling import PromptStream, ScoredGroup, refill_size, sample_step
+from tailor_evo.trainers.sampling import PromptStream, ScoredGroup, Truncation, refill_size, sample_step
 
 
 @dataclass
@@ -72,7 +72,7 @@ def test_dynamic_sampling_refills_the_batch_and_never_keeps_a_zero_variance_grou
     calls: list = []
     draw, asked = stream_of(["easy2", "mix2", "hard3", "mix3", "mix4", "easy3", "hard1"])
     sample = sample_step([P("easy1"), P("hard1"), P("mix1"), P("hard2")], scripted(rewards, calls=calls), draw,
-                         wanted=4, dynamic=True, max_refill_rounds=3, mask_truncated=False)
+                         wanted=4, dynamic=True, max_refill_rounds=3, truncation=Truncation())
     kept = [g.problem.id for g in sample.kept]
     assert kept == ["mix1", "mix2", "mix3", "mix4"]
     assert all(len(set(g.rewards)) > 1 for g in sample.kept)
@@ -88,7 +88,7 @@ def test_refill_rounds_are_bounded_and_a_step_may_keep_nothing():
     rewards = {f"p{i}": [1, 1] for i in range(20)}
     draw, asked = stream_of([f"p{i}" for i in range(2, 20)])
     sample = sample_step([P("p0"), P("p1")], scripted(rewards), draw, wanted=2, dynamic=True,
-                         max_refill_rounds=2, mask_truncated=False)
+                         max_refill_rounds=2, truncation=Truncation())
     assert sample.rounds == 3 and asked == [2, 2] and sample.kept == []
     assert sample.counts()["groups_dropped"] == 6
 
@@ -96,7 +96,7 @@ def test_refill_rounds_are_bounded_and_a_step_may_keep_nothing():
 def test_without_dynamic_sampling_every_group_is_trained():
     rewards = {"a": [1, 1], "b": [0, 1]}
     sample = sample_step([P("a"), P("b")], scripted(rewards), lambda k: pytest.fail("no refill"), wanted=2,
-                         dynamic=False, max_refill_rounds=3, mask_truncated=False)
+                         dynamic=False, max_refill_rounds=3, truncation=Truncation())
     assert [g.kept for g in sample.groups] == [True, True] and sample.rounds == 1
 
 
@@ -104,20 +104,41 @@ def test_surplus_useful_groups_of_a_refill_are_not_trained():
     rewards = {"a": [1, 1], "b": [0, 1], "c": [1, 0], "d": [0, 1]}
     draw, _ = stream_of(["c", "d"])
     sample = sample_step([P("a"), P("b")], scripted(rewards), draw, wanted=2, dynamic=True, max_refill_rounds=1,
-                         mask_truncated=False)
+                         truncation=Truncation())
     assert [g.problem.id for g in sample.kept] == ["b", "c"]
     assert [(g.problem.id, g.kept) for g in sample.groups if g.round == 1] == [("c", True), ("d", False)]
+
+
+MASKED, MASKED_IN_GROUP = Truncation.of(mask_truncated=True), Truncation.of(mask_truncated=True, in_group=True)
 
 
 def test_a_group_whose_only_differences_are_truncated_has_no_signal_when_they_are_masked():
     group = scripted({"a": [0, 0, 1]}, cut={"a": [False, False, True]})([P("a")], 0)[0]
     assert group.truncated == [False, False, True]
-    assert not group.has_signal(mask_truncated=True)      # the trained rows share one reward...
-    assert group.has_signal(mask_truncated=False)         # ...but all rows together differ
+    assert not group.has_signal(MASKED)                   # the trained rows share one reward...
+    assert group.has_signal(Truncation())                 # ...but all rows together differ
     two = scripted({"c": [0, 1, 1]}, cut={"c": [False, False, True]})([P("c")], 0)[0]
-    assert two.has_signal(mask_truncated=True)
+    assert two.has_signal(MASKED)
     equal_shaped = scripted({"b": [0.1, 0.1, 0.1]})([P("b")], 0)[0]
-    assert not equal_shaped.has_signal(mask_truncated=False)
+    assert not equal_shaped.has_signal(Truncation())
+
+
+def test_a_cut_loop_among_right_answers_is_signal_when_it_stays_in_its_group():
+    # the failure RL meets near the ceiling: seven right answers and one loop cut at the budget
+    group = scripted({"a": [1, 1, 1, 0]}, cut={"a": [False, False, False, True]})([P("a")], 0)[0]
+    assert not group.has_signal(MASKED)                   # as if never sampled: all right, nothing to learn
+    assert group.has_signal(MASKED_IN_GROUP)              # counted: the finished siblings are reinforced
+    assert group.counted_rows(MASKED_IN_GROUP) == [True] * 4
+    assert group.loss_rows(MASKED_IN_GROUP) == [True, True, True, False]
+    # only the cut rows differ, and the trained rows sit at the mean: no row of the loss moves
+    flat = scripted({"b": [1, 0, 0.5, 0.5]}, cut={"b": [True, True, False, False]})([P("b")], 0)[0]
+    assert not flat.has_signal(MASKED_IN_GROUP) and flat.has_signal(Truncation())
+
+
+def test_the_rule_of_the_settings():
+    assert Truncation.of(mask_truncated=False) == Truncation(in_loss=True, in_group=True)
+    assert Truncation.of(mask_truncated=True) == Truncation(in_loss=False, in_group=False)
+    assert Truncation.of(mask_truncated=True, in_group=True) == Truncation(in_loss=False, in_group=True)
 
 
 def test_refill_size():

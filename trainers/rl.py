@@ -12,7 +12,8 @@ One step:
    the stream (:mod:`trainers.sampling`); every ``rollout_log_every`` steps write the
    rollouts to ``rollouts.jsonl`` (:mod:`trainers.rollout_log`);
 3. advantages = reward - group mean (divided by group std unless disabled); under
-   ``mask_truncated`` completions cut at ``max_new_tokens`` leave the loss and the group statistics;
+   ``mask_truncated`` completions cut at ``max_new_tokens`` leave the loss and the group statistics
+   (with ``truncated_in_group`` only the loss);
 4. log-probs of the reference model (only when ``beta > 0``; with ``beta = 0`` no
    reference model is loaded at all) and of the rollout policy;
 5. ``mu`` optimisation passes over the batch, each one AdamW step, on the loss selected by

@@ -28,6 +28,7 @@ from tailor_evo.errors import InputError
 from tailor_evo.trainers.checkpoint import unwrap
 from tailor_evo.trainers.losses import entropy_from_logits, token_logprobs
 from tailor_evo.trainers.rl_config import RLConfig
+from tailor_evo.trainers.sampling import Truncation
 
 
 @dataclass
@@ -256,11 +257,13 @@ def sequence_logprobs(model: torch.nn.Module, batch: RolloutBatch, micro_batch: 
     return torch.cat(parts).clone()
 
 
-def scored_batch(groups: list, mask_truncated: bool, pad_id: int,
+def scored_batch(groups: list, truncation: Truncation, pad_id: int,
                  device: torch.device) -> tuple[RolloutBatch, torch.Tensor | None]:
     """The trained groups (:class:`trainers.sampling.ScoredGroup`) as one padded batch on ``device``,
-    and which rows count (None: all). A row the reward skipped (every term None) and, under
-    ``mask_truncated``, a truncated row get reward 0 and no loss tokens, as if never sampled."""
+    and which rows count in their group's statistics (None: all). A row the reward skipped (every
+    term None), and a truncated row that ``truncation`` leaves out of the group, get reward 0 and no
+    loss tokens, as if never sampled; a truncated row it leaves only out of the loss keeps its
+    reward for the statistics and has no loss tokens."""
     flat = [r for g in groups for r in g.rollouts]
     verdicts = [v for g in groups for v in g.verdicts]
     samples = []
@@ -268,13 +271,15 @@ def scored_batch(groups: list, mask_truncated: bool, pad_id: int,
         if r.completion.prompt_token_ids is None:
             raise InputError("the generation engine returned no prompt token ids", field="engine")
         samples.append((list(r.completion.prompt_token_ids), list(r.completion.token_ids), r.completion.logprobs))
-    rows = [keep for g in groups for keep in g.trained_rows(mask_truncated)]
-    batch = build_batch(samples, [v.reward if keep else 0.0 for v, keep in zip(verdicts, rows)],
+    counted = [keep for g in groups for keep in g.counted_rows(truncation)]
+    in_loss = [keep for g in groups for keep in g.loss_rows(truncation)]
+    batch = build_batch(samples, [v.reward if keep else 0.0 for v, keep in zip(verdicts, counted)],
                         [v.correct for v in verdicts], [v.format_ok for v in verdicts], pad_id)
     valid = None
-    if not all(rows) or mask_truncated:
-        valid = torch.tensor(rows, dtype=torch.bool)
-        batch.completion_mask[~valid] = 0.0
+    if not all(counted) or not truncation.in_group:
+        valid = torch.tensor(counted, dtype=torch.bool)
+    if not all(in_loss):
+        batch.completion_mask[~torch.tensor(in_loss, dtype=torch.bool)] = 0.0
     batch = RolloutBatch(*(t.to(device) if isinstance(t, torch.Tensor) else t
                            for t in (getattr(batch, f) for f in batch.__dataclass_fields__)))
     return batch, None if valid is None else valid.to(device)

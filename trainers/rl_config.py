@@ -58,6 +58,9 @@ class RLConfig(TrainerConfig):
     dynamic_sampling: bool = False   # drop groups without reward signal, refill the batch from new prompts
     max_refill_rounds: int = 2       # extra generation rounds a step may spend refilling (dynamic_sampling)
     mask_truncated: bool = False     # leave completions cut at max_new_tokens (no eos) out of the loss
+    # with mask_truncated: a cut completion still counts, with its reward, in its group's mean and std
+    # (DAPO's overlong filtering), so its finished siblings are reinforced; false: as if never sampled
+    truncated_in_group: bool = False
     rollout_log_every: int = 10      # write the step's rollouts to rollouts.jsonl at step 1 and every k steps (0: off)
     save_every: int = 10
     eval: EvalSettings = field(default_factory=lambda: EvalSettings(every=10, n=32))
@@ -81,6 +84,7 @@ def check_rl_config(cfg: RLConfig) -> None:
               ("temperature", cfg.temperature > 0), ("dynamic_sampling", isinstance(cfg.dynamic_sampling, bool)),
               ("max_refill_rounds", isinstance(cfg.max_refill_rounds, int) and cfg.max_refill_rounds >= 0),
               ("mask_truncated", isinstance(cfg.mask_truncated, bool)),
+              ("truncated_in_group", isinstance(cfg.truncated_in_group, bool)),
               ("rollout_log_every", isinstance(cfg.rollout_log_every, int) and cfg.rollout_log_every >= 0)]
     for name, ok in checks:
         if not ok:
@@ -89,6 +93,9 @@ def check_rl_config(cfg: RLConfig) -> None:
         if not isinstance(getattr(cfg, name), str) or getattr(cfg, name) not in table:
             raise InputError(f"unknown {name} {getattr(cfg, name)!r} (known: {', '.join(sorted(table))})",
                              file="config", field=name)
+    if cfg.truncated_in_group and not cfg.mask_truncated:
+        raise InputError("only applies with mask_truncated=true (without it every truncated completion is "
+                         "trained and counted anyway)", file="config", field="truncated_in_group")
     parse_reward(cfg.reward)
     if not isinstance(cfg.data, str):
         raise InputError(f"expected a file, directory or dataset id, got {cfg.data!r}", file="config", field="data")

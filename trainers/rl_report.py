@@ -17,6 +17,7 @@ from typing import Any
 from tailor_evo.rundir import RunDir
 from tailor_evo.trainers.base import plot_lines
 from tailor_evo.trainers.rollout import is_truncated
+from tailor_evo.trainers.sampling import Truncation
 
 # metric keys of the step's time split, in the order the step runs them
 TIME_PARTS = (("generate", "seconds_generate"), ("score", "seconds_score"), ("log-probs", "seconds_logprobs"),
@@ -38,7 +39,7 @@ def step_record(step: int, sample: Any, res: Any, lr: float, *, seconds: float,
         "response_length": sum(len(r.completion.token_ids) for r, _ in own) / n,
         "truncated": sum(is_truncated(r.completion) for r, _ in own) / n,
         "clip_fraction": res.clip_fraction, "loss": res.loss, "grad_norm": res.grad_norm, "lr": lr,
-        "zero_signal_groups": sum(not g.has_signal(False) for g in sample.first_round), **sample.counts(),
+        "zero_signal_groups": sum(not g.has_signal(Truncation()) for g in sample.first_round), **sample.counts(),
         "rollout_tokens": sum(len(r.completion.token_ids) for g in sample.groups for r in g.rollouts),
         "seconds": seconds, "seconds_generate": times["generate"], "seconds_score": times["score"],
         "seconds_logprobs": times["logprobs"], "seconds_train": times["train"],
@@ -89,7 +90,8 @@ def sampling_lines(steps: list[dict], cfg: Any) -> list[str]:
     """Truncation and, under dynamic sampling, the dropped and refilled groups."""
     lines = []
     if any("truncated" in r for r in steps):
-        masked = " (left out of the loss)" if cfg.mask_truncated else ""
+        masked = ("" if not cfg.mask_truncated else " (left out of the loss; counted in their groups' statistics)"
+                  if cfg.truncated_in_group else " (left out of the loss and of their groups' statistics)")
         lines.append(f"- truncated rollouts (hit max_new_tokens={cfg.max_new_tokens}): "
                      f"{_mean(steps, 'truncated'):.3f} of the step's own samples on average{masked}")
     if cfg.dynamic_sampling:

@@ -22,7 +22,7 @@ from tailor_evo.trainers.rl_batch import RolloutBatch, baseline_logprobs, micro_
 from tailor_evo.trainers.rl_config import RLConfig
 from tailor_evo.trainers.rl_data import ProblemPool
 from tailor_evo.trainers.rl_report import step_record
-from tailor_evo.trainers.sampling import PromptStream, ScoredGroup, StepSample, sample_step
+from tailor_evo.trainers.sampling import PromptStream, ScoredGroup, StepSample, Truncation, sample_step
 
 
 @dataclass
@@ -166,7 +166,12 @@ def step_sample(ctx: StepContext, step: int, timer: dict[str, float]) -> StepSam
     problems = problems[acc.process_index::acc.num_processes] or problems[:1]
     return sample_step(problems, lambda ps, r: generate_groups(ctx, ps, step, r, timer), ctx.stream.take,
                        wanted=len(problems), dynamic=cfg.dynamic_sampling, max_refill_rounds=cfg.max_refill_rounds,
-                       mask_truncated=cfg.mask_truncated)
+                       truncation=truncation_rule(cfg))
+
+
+def truncation_rule(cfg: RLConfig) -> Truncation:
+    """How the run's truncated completions enter a step (``mask_truncated``, ``truncated_in_group``)."""
+    return Truncation.of(cfg.mask_truncated, cfg.truncated_in_group)
 
 
 def advantages_of(batch: RolloutBatch, valid: torch.Tensor | None, cfg: RLConfig) -> torch.Tensor:
@@ -183,7 +188,7 @@ def train_step(ctx: StepContext, step: int) -> tuple[dict[str, Any], StepSample]
     sample = step_sample(ctx, step - 1, times)                                                # 1-2. roll out, score
     res = StepResult()
     if sample.kept:              # dynamic sampling may find no group with signal: then no update
-        batch, valid = scored_batch(sample.kept, cfg.mask_truncated, ctx.pad_id, ctx.accelerator.device)
+        batch, valid = scored_batch(sample.kept, truncation_rule(cfg), ctx.pad_id, ctx.accelerator.device)
         advantages = advantages_of(batch, valid, cfg)                                         # 3. advantages
         t1 = time.perf_counter()
         ref_logp, old_logp = baseline_logprobs(ctx.policy, ctx.ref_model, batch, cfg, ctx.use_engine_lp)  # 4.

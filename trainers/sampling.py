@@ -7,11 +7,14 @@ prompts, all right on easy ones), and the step's effective batch shrinks to a fe
 
 Dynamic sampling drops those groups and draws new prompts from the RL stream to fill the
 batch, for at most ``max_refill_rounds`` extra generation rounds per step. A group is kept
-only when the rewards of the rows that will be trained differ; with truncated rows left
-out of the loss (``mask_truncated``) they count as never sampled, so the untruncated rows
-must differ among themselves. A kept group therefore always has reward variance, and a
-step may end with fewer groups than asked (the rounds are bounded), or with none (then no
-update is made).
+only when some row it trains on has an advantage: the rewards its statistics count differ,
+and a trained row's reward is not their mean. How completions cut at the budget count is
+a :class:`Truncation` rule: by default they are rows like any other; with
+``mask_truncated`` they count as never sampled, so the finished rows must differ among
+themselves; with ``truncated_in_group`` too they leave only the loss, and their reward
+still enters their group's mean and std. A kept group therefore always has reward
+variance, and a step may end with fewer groups than asked (the rounds are bounded), or
+with none (then no update is made).
 
 The module knows nothing of models: generation and prompt drawing come in as callables,
 so its rules are tested with scripted rewards.
@@ -25,6 +28,27 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tailor_evo.trainers.rollout import is_truncated
+
+
+@dataclass(frozen=True)
+class Truncation:
+    """How completions cut at the budget (no end of sequence) enter a step.
+
+    ``in_loss``: their tokens are trained on. ``in_group``: their reward enters their group's
+    mean and std, so their finished siblings are reinforced against them. Plain RL keeps both.
+    ``mask_truncated`` drops both, as if they were never sampled: at the edge of competence,
+    where most failures are cut loops, the groups they fail in then look all right and carry
+    no signal. With ``truncated_in_group`` as well, only the loss drops them (DAPO's overlong
+    filtering): a cut trace is not pushed down, and the finished ones beside it are pushed up.
+    """
+
+    in_loss: bool = True
+    in_group: bool = True
+
+    @classmethod
+    def of(cls, mask_truncated: bool, in_group: bool = False) -> "Truncation":
+        """The rule of ``rl.mask_truncated`` and ``rl.truncated_in_group``."""
+        return cls(in_loss=not mask_truncated, in_group=not mask_truncated or in_group)
 
 
 @dataclass
@@ -45,16 +69,25 @@ class ScoredGroup:
     def truncated(self) -> list[bool]:
         return [is_truncated(r.completion) for r in self.rollouts]
 
-    def trained_rows(self, mask_truncated: bool) -> list[bool]:
-        """Which rows enter the loss: not skipped by the reward (NaN: every term was None) and,
-        under ``mask_truncated``, not truncated. The others count as never sampled."""
-        return [not math.isnan(r) and not (mask_truncated and cut) for r, cut in zip(self.rewards, self.truncated)]
+    def counted_rows(self, rule: Truncation) -> list[bool]:
+        """Which rows' rewards enter the group's mean and std: not skipped by the reward (NaN: every
+        term was None) and, unless ``rule`` counts them, not truncated. The others count as never sampled."""
+        return [not math.isnan(r) and (rule.in_group or not cut) for r, cut in zip(self.rewards, self.truncated)]
 
-    def has_signal(self, mask_truncated: bool) -> bool:
-        """Whether training on this group moves the policy: the rewards of the rows that will be
-        trained differ. Exact comparison, so equal shaped or partial rewards never pass."""
-        trained = [r for r, keep in zip(self.rewards, self.trained_rows(mask_truncated)) if keep]
-        return len(set(trained)) > 1
+    def loss_rows(self, rule: Truncation) -> list[bool]:
+        """Which rows' tokens enter the loss: counted rows, and of the truncated ones only where
+        ``rule`` trains them."""
+        return [keep and (rule.in_loss or not cut) for keep, cut in zip(self.counted_rows(rule), self.truncated)]
+
+    def has_signal(self, rule: Truncation) -> bool:
+        """Whether training on this group moves the policy: the counted rewards differ and some
+        row of the loss has a reward other than their mean. Exact comparison, so equal shaped or
+        partial rewards never pass."""
+        counted = [r for r, keep in zip(self.rewards, self.counted_rows(rule)) if keep]
+        if len(set(counted)) < 2:
+            return False
+        mean = sum(counted) / len(counted)
+        return any(r != mean for r, keep in zip(self.rewards, self.loss_rows(rule)) if keep)
 
 
 @dataclass
@@ -94,7 +127,7 @@ def refill_size(wanted: int, missing: int, seen: int, useful: int) -> int:
 
 
 def sample_step(problems: list, generate: Generate, draw: Draw, *, wanted: int, dynamic: bool,
-                max_refill_rounds: int, mask_truncated: bool) -> StepSample:
+                max_refill_rounds: int, truncation: Truncation) -> StepSample:
     """The groups of one step. Without ``dynamic`` every group of ``problems`` is trained (as
     before). With it, groups without signal are dropped and new prompts are drawn and
     generated until ``wanted`` groups have signal or ``max_refill_rounds`` extra rounds ran;
@@ -104,14 +137,14 @@ def sample_step(problems: list, generate: Generate, draw: Draw, *, wanted: int, 
         return sample
     kept = 0
     for g in sample.groups:
-        g.kept = kept < wanted and g.has_signal(mask_truncated)
+        g.kept = kept < wanted and g.has_signal(truncation)
         kept += g.kept
     while kept < wanted and sample.rounds <= max_refill_rounds:
-        useful = sum(g.has_signal(mask_truncated) for g in sample.groups)
+        useful = sum(g.has_signal(truncation) for g in sample.groups)
         more = generate(draw(refill_size(wanted, wanted - kept, len(sample.groups), useful)), sample.rounds)
         for g in more:
             g.round = sample.rounds
-            g.kept = kept < wanted and g.has_signal(mask_truncated)
+            g.kept = kept < wanted and g.has_signal(truncation)
             kept += g.kept
         sample.groups.extend(more)
         sample.rounds += 1
