@@ -90,8 +90,7 @@ def sampling_lines(steps: list[dict], cfg: Any) -> list[str]:
     """Truncation and, under dynamic sampling, the dropped and refilled groups."""
     lines = []
     if any("truncated" in r for r in steps):
-        masked = ("" if not cfg.mask_truncated else " (left out of the loss; counted in their groups' statistics)"
-                  if cfg.truncated_in_group else " (left out of the loss and of their groups' statistics)")
+        masked = Truncation.of_config(cfg).report_note()
         lines.append(f"- truncated rollouts (hit max_new_tokens={cfg.max_new_tokens}): "
                      f"{_mean(steps, 'truncated'):.3f} of the step's own samples on average{masked}")
     if cfg.dynamic_sampling:

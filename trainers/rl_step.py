@@ -166,12 +166,7 @@ def step_sample(ctx: StepContext, step: int, timer: dict[str, float]) -> StepSam
     problems = problems[acc.process_index::acc.num_processes] or problems[:1]
     return sample_step(problems, lambda ps, r: generate_groups(ctx, ps, step, r, timer), ctx.stream.take,
                        wanted=len(problems), dynamic=cfg.dynamic_sampling, max_refill_rounds=cfg.max_refill_rounds,
-                       truncation=truncation_rule(cfg))
-
-
-def truncation_rule(cfg: RLConfig) -> Truncation:
-    """How the run's truncated completions enter a step (``mask_truncated``, ``truncated_in_group``)."""
-    return Truncation.of(cfg.mask_truncated, cfg.truncated_in_group)
+                       truncation=Truncation.of_config(cfg))
 
 
 def advantages_of(batch: RolloutBatch, valid: torch.Tensor | None, cfg: RLConfig) -> torch.Tensor:
@@ -188,7 +183,7 @@ def train_step(ctx: StepContext, step: int) -> tuple[dict[str, Any], StepSample]
     sample = step_sample(ctx, step - 1, times)                                                # 1-2. roll out, score
     res = StepResult()
     if sample.kept:              # dynamic sampling may find no group with signal: then no update
-        batch, valid = scored_batch(sample.kept, truncation_rule(cfg), ctx.pad_id, ctx.accelerator.device)
+        batch, valid = scored_batch(sample.kept, Truncation.of_config(cfg), ctx.pad_id, ctx.accelerator.device)
         advantages = advantages_of(batch, valid, cfg)                                         # 3. advantages
         t1 = time.perf_counter()
         ref_logp, old_logp = baseline_logprobs(ctx.policy, ctx.ref_model, batch, cfg, ctx.use_engine_lp)  # 4.

@@ -50,6 +50,19 @@ class Truncation:
         """The rule of ``rl.mask_truncated`` and ``rl.truncated_in_group``."""
         return cls(in_loss=not mask_truncated, in_group=not mask_truncated or in_group)
 
+    @classmethod
+    def of_config(cls, cfg: Any) -> "Truncation":
+        """The rule of an RL config (its ``mask_truncated`` and ``truncated_in_group``)."""
+        return cls.of(cfg.mask_truncated, cfg.truncated_in_group)
+
+    def report_note(self) -> str:
+        """What the RL report says after the share of truncated rollouts ("" when they are trained)."""
+        if self.in_loss:
+            return ""
+        if self.in_group:
+            return " (left out of the loss; counted in their groups' statistics)"
+        return " (left out of the loss and of their groups' statistics)"
+
 
 @dataclass
 class ScoredGroup:
