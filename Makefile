@@ -17,7 +17,7 @@ $(VENV)/.installed: pyproject.toml plugins/countdown/pyproject.toml
 	$(PY) -m pip install -q --no-deps -e plugins/countdown
 	touch $@
 
-.PHONY: install run test test-slow test-multiprocess lint backbones vllm-env test-vllm
+.PHONY: install run test test-slow test-integration test-multiprocess lint backbones vllm-env test-vllm
 install: $(VENV)/.installed
 
 run: $(VENV)/.installed
@@ -32,6 +32,11 @@ lint: $(VENV)/.installed
 
 test-slow: $(VENV)/.installed backbones
 	$(PY) -m pytest -q -m slow
+
+# the tests that start a server or other Python processes (a search killed and resumed, two
+# trainers on one run directory, the served tiny model), which CI runs: about a minute
+test-integration: $(VENV)/.installed
+	$(PY) -m pytest -q -m integration
 
 # SFT and RL in two processes under accelerate launch (DDP with gloo) and the search on a local Ray,
 # which CI runs: about a minute and a half

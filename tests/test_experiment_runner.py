@@ -233,3 +233,25 @@ def test_comparison_cells_render_the_archive_elites_while_the_main_job_renders_o
 
     assert PipelineConfig().warmstart.max_primitives == 1
     assert ExperimentConfig().base.warmstart.max_primitives == WarmstartConfig().max_primitives == 32
+
+
+def test_figures_are_redrawn_after_slow_cells_and_always_at_the_end(tmp_path, monkeypatch):
+    calls, draws = [], []
+    monkeypatch.setattr(runner, "run_pipeline", fake_pipeline(calls))
+    draw = runner.draw_figures
+    monkeypatch.setattr(runner, "draw_figures", lambda *a: draws.append(1) or draw(*a))
+    cfg = ExperimentConfig(seeds=[0], methods=["rule-based", "tailor"])
+    monkeypatch.setattr(runner, "REDRAW_EVERY_S", 0.0)       # every cell is slow enough to redraw
+    runner.run_experiment(cfg, tmp_path / "slow")
+    assert len(draws) == 2 + 1
+    draws.clear()
+    monkeypatch.setattr(runner, "REDRAW_EVERY_S", 3600.0)    # cells within seconds: one drawing, at the end
+    runner.run_experiment(cfg, tmp_path / "fast")
+    assert len(draws) == 1
+    # a write between two drawings links the figures already drawn, the same ones a drawing links
+    outcome = runner.write_outputs(cfg, tmp_path / "fast", runner.expand(cfg), [], draw=False)
+    assert len(draws) == 1
+    report = outcome.report.read_text()
+    for kind in runner.FIGURE_KINDS:
+        assert f"](plots/kk-{kind}.png)" in report, kind
+    assert report == (tmp_path / "slow" / "report.md").read_text().replace(str(tmp_path / "slow"), str(tmp_path / "fast"))

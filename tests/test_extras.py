@@ -40,6 +40,7 @@ def test_every_extra_is_declared_and_the_test_extra_brings_them_all():
             assert any(req.startswith(dist) for req in declared[name]), (name, dist)
 
 
+@pytest.mark.integration
 def test_the_default_job_imports_no_extra():
     """`tailor-evo run` (search, warm start, SFT, RL, evaluation, report) needs the core only."""
     modules = sorted({m for mods in extras.EXTRAS.values() for m in mods})

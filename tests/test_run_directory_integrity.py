@@ -153,6 +153,7 @@ def sft_data(tmp_path) -> Path:
     return path
 
 
+@pytest.mark.integration
 def test_two_processes_on_one_run_directory_one_is_refused_and_the_record_is_intact(tiny, sft_data, tmp_path):
     run, go = tmp_path / "run", tmp_path / "go"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}

@@ -61,6 +61,7 @@ def _totals(metrics: list[dict]) -> tuple[dict, int, int]:
     return invalid, sum(m["llm_valid"] for m in metrics), metrics[-1]["renderer_wrong"]
 
 
+@pytest.mark.integration
 def test_llm_operator_and_renderer_against_served_tiny(tmp_path):
     from tailor_evo.models.registry import prepare
 

@@ -114,6 +114,7 @@ run_search(cfg, Path({run!r}), resume={resume}, progress=False, report=False)
 """
 
 
+@pytest.mark.integration
 def test_killed_subprocess_resumes_to_the_same_archive(tmp_path):
     full = tmp_path / "full"
     run_search(small_cfg(tmp_path, 6), full, progress=False, report=False)

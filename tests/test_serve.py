@@ -275,6 +275,7 @@ def test_seeded_or_different_requests_are_not_merged():
     assert [len(o[0]) for o in out] == [1, 1, 1, 2, 3]
 
 
+@pytest.mark.integration
 def test_serve_command_in_a_subprocess(tiny_dir):
     proc = subprocess.Popen([sys.executable, "-m", "tailor_evo", "serve", "--model", str(tiny_dir), "--port", "0",
                              "--served-name", "t", "--threads", "1"], stderr=subprocess.PIPE, text=True)

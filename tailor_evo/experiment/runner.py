@@ -39,6 +39,12 @@ from tailor_evo.pipeline import run_pipeline
 from tailor_evo.rundir import RunDir
 from tailor_evo.warmstart.methods import with_role
 
+# Drawing the figures takes about 1.5 s. A real cell takes minutes, so every finished cell
+# redraws them; cells that finish within seconds of each other (small grids, stand-in
+# pipelines) share one drawing, and the grid's last write always draws.
+REDRAW_EVERY_S = 30.0
+FIGURE_KINDS = ("curves", "accuracy", "coverage-vs-gain")
+
 log = logging.getLogger(__name__)
 
 
@@ -121,6 +127,7 @@ def run_experiment(cfg: ExperimentConfig, out: str | Path, *, resume: bool = Tru
         log.warning("configuration differs from the one %s was started with: %s", out, change)
     cells = expand(cfg)
     failed: list[str] = []
+    last_drawn = time.monotonic()
     for i, cell in enumerate(cells, start=1):
         cell_dir = out / "cells" / cell.name
         if (cell_dir / "summary.json").exists():
@@ -141,7 +148,9 @@ def run_experiment(cfg: ExperimentConfig, out: str | Path, *, resume: bool = Tru
             append_jsonl(out / "failures.jsonl", {"cell": cell.name, "error": repr(exc),
                                                   "traceback": traceback.format_exc()})
             rd.log({"cell": cell.name, "status": "failed", "error": repr(exc)})
-        write_outputs(cfg, out, cells, failed)
+        redraw = time.monotonic() - last_drawn >= REDRAW_EVERY_S
+        write_outputs(cfg, out, cells, failed, draw=redraw)
+        last_drawn = time.monotonic() if redraw else last_drawn
     return write_outputs(cfg, out, cells, failed)
 
 
@@ -162,7 +171,10 @@ def report_only(cfg: ExperimentConfig, out: str | Path) -> ExperimentOutcome:
     return write_outputs(cfg, out, cells, failed)
 
 
-def write_outputs(cfg: ExperimentConfig, out: Path, cells: list[Cell], failed: list[str]) -> ExperimentOutcome:
+def write_outputs(cfg: ExperimentConfig, out: Path, cells: list[Cell], failed: list[str], *,
+                  draw: bool = True) -> ExperimentOutcome:
+    """Tables, report and (with ``draw``) figures of the finished cells. Without ``draw`` the
+    report links the figures already drawn, which the next drawing brings up to date."""
     done = [s for c in cells if (s := summarise(cfg, c, out / "cells" / c.name)) is not None]
     pending = [c.name for c in cells if not (out / "cells" / c.name / "summary.json").exists() and c.name not in failed]
     rows = aggregate(done)
@@ -171,21 +183,31 @@ def write_outputs(cfg: ExperimentConfig, out: Path, cells: list[Cell], failed: l
         "rows": [r.__dict__ for r in rows]})
     table = results_table(rows) if rows else "(no finished cells yet)"
     write_text_atomic(out / "results.md", table + "\n")
-    figures = []
-    if done:
-        pdir = out / "plots"
-        for task in sorted({c.task for c in done}):
-            tcells = [c for c in done if c.task == task]
-            trows = [r for r in rows if r.task == task]
-            figures += [
-                plots.training_curves(tcells, pdir / f"{task}-curves.png",
-                                      f"{task}: RL curves (mean, min-max band over seeds)"),
-                plots.final_accuracy_bars(trows, pdir / f"{task}-accuracy.png", f"{task}: held-out accuracy per method"),
-                plots.coverage_vs_gain(tcells, pdir / f"{task}-coverage-vs-gain.png",
-                                       f"{task}: warm-start coverage vs RL gain")]
+    figures = draw_figures(out / "plots", done, rows) if draw else drawn_figures(out / "plots", done)
     report = out / "report.md"
     write_text_atomic(report, render_report(cfg, out, rows, done, failed, pending, figures))
     return ExperimentOutcome(done=done, failed=failed, pending=pending, report=report)
+
+
+def draw_figures(pdir: Path, done: list[CellSummary], rows: list) -> list[Path]:
+    """The grid's three figures per task (curves, accuracy bars, coverage vs gain)."""
+    figures = []
+    for task in sorted({c.task for c in done}):
+        tcells = [c for c in done if c.task == task]
+        trows = [r for r in rows if r.task == task]
+        figures += [
+            plots.training_curves(tcells, pdir / f"{task}-curves.png",
+                                  f"{task}: RL curves (mean, min-max band over seeds)"),
+            plots.final_accuracy_bars(trows, pdir / f"{task}-accuracy.png", f"{task}: held-out accuracy per method"),
+            plots.coverage_vs_gain(tcells, pdir / f"{task}-coverage-vs-gain.png",
+                                   f"{task}: warm-start coverage vs RL gain")]
+    return figures
+
+
+def drawn_figures(pdir: Path, done: list[CellSummary]) -> list[Path]:
+    """The figures :func:`draw_figures` has already drawn for the tasks of ``done``, without drawing."""
+    names = [f"{task}-{kind}.png" for task in sorted({c.task for c in done}) for kind in FIGURE_KINDS]
+    return [pdir / n for n in names if (pdir / n).exists()]
 
 
 def _judge(ours: tuple[float, float], theirs: tuple[float, float], seeds: int, higher: str = "higher",
