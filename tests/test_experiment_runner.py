@@ -227,12 +227,14 @@ def test_the_coverage_gain_relation_is_also_taken_over_every_backbone(tmp_path, 
     assert "coverage vs RL gain over 8 cells" in report
 
 
-def test_comparison_cells_render_the_archive_elites_while_the_main_job_renders_one():
+def test_comparison_cells_render_the_archive_elites_and_refill_while_the_main_job_does_neither():
     from tailor_evo.pipeline import PipelineConfig
     from tailor_evo.warmstart.config import WarmstartConfig
 
     assert PipelineConfig().warmstart.max_primitives == 1
     assert ExperimentConfig().base.warmstart.max_primitives == WarmstartConfig().max_primitives == 32
+    # the main job's RL starts near the ceiling and spends no round refilling; comparison cells keep one
+    assert PipelineConfig().rl.max_refill_rounds == 0 and ExperimentConfig().base.rl.max_refill_rounds == 1
 
 
 def test_figures_are_redrawn_after_slow_cells_and_always_at_the_end(tmp_path, monkeypatch):

@@ -17,13 +17,17 @@ log = logging.getLogger(__name__)
 
 
 def _comparison_base() -> PipelineConfig:
-    """The main job's defaults, except that the tailor cells render the archive's elites up to
-    the warm start's own default (32), not only the best one: the comparison is about that
-    diversity, while the main job renders a single elite so that a 2 M model learns it in 15 min."""
+    """The main job's defaults, with two exceptions. The tailor cells render the archive's elites
+    up to the warm start's own default (32), not only the best one: the comparison is about that
+    diversity, while the main job renders a single elite so that a 2 M model learns it in 15 min.
+    And RL keeps one refill round: the main job drops it because its SFT models start near the
+    ceiling, where a refill finds little signal, while comparison cells start wherever their
+    warm start leaves them."""
     from tailor_evo.warmstart.config import WarmstartConfig
 
     base = PipelineConfig()
     base.warmstart.max_primitives = WarmstartConfig.max_primitives
+    base.rl.max_refill_rounds = 1
     return base
 
 
