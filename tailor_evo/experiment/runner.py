@@ -150,7 +150,8 @@ def run_experiment(cfg: ExperimentConfig, out: str | Path, *, resume: bool = Tru
             rd.log({"cell": cell.name, "status": "failed", "error": repr(exc)})
         redraw = time.monotonic() - last_drawn >= REDRAW_EVERY_S
         write_outputs(cfg, out, cells, failed, draw=redraw)
-        last_drawn = time.monotonic() if redraw else last_drawn
+        if redraw:
+            last_drawn = time.monotonic()
     return write_outputs(cfg, out, cells, failed)
 
 
@@ -195,19 +196,23 @@ def draw_figures(pdir: Path, done: list[CellSummary], rows: list) -> list[Path]:
     for task in sorted({c.task for c in done}):
         tcells = [c for c in done if c.task == task]
         trows = [r for r in rows if r.task == task]
+        curves, accuracy, coverage = (figure_path(pdir, task, kind) for kind in FIGURE_KINDS)
         figures += [
-            plots.training_curves(tcells, pdir / f"{task}-curves.png",
-                                  f"{task}: RL curves (mean, min-max band over seeds)"),
-            plots.final_accuracy_bars(trows, pdir / f"{task}-accuracy.png", f"{task}: held-out accuracy per method"),
-            plots.coverage_vs_gain(tcells, pdir / f"{task}-coverage-vs-gain.png",
-                                   f"{task}: warm-start coverage vs RL gain")]
+            plots.training_curves(tcells, curves, f"{task}: RL curves (mean, min-max band over seeds)"),
+            plots.final_accuracy_bars(trows, accuracy, f"{task}: held-out accuracy per method"),
+            plots.coverage_vs_gain(tcells, coverage, f"{task}: warm-start coverage vs RL gain")]
     return figures
 
 
 def drawn_figures(pdir: Path, done: list[CellSummary]) -> list[Path]:
     """The figures :func:`draw_figures` has already drawn for the tasks of ``done``, without drawing."""
-    names = [f"{task}-{kind}.png" for task in sorted({c.task for c in done}) for kind in FIGURE_KINDS]
-    return [pdir / n for n in names if (pdir / n).exists()]
+    paths = [figure_path(pdir, task, kind) for task in sorted({c.task for c in done}) for kind in FIGURE_KINDS]
+    return [p for p in paths if p.exists()]
+
+
+def figure_path(pdir: Path, task: str, kind: str) -> Path:
+    """Where a task's figure of one of the :data:`FIGURE_KINDS` lives."""
+    return pdir / f"{task}-{kind}.png"
 
 
 def _judge(ours: tuple[float, float], theirs: tuple[float, float], seeds: int, higher: str = "higher",
