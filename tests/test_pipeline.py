@@ -93,6 +93,21 @@ def test_bad_method_is_a_clear_error():
         PipelineConfig(method="magic").check()
 
 
+def test_the_igsm_smollm2_config_changes_only_what_it_names_and_is_accepted():
+    """The shipped iGSM recipe on SmolLM2 is a partial config: what it leaves out keeps the main
+    job's defaults (one SFT epoch at batch 4, RL without refill rounds), and the pipeline accepts it."""
+    from pathlib import Path
+
+    cfg = load_config(PipelineConfig, Path(__file__).parents[1] / "configs" / "igsm-smollm2.yaml")
+    cfg.check()
+    defaults = PipelineConfig()
+    assert (cfg.task, cfg.backbone, cfg.chat, cfg.eval.base) == ("igsm", "smollm2-135m", True, False)
+    assert (cfg.warmstart.size, cfg.sft.lr, cfg.rl.lr) == (600, 1e-4, 1e-5)
+    assert (cfg.sft.epochs, cfg.sft.batch_size) == (defaults.sft.epochs, defaults.sft.batch_size) == (1, 4)
+    assert cfg.rl.max_refill_rounds == defaults.rl.max_refill_rounds == 0
+    assert cfg.rl.steps == defaults.rl.steps
+
+
 def test_tailor_gp_searches_offline_whatever_the_search_config_says(tmp_path):
     from tailor_evo.experiment.grid import Cell
 
