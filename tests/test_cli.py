@@ -25,6 +25,17 @@ def test_every_registered_command_imports():
         assert result.exit_code == 0, (name, result.output, result.exception)
 
 
+def test_run_help_names_the_pipeline_defaults():
+    from tailor_evo.pipeline import PipelineConfig
+
+    result = CliRunner().invoke(cli, ["run", "--help"], terminal_width=200)
+    defaults = PipelineConfig()
+    assert result.exit_code == 0
+    for option, value in (("--task", defaults.task), ("--backbone", defaults.backbone), ("--method", defaults.method)):
+        line = next(line for line in result.output.splitlines() if line.strip().startswith(option))
+        assert f"(default {value}" in line, line
+
+
 def test_console_entry_point_reports_user_errors_in_one_line(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "tailor_evo", "data", "score", "--task", "kk",
                            "--input", str(tmp_path / "missing.jsonl"), "-o", str(tmp_path / "o.jsonl")],

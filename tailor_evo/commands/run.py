@@ -18,7 +18,7 @@ from tailor_evo.rundir import RunDir
               help="Run directory (default: runs/run-YYYYmmdd-HHMMSS).")
 @click.option("--resume", is_flag=True, help="Continue an interrupted run in --out.")
 @click.option("--task", "task", default=None, help="Task (default kk).")
-@click.option("--backbone", default=None, help="Backbone name or model directory (default tiny).")
+@click.option("--backbone", default=None, help="Backbone name or model directory (default tiny-base).")
 @click.option("--method", default=None,
               help="Warm-start method (default tailor; `tailor-evo data warmstart --help` lists the registered ones).")
 @click.option("--dry-run", is_flag=True,
