@@ -96,6 +96,7 @@ def write_run_report(cfg: PipelineConfig, result: PipelineResult) -> RunReport:
                "RL did not improve held-out accuracy over SFT alone in this run")
     base_txt = (f"Accuracy of the base backbone {result.acc_base:.3f} (what it knew before any warm start). "
                 if result.acc_base is not None else "")
+    evals = ", ".join(f"`{name}/`" for name in ("eval_base", "eval_sft", "eval_rl") if (root / name).is_dir())
     text = f"""# tailor-evo run
 
 Task `{cfg.task}`, backbone `{cfg.backbone}`, warm-start method `{cfg.method}`, seed {cfg.seed},
@@ -110,7 +111,7 @@ training levels {cfg.levels}, evaluation levels {cfg.eval.levels} ({cfg.eval.n_p
 ![accuracy]({bars.relative_to(root)})
 
 Stage outputs: `search/` (archive, report), `warmstart/` (data.jsonl, card.md), `sft/`, `rl/` (metrics.jsonl,
-checkpoints), `eval_base/`, `eval_sft/`, `eval_rl/` (results.json, report.md).
+checkpoints), {evals} (results.json, report.md).
 Total time {sum(result.seconds.values()) / 60:.1f} min.{_machine_line(result.stages.get("machine"))}
 """
     path = root / "report.md"

@@ -74,6 +74,25 @@ def test_exported_models_carry_cards_with_their_results(finished_run):
     assert [r.metric_value for r in held] == [round(accuracy, 4)]
 
 
+def test_the_report_lists_only_the_evaluations_that_ran(finished_run, tmp_path):
+    import shutil
+
+    from tailor_evo.pipeline import PipelineResult
+    from tailor_evo.pipeline_report import write_run_report
+
+    out, _ = finished_run
+    assert "`eval_base/`, `eval_sft/`, `eval_rl/`" in (out / "report.md").read_text()
+    copy = tmp_path / "run"
+    shutil.copytree(out, copy)
+    shutil.rmtree(copy / "eval_base")               # what `eval.base: false` leaves
+    summary = json.loads((copy / "summary.json").read_text())
+    stages = {k: v for k, v in summary["stages"].items() if k != "eval_base"}
+    cfg = load_config(PipelineConfig, copy / "config.yaml")
+    text = write_run_report(cfg, PipelineResult(copy, stages, summary["seconds"])).path.read_text()
+    assert "eval_base" not in text and "eval of the base" not in text
+    assert "`eval_sft/`, `eval_rl/`" in text
+
+
 def test_resume_of_a_finished_run_skips_every_stage(finished_run):
     out, _ = finished_run
     before = json.loads((out / "summary.json").read_text())
