@@ -86,12 +86,16 @@ def decision_accuracy(model, tokenizer, records: list[dict], is_decision: Decisi
     """Teacher-forced greedy accuracy on the completion tokens ``is_decision`` marks.
 
     Prompt and completion are tokenised separately and concatenated, as SFT does, so
-    the model sees exactly the token sequence it would be trained on.
+    the model sees exactly the token sequence it would be trained on: a tokenizer with a
+    chat template gets the record's ``messages`` through it (SFT's own ``render_prompt``).
     """
+    from tailor_evo.trainers.data import render_prompt
+
     model.eval()
     out = DecisionAccuracy()
-    for rec in records:
-        prompt_ids = tokenizer(rec["prompt"], add_special_tokens=False).input_ids
+    for line, rec in enumerate(records, start=1):
+        prompt, templated = render_prompt(rec, tokenizer, source="records", line=line)
+        prompt_ids = tokenizer(prompt, add_special_tokens=not templated).input_ids
         enc = tokenizer(rec["completion"], add_special_tokens=False, return_offsets_mapping=True)
         ids = torch.tensor([prompt_ids + enc.input_ids])
         pred = model(ids).logits[0].argmax(-1)
@@ -206,7 +210,8 @@ def igsm_records(n: int, seed: int, levels: list[int], rendering: str) -> list[d
         name, program = programs[i % len(programs)]
         tr = task.execute(program, p, random.Random(i))
         assert tr.finished and task.verify(p, tr.completion).correct
-        records.append({"prompt": task.prompt(p), "completion": tr.completion, "primitive": name})
+        records.append({"prompt": task.prompt(p), "messages": task.prompt(p, chat=True), "completion": tr.completion,
+                        "primitive": name})
     return records
 
 

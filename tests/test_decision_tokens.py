@@ -124,3 +124,27 @@ def test_igsm_detail_reads_text_without_a_think_block():
     """A drill's document (quotes after the problem, no <think>) is scored the same way."""
     text = "Read: The number of each A's C equals 7. Read: The number of each D's E equals each A's C."
     assert [c for _, _, c in bench.igsm_detail_spans(text)] == ["quote_subject", "quote_rhs"] * 2
+
+
+def test_prompts_are_tokenised_as_sft_tokenises_them_through_the_chat_template():
+    """A record's ``messages`` go through the tokenizer's chat template, as in SFT; the plain
+    ``prompt`` string is only the fallback (SmolLM2's fine-tuned models never saw it)."""
+    from transformers import AutoTokenizer
+
+    from tailor_evo.trainers.data import render_prompt
+
+    tok = AutoTokenizer.from_pretrained(ROOT / "tailor_evo" / "models" / "weights" / "tiny-base")
+    rec = {"prompt": "User: a plain prompt\nAssistant:", "messages": [{"role": "user", "content": "other words"}],
+           "completion": " <think> so x = 3. </think> <answer> 3 </answer>"}
+    seen: list[list[int]] = []
+
+    class Recorder(torch.nn.Module):
+        def forward(self, input_ids):
+            seen.append(input_ids[0].tolist())
+            return type("Out", (), {"logits": torch.zeros(1, input_ids.shape[1], len(tok))})()
+
+    bench.decision_accuracy(Recorder(), tok, [rec], bench.igsm_value_tokens)
+    text, templated = render_prompt(rec, tok, source="test", line=1)
+    assert templated and "other words" in text and "plain prompt" not in text
+    expected = tok(text, add_special_tokens=False).input_ids
+    assert seen[0][: len(expected)] == expected
