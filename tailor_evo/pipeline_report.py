@@ -96,7 +96,7 @@ def write_run_report(cfg: PipelineConfig, result: PipelineResult) -> RunReport:
                "RL did not improve held-out accuracy over SFT alone in this run")
     base_txt = (f"Accuracy of the base backbone {result.acc_base:.3f} (what it knew before any warm start). "
                 if result.acc_base is not None else "")
-    evals = ", ".join(f"`{name}/`" for name in ("eval_base", "eval_sft", "eval_rl") if (root / name).is_dir())
+    evals = ", ".join(f"`{name}/`" for name in ("eval_base", "eval_sft", "eval_rl") if name in result.stages)
     text = f"""# tailor-evo run
 
 Task `{cfg.task}`, backbone `{cfg.backbone}`, warm-start method `{cfg.method}`, seed {cfg.seed},
