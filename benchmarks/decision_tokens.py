@@ -82,19 +82,21 @@ class DecisionAccuracy:
 
 
 @torch.no_grad()
-def decision_accuracy(model, tokenizer, records: list[dict], is_decision: DecisionPredicate) -> DecisionAccuracy:
+def decision_accuracy(model, tokenizer, records: list[dict], is_decision: DecisionPredicate, *,
+                      chat: bool = True) -> DecisionAccuracy:
     """Teacher-forced greedy accuracy on the completion tokens ``is_decision`` marks.
 
     Prompt and completion are tokenised separately and concatenated, as SFT does, so
-    the model sees exactly the token sequence it would be trained on: a tokenizer with a
-    chat template gets the record's ``messages`` through it (SFT's own ``render_prompt``).
+    the model sees exactly the token sequence it would be trained on. ``chat`` is the
+    training run's setting: with it, the record's ``messages`` go through the tokenizer's
+    chat template (SFT's own ``render_prompt``); without it, the plain ``prompt``.
     """
     from tailor_evo.trainers.data import render_prompt
 
     model.eval()
     out = DecisionAccuracy()
     for line, rec in enumerate(records, start=1):
-        prompt, templated = render_prompt(rec, tokenizer, source="records", line=line)
+        prompt, templated = render_prompt(rec, tokenizer, chat=chat, source="records", line=line)
         prompt_ids = tokenizer(prompt, add_special_tokens=not templated).input_ids
         enc = tokenizer(rec["completion"], add_special_tokens=False, return_offsets_mapping=True)
         ids = torch.tensor([prompt_ids + enc.input_ids])
@@ -334,6 +336,9 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=48, help="problems (one record each)")
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--levels", help="difficulty levels (default: iGSM 2-6, KK 3)")
+    ap.add_argument("--chat", action=argparse.BooleanOptionalAction, default=True,
+                    help="prompt layout of the training run: chat form through the model's template (default; "
+                         "tiny-base's template gives the plain text) or, with --no-chat, the plain prompt")
     ap.add_argument("--detail", action="store_true",
                     help="KK: the look-up in a trace's first case and in its later cases apart, and the "
                          "restated claims' words (restate). iGSM: the quantity each 'Define' names and the "
@@ -351,7 +356,7 @@ def main() -> None:
         print(f"== {spec}")
         for name, records in sets.items():
             stats = length_stats(records, tokenizer)
-            res = decision_accuracy(model, tokenizer, records, predicate)
+            res = decision_accuracy(model, tokenizer, records, predicate, chat=args.chat)
             cells = ", ".join(f"{c} {t.accuracy:.3f} ({t.tokens}, majority {t.majority:.2f})"
                               for c, t in sorted(res.by_category.items()))
             print(f"{name:10s} all {res.total.accuracy:.3f} ({res.total.tokens}); {cells}")

@@ -56,16 +56,52 @@ def test_completion_only_labels(tiny_dir):
     assert int((batch["labels"][0] != IGNORE_INDEX).sum()) == len(completion) + 1
 
 
-def test_chat_messages_rendered_with_template(tiny_dir, tmp_path):
+def test_chat_messages_rendered_with_template_only_when_chat_is_set(tiny_dir, tmp_path):
     _, tok = load_backbone(str(tiny_dir))
     path = tmp_path / "d.jsonl"
-    rec = {"prompt": "unused plain prompt", "completion": " <answer> 1 </answer>",
+    rec = {"prompt": "the plain prompt", "completion": " <answer> 1 </answer>",
            "messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "one?"}]}
     path.write_text(json.dumps(rec) + "\n")
-    ex = load_sft_data(path, tok, 256).examples[0]
-    prompt_ids = [t for t, lab in zip(ex.input_ids, ex.labels) if lab == IGNORE_INDEX]
-    text = tok.decode(prompt_ids)
-    assert "User: one?" in text and "unused" not in text
+
+    def prompt_text(chat: bool) -> str:
+        ex = load_sft_data(path, tok, 256, chat=chat).examples[0]
+        return tok.decode([t for t, lab in zip(ex.input_ids, ex.labels) if lab == IGNORE_INDEX])
+
+    assert "User: one?" in prompt_text(True) and "plain" not in prompt_text(True)
+    assert "plain prompt" in prompt_text(False) and "one?" not in prompt_text(False)
+
+
+@pytest.mark.parametrize("chat", [False, True])
+def test_sft_trains_on_the_prompt_tokens_evaluation_will_show(tiny_dir, tmp_path, chat):
+    """Whatever ``chat`` says, an SFT example's prompt is token for token what the generation
+    engine feeds the model for the same problem at evaluation and in RL, also for a
+    tokenizer whose chat template is not the plain layout (SmolLM2's)."""
+    from tailor_evo.generation.base import encode_prompt
+    from tailor_evo.tasks import get_task
+
+    _, tok = load_backbone(str(tiny_dir))
+    tok.chat_template = ("{% for m in messages %}<|{{ m['role'] }}|> {{ m['content'] }}\n{% endfor %}"
+                         "{% if add_generation_prompt %}<|assistant|>{% endif %}")
+    task = get_task("kk")
+    problems = task.generate(3, 0, levels=[3])
+    path = tmp_path / "d.jsonl"
+    path.write_text("".join(json.dumps({"prompt": task.prompt(p), "messages": task.prompt(p, chat=True),
+                                        "completion": " <answer> x </answer>"}) + "\n" for p in problems))
+    examples = load_sft_data(path, tok, 4096, chat=chat).examples
+    for p, ex in zip(problems, examples, strict=True):
+        prompt_ids = [t for t, lab in zip(ex.input_ids, ex.labels) if lab == IGNORE_INDEX]
+        assert prompt_ids == encode_prompt(tok, task.prompt(p, chat=chat))
+    assert ("<|system|>" in tok.decode(prompt_ids)) == chat
+
+
+def test_a_chat_prompt_without_chat_is_named(tiny_dir, tmp_path):
+    _, tok = load_backbone(str(tiny_dir))
+    path = tmp_path / "d.jsonl"
+    path.write_text(json.dumps({"prompt": [{"role": "user", "content": "one?"}], "completion": " 1"}) + "\n")
+    with pytest.raises(InputError) as err:
+        load_sft_data(path, tok, 256)
+    assert (err.value.line, err.value.field) == (1, "prompt") and "chat=true" in err.value.detail
+    assert len(load_sft_data(path, tok, 256, chat=True).examples) == 1
 
 
 def test_bad_records_are_located(tiny_dir, tmp_path):

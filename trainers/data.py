@@ -18,6 +18,7 @@ from typing import Any
 import torch
 
 from tailor_evo.errors import InputError
+from tailor_evo.generation.base import render_prompt as render_for_engine
 from tailor_evo.io import check_messages, read_records
 
 IGNORE_INDEX = -100
@@ -45,11 +46,14 @@ def has_chat_template(tokenizer: Any) -> bool:
     return bool(getattr(tokenizer, "chat_template", None))
 
 
-def render_prompt(record: dict, tokenizer: Any, *, source: str, line: int) -> tuple[str, bool]:
-    """The prompt text and whether it already contains the tokenizer's special tokens.
+def render_prompt(record: dict, tokenizer: Any, *, chat: bool, source: str, line: int) -> tuple[str, bool]:
+    """The prompt text as evaluation and RL will show it, and whether it carries the template's special tokens.
 
-    A tokenizer with a chat template renders ``messages`` (the chat form of the prompt);
-    otherwise the plain ``prompt`` string is used as written.
+    ``chat`` is the run's own setting. With it, the chat form (the record's ``messages``, or a
+    prompt given as messages) is rendered by the generation engines' rule: through the
+    tokenizer's chat template, or joined by blank lines where there is none. Without it the
+    plain ``prompt`` string is used as written. Training on one layout and evaluating on the
+    other would test the model on prompts it never saw.
     """
     messages, prompt = record.get("messages"), record["prompt"]
     # both fields are checked whichever one is used, so a wrongly typed record is named, not skipped over
@@ -60,12 +64,12 @@ def render_prompt(record: dict, tokenizer: Any, *, source: str, line: int) -> tu
     elif not isinstance(prompt, str):
         raise InputError(f"expected a string or a list of chat messages, got {type(prompt).__name__}", file=source,
                          line=line, field="prompt")
-    chat = messages if messages is not None else prompt if isinstance(prompt, list) else None
-    if chat is not None and has_chat_template(tokenizer):
-        return tokenizer.apply_chat_template(chat, tokenize=False, add_generation_prompt=True), True
+    if chat:
+        return render_for_engine(tokenizer, messages if messages is not None else prompt, use_chat_template=True)
     if isinstance(prompt, list):
-        raise InputError("is a list of chat messages, but the model's tokenizer has no chat template; give the "
-                         "prompt as a string", file=source, line=line, field="prompt")
+        raise InputError("is a list of chat messages, but chat is false; set chat=true to train on the chat "
+                         "form, as evaluation and RL with chat=true will prompt", file=source, line=line,
+                         field="prompt")
     if not prompt.strip():
         raise InputError("expected a non-empty string", file=source, line=line, field="prompt")
     return prompt, False
@@ -82,8 +86,10 @@ def encode_example(prompt: str, completion: str, tokenizer: Any, *, prompt_has_s
                       labels=[IGNORE_INDEX] * len(prompt_ids) + list(completion_ids), record_id=record_id)
 
 
-def load_sft_data(path: str | Path, tokenizer: Any, max_length: int) -> SFTData:
+def load_sft_data(path: str | Path, tokenizer: Any, max_length: int, *, chat: bool = False) -> SFTData:
     """Read JSONL/Parquet records with ``prompt`` and ``completion`` and tokenise them.
+
+    ``chat`` picks the prompt layout as :func:`render_prompt` says.
 
     Records that do not fit in ``max_length`` tokens, or that are marked ``correct: false``,
     are skipped and counted (never truncated: a cut-off completion would teach the model
@@ -104,7 +110,7 @@ def load_sft_data(path: str | Path, tokenizer: Any, max_length: int) -> SFTData:
         if rec.get("correct") is False:
             data.skipped["marked incorrect"] += 1
             continue
-        prompt, specials = render_prompt(rec, tokenizer, source=source, line=line)
+        prompt, specials = render_prompt(rec, tokenizer, chat=chat, source=source, line=line)
         ex = encode_example(prompt, completion, tokenizer, prompt_has_specials=specials,
                             record_id=str(rec.get("id", line)))
         if len(ex.input_ids) > max_length:

@@ -63,7 +63,8 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class SFTConfig(TrainerConfig):
-    """Supervised fine-tuning; ``task`` and ``chat`` serve the periodic evaluation only."""
+    """Supervised fine-tuning; ``chat`` picks the prompt layout of the data and of the periodic evaluation
+    alike, ``task`` serves that evaluation only."""
 
     # keys that --resume may change: more (or fewer) steps and bookkeeping, not what ran so far
     RESUME_SAFE: ClassVar[tuple[str, ...]] = ("epochs", "max_steps", "save_every", "keep_checkpoints",
@@ -227,7 +228,7 @@ def train_sft(cfg: SFTConfig, run_dir: RunDir, resume: bool = False) -> Path:
     main, rank, world = accelerator.is_main_process, accelerator.process_index, accelerator.num_processes
     model, tokenizer = load_trainable(cfg)
     model = apply_lora(model, cfg.lora)
-    data = load_sft_data(cfg.data, tokenizer, cfg.max_length)
+    data = load_sft_data(cfg.data, tokenizer, cfg.max_length, chat=cfg.chat)
     log.info("SFT data: %s", data.summary())
     record_start(run_dir, cfg, "sft", main)
     plan = _plan(cfg, len(data.examples), world)
