@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +22,60 @@ from tailor_evo.pipeline import PipelineConfig, PipelineResult  # noqa: E402
 class RunReport:
     path: Path
     table: str
+
+
+@dataclass
+class PairedChange:
+    """How RL changed the answers to the held-out problems that both evaluations scored."""
+
+    problems: int        # scored both after SFT and after RL
+    gained: int          # wrong after SFT, right after RL
+    lost: int            # right after SFT, wrong after RL
+    p_value: float       # two-sided exact sign test on the changed answers
+
+    def summary(self) -> str:
+        return (f"of {self.problems} problems, {self.gained} turned right and {self.lost} turned wrong "
+                f"(exact sign test, two-sided p = {self.p_value:.2g})")
+
+
+def sign_test(gained: int, lost: int) -> float:
+    """Two-sided exact binomial test that a changed answer is as likely to turn right as wrong.
+
+    The two evaluations score the same problems, so only the changed answers carry evidence
+    (McNemar's exact test); an unpaired comparison of two accuracies would ignore that.
+    """
+    n = gained + lost
+    if n == 0:
+        return 1.0
+    tail = sum(math.comb(n, i) for i in range(min(gained, lost) + 1)) / 2 ** n
+    return min(1.0, 2 * tail)
+
+
+def paired_change(before: Path, after: Path) -> PairedChange | None:
+    """Pair two evaluations' greedy outcomes by problem id; None where either has no outcomes."""
+    outcomes = []
+    for path in (before, after):
+        if not path.exists():
+            return None
+        rows = json.loads(path.read_text()).get("outcomes") or []
+        outcomes.append({r["problem_id"]: bool(r["correct"]) for r in rows})
+    shared = outcomes[0].keys() & outcomes[1].keys()
+    if not shared:
+        return None
+    gained = sum(1 for k in shared if outcomes[1][k] and not outcomes[0][k])
+    lost = sum(1 for k in shared if outcomes[0][k] and not outcomes[1][k])
+    return PairedChange(len(shared), gained, lost, sign_test(gained, lost))
+
+
+def rl_verdict(delta: float, change: PairedChange | None, alpha: float = 0.05) -> str:
+    """Whether RL changed held-out accuracy, and by more than chance on this many problems."""
+    if change is None:
+        return ("RL improved held-out accuracy over SFT alone" if delta > 0 else
+                "RL did not improve held-out accuracy over SFT alone in this run")
+    if change.p_value < alpha:
+        verdict = "RL improved" if change.gained > change.lost else "RL lowered"
+        return f"{verdict} held-out accuracy over SFT alone: {change.summary()}"
+    return f"RL did not change held-out accuracy beyond chance at this sample size: {change.summary()}"
 
 
 def _rl_curves(result: PipelineResult, path: Path) -> Path:
@@ -92,8 +148,7 @@ def write_run_report(cfg: PipelineConfig, result: PipelineResult) -> RunReport:
     bars = _acc_bars(result, plots / "accuracy.png", get_task(cfg.task).difficulty_name)
     table = summary_table(cfg, result)
     delta = result.acc_rl - result.acc_sft
-    verdict = ("RL improved held-out accuracy over SFT alone" if delta > 0 else
-               "RL did not improve held-out accuracy over SFT alone in this run")
+    verdict = rl_verdict(delta, paired_change(root / "eval_sft" / "results.json", root / "eval_rl" / "results.json"))
     base_txt = (f"Accuracy of the base backbone {result.acc_base:.3f} (what it knew before any warm start). "
                 if result.acc_base is not None else "")
     evals = ", ".join(f"`{name}/`" for name in ("eval_base", "eval_sft", "eval_rl") if name in result.stages)

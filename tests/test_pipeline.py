@@ -93,6 +93,36 @@ def test_the_report_lists_only_the_evaluations_that_ran(finished_run, tmp_path):
     assert "`eval_sft/`, `eval_rl/`" in text
 
 
+def test_the_report_tests_rls_change_on_the_paired_problems(finished_run, tmp_path):
+    from scipy.stats import binomtest
+
+    from tailor_evo.pipeline_report import paired_change, rl_verdict, sign_test
+
+    out, _ = finished_run
+    assert "exact sign test" in (out / "report.md").read_text()
+    for gained, lost in [(0, 0), (10, 0), (3, 2), (7, 1), (12, 30), (0, 6)]:
+        expected = binomtest(gained, gained + lost, 0.5).pvalue if gained + lost else 1.0
+        assert sign_test(gained, lost) == pytest.approx(expected)
+
+    def results(name: str, correct: list[bool]) -> object:
+        path = tmp_path / f"{name}.json"
+        path.write_text(json.dumps({"outcomes": [{"problem_id": f"p{i}", "correct": c}
+                                                 for i, c in enumerate(correct)]}))
+        return path
+
+    sft = results("sft", [False] * 12 + [True] * 88)
+    better = paired_change(sft, results("rl", [True] * 12 + [True] * 88))           # 12 turned right, none wrong
+    assert (better.problems, better.gained, better.lost) == (100, 12, 0)
+    assert rl_verdict(0.12, better).startswith("RL improved held-out accuracy")
+    noisy = paired_change(sft, results("noisy", [True] * 4 + [False] * 8 + [False] * 2 + [True] * 86))
+    assert (noisy.gained, noisy.lost) == (4, 2) and noisy.p_value > 0.5
+    assert rl_verdict(0.02, noisy).startswith("RL did not change held-out accuracy beyond chance")
+    worse = paired_change(sft, results("worse", [False] * 12 + [False] * 10 + [True] * 78))
+    assert rl_verdict(-0.10, worse).startswith("RL lowered")
+    assert paired_change(sft, tmp_path / "missing.json") is None
+    assert rl_verdict(0.01, None) == "RL improved held-out accuracy over SFT alone"
+
+
 def test_resume_of_a_finished_run_skips_every_stage(finished_run):
     out, _ = finished_run
     before = json.loads((out / "summary.json").read_text())
