@@ -69,6 +69,8 @@ def test_chat_messages_rendered_with_template_only_when_chat_is_set(tiny_dir, tm
 
     assert "User: one?" in prompt_text(True) and "plain" not in prompt_text(True)
     assert "plain prompt" in prompt_text(False) and "one?" not in prompt_text(False)
+    path.write_text(json.dumps({k: v for k, v in rec.items() if k != "messages"}) + "\n")
+    assert prompt_text(True) == prompt_text(False)          # a string prompt alone is used as written
 
 
 @pytest.mark.parametrize("chat", [False, True])

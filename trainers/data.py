@@ -51,9 +51,10 @@ def render_prompt(record: dict, tokenizer: Any, *, chat: bool, source: str, line
 
     ``chat`` is the run's own setting. With it, the chat form (the record's ``messages``, or a
     prompt given as messages) is rendered by the generation engines' rule: through the
-    tokenizer's chat template, or joined by blank lines where there is none. Without it the
-    plain ``prompt`` string is used as written. Training on one layout and evaluating on the
-    other would test the model on prompts it never saw.
+    tokenizer's chat template, or joined by blank lines where there is none. Without it, or
+    for a record that has only a string prompt (as in Hugging Face's prompt-completion
+    convention), the plain ``prompt`` string is used as written. Training on one layout and
+    evaluating on the other would test the model on prompts it never saw.
     """
     messages, prompt = record.get("messages"), record["prompt"]
     # both fields are checked whichever one is used, so a wrongly typed record is named, not skipped over
@@ -64,8 +65,9 @@ def render_prompt(record: dict, tokenizer: Any, *, chat: bool, source: str, line
     elif not isinstance(prompt, str):
         raise InputError(f"expected a string or a list of chat messages, got {type(prompt).__name__}", file=source,
                          line=line, field="prompt")
-    if chat:
-        return render_for_engine(tokenizer, messages if messages is not None else prompt, use_chat_template=True)
+    chat_form = messages if messages is not None else prompt if isinstance(prompt, list) else None
+    if chat and chat_form is not None:
+        return render_for_engine(tokenizer, chat_form, use_chat_template=True)
     if isinstance(prompt, list):
         raise InputError("is a list of chat messages, but chat is false; set chat=true to train on the chat "
                          "form, as evaluation and RL with chat=true will prompt", file=source, line=line,
