@@ -83,7 +83,7 @@ class DecisionAccuracy:
 
 @torch.no_grad()
 def decision_accuracy(model, tokenizer, records: list[dict], is_decision: DecisionPredicate, *,
-                      chat: bool = True) -> DecisionAccuracy:
+                      chat: bool = False) -> DecisionAccuracy:
     """Teacher-forced greedy accuracy on the completion tokens ``is_decision`` marks.
 
     Prompt and completion are tokenised separately and concatenated, as SFT does, so
@@ -336,9 +336,11 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=48, help="problems (one record each)")
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--levels", help="difficulty levels (default: iGSM 2-6, KK 3)")
-    ap.add_argument("--chat", action=argparse.BooleanOptionalAction, default=True,
-                    help="prompt layout of the training run: chat form through the model's template (default; "
-                         "tiny-base's template gives the plain text) or, with --no-chat, the plain prompt")
+    ap.add_argument("--chat", action=argparse.BooleanOptionalAction, default=False,
+                    help="prompt layout of the training run, as its `chat` setting: --chat for a model trained "
+                         "with chat: true (the messages through its template, e.g. configs/igsm-smollm2.yaml); "
+                         "the default is the plain prompt, as SFT's default (tiny-base's template gives the "
+                         "same text)")
     ap.add_argument("--detail", action="store_true",
                     help="KK: the look-up in a trace's first case and in its later cases apart, and the "
                          "restated claims' words (restate). iGSM: the quantity each 'Define' names and the "

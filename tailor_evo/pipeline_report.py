@@ -51,27 +51,47 @@ def sign_test(gained: int, lost: int) -> float:
     return min(1.0, 2 * tail)
 
 
-def paired_change(before: Path, after: Path) -> PairedChange | None:
-    """Pair two evaluations' greedy outcomes by problem id; None where either has no outcomes."""
-    outcomes = []
-    for path in (before, after):
-        if not path.exists():
-            return None
+def _outcomes(path: Path) -> list[tuple[str, bool]] | None:
+    """An evaluation's greedy outcomes in its problem order; None where the file gives none.
+
+    The report is written after hours of stages, so an unreadable file costs the test, not the run.
+    """
+    try:
         rows = json.loads(path.read_text()).get("outcomes") or []
-        outcomes.append({r["problem_id"]: bool(r["correct"]) for r in rows})
-    shared = outcomes[0].keys() & outcomes[1].keys()
-    if not shared:
+        return [(str(r["problem_id"]), bool(r["correct"])) for r in rows] or None
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
-    gained = sum(1 for k in shared if outcomes[1][k] and not outcomes[0][k])
-    lost = sum(1 for k in shared if outcomes[0][k] and not outcomes[1][k])
-    return PairedChange(len(shared), gained, lost, sign_test(gained, lost))
+
+
+def paired_change(before: Path, after: Path) -> PairedChange | None:
+    """Pair two evaluations' greedy outcomes problem by problem; None where they cannot be paired.
+
+    Both evaluations of a run draw the same problems in the same order, so outcomes pair by
+    position (a problem drawn twice counts twice, as in the accuracy). Evaluations whose
+    problem lists differ pair by id where every id is unique, and not at all otherwise.
+    """
+    first, second = _outcomes(before), _outcomes(after)
+    if first is None or second is None:
+        return None
+    if [k for k, _ in first] == [k for k, _ in second]:
+        pairs = [(a, b) for (_, a), (_, b) in zip(first, second)]
+    else:
+        ids = [dict(first), dict(second)]
+        if len(ids[0]) != len(first) or len(ids[1]) != len(second):
+            return None
+        pairs = [(ids[0][k], ids[1][k]) for k in ids[0].keys() & ids[1].keys()]
+    if not pairs:
+        return None
+    gained = sum(1 for a, b in pairs if b and not a)
+    lost = sum(1 for a, b in pairs if a and not b)
+    return PairedChange(len(pairs), gained, lost, sign_test(gained, lost))
 
 
 def rl_verdict(delta: float, change: PairedChange | None, alpha: float = 0.05) -> str:
     """Whether RL changed held-out accuracy, and by more than chance on this many problems."""
     if change is None:
-        return ("RL improved held-out accuracy over SFT alone" if delta > 0 else
-                "RL did not improve held-out accuracy over SFT alone in this run")
+        return (f"RL changed held-out accuracy by {delta:+.3f}, not tested for chance (the evaluations give no "
+                "outcomes to pair problem by problem)")
     if change.p_value < alpha:
         verdict = "RL improved" if change.gained > change.lost else "RL lowered"
         return f"{verdict} held-out accuracy over SFT alone: {change.summary()}"

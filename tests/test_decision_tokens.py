@@ -127,8 +127,8 @@ def test_igsm_detail_reads_text_without_a_think_block():
 
 
 def test_prompts_are_tokenised_as_sft_tokenises_them_through_the_chat_template():
-    """With chat (the default), a record's ``messages`` go through the tokenizer's chat template, as
-    SFT with ``chat: true`` renders them; with ``chat=False`` the plain ``prompt``, as SFT without."""
+    """With ``chat=True`` a record's ``messages`` go through the tokenizer's chat template, as SFT
+    with ``chat: true`` renders them; by default the plain ``prompt``, as SFT's default."""
     from transformers import AutoTokenizer
 
     from tailor_evo.trainers.data import render_prompt
@@ -143,11 +143,11 @@ def test_prompts_are_tokenised_as_sft_tokenises_them_through_the_chat_template()
             seen.append(input_ids[0].tolist())
             return type("Out", (), {"logits": torch.zeros(1, input_ids.shape[1], len(tok))})()
 
-    bench.decision_accuracy(Recorder(), tok, [rec], bench.igsm_value_tokens)
+    bench.decision_accuracy(Recorder(), tok, [rec], bench.igsm_value_tokens, chat=True)
     text, templated = render_prompt(rec, tok, chat=True, source="test", line=1)
     assert templated and "other words" in text and "plain prompt" not in text
     expected = tok(text, add_special_tokens=False).input_ids
     assert seen[0][: len(expected)] == expected
-    bench.decision_accuracy(Recorder(), tok, [rec], bench.igsm_value_tokens, chat=False)   # --no-chat: the plain prompt
+    bench.decision_accuracy(Recorder(), tok, [rec], bench.igsm_value_tokens)    # the default: the plain prompt
     plain = tok("User: a plain prompt\nAssistant:").input_ids
     assert seen[1][: len(plain)] == plain

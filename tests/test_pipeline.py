@@ -120,7 +120,13 @@ def test_the_report_tests_rls_change_on_the_paired_problems(finished_run, tmp_pa
     worse = paired_change(sft, results("worse", [False] * 12 + [False] * 10 + [True] * 78))
     assert rl_verdict(-0.10, worse).startswith("RL lowered")
     assert paired_change(sft, tmp_path / "missing.json") is None
-    assert rl_verdict(0.01, None) == "RL improved held-out accuracy over SFT alone"
+    broken = tmp_path / "broken.json"
+    broken.write_text('{"outcomes": [{"correct": true}]}')                       # no problem_id
+    assert paired_change(sft, broken) is None
+    assert rl_verdict(0.01, None).startswith("RL changed held-out accuracy by +0.010, not tested")
+    twice = results("twice", [False, False])                                     # one problem drawn twice
+    twice.write_text(twice.read_text().replace('"p1"', '"p0"'))
+    assert (paired_change(twice, twice).problems, paired_change(sft, twice)) == (2, None)
 
 
 def test_resume_of_a_finished_run_skips_every_stage(finished_run):

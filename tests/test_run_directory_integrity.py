@@ -586,7 +586,7 @@ def test_wrongly_typed_question_rows_are_named(tmp_path, value):
 
 def test_a_list_prompt_is_named_even_when_the_record_has_messages(tmp_path, small_tiny_dir):
     from tailor_evo.models.registry import load
-    from tailor_evo.trainers.data import has_chat_template, load_sft_data
+    from tailor_evo.trainers.data import load_sft_data
 
     _, tok = load(str(small_tiny_dir))
     messages = [{"role": "user", "content": "What is 1+1?"}]
@@ -596,8 +596,7 @@ def test_a_list_prompt_is_named_even_when_the_record_has_messages(tmp_path, smal
         load_sft_data(path, tok, 64)
     assert (exc.value.line, exc.value.field) == (1, "prompt") and "list of something else" in exc.value.detail
     path.write_text(json.dumps({"prompt": messages, "completion": "2"}) + "\n")      # a chat prompt is fine
-    if has_chat_template(tok):
-        assert len(load_sft_data(path, tok, 64, chat=True).examples) == 1
+    assert len(load_sft_data(path, tok, 64, chat=True).examples) == 1
 
 
 def test_a_start_that_failed_on_its_input_does_not_block_the_next_start(tmp_path):
