@@ -42,10 +42,6 @@ class SFTData:
         return f"{len(self.examples)} of {self.total} records used (skipped: {skipped})"
 
 
-def has_chat_template(tokenizer: Any) -> bool:
-    return bool(getattr(tokenizer, "chat_template", None))
-
-
 def render_prompt(record: dict, tokenizer: Any, *, chat: bool, source: str, line: int) -> tuple[str, bool]:
     """The prompt text as evaluation and RL will show it, and whether it carries the template's special tokens.
 
