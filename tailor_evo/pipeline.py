@@ -355,6 +355,7 @@ def stage_eval(cfg: PipelineConfig, out: Path, model_dir: str) -> dict:
     trackers.close()
     return {"accuracy": result.overall.accuracy, "macro_accuracy": result.macro_accuracy,
             "per_level": {str(m.level): m.accuracy for m in result.per_level},
+            "per_kind": {kind: m.accuracy for kind, m in result.per_kind.items()},
             "format_error_rate": result.overall.format_error_rate, "truncated_share": result.overall.truncated_share,
             "summary": result.summary_line()}
 

@@ -256,3 +256,35 @@ def test_cli_eval_train_data_overlap_exits_2(tmp_path, monkeypatch, capsys):
                                             "--out", str(tmp_path / "r")])
     assert code == 2 and "both" in cap.err and len(cap.err.strip().splitlines()) == 1
     assert not (tmp_path / "r").exists()
+
+
+def test_accuracy_is_reported_per_kind_of_question_where_the_task_splits_them():
+    """iGSM labels each problem by its question's parameter (a stated instance quantity or an
+    abstract total); the evaluation's per-kind accuracy must count exactly those outcomes."""
+    from tailor_evo.tasks import get_task
+    from tailor_evo.tasks.igsm import graph_of
+    from tailor_evo.trainers.evaluate import render_report
+
+    igsm = get_task("igsm")
+    problems = eval_problems(igsm, seed=2, levels=[3], n_per_level=24)
+    kinds = [graph_of(p).params[graph_of(p).question].kind for p in problems]
+    assert set(kinds) == {"abstract", "instance"}          # the sample holds both kinds
+    right = {p.id for i, p in enumerate(problems) if i % 3 == 0}
+    greedy = {igsm.prompt(p): igsm.format_response("", str(p.answer if p.id in right else (p.answer + 1) % 23))
+              for p in problems}
+    res = evaluate(ScriptedEngine(greedy, {}), igsm, problems, k=[1], progress=False)
+
+    assert [o.kind for o in res.outcomes] == kinds
+    for kind in ("abstract", "instance"):
+        mine = [p for p, k in zip(problems, kinds) if k == kind]
+        assert res.per_kind[kind].n_problems == len(mine)
+        assert res.per_kind[kind].accuracy == pytest.approx(sum(p.id in right for p in mine) / len(mine))
+    assert json.loads(json.dumps(res.to_dict()))["per_kind"]["abstract"]["n_problems"] == kinds.count("abstract")
+    report = render_report(res, model="m", seed=2)
+    assert f"| abstract | {kinds.count('abstract')} | {res.per_kind['abstract'].accuracy:.3f} |" in report
+    assert f"abstract:{res.per_kind['abstract'].accuracy:.3f}" in res.summary_line()
+
+    toy = ToySumTask()                                      # a task without a split reports none
+    plain = eval_problems(toy, seed=0, levels=[2], n_per_level=2)
+    res = evaluate(_scripted(plain, set(), set(), {p.id: 0 for p in plain}), toy, plain, k=[1], progress=False)
+    assert res.per_kind == {} and "By what the problem asks" not in render_report(res, model="m", seed=0)

@@ -135,6 +135,7 @@ class ProblemOutcome:
     response_tokens: int | None
     response_chars: int
     truncated: bool = False           # the greedy completion hit max_new_tokens without an end-of-sequence
+    kind: str | None = None           # the task's label for what the problem asks (Task.problem_kind)
     n_samples: int = 0
     n_correct_samples: int = 0
     sample_format_errors: int = 0
@@ -174,6 +175,7 @@ class EvalResult:
     outcomes: list[ProblemOutcome]
     reasons: dict[str, int]
     max_new_tokens: int = 0           # the generation budget (a truncated completion hit it)
+    per_kind: dict[str, LevelMetrics] = field(default_factory=dict)   # by Task.problem_kind; empty if none
 
     def level(self, level: int) -> LevelMetrics:
         for m in self.per_level:
@@ -188,6 +190,7 @@ class EvalResult:
             "overall": self.overall.to_dict(), "macro_accuracy": self.macro_accuracy,
             "per_level": [m.to_dict() for m in self.per_level], "reasons": dict(self.reasons),
             "max_new_tokens": self.max_new_tokens,
+            "per_kind": {kind: m.to_dict() for kind, m in self.per_kind.items()},
         }
         if with_outcomes:
             d["outcomes"] = [asdict(o) for o in self.outcomes]
@@ -195,6 +198,7 @@ class EvalResult:
 
     def summary_line(self) -> str:
         levels = "  ".join(f"{self.difficulty_name}={m.level}:{m.accuracy:.3f}" for m in self.per_level)
+        levels += "".join(f"  {kind}:{m.accuracy:.3f}" for kind, m in self.per_kind.items())
         pk = "  ".join(f"pass@{k}={v:.3f}" for k, v in self.overall.pass_at_k.items())
         return (f"accuracy {self.overall.accuracy:.3f}  ({levels})  {pk}  format errors "
                 f"{self.overall.format_error_rate:.3f}  truncated {self.overall.truncated_share:.3f}")
@@ -278,6 +282,7 @@ def evaluate(engine: Engine, task: Task, problems: Sequence[Problem], *, k: Sequ
             correct=bool(r.verdict.correct), format_ok=bool(r.verdict.format_ok), reason=r.verdict.reason,
             response_tokens=len(r.completion.token_ids) if r.completion.token_ids else None,
             response_chars=len(r.completion.text), truncated=is_truncated(r.completion),
+            kind=task.problem_kind(problem),
         )
         if sampled is not None:
             o.n_samples = len(sampled[i])
@@ -286,14 +291,18 @@ def evaluate(engine: Engine, task: Task, problems: Sequence[Problem], *, k: Sequ
         outcomes.append(o)
 
     by_level: dict[int, list[ProblemOutcome]] = defaultdict(list)
+    by_kind: dict[str, list[ProblemOutcome]] = defaultdict(list)
     for o in outcomes:
         by_level[o.difficulty].append(o)
+        if o.kind is not None:
+            by_kind[o.kind].append(o)
     per_level = [_aggregate(level, by_level[level], ks) for level in sorted(by_level)]
+    per_kind = {kind: _aggregate(None, by_kind[kind], ks) for kind in sorted(by_kind)}
     return EvalResult(
         task=task.name, difficulty_name=task.difficulty_name, k=ks, n_samples=n_samples or 0,
         temperature=temperature, per_level=per_level, overall=_aggregate(None, outcomes, ks),
         macro_accuracy=sum(m.accuracy for m in per_level) / len(per_level),
-        outcomes=outcomes, reasons=dict(reasons), max_new_tokens=max_new_tokens,
+        outcomes=outcomes, reasons=dict(reasons), max_new_tokens=max_new_tokens, per_kind=per_kind,
     )
 
 
@@ -354,6 +363,10 @@ def render_report(result: EvalResult, *, model: str, seed: int, plots: Sequence[
     for m in result.per_level:
         lines.append(row(f"{result.difficulty_name}={m.level}", m))
     lines.append(row("all", result.overall))
+    if result.per_kind:
+        lines += ["", "By what the problem asks (all levels together):", "",
+                  "| " + " | ".join(["kind", *head[1:]]) + " |", "|" + "---|" * len(head)]
+        lines += [row(kind, m) for kind, m in result.per_kind.items()]
     lines += ["", f"Macro accuracy (mean over levels): {result.macro_accuracy:.3f}", "",
               "Verifier reasons (greedy): " + ", ".join(f"{r}: {c}" for r, c in
                                                       sorted(result.reasons.items(), key=lambda x: -x[1])), ""]

@@ -327,6 +327,13 @@ class Task(ABC):
         task whose reasons name things without a colon overrides it."""
         return (reason or "unknown").split(":", 1)[0].strip() or "unknown"
 
+    def problem_kind(self, problem: Problem) -> str | None:
+        """A label that splits a level's problems by what they ask, where that changes how hard
+        they are in a way the level does not (iGSM: a question about a stated quantity or about
+        a total the problem never states). Evaluation reports its accuracy per label, so a
+        failure concentrated on one kind is seen. None, the default, reports no split."""
+        return None
+
     def guess_parts(self, level: int) -> "GuessParts | None":
         """How an answer at this level splits into independent parts that a blind guess gets
         right each with the same chance (KK: one role per person, 1/2); None when the answer is

@@ -102,6 +102,13 @@ class IGSMTask(Task):
         object.__setattr__(p, "_igsm_graph", g)
         return p
 
+    def problem_kind(self, problem: Problem) -> str:
+        """The question's kind: "abstract" when it asks for a total the problem never states (the
+        sum of a category's items, as in "How many Playground does Sunrise Gardens have?"), else
+        "instance". An abstract question needs the world's categories as well as the text."""
+        g = graph_of(problem)
+        return g.params[g.question].kind          # the graph's own INSTANCE / ABSTRACT
+
     def solve(self, problem: Problem) -> int:
         return graph_of(problem).answer()
 
