@@ -14,8 +14,9 @@ add its own predicate:
 - :func:`igsm_value_tokens`, iGSM's: every number of the reasoning (operands, results,
   unreduced results, reduced results, values of named quantities) and the answer; with
   ``--detail`` (:func:`igsm_detailed`) also the tokens that read the problem: the quantity each
-  "Define" step names, the definition it writes, and the quoted rendering's copied sentences
-  (the quantity each is copied for, and the words after "equals");
+  "Define" step names, the definition it writes (apart for the totals the problem never
+  states, ``define_expr_abstract``), and the quoted rendering's copied sentences (the quantity
+  each is copied for, and the words after "equals");
 - :func:`kk_decision_tokens`, KK's: in the explicit rendering the role an atom looks up in
   the current case (``lookup``), each atom's and combination's value T / F / U (``value``),
   the claim's value beside its speaker (``claim``), ok / contradiction / open (``outcome``);
@@ -188,19 +189,31 @@ def igsm_detail_spans(completion: str) -> tuple[tuple[int, int, str], ...]:
 
 def igsm_detailed(record: dict, completion: str, start: int, end: int) -> str | None:
     """iGSM's predicate with ``--detail``: every token that starts inside a quote or a
-    definition takes that category; other tokens as :func:`igsm_value_tokens`."""
+    definition takes that category; other tokens as :func:`igsm_value_tokens`. Where the
+    record lists the problem's abstract quantities (``abstract``, as generated records do),
+    the definition of one of them is ``define_expr_abstract``: the sum of a category's items,
+    which the problem never states and a model must gather from several sentences."""
     for s, e, category in igsm_detail_spans(completion):
         if s <= start < e and completion[start:end].strip():
+            if category == "define_expr" and _defined_name(completion, s) in record.get("abstract", ()):
+                return "define_expr_abstract"
             return category
         if s >= end:
             break
     return igsm_value_tokens(record, completion, start, end)
 
 
+def _defined_name(completion: str, expr_start: int) -> str:
+    """The quantity named by the "Define NAME as" whose definition starts at ``expr_start``."""
+    at = completion.rfind("Define ", 0, expr_start) + len("Define ")
+    return completion[at:completion.find(" as ", at)]
+
+
 def igsm_records(n: int, seed: int, levels: list[int], rendering: str) -> list[dict]:
     """Gold records of the warm-start seed programs (rule-based and four-behaviour) on ``n``
     problems, rendered in ``rendering``; prompts as the warm start writes them."""
-    from tailor_evo.tasks.igsm import IGSMTask
+    from tailor_evo.tasks.igsm import IGSMTask, graph_of
+    from tailor_evo.tasks.igsm.graph import ABSTRACT
 
     task = IGSMTask(rendering=rendering)
     seeds = Path(__file__).resolve().parents[1] / "populations" / "seeds" / "igsm"
@@ -212,8 +225,9 @@ def igsm_records(n: int, seed: int, levels: list[int], rendering: str) -> list[d
         name, program = programs[i % len(programs)]
         tr = task.execute(program, p, random.Random(i))
         assert tr.finished and task.verify(p, tr.completion).correct
+        g = graph_of(p)
         records.append({"prompt": task.prompt(p), "messages": task.prompt(p, chat=True), "completion": tr.completion,
-                        "primitive": name})
+                        "primitive": name, "abstract": sorted(q.name for q in g.params if q.kind == ABSTRACT)})
     return records
 
 

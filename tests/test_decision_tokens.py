@@ -113,6 +113,8 @@ def test_igsm_detail_marks_what_a_trace_reads_from_the_problem():
                      (" A's C", "quote_subject"), (" 7.", "quote_rhs"), ("A's C", "define_name")}
     at = text.index("A's C + D's E")
     assert bench.igsm_detailed({}, text, at, at + 3) == "define_expr"
+    assert bench.igsm_detailed({"abstract": ["A's B"]}, text, at, at + 3) == "define_expr_abstract"
+    assert bench.igsm_detailed({"abstract": ["A's C"]}, text, at, at + 3) == "define_expr"   # A's B is defined here
     seven = text.index("equals 7") + len("equals")
     assert bench.igsm_detailed({}, text, seven, seven + 2) == "quote_rhs"   # " 7": a quoted number is a copy
     last = text.rindex("= 7")
@@ -151,3 +153,17 @@ def test_prompts_are_tokenised_as_sft_tokenises_them_through_the_chat_template()
     bench.decision_accuracy(Recorder(), tok, [rec], bench.igsm_value_tokens)    # the default: the plain prompt
     plain = tok("User: a plain prompt\nAssistant:").input_ids
     assert seen[1][: len(plain)] == plain
+
+
+def test_generated_igsm_records_name_their_abstract_quantities():
+    """The abstract names a record carries are the graph's abstract parameters, so the split of
+    definitions by kind follows the problem's structure, not a guess from the words."""
+    from tailor_evo.tasks.igsm import IGSMTask, graph_of
+
+    records = bench.igsm_records(6, 3, [3], "explicit")
+    problems = IGSMTask().generate(6, 3, levels=[3])
+    for record, problem in zip(records, problems):
+        g = graph_of(problem)
+        assert record["abstract"] == sorted(p.name for p in g.params if p.kind == "abstract")
+    assert any(name in r["abstract"] for r in records   # the split is not empty on these problems
+               for name in re.findall(r"Define (.+?) as \w+ = ", r["completion"]))
