@@ -158,6 +158,7 @@ def test_the_igsm_smollm2_config_changes_only_what_it_names_and_is_accepted():
     defaults = PipelineConfig()
     assert (cfg.task, cfg.backbone, cfg.chat, cfg.eval.base) == ("igsm", "smollm2-135m", True, False)
     assert (cfg.warmstart.size, cfg.sft.lr, cfg.rl.lr) == (600, 1e-4, 1e-5)
+    assert cfg.rendering == "quoted" and defaults.rendering is None    # the main job keeps the task's default
     assert (cfg.sft.epochs, cfg.sft.batch_size) == (defaults.sft.epochs, defaults.sft.batch_size) == (1, 4)
     assert cfg.rl.max_refill_rounds == defaults.rl.max_refill_rounds == 0
     assert cfg.rl.steps == defaults.rl.steps
