@@ -95,7 +95,8 @@ class PipelineConfig:
     # new-token budget of RL rollouts and every evaluation. "data": the warm start's longest
     # completion (backbone tokens) x 1.2, rounded up to 32, or the configured rl/eval
     # max_new_tokens where larger, so that traces are never cut by a budget set for shorter ones;
-    # "fixed": the configured values, and the warm start drops longer completions (fit_rl_budget)
+    # "fixed": the configured values, and the warm start drops longer completions (fit_rl_budget).
+    # In an experiment grid, "data" also raises a redistill teacher's cap to its teacher cell's budget.
     budget: str = "data"
     report_to: list[str] = field(default_factory=list)         # trackers for every stage: tensorboard, wandb
     search: SearchConfig = field(default_factory=_default_search)

@@ -3,7 +3,8 @@ import math
 import pytest
 
 from tailor_evo.errors import InputError
-from tailor_evo.experiment.grid import ExperimentConfig, expand, teacher_for
+from tailor_evo.experiment.grid import ExperimentConfig, expand, teacher_budget, teacher_for
+from tailor_evo.experiment.runner import cell_run_config
 from tailor_evo.experiment.summary import CellSummary, aggregate, mean_std, results_table, smooth, steps_to_target
 
 
@@ -61,6 +62,28 @@ def test_grid_orders_rule_based_before_redistill_and_needs_its_model(tmp_path):
     assert teacher_for(ExperimentConfig(redistill_teacher="hf:smollm2-135m"), redistill, tmp_path) == "hf:smollm2-135m"
     with pytest.raises(InputError, match="not in methods"):
         ExperimentConfig(methods=["tailor", "redistill"], redistill_teacher="rl:rule-based").check()
+
+
+def test_a_redistill_teacher_answers_within_its_teacher_cells_budget(tmp_path):
+    cfg = ExperimentConfig(seeds=[0], redistill_teacher="rl:rule-based")
+    cfg.base.warmstart.teacher_max_new_tokens = 320
+    cells = {c.method: c for c in expand(cfg)}
+    redistill = cells["redistill"]
+    assert teacher_budget(cfg, redistill, tmp_path) == 0            # the teacher cell has not run
+    assert cell_run_config(cfg, redistill, tmp_path).warmstart.teacher_max_new_tokens == 320
+    stages = tmp_path / "cells" / cells["rule-based"].name / "stages"
+    stages.mkdir(parents=True)
+    (stages / "warmstart.json").write_text('{"records": 512, "max_new_tokens": 1248}')
+    assert teacher_budget(cfg, redistill, tmp_path) == 1248
+    assert cell_run_config(cfg, redistill, tmp_path).warmstart.teacher_max_new_tokens == 1248
+    assert cell_run_config(cfg, cells["tailor"], tmp_path).warmstart.teacher_max_new_tokens == 320
+    cfg.base.warmstart.teacher_max_new_tokens = 2000                # raised, never lowered
+    assert cell_run_config(cfg, redistill, tmp_path).warmstart.teacher_max_new_tokens == 2000
+    cfg.base.warmstart.teacher_max_new_tokens = 320
+    cfg.base.budget = "fixed"                                       # a fixed budget is the configured one
+    assert cell_run_config(cfg, redistill, tmp_path).warmstart.teacher_max_new_tokens == 320
+    external = ExperimentConfig(seeds=[0], redistill_teacher="hf:smollm2-135m")
+    assert teacher_budget(external, redistill, tmp_path) == 0
 
 
 def test_grid_rejects_unknown_method():

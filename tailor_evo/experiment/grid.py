@@ -143,6 +143,18 @@ def teacher_for(cfg: ExperimentConfig, cell: Cell, out: Path) -> str | None:
     return f"hf:{json.loads(marker.read_text())['model']}"
 
 
+def teacher_budget(cfg: ExperimentConfig, cell: Cell, out: Path) -> int:
+    """The new-token budget the teacher cell's model was trained and evaluated with (its warm
+    start's data budget), 0 where the teacher is not a cell of this grid or has not recorded one.
+    A teacher answers in the trace style it was trained on, so a shorter cap cuts its answers
+    before they verify (explicit 3-person KK traces run to about 1,200 tokens)."""
+    source = teacher_cell(cfg, cell)
+    marker = None if source is None else out / "cells" / source.name / "stages" / "warmstart.json"
+    if marker is None or not marker.exists():
+        return 0
+    return int(json.loads(marker.read_text()).get("max_new_tokens") or 0)
+
+
 TEACHER_STAGES = ("sft", "rl")
 
 

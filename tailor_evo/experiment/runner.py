@@ -21,7 +21,7 @@ from scipy.stats import binomtest, pearsonr, spearmanr
 from tailor_evo.config import dump_yaml, load_config
 from tailor_evo.errors import InputError
 from tailor_evo.experiment import plots
-from tailor_evo.experiment.grid import Cell, ExperimentConfig, cell_config, expand, teacher_for
+from tailor_evo.experiment.grid import Cell, ExperimentConfig, cell_config, expand, teacher_budget, teacher_for
 from tailor_evo.experiment.guessing import guessing_lines, miss_counts
 from tailor_evo.experiment.summary import (
     CellSummary,
@@ -35,7 +35,7 @@ from tailor_evo.experiment.summary import (
     steps_to_target,
 )
 from tailor_evo.io import append_jsonl, read_json, read_records, write_json_atomic, write_text_atomic
-from tailor_evo.pipeline import run_pipeline
+from tailor_evo.pipeline import PipelineConfig, run_pipeline
 from tailor_evo.rundir import RunDir
 from tailor_evo.warmstart.methods import with_role
 
@@ -108,6 +108,19 @@ def warmstart_abstract_coverage(task: str, stage: dict, cell_dir: Path) -> float
     return abstract_coverage(get_task(task), [(r["question"], r["completion"]) for r in records])
 
 
+def cell_run_config(cfg: ExperimentConfig, cell: Cell, out: Path) -> PipelineConfig:
+    """The config a cell runs with: :func:`cell_config`, and under the data budget a redistill
+    teacher's new-token cap raised to the budget its teacher cell ran with (never lowered), as
+    the pipeline raises RL's and the evaluations' caps to its own warm start's."""
+    pc = cell_config(cfg, cell)
+    budget = teacher_budget(cfg, cell, out) if pc.budget == "data" else 0
+    if budget > pc.warmstart.teacher_max_new_tokens:
+        log.info("cell %s: teacher budget %d -> %d new tokens (its teacher cell's data budget)",
+                 cell.name, pc.warmstart.teacher_max_new_tokens, budget)
+        pc.warmstart.teacher_max_new_tokens = budget
+    return pc
+
+
 @dataclass
 class ExperimentOutcome:
     done: list[CellSummary]
@@ -137,7 +150,7 @@ def run_experiment(cfg: ExperimentConfig, out: str | Path, *, resume: bool = Tru
         start = time.time()
         try:
             teacher = teacher_for(cfg, cell, out)
-            run_pipeline(cell_config(cfg, cell), cell_dir, resume=cell_dir.exists(),
+            run_pipeline(cell_run_config(cfg, cell, out), cell_dir, resume=cell_dir.exists(),
                          search_dir=out / "search" / cell.search_name(), teacher_spec=teacher)
             rd.log({"cell": cell.name, "status": "done", "seconds": round(time.time() - start, 1)})
         except KeyboardInterrupt:
