@@ -432,6 +432,39 @@ def test_dynamic_sampling_refills_a_batch_and_never_trains_on_a_zero_variance_gr
     assert "dynamic sampling:" in report and "generate" in report and "train" in report
 
 
+class HardTask(KindTask):
+    """Only the kind the scripted engine always answers wrong: no group ever has a reward spread."""
+
+    name = "toy-hard"
+
+    def generate(self, n, seed, levels=None, **options):
+        return [Problem(id=f"{seed}-{i}", task=self.name, difficulty=1, question=f"hard question {seed}-{i}",
+                        answer="yes", answer_text="yes") for i in range(n)]
+
+
+def test_a_step_that_trains_nothing_is_warned_about(tiny_dir, tmp_path, caplog):
+    from tailor_evo.tasks.registry import unregister
+    from tailor_evo.trainers.rl_report import idle_step_warning
+
+    register(HardTask)
+    try:
+        run = RunDir.create(tmp_path / "rl")
+        with caplog.at_level("WARNING", logger="tailor_evo.trainers.rl"):
+            train_rl(_cfg(tiny_dir, task="toy-hard", steps=2, prompts_per_step=3, dynamic_sampling=True,
+                          max_refill_rounds=0, coverage=False, eval=EvalSettings(every=0, n=0)), run,
+                     engine_factory=lambda m, t: ScriptedEngine(t))
+    finally:
+        unregister(HardTask.name)
+    warned = [r.getMessage() for r in caplog.records if "trained nothing" in r.getMessage()]
+    assert [w.split(" trained")[0] for w in warned] == ["step 1", "step 2"]
+    assert "3 groups" in warned[0] and "mean reward 0.00" in warned[0] and "rl.lr" in warned[0]
+    assert idle_step_warning({"step": 3, "reward": 0.5, "groups_generated": 8, "groups_trained": 5,
+                              "zero_signal_groups": 3}) is None
+    # without dynamic sampling every group is kept, and a step is idle when none has a spread
+    assert idle_step_warning({"step": 4, "reward": 1.0, "groups_generated": 8, "groups_trained": 8,
+                              "zero_signal_groups": 8}) is not None
+
+
 def test_truncated_completions_are_masked_out_of_the_loss_and_counted(tiny_dir, tmp_path, monkeypatch,
                                                                       kinds_registered):
     seen = _capture_batches(monkeypatch)

@@ -65,7 +65,7 @@ from tailor_evo.trainers.rewards import parse_reward
 from tailor_evo.trainers.rl_batch import check_chunkable
 from tailor_evo.trainers.rl_config import RLConfig, check_rl_config, uses_engine_logprobs
 from tailor_evo.trainers.rl_data import rl_problem_pool
-from tailor_evo.trainers.rl_report import MERGE_RULES, rl_card, write_rl_report
+from tailor_evo.trainers.rl_report import MERGE_RULES, idle_step_warning, rl_card, write_rl_report
 from tailor_evo.trainers.rl_step import StepContext, train_step
 from tailor_evo.trainers.rollout_log import ROLLOUTS_FILE, append_rows, cut_back, due, rollout_rows
 from tailor_evo.trainers.sampling import PromptStream, StepSample
@@ -190,10 +190,10 @@ def _eval_due(cfg: RLConfig, step: int) -> bool:
 
 
 def _finish_step(ctx: StepContext, run_dir: RunDir, step: int, record: dict[str, Any], sample: StepSample,
-                 cover: CoverageFn | None, evaluate: Callable[[], dict[str, float]] | None) -> None:
-    """Add coverage and, when due, the evaluation to the step's row; log it and the step's rollouts.
-    Under several processes the row is merged over their shares, and coverage (a count of distinct
-    cells, which does not average) is measured once over every process's rollouts."""
+                 cover: CoverageFn | None, evaluate: Callable[[], dict[str, float]] | None) -> dict[str, Any]:
+    """Add coverage and, when due, the evaluation to the step's row; log it and the step's rollouts;
+    return the row. Under several processes the row is merged over their shares, and coverage (a
+    count of distinct cells, which does not average) is measured once over every process's rollouts."""
     acc = ctx.accelerator
     record = merge_rows(gather_rows(acc, record), MERGE_RULES)         # over the processes' shares
     if cover is not None:
@@ -205,12 +205,13 @@ def _finish_step(ctx: StepContext, run_dir: RunDir, step: int, record: dict[str,
     if due(step, ctx.cfg.rollout_log_every):
         rollouts = [row for rows in gather_rows(acc, rollout_rows(step, sample.groups)) for row in rows]
     if not acc.is_main_process:
-        return
+        return record
     if evaluate is not None and _eval_due(ctx.cfg, step):
         record.update(evaluate())
     run_dir.log(record)
     if rollouts is not None:
         append_rows(run_dir.path / ROLLOUTS_FILE, rollouts)
+    return record
 
 
 def train_rl(cfg: RLConfig, run_dir: RunDir, resume: bool = False, *, engine_factory: EngineFactory | None = None,
@@ -237,7 +238,10 @@ def train_rl(cfg: RLConfig, run_dir: RunDir, resume: bool = False, *, engine_fac
     while state.step < cfg.steps:
         record, sample = train_step(ctx, state.step + 1)
         state.step += 1
-        _finish_step(ctx, run_dir, state.step, record, sample, cover, evaluate)
+        record = _finish_step(ctx, run_dir, state.step, record, sample, cover, evaluate)
+        warning = idle_step_warning(record) if main else None
+        if warning:
+            log.warning(warning)
         bar.update(1)
         bar.set_postfix(reward=f"{record['reward']:.2f}", kl=f"{record['kl']:.3f}")
         save_if_due(run_dir, t, state, every=cfg.save_every, keep=cfg.keep_checkpoints, last=cfg.steps,

@@ -86,6 +86,24 @@ def time_split_line(steps: list[dict]) -> str:
     return f"- mean seconds per step: {total:.2f} ({split})"
 
 
+def idle_step_warning(record: dict) -> str | None:
+    """A warning for a step whose groups all scored alike within themselves, so the loss had no
+    advantage to follow and the step changed nothing; None otherwise. Every rollout wrong after
+    right ones earlier usually means the policy broke (a learning rate too high: at 1e-4 SmolLM2's
+    iGSM rollouts fell from 0.27 to 0.00 in three steps, half of them loops); every rollout right
+    means the problems are too easy for RL to teach."""
+    generated = int(record.get("groups_generated", 0))
+    if not generated:
+        return None
+    idle = int(record.get("groups_trained", 1)) == 0 or int(record.get("zero_signal_groups", 0)) >= generated
+    if not idle:
+        return None
+    return (f"step {record['step']} trained nothing: in each of its {generated} groups every rollout scored the "
+            f"same (mean reward {record['reward']:.2f}, {record.get('truncated', 0.0):.0%} cut at the budget). "
+            "All wrong where earlier steps had right answers usually means the policy broke (lower rl.lr); "
+            "all right means the problems are too easy to learn from.")
+
+
 def sampling_lines(steps: list[dict], cfg: Any) -> list[str]:
     """Truncation and, under dynamic sampling, the dropped and refilled groups."""
     lines = []
