@@ -136,7 +136,7 @@ def teacher_for(cfg: ExperimentConfig, cell: Cell, out: Path) -> str | None:
     if source is None:
         return spec
     stage, _ = teacher_source(spec)
-    marker = out / "cells" / source.name / "stages" / f"{stage}.json"
+    marker = stage_marker(out, source, stage)
     if not marker.exists():
         raise InputError(f"{cell.method} teacher {spec!r} needs the {stage} stage of cell {source.name} "
                          f"(include {source.method!r} in methods)", field="redistill_teacher")
@@ -149,10 +149,15 @@ def teacher_budget(cfg: ExperimentConfig, cell: Cell, out: Path) -> int:
     A teacher answers in the trace style it was trained on, so a shorter cap cuts its answers
     before they verify (explicit 3-person KK traces run to about 1,200 tokens)."""
     source = teacher_cell(cfg, cell)
-    marker = None if source is None else out / "cells" / source.name / "stages" / "warmstart.json"
-    if marker is None or not marker.exists():
+    if source is None:
         return 0
-    return int(json.loads(marker.read_text()).get("max_new_tokens") or 0)
+    marker = stage_marker(out, source, "warmstart")
+    return int(json.loads(marker.read_text()).get("max_new_tokens") or 0) if marker.exists() else 0
+
+
+def stage_marker(out: Path, cell: Cell, stage: str) -> Path:
+    """The file in which a cell's pipeline records a finished stage and what it produced."""
+    return out / "cells" / cell.name / "stages" / f"{stage}.json"
 
 
 TEACHER_STAGES = ("sft", "rl")
