@@ -190,13 +190,14 @@ def _set_dotted_attr(obj, key: str, value) -> None:
     setattr(obj, last, value)
 
 
-def _stage_marker(root: Path, name: str) -> Path:
+def stage_marker(root: Path, name: str) -> Path:
+    """The file in which a run records a finished stage and what it produced."""
     return root / "stages" / f"{name}.json"
 
 
 def _run_stage(root: Path, name: str, fn: Callable[[], dict], seconds: dict[str, float]) -> dict:
     """Run ``fn`` unless its marker exists; store its (JSON) result as the marker."""
-    marker = _stage_marker(root, name)
+    marker = stage_marker(root, name)
     if marker.exists():
         log.info("stage %s already done, skipping", name)
         result = read_json(marker)

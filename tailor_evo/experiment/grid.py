@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tailor_evo.errors import InputError
-from tailor_evo.pipeline import PipelineConfig
+from tailor_evo.pipeline import PipelineConfig, stage_marker
 from tailor_evo.warmstart.methods import default_grid, get_method, method_names, run_order
 
 log = logging.getLogger(__name__)
@@ -136,7 +136,7 @@ def teacher_for(cfg: ExperimentConfig, cell: Cell, out: Path) -> str | None:
     if source is None:
         return spec
     stage, _ = teacher_source(spec)
-    marker = stage_marker(out, source, stage)
+    marker = stage_marker(out / "cells" / source.name, stage)
     if not marker.exists():
         raise InputError(f"{cell.method} teacher {spec!r} needs the {stage} stage of cell {source.name} "
                          f"(include {source.method!r} in methods)", field="redistill_teacher")
@@ -151,13 +151,8 @@ def teacher_budget(cfg: ExperimentConfig, cell: Cell, out: Path) -> int:
     source = teacher_cell(cfg, cell)
     if source is None:
         return 0
-    marker = stage_marker(out, source, "warmstart")
+    marker = stage_marker(out / "cells" / source.name, "warmstart")
     return int(json.loads(marker.read_text()).get("max_new_tokens") or 0) if marker.exists() else 0
-
-
-def stage_marker(out: Path, cell: Cell, stage: str) -> Path:
-    """The file in which a cell's pipeline records a finished stage and what it produced."""
-    return out / "cells" / cell.name / "stages" / f"{stage}.json"
 
 
 TEACHER_STAGES = ("sft", "rl")
