@@ -516,6 +516,48 @@ def test_truncated_in_group_needs_mask_truncated(tiny_dir, tmp_path):
         train_rl(_cfg(tiny_dir, truncated_in_group=True), RunDir.create(tmp_path / "rl"))
 
 
+def test_the_overlong_penalty_ramps_to_the_budget():
+    from tailor_evo.trainers.rewards import overlong_penalty
+
+    assert [overlong_penalty(n, 100, 20, 1.0) for n in (50, 80, 90, 100)] == [0.0, 0.0, 0.5, 1.0]
+    assert overlong_penalty(95, 100, 20, 0.4) == pytest.approx(0.3)
+    assert overlong_penalty(100, 100, 0, 1.0) == 0.0          # off
+
+
+def test_overlong_completions_lose_reward_and_loops_are_pushed_below_wrong_answers(tiny_dir, tmp_path, monkeypatch,
+                                                                                    kinds_registered):
+    seen = _capture_batches(monkeypatch)
+    run = RunDir.create(tmp_path / "rl")
+    train_rl(_cfg(tiny_dir, task="toy-kinds", steps=2, prompts_per_step=3, overlong_buffer=4, coverage=False,
+                  eval=EvalSettings(every=0, n=0)), run, engine_factory=lambda m, t: ScriptedEngine(t))
+    rows = [r for r in run.read_metrics() if "reward" in r]
+    mixed_groups = 0
+    for (batch, advantages), row in zip(seen, rows):
+        lengths = batch.completion_mask.sum(dim=1)
+        for g in range(3):
+            rows_g = slice(4 * g, 4 * g + 4)
+            if batch.rewards[rows_g].min() < 0:
+                # 'yes', cut, 'no', cut: the cut loops (8 tokens of budget, 4 of buffer) lose the whole reward
+                # of 1, the short wrong answer nothing, so a loop now scores below a wrong answer
+                mixed_groups += 1
+                assert batch.rewards[rows_g].tolist() == [1.0, -1.0, 0.0, -1.0]
+                assert advantages[rows_g][1] < advantages[rows_g][2] < advantages[rows_g][0]
+            assert torch.all(lengths[rows_g] <= 4)     # no finished answer reached the buffer: unpenalised
+        cut_share = row["truncated"]
+        assert row["overlong_penalty"] == pytest.approx(cut_share)
+    assert mixed_groups > 0
+    assert "overlong penalty (up to 1 over the last 4 tokens of the budget)" in (run.path / "report.md").read_text()
+
+
+@pytest.mark.parametrize("settings, field", [(dict(overlong_buffer=9), "overlong_buffer"),
+                                             (dict(overlong_buffer=-1), "overlong_buffer"),
+                                             (dict(overlong_penalty=0.5), "overlong_penalty"),
+                                             (dict(overlong_buffer=4, overlong_penalty=float("nan")), "overlong_penalty")])
+def test_overlong_settings_outside_their_domain_are_refused(tiny_dir, tmp_path, settings, field):
+    with pytest.raises(InputError, match=field):
+        train_rl(_cfg(tiny_dir, **settings), RunDir.create(tmp_path / "rl"))
+
+
 def test_rollout_log_is_cut_back_on_resume(tiny_dir, tmp_path, monkeypatch):
     cfg = dict(dynamic_sampling=True, group_size=2, rollout_log_every=1, coverage=False)
     full_run = RunDir.create(tmp_path / "full")

@@ -17,6 +17,9 @@ completion is the weighted sum of its terms. A NAME is
 
 Examples: ``binary`` (the default), ``mypkg.rewards:brevity``,
 ``binary, 0.1*mypkg.rewards:brevity``. Accuracy stays the task verifier's in every case.
+
+Whatever the terms, ``rl.overlong_buffer`` then subtracts a length penalty from the sum
+(:func:`overlong_penalty`), the one reward that needs the run's token budget.
 """
 
 from __future__ import annotations
@@ -153,3 +156,33 @@ def score_round(spec: RewardSpec, task: Any, flat: list, columns_of: Callable[[A
         parts = [t.weight * vals[i] for t, vals in zip(spec.terms, per_term) if vals[i] is not None]
         verdicts.append(dataclasses.replace(r.verdict, reward=sum(parts) if parts else math.nan))
     return verdicts
+
+
+def overlong_penalty(length: int, max_new_tokens: int, buffer: int, penalty: float) -> float:
+    """DAPO's soft overlong punishment (arXiv 2503.14476): what a completion of ``length`` tokens
+    loses, nothing up to ``max_new_tokens - buffer`` tokens, then rising linearly to ``penalty``
+    at the budget.
+
+    Without it a loop that runs to the budget scores what a wrong answer scores (0 under the
+    binary reward), or is left out of the loss under ``mask_truncated``: nothing pushes back
+    against the length a policy drifts to. The ramp, rather than a cliff at the budget, tells
+    a long finished answer apart from a cut one. ``buffer = 0``: no penalty.
+    """
+    if buffer <= 0:
+        return 0.0
+    over = length - (max_new_tokens - buffer)
+    return penalty * min(1.0, max(0, over) / buffer)
+
+
+def penalise_overlong(verdicts: list, completions: list, max_new_tokens: int, buffer: int,
+                      penalty: float) -> tuple[list, list[float]]:
+    """The verdicts with each completion's overlong penalty subtracted from its reward (a skipped,
+    NaN reward stays NaN), and the penalties, for the step's metrics. A completion cut at the
+    budget takes the whole penalty, whatever length its engine reports."""
+    from tailor_evo.trainers.rollout import is_truncated
+
+    cuts = [overlong_penalty(max_new_tokens if is_truncated(c) else len(c.token_ids), max_new_tokens, buffer, penalty)
+            for c in completions]
+    out = [v if not cut or math.isnan(v.reward) else dataclasses.replace(v, reward=float(v.reward) - cut)
+           for v, cut in zip(verdicts, cuts)]
+    return out, cuts

@@ -61,6 +61,10 @@ class RLConfig(TrainerConfig):
     # with mask_truncated: a cut completion still counts, with its reward, in its group's mean and std
     # (DAPO's overlong filtering), so its finished siblings are reinforced; false: as if never sampled
     truncated_in_group: bool = False
+    # DAPO's soft overlong punishment: a completion longer than max_new_tokens - overlong_buffer tokens
+    # loses reward linearly, up to overlong_penalty at the budget (where it is cut); 0 = off
+    overlong_buffer: int = 0
+    overlong_penalty: float = 1.0    # the reward a completion loses at the budget (overlong_buffer > 0)
     rollout_log_every: int = 10      # write the step's rollouts to rollouts.jsonl at step 1 and every k steps (0: off)
     save_every: int = 10
     eval: EvalSettings = field(default_factory=lambda: EvalSettings(every=10, n=32))
@@ -85,7 +89,11 @@ def check_rl_config(cfg: RLConfig) -> None:
               ("max_refill_rounds", isinstance(cfg.max_refill_rounds, int) and cfg.max_refill_rounds >= 0),
               ("mask_truncated", isinstance(cfg.mask_truncated, bool)),
               ("truncated_in_group", isinstance(cfg.truncated_in_group, bool)),
-              ("rollout_log_every", isinstance(cfg.rollout_log_every, int) and cfg.rollout_log_every >= 0)]
+              ("rollout_log_every", isinstance(cfg.rollout_log_every, int) and cfg.rollout_log_every >= 0),
+              ("overlong_buffer", isinstance(cfg.overlong_buffer, int) and not isinstance(cfg.overlong_buffer, bool)
+               and cfg.overlong_buffer >= 0),
+              ("overlong_penalty", isinstance(cfg.overlong_penalty, (int, float))
+               and not isinstance(cfg.overlong_penalty, bool) and 0 <= cfg.overlong_penalty < float("inf"))]
     for name, ok in checks:
         if not ok:
             raise InputError(f"invalid value {getattr(cfg, name)!r}", file="config", field=name)
@@ -96,6 +104,13 @@ def check_rl_config(cfg: RLConfig) -> None:
     if cfg.truncated_in_group and not cfg.mask_truncated:
         raise InputError("only applies with mask_truncated=true (without it every truncated completion is "
                          "trained and counted anyway)", file="config", field="truncated_in_group")
+    if cfg.overlong_buffer > cfg.max_new_tokens:
+        raise InputError(f"{cfg.overlong_buffer} tokens exceed max_new_tokens ({cfg.max_new_tokens}): the penalty "
+                         "rises over the last overlong_buffer tokens of the budget", file="config",
+                         field="overlong_buffer")
+    if cfg.overlong_penalty != 1.0 and cfg.overlong_buffer == 0:
+        raise InputError("only applies with overlong_buffer > 0 (the tokens before the budget where the "
+                         "penalty rises)", file="config", field="overlong_penalty")
     parse_reward(cfg.reward)
     if not isinstance(cfg.data, str):
         raise InputError(f"expected a file, directory or dataset id, got {cfg.data!r}", file="config", field="data")

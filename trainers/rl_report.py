@@ -38,6 +38,7 @@ def step_record(step: int, sample: Any, res: Any, lr: float, *, seconds: float,
         "kl": res.kl, "entropy": res.entropy,
         "response_length": sum(len(r.completion.token_ids) for r, _ in own) / n,
         "truncated": sum(is_truncated(r.completion) for r, _ in own) / n,
+        "overlong_penalty": sum(sum(g.penalties or ()) for g in sample.first_round) / n,
         "clip_fraction": res.clip_fraction, "loss": res.loss, "grad_norm": res.grad_norm, "lr": lr,
         "zero_signal_groups": sum(not g.has_signal(Truncation()) for g in sample.first_round), **sample.counts(),
         "rollout_tokens": sum(len(r.completion.token_ids) for g in sample.groups for r in g.rollouts),
@@ -53,7 +54,7 @@ def step_record(step: int, sample: Any, res: Any, lr: float, *, seconds: float,
 # step's loss is their plain mean; the gradient norm and learning rate are the same on every process.
 MERGE_RULES = {
     "reward": "mean:_scored", "skipped": "mean:_own", "accuracy": "mean:_own", "format_ok": "mean:_own",
-    "response_length": "mean:_own", "truncated": "mean:_own",
+    "response_length": "mean:_own", "truncated": "mean:_own", "overlong_penalty": "mean:_own",
     "kl": "mean:_tokens", "entropy": "mean:_tokens", "clip_fraction": "mean:_tokens", "loss": "mean",
     "zero_signal_groups": "sum", "groups_generated": "sum", "groups_dropped": "sum", "groups_refilled": "sum",
     "groups_trained": "sum", "rollout_tokens": "sum", "generation_rounds": "max",
@@ -111,6 +112,9 @@ def sampling_lines(steps: list[dict], cfg: Any) -> list[str]:
         masked = Truncation.of_config(cfg).report_note()
         lines.append(f"- truncated rollouts (hit max_new_tokens={cfg.max_new_tokens}): "
                      f"{_mean(steps, 'truncated'):.3f} of the step's own samples on average{masked}")
+    if cfg.overlong_buffer > 0:
+        lines.append(f"- overlong penalty (up to {cfg.overlong_penalty:g} over the last {cfg.overlong_buffer} tokens "
+                     f"of the budget): {_mean(steps, 'overlong_penalty'):.3f} per rollout on average")
     if cfg.dynamic_sampling:
         dropped = sum(int(r.get("groups_dropped", 0)) for r in steps)
         refilled = sum(int(r.get("groups_refilled", 0)) for r in steps)

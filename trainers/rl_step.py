@@ -17,7 +17,7 @@ import torch
 from tailor_evo.trainers.distributed import global_normaliser, global_sum
 from tailor_evo.trainers.loop import Trainable, optimizer_step
 from tailor_evo.trainers.losses import ADVANTAGES, LOSSES
-from tailor_evo.trainers.rewards import RewardSpec, score_round
+from tailor_evo.trainers.rewards import RewardSpec, penalise_overlong, score_round
 from tailor_evo.trainers.rl_batch import RolloutBatch, baseline_logprobs, micro_batches, scored_batch, token_outputs
 from tailor_evo.trainers.rl_config import RLConfig
 from tailor_evo.trainers.rl_data import ProblemPool
@@ -150,9 +150,15 @@ def generate_groups(ctx: StepContext, problems: list, step: int, round_: int,
         groups = rollout(ctx.engine, ctx.task, problems, params, chat=cfg.chat)
     ctx.policy.train()
     t1 = time.perf_counter()
-    verdicts = iter(score_round(ctx.reward, ctx.task, [r for g in groups for r in g],
-                                lambda p: ctx.pool.columns_of(p, ctx.task), cfg.chat))
-    scored = [ScoredGroup(p, g, [next(verdicts) for _ in g], round=round_) for p, g in zip(problems, groups)]
+    flat = [r for g in groups for r in g]
+    verdicts, penalties = penalise_overlong(
+        score_round(ctx.reward, ctx.task, flat, lambda p: ctx.pool.columns_of(p, ctx.task), cfg.chat),
+        [r.completion for r in flat], cfg.max_new_tokens, cfg.overlong_buffer, cfg.overlong_penalty)
+    scored, at = [], 0
+    for p, g in zip(problems, groups):
+        rows = slice(at, at + len(g))
+        scored.append(ScoredGroup(p, g, verdicts[rows], round=round_, penalties=penalties[rows]))
+        at += len(g)
     timer["generate"] += t1 - t0
     timer["score"] += time.perf_counter() - t1
     return scored

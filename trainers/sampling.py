@@ -73,6 +73,7 @@ class ScoredGroup:
     verdicts: list                    # tasks.base.Verdict under the training reward, one per rollout
     round: int = 0                    # generation round of the step that made it (0 = the step's own prompts)
     kept: bool = True                 # trained on this step
+    penalties: list[float] | None = None  # overlong penalty already subtracted from each reward (None: none)
 
     @property
     def rewards(self) -> list[float]:
