@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tailor_evo.errors import InputError
+from tailor_evo.trainers.rollout import is_truncated
 
 BUILTIN_REWARDS = ("binary", "shaped", "partial")
 _TERM = re.compile(r"^(?:(?P<weight>[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*\*\s*)?(?P<name>\S+)$")
@@ -179,8 +180,6 @@ def penalise_overlong(verdicts: list, completions: list, max_new_tokens: int, bu
     """The verdicts with each completion's overlong penalty subtracted from its reward (a skipped,
     NaN reward stays NaN), and the penalties, for the step's metrics. A completion cut at the
     budget takes the whole penalty, whatever length its engine reports."""
-    from tailor_evo.trainers.rollout import is_truncated
-
     cuts = [overlong_penalty(max_new_tokens if is_truncated(c) else len(c.token_ids), max_new_tokens, buffer, penalty)
             for c in completions]
     out = [v if not cut or math.isnan(v.reward) else dataclasses.replace(v, reward=float(v.reward) - cut)

@@ -151,14 +151,11 @@ def generate_groups(ctx: StepContext, problems: list, step: int, round_: int,
     ctx.policy.train()
     t1 = time.perf_counter()
     flat = [r for g in groups for r in g]
-    verdicts, penalties = penalise_overlong(
+    verdicts, penalties = map(iter, penalise_overlong(
         score_round(ctx.reward, ctx.task, flat, lambda p: ctx.pool.columns_of(p, ctx.task), cfg.chat),
-        [r.completion for r in flat], cfg.max_new_tokens, cfg.overlong_buffer, cfg.overlong_penalty)
-    scored, at = [], 0
-    for p, g in zip(problems, groups):
-        rows = slice(at, at + len(g))
-        scored.append(ScoredGroup(p, g, verdicts[rows], round=round_, penalties=penalties[rows]))
-        at += len(g)
+        [r.completion for r in flat], cfg.max_new_tokens, cfg.overlong_buffer, cfg.overlong_penalty))
+    scored = [ScoredGroup(p, g, [next(verdicts) for _ in g], round=round_, penalties=[next(penalties) for _ in g])
+              for p, g in zip(problems, groups)]
     timer["generate"] += t1 - t0
     timer["score"] += time.perf_counter() - t1
     return scored
