@@ -98,6 +98,11 @@ class PipelineConfig:
     # "fixed": the configured values, and the warm start drops longer completions (fit_rl_budget).
     # In an experiment grid, "data" also raises a redistill teacher's cap to its teacher cell's budget.
     budget: str = "data"
+    # RL's overlong penalty (rl.overlong_buffer) over the budget's margin: true sets the buffer to the
+    # tokens between the longest warm-start completion SFT trains on and RL's budget, so the penalty
+    # starts past every length the warm start wrote, whatever budget the data set
+    # (rl.overlong_penalty still sets its size; rl.overlong_buffer must then stay 0)
+    overlong_margin: bool = False
     report_to: list[str] = field(default_factory=list)         # trackers for every stage: tensorboard, wandb
     search: SearchConfig = field(default_factory=_default_search)
     warmstart: PipelineWarmstart = field(default_factory=PipelineWarmstart)
@@ -115,6 +120,10 @@ class PipelineConfig:
             raise InputError("needs at least one difficulty level", field="levels")
         if self.budget not in BUDGETS:
             raise InputError(f"must be one of {', '.join(BUDGETS)}, got {self.budget!r}", field="budget")
+        if self.overlong_margin and self.rl.overlong_buffer:
+            raise InputError(f"sets rl.overlong_buffer from the warm start's lengths, so rl.overlong_buffer="
+                             f"{self.rl.overlong_buffer} would be ignored: set one of the two",
+                             field="overlong_margin")
         refused, defaults = [], PipelineConfig()
         for key, source in PIPELINE_OWNED.items():
             value, default = _get_dotted(self, key), _get_dotted(defaults, key)
@@ -155,6 +164,23 @@ def apply_budget(cfg: "PipelineConfig", budget: int) -> None:
     cfg.rl.max_new_tokens = max(cfg.rl.max_new_tokens, budget)
     cfg.rl.eval.max_new_tokens = max(cfg.rl.eval.max_new_tokens, budget)
     cfg.eval.max_new_tokens = max(cfg.eval.max_new_tokens, budget)
+
+
+def overlong_margin(budget: int, longest: int) -> int:
+    """The tokens of a ``budget`` past the ``longest`` warm-start completion SFT trained on: an
+    overlong penalty over them never touches a length the warm start wrote (0 without data)."""
+    return max(0, budget - longest) if longest > 0 else 0
+
+
+def apply_overlong_margin(cfg: "PipelineConfig", warmstart: dict) -> None:
+    """Set RL's overlong buffer to the margin of its budget over the warm start's longest trained-on
+    completion (``warmstart``: that stage's record), and say so when there is none to set."""
+    longest = warmstart.get("longest_trained") or (warmstart.get("completion_tokens") or {}).get("max", 0)
+    cfg.rl.overlong_buffer = overlong_margin(cfg.rl.max_new_tokens, longest)
+    if cfg.rl.overlong_buffer == 0:
+        why = ("the warm start has no completions" if not longest
+               else f"its longest completion ({longest} tokens) fills RL's budget ({cfg.rl.max_new_tokens})")
+        log.warning("overlong_margin: no overlong penalty, since %s", why)
 
 
 # Sub-config keys that the pipeline sets from its own fields (value: the field a user sets
@@ -278,6 +304,7 @@ def stage_warmstart(cfg: PipelineConfig, out: Path, archive_dir: Path | None, te
     return {"data": str(data_path), "records": len(result.records), "coverage": stats.get("coverage_selected"),
             "coverage_abstract": stats.get("coverage_abstract"), "stats": stats,
             "completion_tokens": _length_summary(lengths),
+            "longest_trained": max((n for n in lengths if n <= cfg.sft.max_length), default=0),
             "max_new_tokens": data_budget(lengths, cfg.sft.max_length) if cfg.budget == "data" else cfg.rl.max_new_tokens}
 
 
@@ -324,7 +351,8 @@ def stage_rl(cfg: PipelineConfig, out: Path, model_dir: str) -> dict:
     rows = [r for r in metrics if "reward" in r]
     return {"model": str(final), "reward_curve": [r["reward"] for r in rows],
             "accuracy_curve": [r.get("accuracy", r["reward"]) for r in rows],
-            "eval_curve": [[r["step"], r["eval_accuracy"]] for r in metrics if "eval_accuracy" in r]}
+            "eval_curve": [[r["step"], r["eval_accuracy"]] for r in metrics if "eval_accuracy" in r],
+            "max_new_tokens": rcfg.max_new_tokens, "overlong_buffer": rcfg.overlong_buffer}
 
 
 def stage_eval(cfg: PipelineConfig, out: Path, model_dir: str) -> dict:
@@ -431,6 +459,11 @@ def run_pipeline(cfg: PipelineConfig, root: str | Path, *, resume: bool = False,
         apply_budget(cfg, stages["warmstart"].get("max_new_tokens", 0))
         log.info("generation budget from the warm start: %d new tokens (RL %d, evaluation %d)",
                  stages["warmstart"].get("max_new_tokens", 0), cfg.rl.max_new_tokens, cfg.eval.max_new_tokens)
+    if cfg.overlong_margin:
+        apply_overlong_margin(cfg, stages["warmstart"])
+        if cfg.rl.overlong_buffer:
+            log.info("overlong penalty over the last %d of RL's %d new tokens", cfg.rl.overlong_buffer,
+                     cfg.rl.max_new_tokens)
     if cfg.eval.base:
         stages["eval_base"] = _run_stage(root, "eval_base",
                                          lambda: stage_eval(cfg, root / "eval_base", _backbone_dir(cfg)), timer)

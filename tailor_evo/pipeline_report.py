@@ -151,7 +151,10 @@ def summary_table(cfg: PipelineConfig, result: PipelineResult) -> str:
     rows.append(("SFT", s["sft"].get("skipped") or f"model {s['sft']['model']}", result.seconds.get("sft", 0)))
     rows.append(("eval after SFT", s["eval_sft"]["summary"], result.seconds.get("eval_sft", 0)))
     curve = s["rl"]["reward_curve"]
-    rows.append(("RL", f"{len(curve)} steps; {cfg.rl.reward} reward, {_reward_trend(curve)}",
+    buffer = s["rl"].get("overlong_buffer")
+    overlong = (f"; overlong penalty over the last {buffer} of {s['rl']['max_new_tokens']} new tokens"
+                if buffer else "")
+    rows.append(("RL", f"{len(curve)} steps; {cfg.rl.reward} reward, {_reward_trend(curve)}{overlong}",
                  result.seconds.get("rl", 0)))
     rows.append(("eval after RL", s["eval_rl"]["summary"], result.seconds.get("eval_rl", 0)))
     lines = ["| " + " | ".join(rows[0]) + " |", "|---|---|---|"]

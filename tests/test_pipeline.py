@@ -1,5 +1,6 @@
 """End to end on the tiny backbone: every stage writes its files, and a resumed run skips finished stages."""
 
+import dataclasses
 import json
 
 import pytest
@@ -194,6 +195,24 @@ def test_the_data_budget_fits_the_longest_completion_and_never_lowers_a_setting(
     assert (cfg.rl.max_new_tokens, cfg.rl.eval.max_new_tokens, cfg.eval.max_new_tokens) == (512, 512, 2000)
     with pytest.raises(InputError, match="budget"):
         PipelineConfig(budget="huge").check()
+
+
+def test_the_overlong_margin_starts_the_penalty_past_the_longest_warm_start_completion(caplog) -> None:
+    from tailor_evo.pipeline import apply_overlong_margin
+
+    cfg = PipelineConfig(overlong_margin=True)
+    cfg.rl.max_new_tokens = 512                        # the data budget of a 410-token longest completion
+    apply_overlong_margin(cfg, {"longest_trained": 410, "completion_tokens": {"max": 3000}})
+    assert cfg.rl.overlong_buffer == 102               # 3,000 tokens were never trained on, so 410 counts
+    apply_overlong_margin(cfg, {"completion_tokens": {"max": 500}})   # a run recorded before longest_trained
+    assert cfg.rl.overlong_buffer == 12
+    for warmstart in ({"longest_trained": 512}, {"records": 0}):        # no margin, or no completions at all
+        apply_overlong_margin(cfg, warmstart)
+        assert cfg.rl.overlong_buffer == 0
+    assert "no overlong penalty" in caplog.text and "has no completions" in caplog.text
+    with pytest.raises(InputError, match="would be ignored") as err:
+        PipelineConfig(overlong_margin=True, rl=dataclasses.replace(PipelineConfig().rl, overlong_buffer=64)).check()
+    assert err.value.field == "overlong_margin"
 
 
 def test_the_report_lists_each_step_reward_of_a_short_rl_run_and_means_of_a_long_one() -> None:
