@@ -149,14 +149,20 @@ BUDGET_MARGIN = 1.2      # the data budget: longest trained-on completion x this
 BUDGET_ROUND = 32
 
 
+def longest_trained(lengths: list[int], longest: int | None = None) -> int:
+    """The longest warm-start completion SFT trains on (0 without data): ``longest`` caps the
+    lengths considered, since SFT skips longer examples (its ``max_length``)."""
+    return max((n for n in lengths if longest is None or n <= longest), default=0)
+
+
 def data_budget(lengths: list[int], longest: int | None = None) -> int:
     """The new-token budget that fits every warm-start completion SFT trains on, with a margin
-    (0 without data). ``longest`` caps the lengths considered: SFT skips longer examples (its
-    ``max_length``), so one outlier trace the model never saw would otherwise set the budget."""
-    fitting = [n for n in lengths if longest is None or n <= longest]
-    if not fitting:
+    (0 without data); one outlier trace longer than ``longest``, which the model never saw, does
+    not set it."""
+    top = longest_trained(lengths, longest)
+    if not top:
         return 0
-    return -(-int(max(fitting) * BUDGET_MARGIN) // BUDGET_ROUND) * BUDGET_ROUND
+    return -(-int(top * BUDGET_MARGIN) // BUDGET_ROUND) * BUDGET_ROUND
 
 
 def apply_budget(cfg: "PipelineConfig", budget: int) -> None:
@@ -181,6 +187,9 @@ def apply_overlong_margin(cfg: "PipelineConfig", warmstart: dict) -> None:
         why = ("the warm start has no completions" if not longest
                else f"its longest completion ({longest} tokens) fills RL's budget ({cfg.rl.max_new_tokens})")
         log.warning("overlong_margin: no overlong penalty, since %s", why)
+    else:
+        log.info("overlong penalty over the last %d of RL's %d new tokens", cfg.rl.overlong_buffer,
+                 cfg.rl.max_new_tokens)
 
 
 # Sub-config keys that the pipeline sets from its own fields (value: the field a user sets
@@ -304,7 +313,7 @@ def stage_warmstart(cfg: PipelineConfig, out: Path, archive_dir: Path | None, te
     return {"data": str(data_path), "records": len(result.records), "coverage": stats.get("coverage_selected"),
             "coverage_abstract": stats.get("coverage_abstract"), "stats": stats,
             "completion_tokens": _length_summary(lengths),
-            "longest_trained": max((n for n in lengths if n <= cfg.sft.max_length), default=0),
+            "longest_trained": longest_trained(lengths, cfg.sft.max_length),
             "max_new_tokens": data_budget(lengths, cfg.sft.max_length) if cfg.budget == "data" else cfg.rl.max_new_tokens}
 
 
@@ -461,9 +470,6 @@ def run_pipeline(cfg: PipelineConfig, root: str | Path, *, resume: bool = False,
                  stages["warmstart"].get("max_new_tokens", 0), cfg.rl.max_new_tokens, cfg.eval.max_new_tokens)
     if cfg.overlong_margin:
         apply_overlong_margin(cfg, stages["warmstart"])
-        if cfg.rl.overlong_buffer:
-            log.info("overlong penalty over the last %d of RL's %d new tokens", cfg.rl.overlong_buffer,
-                     cfg.rl.max_new_tokens)
     if cfg.eval.base:
         stages["eval_base"] = _run_stage(root, "eval_base",
                                          lambda: stage_eval(cfg, root / "eval_base", _backbone_dir(cfg)), timer)
