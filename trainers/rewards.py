@@ -100,14 +100,16 @@ def builtin_reward(task: Any, rollout_item: Any, name: str) -> Any:
 
     ``binary``: 1 correct, 0 otherwise (the rollout's own verdict). ``shaped``: the task's
     format + answer shaping. ``partial``: the task's share of the answer that is right
-    (KK: people with the right role), so that a group of all-wrong answers still ranks
-    near misses above guesses; accuracy stays the measure either way.
+    (KK: people with the right role; iGSM: the necessary quantities the trace states
+    right), so that a group of all-wrong answers still ranks near misses above guesses;
+    accuracy stays the measure either way.
     """
     if name == "shaped":
         return task.verify(rollout_item.problem, rollout_item.completion.text, shaped=True)
     verdict = rollout_item.verdict
     if name == "partial":
-        return dataclasses.replace(verdict, reward=float(task.partial_credit(rollout_item.problem, verdict)))
+        credit = task.partial_credit(rollout_item.problem, verdict, rollout_item.completion.text)
+        return dataclasses.replace(verdict, reward=float(credit))
     return verdict
 
 

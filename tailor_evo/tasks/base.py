@@ -248,11 +248,13 @@ class Task(ABC):
         well-formed answer; ``correct`` must not change with it.
         """
 
-    def partial_credit(self, problem: Problem, verdict: Verdict) -> float:
+    def partial_credit(self, problem: Problem, verdict: Verdict, completion: str = "") -> float:
         """Share of the answer that is right, in [0, 1], for the RL ``partial`` reward.
 
         A task whose answer has parts (KK: one role per person) overrides this so that a
-        mostly-right answer earns more than a wrong one; the default is all or nothing.
+        mostly-right answer earns more than a wrong one; a task whose answer is one value
+        (iGSM) may judge the parts of the solution in ``completion``, the text ``verdict``
+        was given for. The default is all or nothing.
         """
         return 1.0 if verdict.correct else 0.0
 

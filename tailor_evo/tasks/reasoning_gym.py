@@ -200,7 +200,7 @@ class ReasoningGymTask(Task):
         except Exception as exc:  # noqa: BLE001 - a verifier must return a verdict for any input
             return Verdict(0.0, False, False, f"verifier error: {type(exc).__name__}")
 
-    def partial_credit(self, problem: Problem, verdict: Verdict) -> float:
+    def partial_credit(self, problem: Problem, verdict: Verdict, completion: str = "") -> float:
         """The dataset's score of the parsed answer (several datasets give partial scores)."""
         if not verdict.format_ok or verdict.parsed is None:
             return 0.0

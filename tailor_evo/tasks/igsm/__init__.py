@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from tailor_evo.errors import InputError
 from tailor_evo.tasks.base import Grammar, Problem, Task, Trajectory, Verdict
+from tailor_evo.tasks.igsm.credit import solution_share
 from tailor_evo.tasks.igsm.generator import GenerationError, GenOptions, generate_graph
 from tailor_evo.tasks.igsm.graph import MOD, Graph, graph_of
 from tailor_evo.tasks.igsm.text import problem_text, reference_solution, template_bin
@@ -121,6 +122,16 @@ class IGSMTask(Task):
         from tailor_evo.tasks.igsm.reading import reading_text
 
         return reading_text(problem, rng, varied=varied)
+
+    def partial_credit(self, problem: Problem, verdict: Verdict, completion: str = "") -> float:
+        """1 for a right answer, 0 for a malformed one; for a wrong one, the share of the
+        question's necessary quantities whose first value the trace states right (the asked
+        one counted as wrong), so near misses rank above guesses (:mod:`.credit`)."""
+        if verdict.correct:
+            return 1.0
+        if not verdict.format_ok:
+            return 0.0
+        return solution_share(graph_of(problem), completion)
 
     def verify(self, problem: Problem, completion: str, shaped: bool = False) -> Verdict:
         """Binary reward by default; ``shaped=True`` gives 0.1 for format, 0.2 for a parsable answer."""

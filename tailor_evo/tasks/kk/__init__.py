@@ -172,7 +172,7 @@ class KnightsKnavesTask(Task):
         """Binary reward by default; ``shaped=True`` gives the Logic-RL format+answer reward."""
         return verify_completion(problem.meta.get("names", []), problem.answer, completion, shaped=shaped)
 
-    def partial_credit(self, problem: Problem, verdict: Verdict) -> float:
+    def partial_credit(self, problem: Problem, verdict: Verdict, completion: str = "") -> float:
         """Share of people given the right role; 0 when the answer could not be parsed."""
         names, solution = problem.meta.get("names", []), problem.answer
         if not isinstance(verdict.parsed, dict) or not names:
