@@ -288,3 +288,34 @@ def test_accuracy_is_reported_per_kind_of_question_where_the_task_splits_them():
     plain = eval_problems(toy, seed=0, levels=[2], n_per_level=2)
     res = evaluate(_scripted(plain, set(), set(), {p.id: 0 for p in plain}), toy, plain, k=[1], progress=False)
     assert res.per_kind == {} and "By what the problem asks" not in render_report(res, model="m", seed=0)
+
+
+def test_partial_credit_shows_how_far_the_wrong_answers_got():
+    """Each greedy answer's partial credit is the task's (iGSM: the necessary quantities its trace
+    states right), averaged per level and overall; a task without parts gives its accuracy."""
+    from tailor_evo.tasks import get_task
+    from tailor_evo.tasks.igsm import graph_of
+    from tailor_evo.trainers.evaluate import render_report
+
+    igsm = get_task("igsm")
+    problems = eval_problems(igsm, seed=4, levels=[3, 4], n_per_level=3)
+    right = {problems[0].id, problems[3].id}
+    greedy = {}
+    for p in problems:
+        gold = igsm.reference_completion(p)
+        greedy[igsm.prompt(p)] = gold if p.id in right else gold.replace(
+            f"<answer> {p.answer} </answer>", f"<answer> {(p.answer + 1) % 23} </answer>")
+    res = evaluate(ScriptedEngine(greedy, {}), igsm, problems, k=[1], progress=False)
+
+    want = {p.id: 1.0 if p.id in right else (len(graph_of(p).needed()) - 1) / len(graph_of(p).needed())
+            for p in problems}
+    assert [o.partial_credit for o in res.outcomes] == pytest.approx([want[p.id] for p in problems])
+    assert 0 < res.overall.accuracy < res.overall.partial_credit < 1
+    assert res.level(4).partial_credit == pytest.approx(sum(want[p.id] for p in problems[3:]) / 3)
+    assert json.loads(json.dumps(res.to_dict()))["overall"]["partial_credit"] == pytest.approx(res.overall.partial_credit)
+    assert f"{res.overall.partial_credit:.3f}" in render_report(res, model="m", seed=4)
+
+    toy = ToySumTask()
+    plain = eval_problems(toy, seed=0, levels=[2], n_per_level=3)
+    res = evaluate(_scripted(plain, {plain[0].id}, set(), {p.id: 0 for p in plain}), toy, plain, k=[1], progress=False)
+    assert res.overall.partial_credit == pytest.approx(res.overall.accuracy) == pytest.approx(1 / 3)

@@ -136,6 +136,7 @@ class ProblemOutcome:
     response_chars: int
     truncated: bool = False           # the greedy completion hit max_new_tokens without an end-of-sequence
     kind: str | None = None           # the task's label for what the problem asks (Task.problem_kind)
+    partial_credit: float = 0.0       # the greedy completion's Task.partial_credit (the RL ``partial`` reward)
     n_samples: int = 0
     n_correct_samples: int = 0
     sample_format_errors: int = 0
@@ -155,6 +156,7 @@ class LevelMetrics:
     sample_accuracy: float | None = None      # mean correctness of sampled completions
     truncated: int = 0                        # greedy completions cut at max_new_tokens
     truncated_share: float = 0.0
+    partial_credit: float = 0.0               # mean share of the answer right (Task.partial_credit), greedy
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -223,6 +225,7 @@ def _aggregate(level: int | None, outcomes: list[ProblemOutcome], ks: list[int])
         mean_response_chars=sum(o.response_chars for o in outcomes) / n if n else 0.0,
         pass_at_k=pk, sample_accuracy=sample_acc,
         truncated=sum(o.truncated for o in outcomes), truncated_share=sum(o.truncated for o in outcomes) / n if n else 0.0,
+        partial_credit=sum(o.partial_credit for o in outcomes) / n if n else 0.0,
     )
 
 
@@ -283,6 +286,7 @@ def evaluate(engine: Engine, task: Task, problems: Sequence[Problem], *, k: Sequ
             response_tokens=len(r.completion.token_ids) if r.completion.token_ids else None,
             response_chars=len(r.completion.text), truncated=is_truncated(r.completion),
             kind=task.problem_kind(problem),
+            partial_credit=float(task.partial_credit(problem, r.verdict, r.completion.text)),
         )
         if sampled is not None:
             o.n_samples = len(sampled[i])
@@ -337,7 +341,8 @@ def render_report(result: EvalResult, *, model: str, seed: int, plots: Sequence[
     from pathlib import Path
 
     pk_cols = [f"pass@{k}" for k in result.overall.pass_at_k]
-    head = ["level", "n", "greedy acc", *pk_cols, "format err", "truncated", "mean tokens", "mean chars"]
+    head = ["level", "n", "greedy acc", *pk_cols, "partial credit", "format err", "truncated", "mean tokens",
+            "mean chars"]
     lines = [
         f"# Evaluation: {result.task}",
         "",
@@ -347,6 +352,9 @@ def render_report(result: EvalResult, *, model: str, seed: int, plots: Sequence[
         if result.n_samples else "- sampling for pass@k: off (greedy only)",
         f"- truncated greedy completions (cut at max_new_tokens={result.max_new_tokens}, no end-of-sequence): "
         f"{result.overall.truncated} of {result.overall.n_problems} ({result.overall.truncated_share:.3f})",
+        "- partial credit: the greedy answers' mean share right, as the RL `partial` reward counts it "
+        "(1 for a right answer; KK: people with the right role; iGSM: the necessary quantities the trace "
+        "states right)",
         "",
         "| " + " | ".join(head) + " |",
         "|" + "---|" * len(head),
@@ -355,7 +363,7 @@ def render_report(result: EvalResult, *, model: str, seed: int, plots: Sequence[
     def row(name: str, m: LevelMetrics) -> str:
         toks = "-" if m.mean_response_tokens is None else f"{m.mean_response_tokens:.1f}"
         cells = [name, str(m.n_problems), f"{m.accuracy:.3f}",
-                 *(f"{m.pass_at_k.get(int(c[5:]), math.nan):.3f}" for c in pk_cols),
+                 *(f"{m.pass_at_k.get(int(c[5:]), math.nan):.3f}" for c in pk_cols), f"{m.partial_credit:.3f}",
                  f"{m.format_error_rate:.3f}", f"{m.truncated} ({m.truncated_share:.3f})", toks,
                  f"{m.mean_response_chars:.0f}"]
         return "| " + " | ".join(cells) + " |"
