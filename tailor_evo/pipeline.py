@@ -396,7 +396,7 @@ def stage_eval(cfg: PipelineConfig, out: Path, model_dir: str) -> dict:
             "per_level": {str(m.level): m.accuracy for m in result.per_level},
             "per_kind": {kind: m.accuracy for kind, m in result.per_kind.items()},
             "format_error_rate": result.overall.format_error_rate, "truncated_share": result.overall.truncated_share,
-            "summary": result.summary_line()}
+            "partial_credit": result.overall.partial_credit, "summary": result.summary_line()}
 
 
 # --------------------------------------------------------------------------------------------------

@@ -314,6 +314,7 @@ def test_partial_credit_shows_how_far_the_wrong_answers_got():
     assert res.level(4).partial_credit == pytest.approx(sum(want[p.id] for p in problems[3:]) / 3)
     assert json.loads(json.dumps(res.to_dict()))["overall"]["partial_credit"] == pytest.approx(res.overall.partial_credit)
     assert f"{res.overall.partial_credit:.3f}" in render_report(res, model="m", seed=4)
+    assert f"partial credit {res.overall.partial_credit:.3f}" in res.summary_line()
 
     toy = ToySumTask()
     plain = eval_problems(toy, seed=0, levels=[2], n_per_level=3)

@@ -160,7 +160,7 @@ def evaluate(ctx: click.Context, model: str | None, task_name: str | None, data_
              max_new_tokens: int | None, chat: bool | None, batch_size: int | None, seed: int | None,
              train_data: str | None, out: str, overwrite: bool, config_path: str | None,
              overrides: tuple[str, ...]) -> None:
-    """Evaluate a model: greedy accuracy per level, pass@k, response length, format errors."""
+    """Evaluate a model: greedy accuracy per level, pass@k, partial credit, response length, format errors."""
     cfg = resolve_config(EvalConfig, config_path, overrides, ctx, model=model, task=task_name, data=data_path,
                          levels=parse_levels(levels), n_per_level=n_per_level, k=k, n_samples=n_samples,
                          temperature=temperature, max_new_tokens=max_new_tokens, chat=chat,
@@ -169,7 +169,7 @@ def evaluate(ctx: click.Context, model: str | None, task_name: str | None, data_
     o = results["overall"]
     click.echo(f"{results['task']}: accuracy {o['accuracy']:.3f}  "
                + "  ".join(f"pass@{kk}={v:.3f}" for kk, v in o["pass_at_k"].items())
-               + f"  format errors {o['format_error_rate']:.3f}")
+               + f"  partial credit {o['partial_credit']:.3f}  format errors {o['format_error_rate']:.3f}")
     for m in results["per_level"]:
         click.echo(f"  {results['difficulty_name']}={m['level']}: {m['accuracy']:.3f} (n={m['n_problems']})")
     click.echo(f"report: {Path(out) / 'report.md'}")

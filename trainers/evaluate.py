@@ -202,8 +202,9 @@ class EvalResult:
         levels = "  ".join(f"{self.difficulty_name}={m.level}:{m.accuracy:.3f}" for m in self.per_level)
         levels += "".join(f"  {kind}:{m.accuracy:.3f}" for kind, m in self.per_kind.items())
         pk = "  ".join(f"pass@{k}={v:.3f}" for k, v in self.overall.pass_at_k.items())
-        return (f"accuracy {self.overall.accuracy:.3f}  ({levels})  {pk}  format errors "
-                f"{self.overall.format_error_rate:.3f}  truncated {self.overall.truncated_share:.3f}")
+        return (f"accuracy {self.overall.accuracy:.3f}  ({levels})  {pk}  partial credit "
+                f"{self.overall.partial_credit:.3f}  format errors {self.overall.format_error_rate:.3f}  "
+                f"truncated {self.overall.truncated_share:.3f}")
 
 
 def _aggregate(level: int | None, outcomes: list[ProblemOutcome], ks: list[int]) -> LevelMetrics:
