@@ -124,14 +124,18 @@ class IGSMTask(Task):
         return reading_text(problem, rng, varied=varied)
 
     def partial_credit(self, problem: Problem, verdict: Verdict, completion: str = "") -> float:
-        """1 for a right answer, 0 for a malformed one; for a wrong one, the share of the
-        question's necessary quantities whose first value the trace states right (the asked
-        one counted as wrong), so near misses rank above guesses (:mod:`.credit`)."""
+        """1 for a right answer, 0 for one without a parsable answer; for a wrong one, the
+        share of the question's necessary quantities whose first value the trace states right
+        (the asked one counted as wrong), so near misses rank above guesses (:mod:`.credit`).
+        Never raises: an unreadable trace earns 0."""
         if verdict.correct:
             return 1.0
-        if not verdict.format_ok:
+        if not verdict.format_ok or verdict.parsed is None:
             return 0.0
-        return solution_share(graph_of(problem), completion)
+        try:
+            return solution_share(graph_of(problem), completion)
+        except Exception:  # noqa: BLE001 - a reward must score any text, never stop the run
+            return 0.0
 
     def verify(self, problem: Problem, completion: str, shaped: bool = False) -> Verdict:
         """Binary reward by default; ``shaped=True`` gives 0.1 for format, 0.2 for a parsable answer."""

@@ -8,18 +8,26 @@ them.
 
 What counts as stating a value, in every wording the executor writes:
 
-* ``<X> = <v>`` or ``<X> is <v>``, where ``X`` is a quantity's name or a symbol that a
-  ``Define <name> as <symbol>`` bound to one, and the clause (up to ``,`` ``;`` ``and``
-  ``too`` or the end of the sentence, less a closing remark in brackets) ends in the integer ``v``, after any chain: ``so
-  A = 14 + m = 14 + 18 = 9`` states 9 for A; ``A = 14 + m`` states nothing. ``v`` is
-  taken modulo 23 (the public format writes ``= 24`` and reduces it after).
-* Only the *first* value stated for a quantity counts, and only the first symbol bound to
-  it, so writing every residue in turn earns nothing.
+* A statement is ``<X> = <v>`` or ``<X> is <v>``, where ``X`` is a quantity's name, or a
+  symbol that an earlier ``Define <name> as <symbol>`` bound to one.
+* Its clause runs to the next ``,`` ``;`` ``:`` `` and ``, ``too``, line break or sentence end
+  (``, which is`` continues it: ``X = 9 + Y, which is 9 + 4 = 13``).
+* ``v`` is the clause's last ``=``-separated part that is an integer, less a closing
+  remark in brackets (``19 (given)``), taken modulo 23 (the public format writes ``= 24``
+  and reduces it after): ``so A = 14 + m = 14 + 18 = 9`` states 9 for A, and
+  ``A = 14 + m`` states nothing. An operand is not a subject: ``x + B = 19`` says
+  nothing of B.
+* Only the *first* value stated for a quantity counts, and a quantity binds one symbol,
+  once, from its ``Define`` on: writing every residue in turn, or binding a symbol late
+  to a value written before, earns nothing.
+
+Quantities the problem states (``X = 5``, copied) count like computed ones: reading the
+right sentence is part of the solution, and one this model family gets wrong.
 
 The credit is not a second answer check: a right answer gets 1 whatever its trace says
-(the verdict is the measure), a malformed one 0, and a wrong one the share of the
-necessary quantities (the queried one counted, and never right) whose first stated value
-is their true value, so it stays below 1.
+(the verdict is the measure), one without a parsable answer 0, and a wrong one the share
+of the necessary quantities stated right. The asked quantity is in the denominator but
+never in the numerator (its value is the answer's to give), so the share stays below 1.
 """
 
 from __future__ import annotations
@@ -30,19 +38,20 @@ from functools import lru_cache
 from tailor_evo.tasks.base import THINK_CLOSE, THINK_OPEN
 from tailor_evo.tasks.igsm.graph import MOD, Graph
 
-_DEFINE = re.compile(r"Define (?P<name>.+?) as (?P<sym>[A-Za-z][0-9]*)(?![\w'])")
-_CLAUSE_END = re.compile(r"[,;]|\.(?:\s|$)| and | too\b|$")
-_INT = re.compile(r"-?[0-9]+")
-_REMARK = re.compile(r"\s*\([^()=]*\)$")   # "19 (given)", "0 (Elm Park has no Toy below it)"
+_DEFINE = re.compile(r"Define (?P<name>[^;.\n]+?) as (?P<sym>[A-Za-z][0-9]*)(?![\w'])")
+_CLAUSE_END = re.compile(r",(?! which is )|[;:]|\.(?:\s|$)|\n| and | too\b|$")
+_PARTS = re.compile(r" = |, which is ")
+_INT = re.compile(r"-?[0-9]{1,12}")                  # longer runs are no residue anyone computed
+_REMARK = re.compile(r"\s*\([^()=]*\)$")            # "19 (given)", "0 (Elm Park has no Toy below it)"
 
 
-@lru_cache(maxsize=256)
-def _subject_pattern(names: tuple[str, ...]) -> re.Pattern[str]:
-    """Any of ``names`` as a whole phrase that is not an operand ("x + B = 19" states x + B,
-    not B), then `` = `` or `` is ``; longest names first so that "Elm Park's Sand Pit"
-    wins over a shorter name it contains."""
+@lru_cache(maxsize=64)
+def _statement_pattern(names: tuple[str, ...]) -> re.Pattern[str]:
+    """A ``Define``, or a subject (one of ``names``, longest first so that "Elm Park's Sand Pit"
+    wins over a shorter name inside it, else a symbol-shaped word) that is not an operand,
+    followed by `` = `` or `` is ``."""
     alts = "|".join(re.escape(n) for n in sorted(names, key=len, reverse=True))
-    return re.compile(rf"(?<![\w'(])(?<![-+*] )(?P<subject>{alts}) (?:=|is) ")
+    return re.compile(rf"{_DEFINE.pattern}|(?<![\w'(])(?<![-+*] )(?P<subject>{alts}|[A-Za-z][0-9]*) (?:=|is) ")
 
 
 def reasoning_of(completion: str) -> str:
@@ -55,40 +64,43 @@ def reasoning_of(completion: str) -> str:
 
 
 def _stated(clause: str) -> int | None:
-    """The residue of the integer a clause ends its chain with ("14 + m = 14 + 18 = 9" -> 9;
+    """The residue of the last integer part of a clause's chain ("14 + m = 14 + 18 = 9" -> 9;
     the public format's unreduced "= 24" -> 1, which it reduces next), else None."""
-    last = _REMARK.sub("", clause.rsplit(" = ", 1)[-1].strip())
-    return int(last) % MOD if _INT.fullmatch(last) else None
+    for part in reversed(_PARTS.split(clause)):
+        part = _REMARK.sub("", part.strip())
+        if _INT.fullmatch(part):
+            return int(part) % MOD
+    return None
 
 
 def stated_values(g: Graph, text: str) -> dict[int, int]:
-    """The first value ``text`` states for each of the problem's quantities, by parameter id."""
+    """The first value ``text`` states for each of the problem's quantities, by parameter id,
+    reading bindings and statements in the order they are written."""
     by_name = {p.name: p.id for p in g.params}
     symbols: dict[str, int] = {}
     bound: set[int] = set()
-    for m in _DEFINE.finditer(text):
-        pid = by_name.get(m.group("name").strip())
-        if pid is not None and pid not in bound and m.group("sym") not in symbols:
-            symbols[m.group("sym")] = pid
-            bound.add(pid)
-    subjects = {**by_name, **symbols}
-    text = text.replace(", which is ", " = ")   # "X = 9 + Y, which is 9 + 4 = 13": one chain
     values: dict[int, int] = {}
-    for m in _subject_pattern(tuple(subjects)).finditer(text):
-        pid = subjects[m.group("subject")]
-        if pid in values:
+    for m in _statement_pattern(tuple(by_name)).finditer(text):
+        if m.group("name") is not None:                      # Define <name> as <symbol>
+            pid = by_name.get(m.group("name").strip())
+            if pid is not None and pid not in bound and m.group("sym") not in symbols:
+                symbols[m.group("sym")] = pid
+                bound.add(pid)
             continue
-        rest = text[m.end():]
-        clause = rest[:_CLAUSE_END.search(rest).start()]
-        value = _stated(clause)
+        subject = m.group("subject")
+        pid = by_name.get(subject, symbols.get(subject))
+        if pid is None or pid in values:
+            continue
+        end = _CLAUSE_END.search(text, m.end()).start()
+        value = _stated(text[m.end():end])
         if value is not None:
             values[pid] = value
     return values
 
 
 def solution_share(g: Graph, completion: str) -> float:
-    """Share of the question's necessary quantities whose first stated value is right, the
-    queried quantity left uncounted above the line (its value is the answer's to give)."""
+    """Share of the question's necessary quantities whose first stated value is right: the
+    numerator leaves the asked quantity out, the denominator counts it."""
     needed = g.needed()
     truth = g.values()
     stated = stated_values(g, reasoning_of(completion))
