@@ -11,9 +11,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_igsm_explicit import GRAMMAR, SEED_PROGRAMS
 
+from tailor_evo.tasks.base import Problem, Verdict
 from tailor_evo.tasks.igsm import IGSMTask, graph_of
 from tailor_evo.tasks.igsm.credit import reasoning_of, solution_share, stated_values
-from tailor_evo.tasks.base import Problem, Verdict
 from tailor_evo.trainers.rewards import parse_reward, score_round
 
 TASKS = {r: IGSMTask(rendering=r) for r in IGSMTask.renderings}
