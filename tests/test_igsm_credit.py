@@ -4,34 +4,18 @@ from __future__ import annotations
 
 import random
 import re
-from dataclasses import dataclass
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_igsm_explicit import GRAMMAR, SEED_PROGRAMS
+from test_rl_rewards import _C, _R
 
-from tailor_evo.tasks.base import Problem, Verdict
 from tailor_evo.tasks.igsm import IGSMTask, graph_of
 from tailor_evo.tasks.igsm.credit import reasoning_of, solution_share, stated_values
 from tailor_evo.trainers.rewards import parse_reward, score_round
 
 TASKS = {r: IGSMTask(rendering=r) for r in IGSMTask.renderings}
-
-
-@dataclass
-class _Completion:
-    text: str
-    token_ids: list
-
-
-@dataclass
-class _Rollout:
-    """What the reward reads of a rollout: its problem, completion and verdict."""
-
-    problem: Problem
-    completion: _Completion
-    verdict: Verdict
 
 
 @settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -136,7 +120,7 @@ def test_the_partial_reward_reads_the_completion_it_is_given():
     first = next(q for q in g.topo_order() if q in g.needed() and q != g.question)
     sym = re.search(rf"Define {g.params[first].name} as (\w+)", gold).group(1)
     worse = wrong.replace(f"so {sym} = {g.values()[first]}.", f"so {sym} = {(g.values()[first] + 1) % 23}.", 1)
-    flat = [_Rollout(p, _Completion(t, [0]), task.verify(p, t)) for t in (gold, wrong, worse)]
+    flat = [_R(p, _C(t, [0]), task.verify(p, t)) for t in (gold, wrong, worse)]
     rewards = [v.reward for v in score_round(parse_reward("binary, 0.5*partial"), task, flat, lambda q: {}, chat=False)]
     n = len(g.needed())
     assert rewards == pytest.approx([1.5, 0.5 * (n - 1) / n, 0.5 * (n - 2) / n])
